@@ -1,0 +1,129 @@
+//! The default connection factory, over tokio-tungstenite.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tower::Service;
+
+use super::status::{parse_retry_after, StatusPolicy};
+use crate::error::Error;
+use crate::target::{redact_uri, Target};
+
+/// The connection [`TungsteniteConnector`] opens.
+pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens WebSocket connections with tokio-tungstenite: the default
+/// [`MakeConnection`](crate::MakeConnection).
+///
+/// - A URL that is not `ws://` or `wss://` with a host fails with
+///   [`Error::InvalidUrl`] before any network traffic.
+/// - A handshake refused with an HTTP status fails with [`Error::Rejected`], classified by
+///   the [`StatusPolicy`] and carrying the `Retry-After` header.
+/// - Transport errors are [`Error::Transport`].
+///
+/// Nagle's algorithm is disabled (WebSocket messages are small and latency matters).
+///
+/// ```
+/// use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+/// use ws_reconnect::{StatusPolicy, TungsteniteConnector};
+///
+/// let connector = TungsteniteConnector::default()
+///     .config(WebSocketConfig::default().max_message_size(Some(1 << 20)))
+///     .status_policy(StatusPolicy::from_fn(|s| s.is_server_error()));
+/// assert_eq!(connector.websocket_config().max_message_size, Some(1 << 20));
+/// ```
+#[derive(Clone, Default)]
+pub struct TungsteniteConnector {
+    config: WebSocketConfig,
+    status_policy: StatusPolicy,
+}
+
+impl fmt::Debug for TungsteniteConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TungsteniteConnector")
+            .field("config", &self.config)
+            .field("status_policy", &self.status_policy)
+            .finish()
+    }
+}
+
+impl TungsteniteConnector {
+    /// A connector with tungstenite's default `WebSocketConfig` and the default
+    /// [`StatusPolicy`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the WebSocket settings: maximum message and frame size, buffer sizes.
+    pub fn config(mut self, config: WebSocketConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets which refused-handshake statuses are retryable.
+    pub fn status_policy(mut self, policy: StatusPolicy) -> Self {
+        self.status_policy = policy;
+        self
+    }
+
+    /// The WebSocket settings in use.
+    pub fn websocket_config(&self) -> &WebSocketConfig {
+        &self.config
+    }
+}
+
+impl Service<Target> for TungsteniteConnector {
+    type Response = TungsteniteConnection;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<TungsteniteConnection, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, target: Target) -> Self::Future {
+        let config = self.config;
+        let policy = self.status_policy.clone();
+        Box::pin(async move {
+            let request = target.request()?;
+            let url = redact_uri(request.uri());
+            tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
+            match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+                Ok((stream, response)) => {
+                    tracing::debug!(%url, status = %response.status(), "WebSocket handshake done");
+                    Ok(stream)
+                }
+                Err(WsError::Http(response)) => {
+                    let status = response.status();
+                    Err(Error::Rejected {
+                        status,
+                        retry_after: parse_retry_after(response.headers()),
+                        retryable: policy.is_retryable(status),
+                    })
+                }
+                Err(WsError::Url(e)) => Err(Error::InvalidUrl {
+                    url,
+                    reason: url_reason(&e),
+                }),
+                Err(e) => Err(Error::Transport(e)),
+            }
+        })
+    }
+}
+
+fn url_reason(e: &tungstenite::error::UrlError) -> &'static str {
+    use tungstenite::error::UrlError::*;
+    match e {
+        TlsFeatureNotEnabled => "wss:// needs a TLS feature of ws-reconnect",
+        NoHostName | EmptyHostName => "the URL has no host",
+        UnsupportedUrlScheme => "the scheme must be ws or wss",
+        UnableToConnect(_) => "no address of the host could be reached",
+        NoPathOrQuery => "the URL has no path",
+    }
+}

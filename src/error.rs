@@ -1,0 +1,268 @@
+//! The crate's error type and its classification into retryable and permanent.
+//!
+//! Every fallible operation in this crate returns [`Error`]. Errors from a custom
+//! connection stack (any `tower` layer a user adds) arrive as a [`BoxError`] and are
+//! converted once, at the boundary, by [`Error::from_boxed`]: our own errors, tungstenite
+//! errors and tower's timeout come back as their own variants instead of an opaque box.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+
+use crate::backoff::InvalidBackoff;
+
+/// A boxed error, as produced by generic `tower` middleware.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong while dialing, reconnecting, sending or receiving.
+///
+/// Match on the variants you act on and keep a `_` arm: the enum is `#[non_exhaustive]`.
+///
+/// ```
+/// use ws_reconnect::Error;
+///
+/// fn advice(err: &Error) -> &'static str {
+///     match err {
+///         Error::NotDialed => "call dial() first",
+///         Error::TooManyReconnects { .. } => "wait for the reconnect window to free up",
+///         Error::Rejected { status, .. } if status.as_u16() == 401 => "refresh the token",
+///         e if e.is_retryable() => "try again later",
+///         _ => "give up",
+///     }
+/// }
+/// assert_eq!(advice(&Error::NotDialed), "call dial() first");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Writing before the first `dial`, or after `close`.
+    NotDialed,
+    /// The reconnect limiter refused: `max_total` reconnections already happened within
+    /// `window`.
+    TooManyReconnects {
+        /// The configured maximum number of reconnections per window.
+        max_total: usize,
+        /// The length of the sliding window.
+        window: Duration,
+        /// When the oldest reconnection leaves the window and one is allowed again;
+        /// `None` when no reconnection is ever allowed (`max_total == 0`).
+        retry_at: Option<Instant>,
+    },
+    /// The URL is malformed or its scheme is not `ws`/`wss`. Never retried.
+    InvalidUrl {
+        /// The URL as given, with user-info and query removed.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The server answered the upgrade request with an HTTP status instead of `101`.
+    Rejected {
+        /// The HTTP status the server answered with.
+        status: StatusCode,
+        /// The server's `Retry-After`, in seconds or as an HTTP date, if it sent one.
+        retry_after: Option<Duration>,
+        /// Whether the status policy classified the status as worth retrying.
+        retryable: bool,
+    },
+    /// A WebSocket or I/O error from tungstenite.
+    Transport(tungstenite::Error),
+    /// A connection attempt took longer than its timeout.
+    Timeout,
+    /// The backoff policy ran out (its `max_elapsed_time` passed) while the connection
+    /// kept failing; the last failure is the [`source`](StdError::source).
+    GaveUp {
+        /// Connection attempts made in this run of the policy.
+        attempts: u32,
+        /// Time since the policy started (or was last reset).
+        elapsed: Duration,
+        /// The last failure.
+        source: Box<Error>,
+    },
+    /// The previous connection was lost before it proved healthy; the backoff keeps
+    /// growing across such connections instead of reconnecting in a tight loop.
+    ConnectionLost,
+    /// A message kind that the sink does not send: `Close` (use `SinkExt::close`) or a
+    /// raw `Frame`.
+    UnsupportedMessage,
+    /// An invalid backoff setting.
+    InvalidBackoff(InvalidBackoff),
+    /// The request factory supplied by the user failed.
+    Request(BoxError),
+    /// Any other error from a custom connection stack.
+    Connection(BoxError),
+}
+
+impl Error {
+    /// Converts an error from a generic connection stack, recovering our own variants.
+    ///
+    /// A boxed [`Error`] comes back as itself, a boxed tungstenite error as
+    /// [`Error::Transport`], tower's `Elapsed` as [`Error::Timeout`]; anything else becomes
+    /// [`Error::Connection`].
+    ///
+    /// ```
+    /// use ws_reconnect::{BoxError, Error};
+    ///
+    /// let boxed: BoxError = Box::new(Error::NotDialed);
+    /// assert!(matches!(Error::from_boxed(boxed), Error::NotDialed));
+    /// let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
+    /// assert!(matches!(Error::from_boxed(elapsed), Error::Timeout));
+    /// ```
+    pub fn from_boxed(err: BoxError) -> Error {
+        let err = match err.downcast::<Error>() {
+            Ok(e) => return *e,
+            Err(e) => e,
+        };
+        let err = match err.downcast::<tungstenite::Error>() {
+            Ok(e) => return Error::Transport(*e),
+            Err(e) => e,
+        };
+        let err = match err.downcast::<std::io::Error>() {
+            Ok(e) => return Error::Transport(tungstenite::Error::Io(*e)),
+            Err(e) => e,
+        };
+        if err.is::<tower::timeout::error::Elapsed>() {
+            return Error::Timeout;
+        }
+        Error::Connection(err)
+    }
+
+    /// Whether trying the connection again may succeed.
+    ///
+    /// Retryable: I/O errors (refused, reset, DNS), timeouts, statuses the status policy
+    /// calls retryable (by default 408, 425, 429, 500, 502, 503, 504), a lost connection,
+    /// and errors from a custom stack. Permanent: a bad URL or setting, other statuses,
+    /// protocol and TLS errors, the limiter's refusal and an exhausted backoff.
+    ///
+    /// ```
+    /// use ws_reconnect::Error;
+    /// assert!(Error::Timeout.is_retryable());
+    /// assert!(!Error::NotDialed.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Rejected { retryable, .. } => *retryable,
+            Error::Transport(e) => matches!(
+                e,
+                tungstenite::Error::Io(_)
+                    | tungstenite::Error::ConnectionClosed
+                    | tungstenite::Error::AlreadyClosed
+            ),
+            Error::Timeout | Error::ConnectionLost | Error::Connection(_) => true,
+            Error::NotDialed
+            | Error::TooManyReconnects { .. }
+            | Error::InvalidUrl { .. }
+            | Error::GaveUp { .. }
+            | Error::UnsupportedMessage
+            | Error::InvalidBackoff(_)
+            | Error::Request(_) => false,
+        }
+    }
+
+    /// The server's `Retry-After`, when the error carries one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::Error;
+    ///
+    /// let err = Error::Rejected {
+    ///     status: http::StatusCode::TOO_MANY_REQUESTS,
+    ///     retry_after: Some(Duration::from_secs(1)),
+    ///     retryable: true,
+    /// };
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Rejected { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotDialed => f.write_str(
+                "the connection is not dialed: call dial() before sending, and again after close()",
+            ),
+            Error::TooManyReconnects {
+                max_total, window, ..
+            } => write!(
+                f,
+                "too many reconnections: {max_total} already within {window:?}; \
+                 a reconnection is allowed again once the oldest leaves the window"
+            ),
+            Error::InvalidUrl { url, reason } => {
+                write!(f, "invalid WebSocket URL {url:?}: {reason}")
+            }
+            Error::Rejected {
+                status,
+                retry_after,
+                retryable,
+            } => {
+                write!(f, "the server refused the WebSocket upgrade with HTTP {status}")?;
+                if let Some(after) = retry_after {
+                    write!(f, " (Retry-After: {after:?})")?;
+                }
+                if !retryable {
+                    f.write_str("; not retried: check the URL, credentials and headers")?;
+                }
+                Ok(())
+            }
+            Error::Transport(e) => write!(f, "WebSocket transport error: {e}"),
+            Error::Timeout => f.write_str("the connection attempt timed out"),
+            Error::GaveUp {
+                attempts,
+                elapsed,
+                source,
+            } => write!(
+                f,
+                "gave up reconnecting after {attempts} attempts in {elapsed:?} \
+                 (max_elapsed_time reached); last error: {source}"
+            ),
+            Error::ConnectionLost => {
+                f.write_str("the connection was lost before it proved healthy")
+            }
+            Error::UnsupportedMessage => f.write_str(
+                "Close and raw Frame messages cannot be sent: use SinkExt::close() to close",
+            ),
+            Error::InvalidBackoff(e) => write!(f, "invalid backoff setting: {e}"),
+            Error::Request(e) => write!(f, "building the upgrade request failed: {e}"),
+            Error::Connection(e) => write!(f, "connection error: {e}"),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Transport(e) => Some(e),
+            Error::GaveUp { source, .. } => Some(&**source),
+            Error::InvalidBackoff(e) => Some(e),
+            Error::Request(e) | Error::Connection(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl From<tungstenite::Error> for Error {
+    fn from(e: tungstenite::Error) -> Self {
+        Error::Transport(e)
+    }
+}
+
+impl From<InvalidBackoff> for Error {
+    fn from(e: InvalidBackoff) -> Self {
+        Error::InvalidBackoff(e)
+    }
+}
+
+impl From<tower::timeout::error::Elapsed> for Error {
+    fn from(_: tower::timeout::error::Elapsed) -> Self {
+        Error::Timeout
+    }
+}

@@ -1,0 +1,235 @@
+//! The reconnect limiter: at most `max_total` reconnections within any sliding `window`.
+//!
+//! [`ReconnectLimit`] wraps a connection service. A call whose [`Target`] is a
+//! reconnection ([`DialKind::Reconnect`]) and the first attempt of its backoff run takes a
+//! slot in the window; when the window is full the call fails at once with
+//! [`Error::TooManyReconnects`], which says when a slot frees. First dials and the
+//! backoff's retries are never counted, so one reconnection counts once however many
+//! attempts it takes, whichever order the layers are stacked in.
+//!
+//! The budget lives in a [`ReconnectLimiter`] handle. Cloning it shares the budget, so
+//! many connections of one process can draw from one: a server restart that drops them
+//! all cannot turn into a reconnect storm beyond what the budget allows.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ws_reconnect::{ReconnectLimitLayer, ReconnectLimiter};
+//!
+//! // Shared by every connection built with this layer.
+//! let limiter = ReconnectLimiter::new(100, Duration::from_secs(60));
+//! let layer = ReconnectLimitLayer::with_limiter(limiter.clone());
+//! assert!(limiter.can_connect());
+//! # let _ = layer;
+//! ```
+
+mod future;
+mod layer;
+pub(crate) mod window;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::Service;
+
+pub use self::future::ResponseFuture;
+pub use self::layer::ReconnectLimitLayer;
+use self::window::SlidingWindow;
+use crate::error::{BoxError, Error};
+use crate::target::{DialKind, Target};
+
+/// A shareable reconnection budget: at most `max_total` reconnections within any span of
+/// `window`.
+///
+/// Clones share the budget.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_reconnect::{Error, ReconnectLimiter};
+///
+/// let limiter = ReconnectLimiter::new(1, Duration::from_secs(60));
+/// assert!(limiter.try_acquire().is_ok());
+/// assert!(!limiter.can_connect());
+/// assert!(matches!(limiter.try_acquire(), Err(Error::TooManyReconnects { .. })));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReconnectLimiter {
+    window: Arc<Mutex<SlidingWindow>>,
+}
+
+impl Default for ReconnectLimiter {
+    /// 10 reconnections within 1 hour.
+    fn default() -> Self {
+        ReconnectLimiter::new(
+            Self::DEFAULT_MAX_TOTAL,
+            Self::DEFAULT_WINDOW,
+        )
+    }
+}
+
+impl ReconnectLimiter {
+    /// Default maximum reconnections per window: 10.
+    pub const DEFAULT_MAX_TOTAL: usize = 10;
+    /// Default window: 1 hour.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+
+    /// A budget of `max_total` reconnections within any span of `window`.
+    /// `max_total == 0` forbids every reconnection.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::ReconnectLimiter;
+    /// let limiter = ReconnectLimiter::new(0, Duration::from_secs(1));
+    /// assert!(!limiter.can_connect());
+    /// ```
+    pub fn new(max_total: usize, window: Duration) -> Self {
+        ReconnectLimiter {
+            window: Arc::new(Mutex::new(SlidingWindow::new(max_total, window))),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlidingWindow> {
+        // The window stays consistent even if a holder panicked: every method leaves it
+        // valid after each step.
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a reconnection would be allowed now. Takes no slot.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::ReconnectLimiter;
+    /// let limiter = ReconnectLimiter::new(2, Duration::from_secs(1));
+    /// assert!(limiter.can_connect());
+    /// assert!(limiter.can_connect()); // asking does not use the budget
+    /// ```
+    pub fn can_connect(&self) -> bool {
+        self.lock().would_allow(Instant::now())
+    }
+
+    /// Takes a slot for one reconnection.
+    ///
+    /// # Errors
+    /// [`Error::TooManyReconnects`] when the window is full; its `retry_at` says when a
+    /// slot frees (`None` when `max_total` is 0).
+    pub fn try_acquire(&self) -> Result<(), Error> {
+        let mut window = self.lock();
+        window
+            .try_acquire(Instant::now())
+            .map_err(|retry_at| Error::TooManyReconnects {
+                max_total: window.max_total(),
+                window: window.window(),
+                retry_at,
+            })
+    }
+
+    /// Reconnections inside the window now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::ReconnectLimiter;
+    /// let limiter = ReconnectLimiter::new(5, Duration::from_secs(60));
+    /// limiter.try_acquire()?;
+    /// assert_eq!(limiter.used(), 1);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn used(&self) -> usize {
+        self.lock().count(Instant::now())
+    }
+
+    /// The configured maximum per window.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use ws_reconnect::ReconnectLimiter;
+    /// assert_eq!(ReconnectLimiter::new(5, Duration::from_secs(1)).max_total(), 5);
+    /// ```
+    pub fn max_total(&self) -> usize {
+        self.lock().max_total()
+    }
+
+    /// The window length.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use ws_reconnect::ReconnectLimiter;
+    /// assert_eq!(ReconnectLimiter::default().window(), Duration::from_secs(3600));
+    /// ```
+    pub fn window(&self) -> Duration {
+        self.lock().window()
+    }
+}
+
+/// Limits the reconnections passing through the inner connection service; see the
+/// [module docs](self).
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_reconnect::{ReconnectLimit, ReconnectLimiter, TungsteniteConnector};
+///
+/// let service = ReconnectLimit::new(
+///     TungsteniteConnector::default(),
+///     ReconnectLimiter::new(10, Duration::from_secs(3600)),
+/// );
+/// assert!(service.limiter().can_connect());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReconnectLimit<S> {
+    inner: S,
+    limiter: ReconnectLimiter,
+}
+
+impl<S> ReconnectLimit<S> {
+    /// Wraps `inner`, drawing from `limiter`'s budget.
+    pub const fn new(inner: S, limiter: ReconnectLimiter) -> Self {
+        ReconnectLimit { inner, limiter }
+    }
+
+    /// The budget this service draws from.
+    pub fn limiter(&self) -> &ReconnectLimiter {
+        &self.limiter
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Target> for ReconnectLimit<S>
+where
+    S: Service<Target>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Refusals happen in `call`, with a typed error; readiness is the inner service's.
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| Error::from_boxed(e.into()))
+    }
+
+    fn call(&mut self, target: Target) -> Self::Future {
+        if target.kind() == DialKind::Reconnect && target.attempt() == 0 {
+            if let Err(err) = self.limiter.try_acquire() {
+                tracing::warn!(error = %err, "reconnection refused by the limiter");
+                return ResponseFuture::refused(err);
+            }
+        }
+        ResponseFuture::called(self.inner.call(target))
+    }
+}

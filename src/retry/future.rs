@@ -1,0 +1,168 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::Service;
+
+use crate::backoff::ExponentialBackoff;
+use crate::error::{BoxError, Error};
+use crate::target::Target;
+
+pin_project! {
+    /// The future of a [`Backoff`](super::Backoff) call: attempts, and the sleeps between
+    /// them.
+    ///
+    /// ```text
+    /// Waiting  --sleep done-->  Readying --inner ready--> Calling --Ok--> done
+    ///                              ^                         |
+    ///                              +---- retryable Err, -----+   (Waiting when delay > 0)
+    ///                                    policy gives a delay
+    /// permanent Err or policy ended: done with that error / GaveUp
+    /// ```
+    pub struct ResponseFuture<S: Service<Target>> {
+        service: S,
+        policy: Arc<Mutex<ExponentialBackoff>>,
+        target: Target,
+        attempts: u32,
+        #[pin]
+        state: State<S::Future>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // Calling the service the Backoff was ready with (the first attempt).
+        First,
+        Waiting { #[pin] sleep: Sleep },
+        Readying,
+        Calling { #[pin] future: F },
+        // Gave up before any attempt: the previous connection was unhealthy and the
+        // policy has run out.
+        Exhausted,
+    }
+}
+
+impl<S: Service<Target>> std::fmt::Debug for ResponseFuture<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("target", &self.target)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ResponseFuture<S>
+where
+    S: Service<Target>,
+{
+    pub(super) fn new(
+        service: S,
+        policy: Arc<Mutex<ExponentialBackoff>>,
+        target: Target,
+        first_delay: Option<Option<Duration>>,
+    ) -> Self {
+        let state = match first_delay {
+            None => State::First,
+            Some(Some(delay)) => {
+                tracing::debug!(?delay, "previous connection was unhealthy; waiting before reconnecting");
+                State::Waiting {
+                    sleep: tokio::time::sleep(delay),
+                }
+            }
+            Some(None) => State::Exhausted,
+        };
+        ResponseFuture {
+            service,
+            policy,
+            target,
+            attempts: 0,
+            state,
+        }
+    }
+}
+
+impl<S> Future for ResponseFuture<S>
+where
+    S: Service<Target>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let failure = match this.state.as_mut().project() {
+                StateProj::Exhausted => {
+                    let elapsed = this.policy.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                    return Poll::Ready(Err(Error::GaveUp {
+                        attempts: 0,
+                        elapsed,
+                        source: Box::new(Error::ConnectionLost),
+                    }));
+                }
+                StateProj::First => {
+                    // Backoff::call only builds this state after poll_ready succeeded.
+                    let target = this.target.clone().with_attempt(*this.attempts);
+                    *this.attempts += 1;
+                    let future = this.service.call(target);
+                    this.state.set(State::Calling { future });
+                    continue;
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                    continue;
+                }
+                StateProj::Readying => match ready!(this.service.poll_ready(cx)) {
+                    Ok(()) => {
+                        this.state.set(State::First);
+                        continue;
+                    }
+                    Err(e) => Error::from_boxed(e.into()),
+                },
+                StateProj::Calling { future } => match ready!(future.poll(cx)) {
+                    Ok(connection) => return Poll::Ready(Ok(connection)),
+                    Err(e) => Error::from_boxed(e.into()),
+                },
+            };
+
+            if !failure.is_retryable() {
+                tracing::debug!(error = %failure, attempts = *this.attempts, "connection attempt failed; not retryable");
+                return Poll::Ready(Err(failure));
+            }
+            let (next, max_interval, elapsed) = {
+                let mut policy = this.policy.lock().unwrap_or_else(|p| p.into_inner());
+                (policy.next_delay(), policy.max_interval(), policy.elapsed())
+            };
+            let Some(mut delay) = next else {
+                tracing::warn!(error = %failure, attempts = *this.attempts, ?elapsed, "giving up: backoff exhausted");
+                return Poll::Ready(Err(Error::GaveUp {
+                    attempts: *this.attempts,
+                    elapsed,
+                    source: Box::new(failure),
+                }));
+            };
+            if let Some(after) = failure.retry_after() {
+                delay = delay.max(after.min(max_interval));
+            }
+            tracing::info!(
+                attempt = *this.attempts + 1,
+                ?delay,
+                error = %failure,
+                "connection attempt failed; retrying"
+            );
+            if delay.is_zero() {
+                this.state.set(State::Readying);
+            } else {
+                this.state.set(State::Waiting {
+                    sleep: tokio::time::sleep(delay),
+                });
+            }
+        }
+    }
+}
