@@ -85,6 +85,9 @@ pub enum Error {
     /// The previous connection was lost before it proved healthy; the backoff keeps
     /// growing across such connections instead of reconnecting in a tight loop.
     ConnectionLost,
+    /// `start_send` was called while the sink had no room, without a successful
+    /// `poll_ready` first (the `Sink` contract); the message was not accepted.
+    NotReady,
     /// A message kind that the sink does not send: `Close` (use `SinkExt::close`) or a
     /// raw `Frame`.
     UnsupportedMessage,
@@ -157,6 +160,7 @@ impl Error {
             | Error::InvalidUrl { .. }
             | Error::GaveUp { .. }
             | Error::UnsupportedMessage
+            | Error::NotReady
             | Error::InvalidBackoff(_)
             | Error::Request(_) => false,
         }
@@ -227,6 +231,9 @@ impl fmt::Display for Error {
             Error::ConnectionLost => {
                 f.write_str("the connection was lost before it proved healthy")
             }
+            Error::NotReady => f.write_str(
+                "the sink is full: call poll_ready (or use SinkExt::send) before start_send",
+            ),
             Error::UnsupportedMessage => f.write_str(
                 "Close and raw Frame messages cannot be sent: use SinkExt::close() to close",
             ),

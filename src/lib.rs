@@ -10,6 +10,7 @@ mod connect;
 mod error;
 mod limit;
 mod retry;
+mod sink;
 mod target;
 
 pub use tokio_tungstenite::tungstenite;
@@ -22,6 +23,7 @@ pub use crate::connect::{
 pub use crate::error::{BoxError, Error};
 pub use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
 pub use crate::retry::{Backoff, BackoffLayer};
+pub use crate::sink::{Builder, DefaultConnector, ReconnectingSink};
 pub use crate::target::{ClientRequest, DialKind, Target};
 
 /// The futures of the connection layers.

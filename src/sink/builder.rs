@@ -1,0 +1,329 @@
+//! Settings of a [`ReconnectingSink`] and the default connection stack.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tower::timeout::Timeout;
+use tower::ServiceBuilder;
+
+use super::outbox::Outbox;
+use super::ReconnectingSink;
+use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
+use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
+use crate::error::{BoxError, Error};
+use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
+use crate::retry::{Backoff, BackoffLayer};
+use crate::target::Target;
+use crate::Message;
+
+/// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
+/// tokio-tungstenite.
+pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>>>;
+
+/// Settings for a [`ReconnectingSink`]: every setting of the Go package under its own
+/// name, plus headers, the `on_connect` messages and buffer bounds.
+///
+/// | setting | default | what it does |
+/// |---|---|---|
+/// | `initial_interval` | 1 s | first backoff delay |
+/// | `randomization_factor` | 0.5 | each delay is drawn from `[i·(1−f), i·(1+f)]` |
+/// | `multiplier` | 2.0 | growth of the interval per attempt |
+/// | `max_interval` | 5 min | cap on the interval |
+/// | `max_elapsed_time` | `None` | give up after this long (`None`: never) |
+/// | `max_reconnections_total` | 10 | reconnections allowed per window |
+/// | `max_reconnections_time` | 1 h | the sliding window |
+/// | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake), retried |
+/// | `healthy_after` | 5 s | uptime after which the backoff starts over on the next drop |
+/// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
+/// | `max_unflushed_bytes` | 4 MiB | outbox bound in bytes |
+/// | `max_queued_inbound` | 256 | inbound messages queued while only writing |
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_reconnect::{Message, ReconnectingSink};
+///
+/// let ws = ReconnectingSink::builder()
+///     .initial_interval(Duration::from_millis(100))
+///     .randomization_factor(0.5)
+///     .multiplier(2.0)
+///     .max_interval(Duration::from_secs(30))
+///     .max_elapsed_time(Some(Duration::from_secs(60)))
+///     .max_reconnections_total(10)
+///     .max_reconnections_time(Duration::from_secs(3600))
+///     .header("authorization", "Bearer ...")
+///     .on_connect(Message::text(r#"{"register":"me"}"#))
+///     .build("ws://127.0.0.1:9000/v2/heartbeat/")?;
+/// # let _ = ws;
+/// # Ok::<(), ws_reconnect::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Builder {
+    backoff: ExponentialBackoffBuilder,
+    max_total: usize,
+    window: Duration,
+    limiter: Option<ReconnectLimiter>,
+    headers: Vec<(String, String)>,
+    on_connect: Vec<Message>,
+    connect_timeout: Duration,
+    websocket_config: WebSocketConfig,
+    status_policy: StatusPolicy,
+    healthy_after: Duration,
+    max_unflushed_messages: usize,
+    max_unflushed_bytes: usize,
+    max_queued_inbound: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            backoff: ExponentialBackoff::builder(),
+            max_total: ReconnectLimiter::DEFAULT_MAX_TOTAL,
+            window: ReconnectLimiter::DEFAULT_WINDOW,
+            limiter: None,
+            headers: Vec::new(),
+            on_connect: Vec::new(),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            websocket_config: WebSocketConfig::default(),
+            status_policy: StatusPolicy::default(),
+            healthy_after: Self::DEFAULT_HEALTHY_AFTER,
+            max_unflushed_messages: Self::DEFAULT_MAX_UNFLUSHED_MESSAGES,
+            max_unflushed_bytes: Self::DEFAULT_MAX_UNFLUSHED_BYTES,
+            max_queued_inbound: Self::DEFAULT_MAX_QUEUED_INBOUND,
+        }
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Builder")
+            .field("backoff", &self.backoff)
+            .field("max_reconnections_total", &self.max_total)
+            .field("max_reconnections_time", &self.window)
+            .field("headers", &header_names)
+            .field("on_connect", &self.on_connect.len())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("healthy_after", &self.healthy_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Default bound on one connection attempt: 10 s.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default uptime after which a connection counts as healthy: 5 s.
+    pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(5);
+    /// Default outbox bound in messages: 1024.
+    pub const DEFAULT_MAX_UNFLUSHED_MESSAGES: usize = 1024;
+    /// Default outbox bound in bytes: 4 MiB.
+    pub const DEFAULT_MAX_UNFLUSHED_BYTES: usize = 4 << 20;
+    /// Default bound on inbound messages queued while only writing: 256.
+    pub const DEFAULT_MAX_QUEUED_INBOUND: usize = 256;
+
+    /// First backoff delay (the seed's `InitialInterval`).
+    pub fn initial_interval(mut self, value: Duration) -> Self {
+        self.backoff = self.backoff.initial_interval(value);
+        self
+    }
+
+    /// Jitter fraction of each delay (`RandomizationFactor`), within `[0, 1]`.
+    pub fn randomization_factor(mut self, value: f64) -> Self {
+        self.backoff = self.backoff.randomization_factor(value);
+        self
+    }
+
+    /// Growth of the interval per attempt (`Multiplier`), at least 1.
+    pub fn multiplier(mut self, value: f64) -> Self {
+        self.backoff = self.backoff.multiplier(value);
+        self
+    }
+
+    /// Cap on the interval (`MaxInterval`).
+    pub fn max_interval(mut self, value: Duration) -> Self {
+        self.backoff = self.backoff.max_interval(value);
+        self
+    }
+
+    /// Give up reconnecting after this long (`MaxElapsedTime`); `None` never gives up.
+    pub fn max_elapsed_time(mut self, value: Option<Duration>) -> Self {
+        self.backoff = self.backoff.max_elapsed_time(value);
+        self
+    }
+
+    /// Seeds the backoff jitter, for reproducible tests.
+    pub fn backoff_seed(mut self, seed: u64) -> Self {
+        self.backoff = self.backoff.seed(seed);
+        self
+    }
+
+    /// Reconnections allowed within [`max_reconnections_time`](Self::max_reconnections_time)
+    /// (`MaxReconnectionsTotal`); 0 forbids reconnecting.
+    pub fn max_reconnections_total(mut self, value: usize) -> Self {
+        self.max_total = value;
+        self
+    }
+
+    /// The sliding window of the reconnection limit (`MaxReconnectionsTime`).
+    pub fn max_reconnections_time(mut self, value: Duration) -> Self {
+        self.window = value;
+        self
+    }
+
+    /// Draws reconnections from a shared budget instead of the sink's own; overrides
+    /// `max_reconnections_total` and `max_reconnections_time`.
+    pub fn limiter(mut self, limiter: ReconnectLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Adds a header to every upgrade request. Invalid names or values are reported by
+    /// `build`/`connect`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A message sent first on every connection, the first dial and each reconnection
+    /// (the seed's dial message). Several are sent in the order given.
+    pub fn on_connect(mut self, message: Message) -> Self {
+        self.on_connect.push(message);
+        self
+    }
+
+    /// Bound on one connection attempt (TCP, TLS and HTTP upgrade); a timeout is retried.
+    pub fn connect_timeout(mut self, value: Duration) -> Self {
+        self.connect_timeout = value;
+        self
+    }
+
+    /// tungstenite's settings: maximum message and frame size, buffer sizes.
+    pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
+        self.websocket_config = config;
+        self
+    }
+
+    /// Which refused-handshake statuses are retried.
+    pub fn status_policy(mut self, policy: StatusPolicy) -> Self {
+        self.status_policy = policy;
+        self
+    }
+
+    /// Uptime after which a connection counts as healthy (as does one that delivered a
+    /// message): only then does the next drop start the backoff over.
+    pub fn healthy_after(mut self, value: Duration) -> Self {
+        self.healthy_after = value;
+        self
+    }
+
+    /// Outbox bound in messages (at least 1).
+    pub fn max_unflushed_messages(mut self, value: usize) -> Self {
+        self.max_unflushed_messages = value;
+        self
+    }
+
+    /// Outbox bound in bytes.
+    pub fn max_unflushed_bytes(mut self, value: usize) -> Self {
+        self.max_unflushed_bytes = value;
+        self
+    }
+
+    /// Inbound messages queued while the sink is only written to; beyond it the socket is
+    /// not read until the stream is.
+    pub fn max_queued_inbound(mut self, value: usize) -> Self {
+        self.max_queued_inbound = value;
+        self
+    }
+
+    /// An undialed sink for `url`: the URL and settings are checked, no I/O happens.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`], [`Error::InvalidBackoff`], or [`Error::Request`] for an
+    /// invalid header.
+    pub fn build(self, url: impl AsRef<str>) -> Result<ReconnectingSink, Error> {
+        let mut target = Target::new(url)?;
+        for (name, value) in &self.headers {
+            target = target.header(name, value)?;
+        }
+        self.build_with(target)
+    }
+
+    /// An undialed sink for a [`Target`], e.g. one that builds a fresh request per attempt
+    /// ([`Target::from_fn`]). Headers set on the builder are ignored here: put them in
+    /// the target.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBackoff`].
+    pub fn build_with(self, target: Target) -> Result<ReconnectingSink, Error> {
+        let policy = self.backoff.clone().build()?;
+        let limiter = self
+            .limiter
+            .clone()
+            .unwrap_or_else(|| ReconnectLimiter::new(self.max_total, self.window));
+        let make = ServiceBuilder::new()
+            .layer(ReconnectLimitLayer::with_limiter(limiter.clone()))
+            .layer(BackoffLayer::new(policy))
+            .timeout(self.connect_timeout)
+            .service(
+                TungsteniteConnector::new()
+                    .config(self.websocket_config)
+                    .status_policy(self.status_policy.clone()),
+            );
+        Ok(self.build_core(make, target, Some(limiter)))
+    }
+
+    /// Builds and dials `url`.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build) and [`ReconnectingSink::dial`].
+    pub async fn connect(self, url: impl AsRef<str>) -> Result<ReconnectingSink, Error> {
+        let mut sink = self.build(url)?;
+        sink.dial().await?;
+        Ok(sink)
+    }
+
+    /// Builds and dials a [`Target`].
+    ///
+    /// # Errors
+    /// As [`build_with`](Self::build_with) and [`ReconnectingSink::dial`].
+    pub async fn connect_with(self, target: Target) -> Result<ReconnectingSink, Error> {
+        let mut sink = self.build_with(target)?;
+        sink.dial().await?;
+        Ok(sink)
+    }
+
+    /// An undialed sink over a custom connection stack, with this builder's `on_connect`
+    /// messages and buffer bounds (the backoff and limit settings belong to the stack).
+    pub fn build_over<M>(self, make: M, target: Target) -> ReconnectingSink<M>
+    where
+        M: MakeConnection,
+        M::Error: Into<BoxError>,
+        M::SinkError: Into<BoxError>,
+        M::StreamError: Into<BoxError>,
+    {
+        self.build_core(make, target, None)
+    }
+
+    pub(super) fn build_core<M>(
+        self,
+        make: M,
+        target: Target,
+        limiter: Option<ReconnectLimiter>,
+    ) -> ReconnectingSink<M>
+    where
+        M: MakeConnection,
+        M::Error: Into<BoxError>,
+        M::SinkError: Into<BoxError>,
+        M::StreamError: Into<BoxError>,
+    {
+        ReconnectingSink::from_parts(
+            make,
+            target,
+            self.on_connect,
+            Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes),
+            self.max_queued_inbound,
+            self.healthy_after,
+            limiter,
+        )
+    }
+}

@@ -1,0 +1,761 @@
+//! [`ReconnectingSink`]: one `Sink` + `Stream` of messages that survives disconnects.
+//!
+//! # States
+//!
+//! ```text
+//! state          | meaning                                   | writes          | reads
+//! ---------------+-------------------------------------------+-----------------+-----------
+//! Idle           | never dialed, or closed by the user       | Err(NotDialed)  | None
+//! Disconnected   | a connection attempt is due               | attempt         | attempt
+//! Connecting     | an attempt (through the layers) in flight | Pending         | Pending
+//! Connected      | up; on_connect + resend written first     | write           | read
+//! Refused        | the limiter refused; sleeping until a     | Pending         | Pending
+//!                | slot frees                                |                 |
+//! Failed         | reconnection failed for good              | attempt again   | None
+//! Closing        | user's close(): Close frame being sent    | Err(NotDialed)  | None
+//!
+//! Idle         -> Disconnected   dial()
+//! Disconnected -> Connecting     the factory is ready; attempt started
+//! Connecting   -> Connected      attempt succeeded: write on_connect, then resend the outbox
+//! Connecting   -> Refused        Err(TooManyReconnects) with a retry time (returned once)
+//! Connecting   -> Failed         any other error (returned once)
+//! Refused      -> Disconnected   the window frees
+//! Failed       -> Disconnected   a write (the seed's WriteMessage reconnects)
+//! Connected    -> Disconnected   write/flush error, read error, EOF or Close frame
+//! any          -> Closing        close(), after the outbox is flushed
+//! Closing      -> Idle           Close frame flushed
+//! ```
+//!
+//! # Delivery
+//! A message accepted by `start_send` (that is, `send` got past `poll_ready`) stays in
+//! the outbox until a flush that includes it succeeds. If the connection fails first, it is
+//! written again to the next connection, after the `on_connect` messages, in order.
+//! A message may therefore arrive twice (it was written, but the flush did not confirm it).
+//! A message whose flush succeeded is in the kernel's socket buffer; if the connection
+//! dies before the peer reads it, it is lost — that is what acknowledged delivery is for.
+//! Before each write, frames that have already arrived are processed without waiting,
+//! so a Close or EOF the server already sent moves new messages to the next connection.
+
+mod builder;
+mod outbox;
+mod waker;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+pub use self::builder::{Builder, DefaultConnector};
+use self::outbox::Outbox;
+use self::waker::Fanout;
+use crate::connect::MakeConnection;
+use crate::error::{BoxError, Error};
+use crate::limit::ReconnectLimiter;
+use crate::target::{DialKind, Target};
+use crate::Message;
+
+/// A WebSocket connection that stays up: a `Sink<Message>` and a
+/// `Stream<Item = Result<Message, Error>>` that reconnect through the connection layers
+/// and resend what was not flushed.
+///
+/// See the [module docs](self) for the state machine and the delivery guarantee.
+///
+/// ```no_run
+/// use futures::{SinkExt, StreamExt};
+/// use ws_reconnect::{Message, ReconnectingSink};
+///
+/// # async fn run() -> Result<(), ws_reconnect::Error> {
+/// let mut ws = ReconnectingSink::connect("ws://127.0.0.1:9000/feed").await?;
+/// ws.send(Message::text("hello")).await?;
+/// while let Some(message) = ws.next().await {
+///     println!("{}", message?);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ReconnectingSink<M: MakeConnection = DefaultConnector> {
+    waker: Waker,
+    core: Core<M>,
+}
+
+struct Core<M: MakeConnection> {
+    make: M,
+    target: Target,
+    state: State<M>,
+    on_connect: Vec<Message>,
+    outbox: Outbox,
+    inbox: VecDeque<Message>,
+    inbox_capacity: usize,
+    healthy_after: Duration,
+    limiter: Option<ReconnectLimiter>,
+    wakers: Arc<Fanout>,
+}
+
+enum State<M: MakeConnection> {
+    Idle,
+    Disconnected {
+        kind: DialKind,
+        reset_backoff: bool,
+    },
+    Connecting {
+        future: Pin<Box<M::Future>>,
+    },
+    Connected(Live<M::Connection>),
+    Refused {
+        sleep: Pin<Box<Sleep>>,
+        reset_backoff: bool,
+    },
+    Failed,
+    Closing {
+        conn: Pin<Box<M::Connection>>,
+    },
+}
+
+/// An established connection and what has been written to it.
+struct Live<C> {
+    conn: Pin<Box<C>>,
+    since: Instant,
+    /// A data message arrived: the connection proved healthy.
+    delivered: bool,
+    /// `on_connect` messages written so far.
+    preamble: usize,
+    /// The preamble or a resend was written and nobody has flushed it yet.
+    needs_flush: bool,
+}
+
+/// What one inbound frame means to the sink.
+enum Inbound {
+    Data(Message),
+    Control,
+    Closed(Option<CloseFrame>),
+}
+
+fn classify(message: Message) -> Inbound {
+    match message {
+        Message::Text(_) | Message::Binary(_) => Inbound::Data(message),
+        Message::Close(frame) => Inbound::Closed(frame),
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Inbound::Control,
+    }
+}
+
+impl ReconnectingSink<DefaultConnector> {
+    /// Starts a [`Builder`] with the default settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::ReconnectingSink;
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .initial_interval(Duration::from_millis(100))
+    ///     .max_reconnections_total(5)
+    ///     .build("ws://127.0.0.1:9000/")?; // undialed: no I/O yet
+    /// assert!(!ws.is_connected());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Dials `url` with the default settings and returns the connected sink.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] at once for a bad URL; [`Error::Rejected`] for a status the
+    /// server refused the upgrade with that is not retryable; [`Error::GaveUp`] when the
+    /// backoff runs out (by default it never does).
+    ///
+    /// ```
+    /// # async fn run() {
+    /// use ws_reconnect::{Error, ReconnectingSink};
+    /// let err = ReconnectingSink::connect("http://example.com").await.unwrap_err();
+    /// assert!(matches!(err, Error::InvalidUrl { .. }));
+    /// # }
+    /// ```
+    pub async fn connect(url: impl AsRef<str>) -> Result<Self, Error> {
+        Builder::default().connect(url).await
+    }
+}
+
+impl<M> ReconnectingSink<M>
+where
+    M: MakeConnection,
+    M::Error: Into<BoxError>,
+    M::SinkError: Into<BoxError>,
+    M::StreamError: Into<BoxError>,
+{
+    /// An undialed sink over any connection stack: a [`MakeConnection`] (for example a
+    /// `tower::ServiceBuilder` stack) and the target it dials. Call
+    /// [`dial`](Self::dial) to connect.
+    ///
+    /// Uses the default buffer sizes, no `on_connect` messages, and no limiter handle for
+    /// [`can_connect`](Self::can_connect) (add a [`ReconnectLimitLayer`](crate::ReconnectLimitLayer)
+    /// to the stack and [`with_limiter`](Self::with_limiter) to report it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::{BackoffLayer, ExponentialBackoff, ReconnectingSink, Target, TungsteniteConnector};
+    ///
+    /// let stack = tower::ServiceBuilder::new()
+    ///     .layer(BackoffLayer::new(ExponentialBackoff::default()))
+    ///     .timeout(Duration::from_secs(5))
+    ///     .service(TungsteniteConnector::default());
+    /// let ws = ReconnectingSink::new(stack, Target::new("ws://127.0.0.1:9000/")?);
+    /// assert!(!ws.is_connected());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn new(make: M, target: Target) -> Self {
+        Builder::default().build_core(make, target, None)
+    }
+
+    fn from_parts(
+        make: M,
+        target: Target,
+        on_connect: Vec<Message>,
+        outbox: Outbox,
+        inbox_capacity: usize,
+        healthy_after: Duration,
+        limiter: Option<ReconnectLimiter>,
+    ) -> Self {
+        let (wakers, waker) = Fanout::new();
+        ReconnectingSink {
+            waker,
+            core: Core {
+                make,
+                target,
+                state: State::Idle,
+                on_connect,
+                outbox,
+                inbox: VecDeque::with_capacity(inbox_capacity.min(64)),
+                inbox_capacity: inbox_capacity.max(1),
+                healthy_after,
+                limiter,
+                wakers,
+            },
+        }
+    }
+
+    /// Reports `limiter` from [`can_connect`](Self::can_connect); use the handle that the
+    /// stack's [`ReconnectLimitLayer`](crate::ReconnectLimitLayer) draws from.
+    pub fn with_limiter(mut self, limiter: ReconnectLimiter) -> Self {
+        self.core.limiter = Some(limiter);
+        self
+    }
+
+    /// Connects (the seed's `Dial`): a first dial, not counted by the limiter. Returns once
+    /// the connection is up and the `on_connect` messages (and anything left unflushed
+    /// from before) are flushed. Dialing a connected sink does nothing.
+    ///
+    /// # Errors
+    /// As [`ReconnectingSink::connect`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves the attempt in the sink; the next operation continues it.
+    pub async fn dial(&mut self) -> Result<(), Error> {
+        if matches!(self.core.state, State::Idle | State::Failed) {
+            self.core.state = State::Disconnected {
+                kind: DialKind::First,
+                reset_backoff: true,
+            };
+        }
+        poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// Whether a connection is up now.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.core.state, State::Connected(_))
+    }
+
+    /// Whether a reconnection would be allowed now: the sink is not closed and the
+    /// limiter (if known) has room. Asking takes nothing from the budget.
+    pub fn can_connect(&self) -> bool {
+        !matches!(self.core.state, State::Closing { .. })
+            && self.core.limiter.as_ref().is_none_or(ReconnectLimiter::can_connect)
+    }
+
+    /// Accepted messages not yet confirmed by a flush.
+    pub fn unflushed(&self) -> usize {
+        self.core.outbox.len()
+    }
+
+    /// Takes every accepted but unflushed message out of the sink, oldest first: after a
+    /// failure you do not want to retry, this is how nothing is lost silently.
+    pub fn take_unflushed(&mut self) -> Vec<Message> {
+        self.core.outbox.take_all()
+    }
+
+    /// The target this sink dials.
+    pub fn target(&self) -> &Target {
+        &self.core.target
+    }
+
+    /// The connection factory.
+    pub fn get_ref(&self) -> &M {
+        &self.core.make
+    }
+
+    /// The connection factory, mutably.
+    pub fn get_mut(&mut self) -> &mut M {
+        &mut self.core.make
+    }
+
+    /// Polls until the sink can take a message: connected (reconnecting first if needed),
+    /// with room in the outbox.
+    ///
+    /// - `Ready(Ok(()))`: call `start_send`.
+    /// - `Ready(Err(e))`: the reconnection failed ([`Error::TooManyReconnects`],
+    ///   [`Error::Rejected`], [`Error::GaveUp`]) or the sink is not dialed
+    ///   ([`Error::NotDialed`]). Unflushed messages stay in the sink; polling again after a
+    ///   refusal waits for the limiter's window, after any other failure dials again.
+    /// - `Pending`: reconnecting or flushing; the task is woken when that progresses.
+    pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.core.wakers.register_write(cx.waker());
+        let mut cx = Context::from_waker(&self.waker);
+        self.core.poll_ready(&mut cx)
+    }
+
+    /// Accepts a message: keeps it in the outbox and writes it to the connection.
+    ///
+    /// # Errors
+    /// [`Error::NotDialed`] before `dial` or after `close`; [`Error::UnsupportedMessage`]
+    /// for `Close` and `Frame` messages. A failing write is not an error here: the message
+    /// is kept and resent on the next connection.
+    pub fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
+        self.core.start_send(message)
+    }
+
+    /// Polls until every accepted message is flushed, reconnecting and resending as needed.
+    ///
+    /// - `Ready(Ok(()))`: everything accepted was written and flushed.
+    /// - `Ready(Err(e))`: a reconnection failed; the messages stay (see
+    ///   [`take_unflushed`](Self::take_unflushed)).
+    /// - `Pending`: writing or reconnecting.
+    pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.core.wakers.register_write(cx.waker());
+        let mut cx = Context::from_waker(&self.waker);
+        self.core.poll_flush(&mut cx)
+    }
+
+    /// Flushes, sends a Close frame and ends the connection; the stream then ends and
+    /// writes fail with [`Error::NotDialed`] until the next [`dial`](Self::dial).
+    ///
+    /// - `Ready(Ok(()))`: closed.
+    /// - `Ready(Err(e))`: flushing needed a reconnection that failed; nothing was closed.
+    /// - `Pending`: flushing or closing.
+    pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.core.wakers.register_write(cx.waker());
+        let mut cx = Context::from_waker(&self.waker);
+        self.core.poll_close(&mut cx)
+    }
+
+    /// Polls for the next data message, reconnecting when the connection ends.
+    ///
+    /// - `Ready(Some(Ok(m)))`: a Text or Binary message (Ping, Pong and Close are handled
+    ///   inside).
+    /// - `Ready(Some(Err(e)))`: a reconnection failed; polling again waits for the
+    ///   limiter's window after [`Error::TooManyReconnects`].
+    /// - `Ready(None)`: not dialed, closed by the user, or reconnection failed for good.
+    /// - `Pending`: waiting for a message or a reconnection.
+    pub fn poll_next_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.core.wakers.register_read(cx.waker());
+        let mut cx = Context::from_waker(&self.waker);
+        self.core.poll_next(&mut cx)
+    }
+}
+
+impl<M> Core<M>
+where
+    M: MakeConnection,
+    M::Error: Into<BoxError>,
+    M::SinkError: Into<BoxError>,
+    M::StreamError: Into<BoxError>,
+{
+    /// Drives the state to `Connected` with the `on_connect` messages and the outbox
+    /// written (not necessarily flushed).
+    fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match &mut self.state {
+                State::Idle | State::Closing { .. } => return Poll::Ready(Err(Error::NotDialed)),
+                State::Failed => {
+                    // Failed -> Disconnected: a write dials again, from a fresh backoff.
+                    self.state = State::Disconnected {
+                        kind: DialKind::Reconnect,
+                        reset_backoff: true,
+                    };
+                }
+                State::Refused { sleep, reset_backoff } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    // Refused -> Disconnected
+                    self.state = State::Disconnected {
+                        kind: DialKind::Reconnect,
+                        reset_backoff: *reset_backoff,
+                    };
+                }
+                State::Disconnected {
+                    kind,
+                    reset_backoff,
+                } => {
+                    let (kind, reset_backoff) = (*kind, *reset_backoff);
+                    if let Err(e) = ready!(self.make.poll_ready(cx)) {
+                        return Poll::Ready(Err(self.connect_failed(Error::from_boxed(e.into()))));
+                    }
+                    let target = self
+                        .target
+                        .clone()
+                        .with_kind(kind)
+                        .with_attempt(0)
+                        .with_reset_backoff(reset_backoff);
+                    tracing::debug!(?kind, reset_backoff, "connecting");
+                    // Disconnected -> Connecting
+                    self.state = State::Connecting {
+                        future: Box::pin(self.make.make_connection(target)),
+                    };
+                }
+                State::Connecting { future } => match ready!(future.as_mut().poll(cx)) {
+                    Ok(conn) => {
+                        tracing::info!(
+                            on_connect = self.on_connect.len(),
+                            resending = self.outbox.len(),
+                            "connected"
+                        );
+                        self.outbox.rewind();
+                        // Connecting -> Connected
+                        self.state = State::Connected(Live {
+                            conn: Box::pin(conn),
+                            since: Instant::now(),
+                            delivered: false,
+                            preamble: 0,
+                            needs_flush: false,
+                        });
+                        self.wakers.wake_all();
+                    }
+                    Err(e) => {
+                        return Poll::Ready(Err(self.connect_failed(Error::from_boxed(e.into()))));
+                    }
+                },
+                State::Connected(_) => {
+                    if ready!(self.poll_write_backlog(cx)) {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // Lost while writing the backlog: Connected -> Disconnected; go again.
+                }
+            }
+        }
+    }
+
+    /// Connecting -> Refused / Failed. Returns the error for the caller to report.
+    fn connect_failed(&mut self, error: Error) -> Error {
+        self.state = match &error {
+            Error::TooManyReconnects {
+                retry_at: Some(at), ..
+            } => State::Refused {
+                sleep: Box::pin(tokio::time::sleep_until(*at)),
+                reset_backoff: true,
+            },
+            _ => State::Failed,
+        };
+        tracing::warn!(error = %error, unflushed = self.outbox.len(), "reconnection failed");
+        self.wakers.wake_all();
+        error
+    }
+
+    /// Writes the `on_connect` messages, then every outbox message not yet written to this
+    /// connection. `Ready(false)`: the connection was lost on the way.
+    fn poll_write_backlog(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let State::Connected(live) = &mut self.state else {
+            return Poll::Ready(false);
+        };
+        let mut resent = 0usize;
+        loop {
+            let message = if let Some(m) = self.on_connect.get(live.preamble) {
+                m
+            } else if let Some(m) = self.outbox.next_unwritten() {
+                m
+            } else {
+                break;
+            };
+            match live.conn.as_mut().poll_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    self.lose(e.into());
+                    return Poll::Ready(false);
+                }
+            }
+            if let Err(e) = live.conn.as_mut().start_send(message.clone()) {
+                self.lose(e.into());
+                return Poll::Ready(false);
+            }
+            if live.preamble < self.on_connect.len() {
+                live.preamble += 1;
+            } else {
+                self.outbox.mark_written();
+                resent += 1;
+            }
+            live.needs_flush = true;
+        }
+        if resent > 0 {
+            tracing::info!(resent, "resent unflushed messages");
+        }
+        Poll::Ready(true)
+    }
+
+    /// Connected -> Disconnected: drops the connection; the outbox will be written again.
+    fn lose(&mut self, cause: BoxError) {
+        if let State::Connected(live) = &self.state {
+            let uptime = live.since.elapsed();
+            let healthy = live.delivered || uptime >= self.healthy_after;
+            tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
+            self.outbox.rewind();
+            self.state = State::Disconnected {
+                kind: DialKind::Reconnect,
+                reset_backoff: healthy,
+            };
+            self.wakers.wake_all();
+        }
+    }
+
+    /// Processes frames that have already arrived, without waiting, so that a Close or EOF
+    /// is noticed before the next write. Data goes to the inbox (up to its capacity; after
+    /// that the socket is left unread: TCP backpressure).
+    fn poll_inbound(&mut self, cx: &mut Context<'_>) {
+        while self.inbox.len() < self.inbox_capacity {
+            let State::Connected(live) = &mut self.state else {
+                return;
+            };
+            match live.conn.as_mut().poll_next(cx) {
+                Poll::Pending => return,
+                Poll::Ready(Some(Ok(message))) => match classify(message) {
+                    Inbound::Data(m) => {
+                        live.delivered = true;
+                        self.inbox.push_back(m);
+                        self.wakers.wake_read();
+                    }
+                    Inbound::Control => {}
+                    Inbound::Closed(frame) => self.lose(close_cause(frame)),
+                },
+                Poll::Ready(Some(Err(e))) => self.lose(e.into()),
+                Poll::Ready(None) => self.lose("end of stream".into()),
+            }
+        }
+    }
+
+    /// Flushes the current connection. `Ready(true)`: flushed, the outbox is delivered;
+    /// `Ready(false)`: not connected or lost.
+    fn poll_flush_connection(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let State::Connected(live) = &mut self.state else {
+            return Poll::Ready(false);
+        };
+        match ready!(live.conn.as_mut().poll_flush(cx)) {
+            Ok(()) => {
+                live.needs_flush = false;
+                if self.outbox.all_written() {
+                    self.outbox.flushed();
+                }
+                Poll::Ready(true)
+            }
+            Err(e) => {
+                self.lose(e.into());
+                Poll::Ready(false)
+            }
+        }
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            ready!(self.poll_connected(cx))?;
+            self.poll_inbound(cx);
+            if !matches!(self.state, State::Connected(_)) {
+                continue;
+            }
+            if self.outbox.is_full() {
+                ready!(self.poll_flush_connection(cx));
+                continue;
+            }
+            let State::Connected(live) = &mut self.state else {
+                continue;
+            };
+            match ready!(live.conn.as_mut().poll_ready(cx)) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(e) => self.lose(e.into()),
+            }
+        }
+    }
+
+    fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        if matches!(message, Message::Close(_) | Message::Frame(_)) {
+            return Err(Error::UnsupportedMessage);
+        }
+        match &mut self.state {
+            State::Idle | State::Closing { .. } => Err(Error::NotDialed),
+            State::Connected(live) if self.outbox.all_written() => {
+                self.outbox.push(message.clone());
+                match live.conn.as_mut().start_send(message) {
+                    Ok(()) => self.outbox.mark_written(),
+                    // Kept in the outbox; resent on the next connection.
+                    Err(e) => self.lose(e.into()),
+                }
+                Ok(())
+            }
+            // Not connected (or the backlog is still being written): keep it for later.
+            // poll_ready bounds the outbox; a caller that skips it is refused when full.
+            _ if self.outbox.is_full() => Err(Error::NotReady),
+            _ => {
+                self.outbox.push(message);
+                Ok(())
+            }
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if self.outbox.is_empty() && !matches!(self.state, State::Connected(_) | State::Connecting { .. }) {
+                // Nothing to deliver: no reason to reconnect. A dial in progress
+                // (Disconnected with a first dial) still goes through poll_connected.
+                if !matches!(self.state, State::Disconnected { kind: DialKind::First, .. }) {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            ready!(self.poll_connected(cx))?;
+            if ready!(self.poll_flush_connection(cx)) {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match &mut self.state {
+                State::Idle => return Poll::Ready(Ok(())),
+                State::Closing { conn } => {
+                    if let Err(e) = ready!(conn.as_mut().poll_close(cx)) {
+                        let e: BoxError = e.into();
+                        tracing::debug!(error = %e, "error while sending Close; connection dropped");
+                    }
+                    // Closing -> Idle
+                    self.state = State::Idle;
+                    self.inbox.clear();
+                    tracing::info!("closed by the user");
+                    self.wakers.wake_all();
+                    return Poll::Ready(Ok(()));
+                }
+                _ => {
+                    ready!(self.poll_flush(cx))?;
+                    // any -> Closing (or straight to Idle when no connection is up)
+                    self.state = match std::mem::replace(&mut self.state, State::Idle) {
+                        State::Connected(live) => State::Closing { conn: live.conn },
+                        _ => State::Idle,
+                    };
+                }
+            }
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            if let Some(message) = self.inbox.pop_front() {
+                return Poll::Ready(Some(Ok(message)));
+            }
+            if matches!(self.state, State::Idle | State::Closing { .. } | State::Failed) {
+                return Poll::Ready(None);
+            }
+            if let Err(e) = ready!(self.poll_connected(cx)) {
+                return Poll::Ready(Some(Err(e)));
+            }
+            // What a reconnection wrote (on_connect, resend) must leave even if the user
+            // only reads; a Pending flush continues on the next poll.
+            if matches!(&self.state, State::Connected(live) if live.needs_flush)
+                && self.poll_flush_connection(cx) == Poll::Ready(false)
+            {
+                continue;
+            }
+            let State::Connected(live) = &mut self.state else {
+                continue;
+            };
+            match ready!(live.conn.as_mut().poll_next(cx)) {
+                Some(Ok(message)) => match classify(message) {
+                    Inbound::Data(m) => {
+                        live.delivered = true;
+                        return Poll::Ready(Some(Ok(m)));
+                    }
+                    Inbound::Control => {}
+                    Inbound::Closed(frame) => self.lose(close_cause(frame)),
+                },
+                Some(Err(e)) => self.lose(e.into()),
+                None => self.lose("end of stream".into()),
+            }
+        }
+    }
+}
+
+fn close_cause(frame: Option<CloseFrame>) -> BoxError {
+    match frame {
+        Some(f) => format!("server sent Close {} {:?}", u16::from(f.code), f.reason.as_str()).into(),
+        None => "server sent Close without a code".into(),
+    }
+}
+
+impl<M> Sink<Message> for ReconnectingSink<M>
+where
+    M: MakeConnection + Unpin,
+    M::Error: Into<BoxError>,
+    M::SinkError: Into<BoxError>,
+    M::StreamError: Into<BoxError>,
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_ready_inner(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().start_send_inner(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_flush_inner(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_close_inner(cx)
+    }
+}
+
+impl<M> Stream for ReconnectingSink<M>
+where
+    M: MakeConnection + Unpin,
+    M::Error: Into<BoxError>,
+    M::SinkError: Into<BoxError>,
+    M::StreamError: Into<BoxError>,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_inner(cx)
+    }
+}
+
+impl<M: MakeConnection> fmt::Debug for ReconnectingSink<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.core.state {
+            State::Idle => "Idle",
+            State::Disconnected { .. } => "Disconnected",
+            State::Connecting { .. } => "Connecting",
+            State::Connected(_) => "Connected",
+            State::Refused { .. } => "Refused",
+            State::Failed => "Failed",
+            State::Closing { .. } => "Closing",
+        };
+        f.debug_struct("ReconnectingSink")
+            .field("target", &self.core.target)
+            .field("state", &state)
+            .field("unflushed", &self.core.outbox.len())
+            .field("inbox", &self.core.inbox.len())
+            .finish_non_exhaustive()
+    }
+}

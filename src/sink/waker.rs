@@ -1,0 +1,54 @@
+//! One waker that wakes both halves of the sink.
+//!
+//! The connection, the connect future and the sleeps are polled with this waker, whoever
+//! polls them. tungstenite keeps one read waker and one write waker; if the writing task
+//! polled the socket with its own waker, a reader parked on the same socket would never
+//! be woken again (and vice versa). Registering each half's waker here, and polling
+//! everything with the fan-out, wakes both: a reconnection started by one half serves
+//! the other.
+
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+
+use futures_util::task::AtomicWaker;
+
+#[derive(Debug, Default)]
+pub(crate) struct Fanout {
+    read: AtomicWaker,
+    write: AtomicWaker,
+}
+
+impl Fanout {
+    pub(crate) fn new() -> (Arc<Fanout>, Waker) {
+        let fanout = Arc::new(Fanout::default());
+        let waker = Waker::from(Arc::clone(&fanout));
+        (fanout, waker)
+    }
+
+    pub(crate) fn register_read(&self, waker: &Waker) {
+        self.read.register(waker);
+    }
+
+    pub(crate) fn register_write(&self, waker: &Waker) {
+        self.write.register(waker);
+    }
+
+    pub(crate) fn wake_read(&self) {
+        self.read.wake();
+    }
+
+    pub(crate) fn wake_all(&self) {
+        self.read.wake();
+        self.write.wake();
+    }
+}
+
+impl Wake for Fanout {
+    fn wake(self: Arc<Self>) {
+        self.wake_all();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_all();
+    }
+}
