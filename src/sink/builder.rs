@@ -35,8 +35,9 @@ pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>
 /// | `max_reconnections_time` | 1 h | the sliding window |
 /// | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake), retried |
 /// | `healthy_after` | 5 s | uptime after which the backoff starts over on the next drop |
+/// | `close_timeout` | 5 s | how long `close` waits for the peer's Close frame |
 /// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
-/// | `max_unflushed_bytes` | 4 MiB | outbox bound in bytes |
+/// | `max_unflushed_bytes` | 1 MiB | outbox bound in bytes |
 /// | `max_queued_inbound` | 256 | inbound messages queued while only writing |
 ///
 /// ```
@@ -69,6 +70,7 @@ pub struct Builder {
     websocket_config: WebSocketConfig,
     status_policy: StatusPolicy,
     healthy_after: Duration,
+    close_timeout: Duration,
     max_unflushed_messages: usize,
     max_unflushed_bytes: usize,
     max_queued_inbound: usize,
@@ -87,6 +89,7 @@ impl Default for Builder {
             websocket_config: WebSocketConfig::default(),
             status_policy: StatusPolicy::default(),
             healthy_after: Self::DEFAULT_HEALTHY_AFTER,
+            close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
             max_unflushed_messages: Self::DEFAULT_MAX_UNFLUSHED_MESSAGES,
             max_unflushed_bytes: Self::DEFAULT_MAX_UNFLUSHED_BYTES,
             max_queued_inbound: Self::DEFAULT_MAX_QUEUED_INBOUND,
@@ -114,10 +117,12 @@ impl Builder {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default uptime after which a connection counts as healthy: 5 s.
     pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(5);
+    /// Default bound on the closing handshake: 5 s.
+    pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Default outbox bound in messages: 1024.
     pub const DEFAULT_MAX_UNFLUSHED_MESSAGES: usize = 1024;
-    /// Default outbox bound in bytes: 4 MiB.
-    pub const DEFAULT_MAX_UNFLUSHED_BYTES: usize = 4 << 20;
+    /// Default outbox bound in bytes: 1 MiB.
+    pub const DEFAULT_MAX_UNFLUSHED_BYTES: usize = 1 << 20;
     /// Default bound on inbound messages queued while only writing: 256.
     pub const DEFAULT_MAX_QUEUED_INBOUND: usize = 256;
 
@@ -213,6 +218,12 @@ impl Builder {
     /// message): only then does the next drop start the backoff over.
     pub fn healthy_after(mut self, value: Duration) -> Self {
         self.healthy_after = value;
+        self
+    }
+
+    /// How long `close` waits for the peer's Close frame before dropping the socket.
+    pub fn close_timeout(mut self, value: Duration) -> Self {
+        self.close_timeout = value;
         self
     }
 
@@ -323,6 +334,7 @@ impl Builder {
             Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes),
             self.max_queued_inbound,
             self.healthy_after,
+            self.close_timeout,
             limiter,
         )
     }

@@ -55,7 +55,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 pub use self::builder::{Builder, DefaultConnector};
 use self::outbox::Outbox;
-use self::waker::Fanout;
+use self::waker::{Fanout, Half};
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectLimiter;
@@ -94,8 +94,11 @@ struct Core<M: MakeConnection> {
     inbox: VecDeque<Message>,
     inbox_capacity: usize,
     healthy_after: Duration,
+    close_timeout: Duration,
     limiter: Option<ReconnectLimiter>,
     wakers: Arc<Fanout>,
+    /// The half polling now; state changes wake the other one.
+    current: Half,
 }
 
 enum State<M: MakeConnection> {
@@ -115,6 +118,9 @@ enum State<M: MakeConnection> {
     Failed,
     Closing {
         conn: Pin<Box<M::Connection>>,
+        /// Our Close frame is flushed; waiting for the peer's.
+        sent: bool,
+        deadline: Pin<Box<Sleep>>,
     },
 }
 
@@ -220,6 +226,7 @@ where
         outbox: Outbox,
         inbox_capacity: usize,
         healthy_after: Duration,
+        close_timeout: Duration,
         limiter: Option<ReconnectLimiter>,
     ) -> Self {
         let (wakers, waker) = Fanout::new();
@@ -234,8 +241,10 @@ where
                 inbox: VecDeque::with_capacity(inbox_capacity.min(64)),
                 inbox_capacity: inbox_capacity.max(1),
                 healthy_after,
+                close_timeout,
                 limiter,
                 wakers,
+                current: Half::Write,
             },
         }
     }
@@ -315,6 +324,7 @@ where
     /// - `Pending`: reconnecting or flushing; the task is woken when that progresses.
     pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.core.wakers.register_write(cx.waker());
+        self.core.current = Half::Write;
         let mut cx = Context::from_waker(&self.waker);
         self.core.poll_ready(&mut cx)
     }
@@ -337,6 +347,7 @@ where
     /// - `Pending`: writing or reconnecting.
     pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.core.wakers.register_write(cx.waker());
+        self.core.current = Half::Write;
         let mut cx = Context::from_waker(&self.waker);
         self.core.poll_flush(&mut cx)
     }
@@ -349,6 +360,7 @@ where
     /// - `Pending`: flushing or closing.
     pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.core.wakers.register_write(cx.waker());
+        self.core.current = Half::Write;
         let mut cx = Context::from_waker(&self.waker);
         self.core.poll_close(&mut cx)
     }
@@ -363,6 +375,7 @@ where
     /// - `Pending`: waiting for a message or a reconnection.
     pub fn poll_next_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.core.wakers.register_read(cx.waker());
+        self.core.current = Half::Read;
         let mut cx = Context::from_waker(&self.waker);
         self.core.poll_next(&mut cx)
     }
@@ -432,7 +445,7 @@ where
                             preamble: 0,
                             needs_flush: false,
                         });
-                        self.wakers.wake_all();
+                        self.wakers.wake_other(self.current);
                     }
                     Err(e) => {
                         return Poll::Ready(Err(self.connect_failed(Error::from_boxed(e.into()))));
@@ -460,7 +473,7 @@ where
             _ => State::Failed,
         };
         tracing::warn!(error = %error, unflushed = self.outbox.len(), "reconnection failed");
-        self.wakers.wake_all();
+        self.wakers.wake_other(self.current);
         error
     }
 
@@ -516,7 +529,7 @@ where
                 kind: DialKind::Reconnect,
                 reset_backoff: healthy,
             };
-            self.wakers.wake_all();
+            self.wakers.wake_other(self.current);
         }
     }
 
@@ -533,8 +546,7 @@ where
                 Poll::Ready(Some(Ok(message))) => match classify(message) {
                     Inbound::Data(m) => {
                         live.delivered = true;
-                        self.inbox.push_back(m);
-                        self.wakers.wake_read();
+                        self.queue_inbound(m);
                     }
                     Inbound::Control => {}
                     Inbound::Closed(frame) => self.lose(close_cause(frame)),
@@ -632,27 +644,68 @@ where
         loop {
             match &mut self.state {
                 State::Idle => return Poll::Ready(Ok(())),
-                State::Closing { conn } => {
-                    if let Err(e) = ready!(conn.as_mut().poll_close(cx)) {
-                        let e: BoxError = e.into();
-                        tracing::debug!(error = %e, "error while sending Close; connection dropped");
+                State::Closing {
+                    conn,
+                    sent,
+                    deadline,
+                } => {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        tracing::debug!("the peer did not finish the closing handshake in time");
+                    } else if !*sent {
+                        match ready!(conn.as_mut().poll_close(cx)) {
+                            Ok(()) => {
+                                *sent = true;
+                                continue;
+                            }
+                            Err(e) => {
+                                let e: BoxError = e.into();
+                                tracing::debug!(error = %e, "error while sending Close; connection dropped");
+                            }
+                        }
+                    } else {
+                        // Wait for the peer's Close (or EOF) before dropping the socket:
+                        // dropping it with the peer's frame unread makes the kernel send a
+                        // RST, which discards data still queued in our send buffer.
+                        match ready!(conn.as_mut().poll_next(cx)) {
+                            Some(Ok(message)) => {
+                                if let Inbound::Data(m) = classify(message) {
+                                    self.queue_inbound(m);
+                                }
+                                continue;
+                            }
+                            Some(Err(_)) | None => {}
+                        }
                     }
                     // Closing -> Idle
                     self.state = State::Idle;
-                    self.inbox.clear();
                     tracing::info!("closed by the user");
-                    self.wakers.wake_all();
+                    self.wakers.wake_other(self.current);
                     return Poll::Ready(Ok(()));
                 }
                 _ => {
                     ready!(self.poll_flush(cx))?;
                     // any -> Closing (or straight to Idle when no connection is up)
                     self.state = match std::mem::replace(&mut self.state, State::Idle) {
-                        State::Connected(live) => State::Closing { conn: live.conn },
+                        State::Connected(live) => State::Closing {
+                            conn: live.conn,
+                            sent: false,
+                            deadline: Box::pin(tokio::time::sleep(self.close_timeout)),
+                        },
                         _ => State::Idle,
                     };
                 }
             }
+        }
+    }
+
+    /// Queues a data message for the reader; past the inbox bound (only reachable while
+    /// closing, when the socket is drained regardless) it is dropped with a warning.
+    fn queue_inbound(&mut self, message: Message) {
+        if self.inbox.len() < self.inbox_capacity {
+            self.inbox.push_back(message);
+            self.wakers.wake_read();
+        } else {
+            tracing::warn!(len = message.len(), "inbound message dropped while closing: the inbox is full");
         }
     }
 

@@ -12,6 +12,13 @@ use std::task::{Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
+/// Which half of the sink is polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Half {
+    Read,
+    Write,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Fanout {
     read: AtomicWaker,
@@ -35,6 +42,14 @@ impl Fanout {
 
     pub(crate) fn wake_read(&self) {
         self.read.wake();
+    }
+
+    /// Wakes the half that is not polling now: the polling one carries on by itself.
+    pub(crate) fn wake_other(&self, current: Half) {
+        match current {
+            Half::Read => self.write.wake(),
+            Half::Write => self.read.wake(),
+        }
     }
 
     pub(crate) fn wake_all(&self) {

@@ -1,0 +1,533 @@
+//! ReconnectingSink end to end (loopback sockets) and against a scripted mock.
+
+#[path = "../support/mod.rs"]
+mod support;
+#[path = "../support/mock.rs"]
+mod mock;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::Notify;
+use tokio::time::{timeout, Instant};
+use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
+
+use support::{dead_port, echo, eventually, recording_server, serve, Log, Reply, Ws, BOUND};
+
+fn quick() -> Builder {
+    ReconnectingSink::builder()
+        .initial_interval(Duration::from_millis(10))
+        .randomization_factor(0.0)
+        .max_interval(Duration::from_millis(200))
+        .healthy_after(Duration::from_millis(0))
+}
+
+/// A handler that records text messages and, after `n` on a connection, sends Close and
+/// keeps reading until the client closes or goes away (RFC 6455 allows this).
+fn close_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync + 'static {
+    move |conn, mut ws: Ws| {
+        let log = log.clone();
+        Box::pin(async move {
+            let mut seen = 0;
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    log.push(conn, t.to_string());
+                    seen += 1;
+                    if seen == n {
+                        let _ = ws.close(None).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Reads (and so lets the sink notice closes and reconnect) until `cond` holds; returns
+/// the error items seen. Bounded by `BOUND`.
+async fn read_until(ws: &mut ReconnectingSink, what: &str, mut cond: impl FnMut() -> bool) -> Vec<Error> {
+    let deadline = Instant::now() + BOUND;
+    let mut errors = Vec::new();
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out reading until: {what}");
+        if let Ok(Some(Err(e))) = timeout(Duration::from_millis(20), ws.next()).await {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+/// Sends until a send fails, bounded by `BOUND`; returns that error.
+async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        assert!(Instant::now() < deadline, "sends kept succeeding");
+        match send(ws, text).await {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => return e,
+        }
+    }
+}
+
+async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), Error> {
+    timeout(BOUND, ws.send(Message::text(text.into()))).await.expect("send hung")
+}
+
+#[tokio::test]
+async fn dial_connects_and_messages_arrive() {
+    let (server, log) = recording_server().await;
+    let mut ws = timeout(BOUND, ReconnectingSink::connect(server.url())).await.unwrap().unwrap();
+    assert!(ws.is_connected());
+    assert!(ws.can_connect());
+    send(&mut ws, "one").await.unwrap();
+    send(&mut ws, "two").await.unwrap();
+    eventually("two messages", || log.len() == 2).await;
+    assert_eq!(log.texts(), ["one", "two"]);
+    assert_eq!(server.upgrades(), 1);
+}
+
+#[tokio::test]
+async fn dial_close_dial_close_with_sends_between() {
+    let (server, log) = recording_server().await;
+    let mut ws = quick().build(server.url()).unwrap();
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    send(&mut ws, "a").await.unwrap();
+    timeout(BOUND, ws.close()).await.unwrap().unwrap();
+    assert!(!ws.is_connected());
+    assert!(matches!(send(&mut ws, "lost?").await, Err(Error::NotDialed)));
+    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none(), "stream ends after close");
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    send(&mut ws, "b").await.unwrap();
+    timeout(BOUND, ws.close()).await.unwrap().unwrap();
+    eventually("both messages", || log.len() == 2).await;
+    let entries = log.entries();
+    assert_eq!(entries, [(0, "a".to_string()), (1, "b".to_string())]);
+    assert_eq!(server.upgrades(), 2);
+}
+
+#[tokio::test]
+async fn invalid_urls_fail_fast() {
+    for bad in ["foo", "https://127.0.0.2:1234/x", "ws://", ""] {
+        let started = Instant::now();
+        let err = timeout(BOUND, ReconnectingSink::connect(bad)).await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{bad:?}: {err:?}");
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(matches!(ReconnectingSink::builder().build(bad), Err(Error::InvalidUrl { .. })));
+    }
+}
+
+#[tokio::test]
+async fn server_down_fails_after_max_elapsed_time() {
+    let addr = dead_port().await;
+    let started = Instant::now();
+    let err = timeout(
+        BOUND,
+        quick()
+            .max_elapsed_time(Some(Duration::from_millis(700)))
+            .connect(format!("ws://{addr}/")),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_400_fails_after_one_attempt() {
+    let server = serve(|_| Reply::Status(400, vec![]), echo).await;
+    let err = timeout(BOUND, quick().connect(server.url())).await.unwrap().unwrap_err();
+    match err {
+        Error::Rejected { status, .. } => assert_eq!(status.as_u16(), 400),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.attempts(), 1);
+}
+
+#[tokio::test]
+async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
+    let (server, _log) = recording_server().await;
+    let mut ws = quick().build(server.url()).unwrap();
+    assert!(matches!(send(&mut ws, "early").await, Err(Error::NotDialed)));
+    assert!(matches!(timeout(BOUND, ws.flush()).await.unwrap(), Ok(())));
+    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none());
+    tokio::task::yield_now().await;
+    assert_eq!(server.attempts(), 0);
+}
+
+#[tokio::test]
+async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
+    let mut ws = quick().connect(server.url()).await.unwrap();
+    send(&mut ws, "first").await.unwrap();
+    // Wait until the server has closed; the client does not read.
+    eventually("server saw the first message", || log.len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await; // let the Close frame arrive
+    send(&mut ws, "second").await.unwrap();
+    eventually("second message", || log.len() == 2).await;
+    assert_eq!(log.entries(), [(0, "first".into()), (1, "second".into())]);
+}
+
+#[tokio::test]
+async fn zero_reconnections_allowed_gives_too_many_reconnects() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
+    let mut ws = quick().max_reconnections_total(0).connect(server.url()).await.unwrap();
+    send(&mut ws, "first").await.unwrap();
+    eventually("first", || log.len() == 1).await;
+    // The close may take a moment to arrive; sends before it still succeed.
+    let err = send_until_error(&mut ws, "again").await;
+    assert!(matches!(err, Error::TooManyReconnects { max_total: 0, .. }), "{err:?}");
+    assert!(!ws.can_connect());
+    assert_eq!(server.upgrades(), 1);
+}
+
+#[tokio::test]
+async fn with_the_server_gone_the_error_is_not_too_many_reconnects() {
+    let (server, _log) = recording_server().await;
+    let mut ws = quick()
+        .max_reconnections_total(1)
+        .max_elapsed_time(Some(Duration::from_millis(300)))
+        .connect(server.url())
+        .await
+        .unwrap();
+    drop(server); // stops listening and drops the connection
+    let err = send_until_error(&mut ws, "x").await;
+    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
+    let window = Duration::from_secs(2);
+    let mut ws = quick()
+        .max_reconnections_total(3)
+        .max_reconnections_time(window)
+        .connect(server.url())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Every message makes the server close; reading notices it and reconnects.
+    for k in 1..=3 {
+        send(&mut ws, format!("m{k}")).await.unwrap();
+        let errors = read_until(&mut ws, "reconnected", || server.upgrades() == k + 1).await;
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    send(&mut ws, "m4").await.unwrap();
+    eventually("m4 arrived", || log.len() == 4).await;
+    // Reading notices the fourth close; the fourth reconnection is refused, once.
+    let item = timeout(BOUND, ws.next()).await.unwrap();
+    assert!(
+        matches!(item, Some(Err(Error::TooManyReconnects { max_total: 3, .. }))),
+        "{item:?}"
+    );
+    assert_eq!(server.upgrades(), 4, "first dial + three reconnections");
+    assert!(started.elapsed() < window, "the test was too slow to prove the window");
+    assert!(!ws.can_connect());
+    // Once the oldest reconnection leaves the window, a send reconnects.
+    send(&mut ws, "after").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1500), "{:?}", started.elapsed());
+    eventually("after", || log.texts().last().map(String::as_str) == Some("after")).await;
+    assert_eq!(server.upgrades(), 5);
+}
+
+#[tokio::test]
+async fn on_connect_is_the_first_message_of_every_connection() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(2, log.clone())).await;
+    let mut ws = quick()
+        .on_connect(Message::text("hello"))
+        .connect(server.url())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        send(&mut ws, format!("m{i}")).await.unwrap();
+        read_until(&mut ws, "reconnected", || server.upgrades() == i + 2).await;
+    }
+    let entries = log.entries();
+    let connections = entries.iter().map(|(c, _)| *c).max().unwrap() + 1;
+    assert!(connections >= 3);
+    for c in 0..connections {
+        let first = entries.iter().find(|(conn, _)| *conn == c).unwrap();
+        assert_eq!(first.1, "hello", "connection {c}: {entries:?}");
+    }
+}
+
+#[tokio::test]
+async fn reads_continue_across_a_server_close_without_an_error_item() {
+    let server = serve(
+        |_| Reply::Upgrade,
+        |conn, mut ws: Ws| async move {
+            for i in 0..3 {
+                let _ = ws.send(Message::text(format!("c{conn}-{i}"))).await;
+            }
+            if conn == 0 {
+                let _ = ws.close(None).await;
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        },
+    )
+    .await;
+    let mut ws = quick().connect(server.url()).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        let item = timeout(BOUND, ws.next()).await.unwrap().unwrap();
+        got.push(item.expect("no error item across a reconnection").into_text().unwrap().to_string());
+    }
+    assert_eq!(got, ["c0-0", "c0-1", "c0-2", "c1-0", "c1-1", "c1-2"]);
+}
+
+#[tokio::test]
+async fn ten_thousand_messages_through_forward_across_graceful_closes() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(1000, log.clone())).await;
+    let ws = quick()
+        .max_reconnections_total(100)
+        .connect(server.url())
+        .await
+        .unwrap();
+    // 1 KiB each: with tiny messages all 10,000 fit in the loopback socket buffers before
+    // the server has read its first 1,000, and no client could see the Close in time.
+    let source = futures::stream::iter((0..10_000).map(|i| Ok(Message::text(format!("{i:04096}")))));
+    timeout(Duration::from_secs(60), source.forward(ws))
+        .await
+        .expect("forward hung")
+        .expect("forward failed");
+    eventually("all numbers", || {
+        let texts = log.texts();
+        let seen: std::collections::HashSet<u32> = texts.iter().map(|t| t.parse().unwrap()).collect();
+        seen.len() == 10_000
+    })
+    .await;
+    assert!(server.upgrades() >= 5, "only {} connections: closes were not noticed", server.upgrades());
+    // Per connection, order is kept.
+    let entries = log.entries();
+    for c in 0..server.upgrades() {
+        let nums: Vec<u32> = entries.iter().filter(|(k, _)| *k == c).map(|(_, t)| t.parse().unwrap()).collect();
+        assert!(nums.windows(2).all(|w| w[0] < w[1]), "connection {c} out of order");
+    }
+}
+
+#[tokio::test]
+async fn split_halves_share_one_connection_across_reconnects() {
+    let log = Log::default();
+    let l2 = log.clone();
+    let server = serve(
+        |_| Reply::Upgrade,
+        move |conn, mut ws: Ws| {
+            let log = l2.clone();
+            async move {
+                // Echo with the connection number; close the first connection after 2.
+                let mut n = 0;
+                while let Some(Ok(m)) = ws.next().await {
+                    if let Message::Text(t) = m {
+                        log.push(conn, t.to_string());
+                        let _ = ws.send(Message::text(format!("{conn}:{t}"))).await;
+                        n += 1;
+                        if conn == 0 && n == 2 {
+                            let _ = ws.close(None).await;
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    let ws = quick().connect(server.url()).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            match timeout(BOUND, rx.next()).await {
+                Ok(Some(Ok(m))) => got.push(m.into_text().unwrap().to_string()),
+                other => panic!("reader: {other:?}"),
+            }
+        }
+        got
+    });
+    for i in 0..4 {
+        timeout(BOUND, tx.send(Message::text(format!("m{i}")))).await.unwrap().unwrap();
+        eventually("server got it", || log.texts().contains(&format!("m{i}"))).await;
+        if i == 1 {
+            // The server closed connection 0; the reader notices and reconnects, and the
+            // writer's next message uses the connection the reader opened.
+            eventually("reader reconnected", || server.upgrades() == 2).await;
+        }
+    }
+    let got = timeout(BOUND, reader).await.unwrap().unwrap();
+    assert_eq!(got, ["0:m0", "0:m1", "1:m2", "1:m3"]);
+    assert_eq!(server.upgrades(), 2);
+}
+
+#[tokio::test]
+async fn an_accept_and_drop_server_meets_growing_delays() {
+    let server = serve(|_| Reply::Upgrade, |_, ws: Ws| async move { drop(ws) }).await;
+    let mut ws = ReconnectingSink::builder()
+        .initial_interval(Duration::from_millis(20))
+        .randomization_factor(0.0)
+        .multiplier(2.0)
+        .max_interval(Duration::from_secs(10))
+        .max_reconnections_total(1000)
+        .connect(server.url())
+        .await
+        .unwrap();
+    // Keep reading for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so
+    // at most about 7 connections; a tight loop would make hundreds.
+    let until = Instant::now() + Duration::from_millis(1300);
+    while Instant::now() < until {
+        let _ = timeout(until - Instant::now(), ws.next()).await;
+    }
+    let n = server.upgrades();
+    assert!((3..=9).contains(&n), "{n} connections");
+}
+
+// ---- the mock: exact resend accounting and wake-ups ----------------------------------
+
+#[tokio::test]
+async fn unflushed_messages_are_resent_in_order_exactly_once() {
+    let script = mock::Script::new();
+    // The 2nd and 3rd flushes fail: the messages they held go to the next connection.
+    script.fail_flush(1);
+    script.fail_flush(2);
+    let mut ws = Builder::default()
+        .on_connect(Message::text("hi"))
+        .build_over(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0 delivers "hi"
+    for batch in 0..4 {
+        for i in 0..5 {
+            ws.feed(Message::text(format!("{batch}.{i}"))).await.unwrap();
+        }
+        timeout(BOUND, ws.flush()).await.unwrap().unwrap();
+    }
+    let delivered = script.delivered.lock().unwrap().clone();
+    let data: Vec<String> = delivered.iter().map(|(_, t)| t.clone()).filter(|t| t != "hi").collect();
+    let expected: Vec<String> = (0..4).flat_map(|b| (0..5).map(move |i| format!("{b}.{i}"))).collect();
+    assert_eq!(data, expected, "each once, in order");
+    // Connection 0 dies at batch 0's flush, connection 1 at its first flush.
+    assert_eq!(script.connects(), 3);
+    // Every connection that delivered anything began with the on_connect message.
+    for c in 0..3 {
+        if let Some((_, first)) = delivered.iter().find(|(k, _)| *k == c) {
+            assert_eq!(first, "hi", "connection {c}");
+        }
+    }
+    assert!(delivered.iter().all(|(k, _)| *k != 1), "connection 1 died before delivering");
+}
+
+#[tokio::test]
+async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_back() {
+    let script = mock::Script::new();
+    script.fail_flush(1);
+    script.fail_flush(3);
+    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0
+    ws.feed(Message::text("a")).await.unwrap();
+    ws.feed(Message::text("b")).await.unwrap();
+    script.set_refuse(true);
+    // Flush 1 fails, the reconnection is refused: the error comes back, nothing is lost.
+    let err = timeout(BOUND, ws.flush()).await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Rejected { .. }), "{err:?}");
+    assert_eq!(ws.unflushed(), 2);
+    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none(), "the stream ends after a permanent failure");
+    // Later the server takes connections again: the next flush delivers them, in order.
+    script.set_refuse(false);
+    timeout(BOUND, ws.flush()).await.unwrap().unwrap(); // flush 2
+    assert_eq!(script.delivered_texts(), ["a", "b"]);
+    assert_eq!(ws.unflushed(), 0);
+    // Or the caller takes them back.
+    ws.feed(Message::text("c")).await.unwrap();
+    ws.feed(Message::text("d")).await.unwrap();
+    script.set_refuse(true);
+    assert!(timeout(BOUND, ws.flush()).await.unwrap().is_err()); // flush 3 fails
+    assert_eq!(ws.take_unflushed(), [Message::text("c"), Message::text("d")]);
+    assert_eq!(ws.unflushed(), 0);
+    assert_eq!(script.delivered_texts(), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
+    let gate = Arc::new(Notify::new());
+    let script = mock::Script::gated(gate.clone());
+    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    gate.notify_one();
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    script.hang_up(0);
+
+    let mut task = tokio_test::task::spawn(());
+    // poll_ready notices the EOF, starts reconnecting and parks on the gate.
+    assert!(task.enter(|cx, _| ws.poll_ready_inner(cx)).is_pending());
+    assert!(!task.is_woken());
+    gate.notify_one();
+    tokio::task::yield_now().await;
+    assert!(task.is_woken(), "not woken by the reconnection");
+    assert!(matches!(task.enter(|cx, _| ws.poll_ready_inner(cx)), std::task::Poll::Ready(Ok(()))));
+    assert_eq!(script.connects(), 2);
+}
+
+#[tokio::test]
+async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
+    let gate = Arc::new(Notify::new());
+    let script = mock::Script::gated(gate.clone());
+    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    gate.notify_one();
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+
+    let mut reader = tokio_test::task::spawn(());
+    let mut writer = tokio_test::task::spawn(());
+    assert!(reader.enter(|cx, _| ws.poll_next_inner(cx)).is_pending());
+    script.hang_up(0);
+    // The reader is woken by the EOF...
+    assert!(reader.is_woken());
+    // ...but the writer gets there first and parks on the reconnection.
+    assert!(writer.enter(|cx, _| ws.poll_ready_inner(cx)).is_pending());
+    assert!(reader.enter(|cx, _| ws.poll_next_inner(cx)).is_pending());
+    gate.notify_one();
+    tokio::task::yield_now().await;
+    assert!(writer.is_woken() && reader.is_woken(), "both halves woken");
+    assert!(writer.enter(|cx, _| ws.poll_ready_inner(cx)).is_ready());
+    script.push(1, Message::text("after"));
+    match reader.enter(|cx, _| ws.poll_next_inner(cx)) {
+        std::task::Poll::Ready(Some(Ok(m))) => assert_eq!(m, Message::text("after")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
+    let script = mock::Script::new();
+    let mut ws = Builder::default()
+        .max_queued_inbound(3)
+        .build_over(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    for i in 0..5 {
+        script.push(0, Message::text(format!("in{i}")));
+    }
+    // Writing processes inbound frames up to the bound, without losing any.
+    ws.send(Message::text("out")).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap());
+    }
+    assert_eq!(got, (0..5).map(|i| Message::text(format!("in{i}"))).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn close_and_frame_messages_are_refused_not_sent() {
+    let script = mock::Script::new();
+    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    assert!(matches!(ws.send(Message::Close(None)).await, Err(Error::UnsupportedMessage)));
+    assert!(ws.is_connected());
+}
+
+#[tokio::test]
+async fn the_sink_is_send_unpin_and_debug() {
+    fn check<T: Send + Unpin + std::fmt::Debug>(_: &T) {}
+    let ws = ReconnectingSink::builder().build("ws://127.0.0.1:1/").unwrap();
+    check(&ws);
+    let text = format!("{ws:?}");
+    assert!(text.contains("Idle"), "{text}");
+}

@@ -1,0 +1,174 @@
+//! A scripted connection factory without sockets: each connection records what it
+//! delivers (what was flushed), fails the flushes the script names, and yields inbound
+//! messages the test pushes.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashSet;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::channel::mpsc;
+use futures::{Sink, Stream, StreamExt};
+use tokio::sync::Notify;
+use ws_reconnect::{Error, Message, Target};
+
+#[derive(Default)]
+pub struct Script {
+    /// (connection, text) for every message a successful flush delivered.
+    pub delivered: Mutex<Vec<(usize, String)>>,
+    /// Global flush numbers (from 0) that fail, killing their connection.
+    pub fail_flushes: Mutex<HashSet<usize>>,
+    pub flushes: AtomicUsize,
+    pub connects: AtomicUsize,
+    /// Inbound senders, one per connection; dropping one ends that connection's stream.
+    pub inbound: Mutex<Vec<Option<mpsc::UnboundedSender<Message>>>>,
+    /// While true, connection attempts are refused with a permanent 403.
+    pub refuse: std::sync::atomic::AtomicBool,
+    /// When set, each connection attempt waits for a notification.
+    pub gate: Option<Arc<Notify>>,
+}
+
+impl Script {
+    pub fn new() -> Arc<Script> {
+        Arc::new(Script::default())
+    }
+
+    pub fn gated(gate: Arc<Notify>) -> Arc<Script> {
+        Arc::new(Script {
+            gate: Some(gate),
+            ..Script::default()
+        })
+    }
+
+    pub fn fail_flush(&self, n: usize) {
+        self.fail_flushes.lock().unwrap().insert(n);
+    }
+
+    pub fn delivered_texts(&self) -> Vec<String> {
+        self.delivered.lock().unwrap().iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Pushes an inbound message on connection `conn`.
+    pub fn push(&self, conn: usize, m: Message) {
+        let senders = self.inbound.lock().unwrap();
+        senders[conn].as_ref().unwrap().unbounded_send(m).unwrap();
+    }
+
+    /// Ends connection `conn` from the peer's side (EOF).
+    pub fn hang_up(&self, conn: usize) {
+        self.inbound.lock().unwrap()[conn] = None;
+    }
+
+    pub fn set_refuse(&self, refuse: bool) {
+        self.refuse.store(refuse, Ordering::SeqCst);
+    }
+
+    pub fn connects(&self) -> usize {
+        self.connects.load(Ordering::SeqCst)
+    }
+}
+
+pub struct MockConn {
+    id: usize,
+    script: Arc<Script>,
+    pending: Vec<Message>,
+    rx: mpsc::UnboundedReceiver<Message>,
+    dead: bool,
+}
+
+fn broken() -> io::Error {
+    io::Error::from(io::ErrorKind::BrokenPipe)
+}
+
+impl Sink<Message> for MockConn {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(if self.dead { Err(broken()) } else { Ok(()) })
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), io::Error> {
+        if self.dead {
+            return Err(broken());
+        }
+        self.pending.push(item);
+        Ok(())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        if self.dead {
+            return Poll::Ready(Err(broken()));
+        }
+        let n = self.script.flushes.fetch_add(1, Ordering::SeqCst);
+        if self.script.fail_flushes.lock().unwrap().contains(&n) {
+            // The connection dies with these messages unconfirmed.
+            self.dead = true;
+            self.pending.clear();
+            return Poll::Ready(Err(broken()));
+        }
+        let id = self.id;
+        let drained: Vec<_> = self.pending.drain(..).collect();
+        let mut log = self.script.delivered.lock().unwrap();
+        for m in drained {
+            log.push((id, m.into_text().map(|t| t.to_string()).unwrap_or_default()));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Stream for MockConn {
+    type Item = Result<Message, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.dead {
+            return Poll::Ready(None);
+        }
+        self.rx.poll_next_unpin(cx).map(|m| m.map(Ok))
+    }
+}
+
+/// The connection factory over `script`.
+pub fn make(
+    script: Arc<Script>,
+) -> impl tower::Service<
+    Target,
+    Response = MockConn,
+    Error = Error,
+    Future = Pin<Box<dyn std::future::Future<Output = Result<MockConn, Error>> + Send>>,
+> + Clone
+       + Send
+       + Unpin
+       + 'static {
+    tower::service_fn(move |_t: Target| {
+        let script = script.clone();
+        Box::pin(async move {
+            if let Some(gate) = &script.gate {
+                gate.notified().await;
+            }
+            if script.refuse.load(Ordering::SeqCst) {
+                return Err(Error::Rejected {
+                    status: http::StatusCode::FORBIDDEN,
+                    retry_after: None,
+                    retryable: false,
+                });
+            }
+            let id = script.connects.fetch_add(1, Ordering::SeqCst);
+            let (tx, rx) = mpsc::unbounded();
+            script.inbound.lock().unwrap().push(Some(tx));
+            Ok(MockConn {
+                id,
+                script: script.clone(),
+                pending: Vec::new(),
+                rx,
+                dead: false,
+            })
+        }) as Pin<Box<dyn std::future::Future<Output = Result<MockConn, Error>> + Send>>
+    })
+}
