@@ -208,7 +208,10 @@ impl fmt::Display for Error {
                 retry_after,
                 retryable,
             } => {
-                write!(f, "the server refused the WebSocket upgrade with HTTP {status}")?;
+                write!(
+                    f,
+                    "the server refused the WebSocket upgrade with HTTP {status}"
+                )?;
                 if let Some(after) = retry_after {
                     write!(f, " (Retry-After: {after:?})")?;
                 }

@@ -1,10 +1,82 @@
 //! A WebSocket client connection that stays up.
 //!
-//! (crate docs are completed with the sink)
+//! [`ReconnectingSink`] is one long-lived `Sink<Message>` + `Stream` of messages. When
+//! the network drops, the server restarts or a write fails, it reconnects with
+//! exponential backoff, resends what was not flushed, and carries on; a refused
+//! reconnection is a typed [`Error`], never a silent loss.
+//!
+//! ```
+//! use futures::{SinkExt, StreamExt};
+//! use ws_reconnect::{Message, ReconnectingSink};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // A local echo server, so this example runs.
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let url = format!("ws://{}/", listener.local_addr()?);
+//! # tokio::spawn(async move {
+//! #     while let Ok((tcp, _)) = listener.accept().await {
+//! #         tokio::spawn(async move {
+//! #             let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+//! #             while let Some(Ok(m)) = ws.next().await {
+//! #                 if m.is_text() && ws.send(m).await.is_err() { break; }
+//! #             }
+//! #         });
+//! #     }
+//! # });
+//! let mut ws = ReconnectingSink::builder()
+//!     .on_connect(Message::text("hello")) // sent first on every (re)connection
+//!     .connect(&url)
+//!     .await?;
+//! ws.send(Message::text("ping")).await?;
+//! assert_eq!(ws.next().await.transpose()?, Some(Message::text("hello")));
+//! assert_eq!(ws.next().await.transpose()?, Some(Message::text("ping")));
+//! ws.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Composition
+//! A connection is opened by a [`MakeConnection`]: any `tower::Service<Target>` whose
+//! response is a WebSocket `Sink + Stream`. The backoff ([`BackoffLayer`]) and the
+//! sliding-window reconnect limit ([`ReconnectLimitLayer`]) are tower layers, so tower's
+//! own timeouts and rate limits stack with them, and [`ReconnectingSink::new`] takes the
+//! whole stack:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ws_reconnect::{BackoffLayer, ExponentialBackoff, ReconnectLimitLayer, ReconnectingSink, Target, TungsteniteConnector};
+//!
+//! # async fn run() -> Result<(), ws_reconnect::Error> {
+//! let make = tower::ServiceBuilder::new()
+//!     .layer(ReconnectLimitLayer::new(10, Duration::from_secs(3600)))
+//!     .layer(BackoffLayer::new(ExponentialBackoff::default()))
+//!     .timeout(Duration::from_secs(10))
+//!     .service(TungsteniteConnector::default());
+//! let mut ws = ReconnectingSink::new(make, Target::new("ws://127.0.0.1:9000/")?);
+//! ws.dial().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Delivery guarantee
+//! Every message accepted by the sink is either flushed to a connection, still held in
+//! the sink (resent on the next connection, in order, after the `on_connect` messages;
+//! see [`ReconnectingSink::undelivered`] and [`ReconnectingSink::take_undelivered`]), or the
+//! sink returned an error for the operation that could not deliver it. A message may be
+//! delivered twice (it was written but its flush was not confirmed). A message whose
+//! flush succeeded sits in the kernel's socket buffer and is lost if the connection dies
+//! before the peer reads it.
+//!
+//! # Logging
+//! `tracing` events: `info` for connected, disconnected (with the cause), resent and
+//! retrying; `warn` for a refused or failed reconnection; `debug` for each attempt.
+//! Nothing is logged per message. URLs in events and errors have their user-info and
+//! query removed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod ack;
 mod backoff;
 mod connect;
 mod error;
@@ -16,6 +88,7 @@ mod target;
 pub use tokio_tungstenite::tungstenite;
 pub use tokio_tungstenite::tungstenite::Message;
 
+pub use crate::ack::Acknowledge;
 pub use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder, InvalidBackoff};
 pub use crate::connect::{
     parse_retry_after, MakeConnection, StatusPolicy, TungsteniteConnection, TungsteniteConnector,

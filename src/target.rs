@@ -324,7 +324,15 @@ mod tests {
 
     #[test]
     fn invalid_urls_are_rejected_with_a_reason() {
-        for bad in ["foo", "https://127.0.0.2:1234/x", "ws://", "", "   ", "ws:///path", "http://x"] {
+        for bad in [
+            "foo",
+            "https://127.0.0.2:1234/x",
+            "ws://",
+            "",
+            "   ",
+            "ws:///path",
+            "http://x",
+        ] {
             match Target::new(bad) {
                 Err(Error::InvalidUrl { .. }) => {}
                 other => panic!("{bad:?} gave {other:?}"),
@@ -334,7 +342,11 @@ mod tests {
 
     #[test]
     fn valid_urls_pass() {
-        for good in ["ws://127.0.0.1:9000/v2/heartbeat/", "wss://example.com", "WS://[::1]:80/"] {
+        for good in [
+            "ws://127.0.0.1:9000/v2/heartbeat/",
+            "wss://example.com",
+            "WS://[::1]:80/",
+        ] {
             Target::new(good).unwrap();
         }
     }

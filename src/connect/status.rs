@@ -76,7 +76,11 @@ impl fmt::Debug for StatusPolicy {
 /// assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
 /// ```
 pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -114,6 +118,9 @@ mod tests {
             httpdate::fmt_http_date(future).parse().unwrap(),
         );
         let d = parse_retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(3590) && d <= Duration::from_secs(3600), "{d:?}");
+        assert!(
+            d > Duration::from_secs(3590) && d <= Duration::from_secs(3600),
+            "{d:?}"
+        );
     }
 }

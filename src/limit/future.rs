@@ -51,9 +51,9 @@ where
             StateProj::Refused { error } => Poll::Ready(Err(error
                 .take()
                 .expect("ResponseFuture polled after completion"))),
-            StateProj::Called { future } => future
-                .poll(cx)
-                .map_err(|e| Error::from_boxed(e.into())),
+            StateProj::Called { future } => {
+                future.poll(cx).map_err(|e| Error::from_boxed(e.into()))
+            }
         }
     }
 }

@@ -61,10 +61,7 @@ pub struct ReconnectLimiter {
 impl Default for ReconnectLimiter {
     /// 10 reconnections within 1 hour.
     fn default() -> Self {
-        ReconnectLimiter::new(
-            Self::DEFAULT_MAX_TOTAL,
-            Self::DEFAULT_WINDOW,
-        )
+        ReconnectLimiter::new(Self::DEFAULT_MAX_TOTAL, Self::DEFAULT_WINDOW)
     }
 }
 

@@ -105,7 +105,10 @@ mod tests {
             }
         }
         for (i, &start) in accepted.iter().enumerate() {
-            let inside = accepted[i..].iter().take_while(|&&t| t < start + 2 * S).count();
+            let inside = accepted[i..]
+                .iter()
+                .take_while(|&&t| t < start + 2 * S)
+                .count();
             assert!(inside <= 5, "{inside} events within 2 s of {i}");
         }
         // And it is not starved: 30 s / 2 s * 5 = 75 possible.

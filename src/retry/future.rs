@@ -69,7 +69,10 @@ where
         let state = match first_delay {
             None => State::First,
             Some(Some(delay)) => {
-                tracing::debug!(?delay, "previous connection was unhealthy; waiting before reconnecting");
+                tracing::debug!(
+                    ?delay,
+                    "previous connection was unhealthy; waiting before reconnecting"
+                );
                 State::Waiting {
                     sleep: tokio::time::sleep(delay),
                 }
@@ -98,7 +101,11 @@ where
         loop {
             let failure = match this.state.as_mut().project() {
                 StateProj::Exhausted => {
-                    let elapsed = this.policy.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                    let elapsed = this
+                        .policy
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .elapsed();
                     return Poll::Ready(Err(Error::GaveUp {
                         attempts: 0,
                         elapsed,

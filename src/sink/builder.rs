@@ -8,7 +8,8 @@ use tower::timeout::Timeout;
 use tower::ServiceBuilder;
 
 use super::outbox::Outbox;
-use super::ReconnectingSink;
+use super::{Acks, ReconnectingSink};
+use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
 use crate::error::{BoxError, Error};
@@ -16,6 +17,16 @@ use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
 use crate::retry::{Backoff, BackoffLayer};
 use crate::target::Target;
 use crate::Message;
+
+/// What the sink takes from the builder besides the connection stack.
+pub(super) struct Settings {
+    pub(super) on_connect: Vec<Message>,
+    pub(super) outbox: Outbox,
+    pub(super) inbox_capacity: usize,
+    pub(super) healthy_after: Duration,
+    pub(super) close_timeout: Duration,
+    pub(super) acks: Option<Acks>,
+}
 
 /// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
 /// tokio-tungstenite.
@@ -58,7 +69,6 @@ pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>
 /// # let _ = ws;
 /// # Ok::<(), ws_reconnect::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct Builder {
     backoff: ExponentialBackoffBuilder,
     max_total: usize,
@@ -74,6 +84,9 @@ pub struct Builder {
     max_unflushed_messages: usize,
     max_unflushed_bytes: usize,
     max_queued_inbound: usize,
+    acks: Option<Box<dyn Acknowledge>>,
+    ack_window: usize,
+    ack_timeout: Duration,
 }
 
 impl Default for Builder {
@@ -93,6 +106,9 @@ impl Default for Builder {
             max_unflushed_messages: Self::DEFAULT_MAX_UNFLUSHED_MESSAGES,
             max_unflushed_bytes: Self::DEFAULT_MAX_UNFLUSHED_BYTES,
             max_queued_inbound: Self::DEFAULT_MAX_QUEUED_INBOUND,
+            acks: None,
+            ack_window: 0,
+            ack_timeout: Self::DEFAULT_ACK_TIMEOUT,
         }
     }
 }
@@ -108,6 +124,8 @@ impl fmt::Debug for Builder {
             .field("on_connect", &self.on_connect.len())
             .field("connect_timeout", &self.connect_timeout)
             .field("healthy_after", &self.healthy_after)
+            .field("acknowledged", &self.acks.is_some())
+            .field("ack_window", &self.ack_window)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +135,8 @@ impl Builder {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default uptime after which a connection counts as healthy: 5 s.
     pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(5);
+    /// Default acknowledgement timeout: 10 s.
+    pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default bound on the closing handshake: 5 s.
     pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Default outbox bound in messages: 1024.
@@ -218,6 +238,42 @@ impl Builder {
     /// message): only then does the next drop start the backoff over.
     pub fn healthy_after(mut self, value: Duration) -> Self {
         self.healthy_after = value;
+        self
+    }
+
+    /// Acknowledged delivery (see [`Acknowledge`]): tracked messages are kept until the
+    /// peer acknowledges them and resent after every reconnection; at most `window` may be
+    /// unacknowledged at once (`poll_ready` waits beyond that). `flush` and `close`
+    /// complete only when everything tracked is acknowledged.
+    ///
+    /// ```
+    /// use ws_reconnect::{Acknowledge, Message, ReconnectingSink};
+    ///
+    /// struct Acks;
+    /// impl Acknowledge for Acks {
+    ///     fn id(&mut self, m: &Message) -> Option<u64> { m.to_text().ok()?.parse().ok() }
+    ///     fn acked(&mut self, m: &Message) -> Option<u64> {
+    ///         m.to_text().ok()?.strip_prefix("ack ")?.parse().ok()
+    ///     }
+    /// }
+    /// let ws = ReconnectingSink::builder()
+    ///     .acknowledged(Acks, 1024)
+    ///     .ack_timeout(std::time::Duration::from_secs(10))
+    ///     .build("ws://127.0.0.1:9000/")?;
+    /// assert_eq!(ws.unacknowledged(), 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn acknowledged(mut self, acks: impl Acknowledge, window: usize) -> Self {
+        self.acks = Some(Box::new(acks));
+        self.ack_window = window.max(1);
+        self
+    }
+
+    /// In acknowledged mode, a connection that makes no acknowledgement progress for this
+    /// long while tracked messages are outstanding is treated as dead, replaced, and the
+    /// window resent (default 10 s).
+    pub fn ack_timeout(mut self, value: Duration) -> Self {
+        self.ack_timeout = value;
         self
     }
 
@@ -330,11 +386,18 @@ impl Builder {
         ReconnectingSink::from_parts(
             make,
             target,
-            self.on_connect,
-            Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes),
-            self.max_queued_inbound,
-            self.healthy_after,
-            self.close_timeout,
+            Settings {
+                on_connect: self.on_connect,
+                outbox: Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes),
+                inbox_capacity: self.max_queued_inbound,
+                healthy_after: self.healthy_after,
+                close_timeout: self.close_timeout,
+                acks: self.acks.map(|acks| Acks {
+                    acks,
+                    window: self.ack_window,
+                    timeout: self.ack_timeout,
+                }),
+            },
             limiter,
         )
     }

@@ -53,9 +53,11 @@ use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
 use self::outbox::Outbox;
 use self::waker::{Fanout, Half};
+use crate::ack::Acknowledge;
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectLimiter;
@@ -96,6 +98,10 @@ struct Core<M: MakeConnection> {
     healthy_after: Duration,
     close_timeout: Duration,
     limiter: Option<ReconnectLimiter>,
+    acks: Option<Acks>,
+    /// Inbound data messages dropped because the inbox was full while acknowledgements
+    /// had to be read past it.
+    dropped_inbound: u64,
     wakers: Arc<Fanout>,
     /// The half polling now; state changes wake the other one.
     current: Half,
@@ -124,6 +130,13 @@ enum State<M: MakeConnection> {
     },
 }
 
+/// Acknowledged mode: the user's [`Acknowledge`] and its bounds.
+pub(crate) struct Acks {
+    pub(crate) acks: Box<dyn Acknowledge>,
+    pub(crate) window: usize,
+    pub(crate) timeout: Duration,
+}
+
 /// An established connection and what has been written to it.
 struct Live<C> {
     conn: Pin<Box<C>>,
@@ -134,6 +147,10 @@ struct Live<C> {
     preamble: usize,
     /// The preamble or a resend was written and nobody has flushed it yet.
     needs_flush: bool,
+    /// Acknowledged mode: fires when no acknowledgement progress was made for
+    /// `ack_timeout` while tracked messages were outstanding. `None` until first armed.
+    ack_deadline: Option<Pin<Box<Sleep>>>,
+    ack_armed: bool,
 }
 
 /// What one inbound frame means to the sink.
@@ -148,6 +165,19 @@ fn classify(message: Message) -> Inbound {
         Message::Text(_) | Message::Binary(_) => Inbound::Data(message),
         Message::Close(frame) => Inbound::Closed(frame),
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Inbound::Control,
+    }
+}
+
+/// Per-connection state for a fresh connection.
+fn live<C>(conn: C) -> Live<C> {
+    Live {
+        conn: Box::pin(conn),
+        since: Instant::now(),
+        delivered: false,
+        preamble: 0,
+        needs_flush: false,
+        ack_deadline: None,
+        ack_armed: false,
     }
 }
 
@@ -222,11 +252,7 @@ where
     fn from_parts(
         make: M,
         target: Target,
-        on_connect: Vec<Message>,
-        outbox: Outbox,
-        inbox_capacity: usize,
-        healthy_after: Duration,
-        close_timeout: Duration,
+        settings: Settings,
         limiter: Option<ReconnectLimiter>,
     ) -> Self {
         let (wakers, waker) = Fanout::new();
@@ -236,13 +262,15 @@ where
                 make,
                 target,
                 state: State::Idle,
-                on_connect,
-                outbox,
-                inbox: VecDeque::with_capacity(inbox_capacity.min(64)),
-                inbox_capacity: inbox_capacity.max(1),
-                healthy_after,
-                close_timeout,
+                on_connect: settings.on_connect,
+                outbox: settings.outbox,
+                inbox: VecDeque::with_capacity(settings.inbox_capacity.min(64)),
+                inbox_capacity: settings.inbox_capacity.max(1),
+                healthy_after: settings.healthy_after,
+                close_timeout: settings.close_timeout,
                 limiter,
+                acks: settings.acks,
+                dropped_inbound: 0,
                 wakers,
                 current: Half::Write,
             },
@@ -284,18 +312,59 @@ where
     /// limiter (if known) has room. Asking takes nothing from the budget.
     pub fn can_connect(&self) -> bool {
         !matches!(self.core.state, State::Closing { .. })
-            && self.core.limiter.as_ref().is_none_or(ReconnectLimiter::can_connect)
+            && self
+                .core
+                .limiter
+                .as_ref()
+                .is_none_or(ReconnectLimiter::can_connect)
     }
 
-    /// Accepted messages not yet confirmed by a flush.
-    pub fn unflushed(&self) -> usize {
+    /// Accepted messages the sink still owes the peer: not yet confirmed by a flush, or
+    /// (in acknowledged mode) tracked and not yet acknowledged.
+    ///
+    /// ```
+    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// assert_eq!(ws.undelivered(), 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn undelivered(&self) -> usize {
         self.core.outbox.len()
     }
 
-    /// Takes every accepted but unflushed message out of the sink, oldest first: after a
-    /// failure you do not want to retry, this is how nothing is lost silently.
-    pub fn take_unflushed(&mut self) -> Vec<Message> {
+    /// Tracked messages waiting for an acknowledgement (0 unless acknowledged mode is on).
+    ///
+    /// ```
+    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// assert_eq!(ws.unacknowledged(), 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn unacknowledged(&self) -> usize {
+        self.core.outbox.tracked()
+    }
+
+    /// Takes every message the sink still owes out of it, oldest first: after a failure
+    /// you do not want to retry, this is how nothing is lost silently. They will not be
+    /// resent.
+    ///
+    /// ```
+    /// let mut ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// assert!(ws.take_undelivered().is_empty());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn take_undelivered(&mut self) -> Vec<Message> {
         self.core.outbox.take_all()
+    }
+
+    /// Inbound data messages dropped (with a warning) because the inbox was full while
+    /// acknowledgements behind them had to be read. Always 0 outside acknowledged mode.
+    ///
+    /// ```
+    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// assert_eq!(ws.dropped_inbound(), 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn dropped_inbound(&self) -> u64 {
+        self.core.dropped_inbound
     }
 
     /// The target this sink dials.
@@ -343,7 +412,7 @@ where
     ///
     /// - `Ready(Ok(()))`: everything accepted was written and flushed.
     /// - `Ready(Err(e))`: a reconnection failed; the messages stay (see
-    ///   [`take_unflushed`](Self::take_unflushed)).
+    ///   [`take_undelivered`](Self::take_undelivered)).
     /// - `Pending`: writing or reconnecting.
     pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.core.wakers.register_write(cx.waker());
@@ -373,7 +442,10 @@ where
     ///   limiter's window after [`Error::TooManyReconnects`].
     /// - `Ready(None)`: not dialed, closed by the user, or reconnection failed for good.
     /// - `Pending`: waiting for a message or a reconnection.
-    pub fn poll_next_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+    pub fn poll_next_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
         self.core.wakers.register_read(cx.waker());
         self.core.current = Half::Read;
         let mut cx = Context::from_waker(&self.waker);
@@ -401,7 +473,10 @@ where
                         reset_backoff: true,
                     };
                 }
-                State::Refused { sleep, reset_backoff } => {
+                State::Refused {
+                    sleep,
+                    reset_backoff,
+                } => {
                     ready!(sleep.as_mut().poll(cx));
                     // Refused -> Disconnected
                     self.state = State::Disconnected {
@@ -438,13 +513,7 @@ where
                         );
                         self.outbox.rewind();
                         // Connecting -> Connected
-                        self.state = State::Connected(Live {
-                            conn: Box::pin(conn),
-                            since: Instant::now(),
-                            delivered: false,
-                            preamble: 0,
-                            needs_flush: false,
-                        });
+                        self.state = State::Connected(live(conn));
                         self.wakers.wake_other(self.current);
                     }
                     Err(e) => {
@@ -533,19 +602,46 @@ where
         }
     }
 
+    /// What one inbound message means: data for the reader, control, an acknowledgement
+    /// (applied here, consumed), or the peer closing.
+    fn inbound(&mut self, message: Message) -> Inbound {
+        let inbound = classify(message);
+        let Inbound::Data(message) = inbound else {
+            return inbound;
+        };
+        let Some(acked) = self.acks.as_mut().and_then(|a| a.acks.acked(&message)) else {
+            return Inbound::Data(message);
+        };
+        let removed = self.outbox.acknowledge(acked);
+        if removed > 0 {
+            if let State::Connected(live) = &mut self.state {
+                live.delivered = true;
+                // Progress: the ack timer starts over.
+                live.ack_armed = false;
+            }
+            // A writer may be waiting for room in the window or for this flush.
+            self.wakers.wake_other(self.current);
+        }
+        tracing::trace!(acked, removed, "acknowledgement");
+        Inbound::Control
+    }
+
     /// Processes frames that have already arrived, without waiting, so that a Close or EOF
-    /// is noticed before the next write. Data goes to the inbox (up to its capacity; after
-    /// that the socket is left unread: TCP backpressure).
+    /// is noticed before the next write. Data goes to the inbox up to its bound; after
+    /// that the socket is left unread (TCP backpressure) — except in acknowledged mode,
+    /// where acknowledgements must be read whatever is queued.
     fn poll_inbound(&mut self, cx: &mut Context<'_>) {
-        while self.inbox.len() < self.inbox_capacity {
+        while self.inbox.len() < self.inbox_capacity || self.acks.is_some() {
             let State::Connected(live) = &mut self.state else {
                 return;
             };
             match live.conn.as_mut().poll_next(cx) {
                 Poll::Pending => return,
-                Poll::Ready(Some(Ok(message))) => match classify(message) {
+                Poll::Ready(Some(Ok(message))) => match self.inbound(message) {
                     Inbound::Data(m) => {
-                        live.delivered = true;
+                        if let State::Connected(live) = &mut self.state {
+                            live.delivered = true;
+                        }
                         self.queue_inbound(m);
                     }
                     Inbound::Control => {}
@@ -557,8 +653,51 @@ where
         }
     }
 
-    /// Flushes the current connection. `Ready(true)`: flushed, the outbox is delivered;
-    /// `Ready(false)`: not connected or lost.
+    /// Queues a data message for the reader. Past the inbox bound (reachable only while
+    /// acknowledgements or a Close must be read regardless) it is dropped, counted and
+    /// logged at `warn`.
+    fn queue_inbound(&mut self, message: Message) {
+        if self.inbox.len() < self.inbox_capacity {
+            self.inbox.push_back(message);
+            self.wakers.wake_read();
+        } else {
+            self.dropped_inbound += 1;
+            tracing::warn!(
+                len = message.len(),
+                dropped = self.dropped_inbound,
+                "inbound message dropped: the inbox is full and nobody reads the stream"
+            );
+        }
+    }
+
+    /// Acknowledged mode: replaces the connection when tracked messages have waited
+    /// `ack_timeout` without acknowledgement progress. Returns whether it did.
+    fn poll_ack_timeout(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(acks), State::Connected(live)) = (&self.acks, &mut self.state) else {
+            return false;
+        };
+        if self.outbox.tracked() == 0 {
+            live.ack_armed = false;
+            return false;
+        }
+        let deadline = Instant::now() + acks.timeout;
+        let sleep = live
+            .ack_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !live.ack_armed {
+            sleep.as_mut().reset(deadline);
+            live.ack_armed = true;
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let timeout = acks.timeout;
+        self.lose(format!("no acknowledgement within {timeout:?}").into());
+        true
+    }
+
+    /// Flushes the current connection. `Ready(true)`: flushed; `Ready(false)`: not
+    /// connected or lost.
     fn poll_flush_connection(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let State::Connected(live) = &mut self.state else {
             return Poll::Ready(false);
@@ -566,9 +705,7 @@ where
         match ready!(live.conn.as_mut().poll_flush(cx)) {
             Ok(()) => {
                 live.needs_flush = false;
-                if self.outbox.all_written() {
-                    self.outbox.flushed();
-                }
+                self.outbox.flushed();
                 Poll::Ready(true)
             }
             Err(e) => {
@@ -578,15 +715,31 @@ where
         }
     }
 
+    fn window_full(&self) -> bool {
+        self.acks
+            .as_ref()
+            .is_some_and(|a| self.outbox.tracked() >= a.window)
+    }
+
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             ready!(self.poll_connected(cx))?;
             self.poll_inbound(cx);
-            if !matches!(self.state, State::Connected(_)) {
+            if !matches!(self.state, State::Connected(_)) || self.poll_ack_timeout(cx) {
                 continue;
             }
-            if self.outbox.is_full() {
-                ready!(self.poll_flush_connection(cx));
+            if self.outbox.needs_flush() || self.window_full() {
+                if !ready!(self.poll_flush_connection(cx)) {
+                    continue;
+                }
+                if self.window_full() {
+                    // Wait for acknowledgements: poll_inbound registered the read side,
+                    // poll_ack_timeout the timer.
+                    self.poll_inbound(cx);
+                    if self.window_full() && !self.poll_ack_timeout(cx) {
+                        return Poll::Pending;
+                    }
+                }
                 continue;
             }
             let State::Connected(live) = &mut self.state else {
@@ -603,39 +756,59 @@ where
         if matches!(message, Message::Close(_) | Message::Frame(_)) {
             return Err(Error::UnsupportedMessage);
         }
+        if matches!(self.state, State::Idle | State::Closing { .. }) {
+            return Err(Error::NotDialed);
+        }
+        let connected = matches!(self.state, State::Connected(_)) && self.outbox.all_written();
+        if !connected && (self.outbox.needs_flush() || self.window_full()) {
+            // poll_ready bounds the outbox; a caller that skipped it is refused when full.
+            return Err(Error::NotReady);
+        }
+        let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
         match &mut self.state {
-            State::Idle | State::Closing { .. } => Err(Error::NotDialed),
-            State::Connected(live) if self.outbox.all_written() => {
-                self.outbox.push(message.clone());
+            State::Connected(live) if connected => {
+                self.outbox.push(message.clone(), id);
                 match live.conn.as_mut().start_send(message) {
                     Ok(()) => self.outbox.mark_written(),
                     // Kept in the outbox; resent on the next connection.
                     Err(e) => self.lose(e.into()),
                 }
-                Ok(())
             }
             // Not connected (or the backlog is still being written): keep it for later.
-            // poll_ready bounds the outbox; a caller that skips it is refused when full.
-            _ if self.outbox.is_full() => Err(Error::NotReady),
-            _ => {
-                self.outbox.push(message);
-                Ok(())
-            }
+            _ => self.outbox.push(message, id),
         }
+        Ok(())
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if self.outbox.is_empty() && !matches!(self.state, State::Connected(_) | State::Connecting { .. }) {
-                // Nothing to deliver: no reason to reconnect. A dial in progress
-                // (Disconnected with a first dial) still goes through poll_connected.
-                if !matches!(self.state, State::Disconnected { kind: DialKind::First, .. }) {
-                    return Poll::Ready(Ok(()));
-                }
+            let dialing = matches!(
+                self.state,
+                State::Connected(_)
+                    | State::Connecting { .. }
+                    | State::Disconnected {
+                        kind: DialKind::First,
+                        ..
+                    }
+            );
+            if self.outbox.is_empty() && !dialing {
+                // Nothing owed and no dial in progress: no reason to reconnect.
+                return Poll::Ready(Ok(()));
             }
             ready!(self.poll_connected(cx))?;
-            if ready!(self.poll_flush_connection(cx)) {
+            if !ready!(self.poll_flush_connection(cx)) {
+                continue;
+            }
+            if self.outbox.tracked() == 0 {
                 return Poll::Ready(Ok(()));
+            }
+            // Acknowledged mode: flushed means acknowledged.
+            self.poll_inbound(cx);
+            if self.outbox.tracked() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if matches!(self.state, State::Connected(_)) && !self.poll_ack_timeout(cx) {
+                return Poll::Pending;
             }
         }
     }
@@ -666,14 +839,11 @@ where
                         // Wait for the peer's Close (or EOF) before dropping the socket:
                         // dropping it with the peer's frame unread makes the kernel send a
                         // RST, which discards data still queued in our send buffer.
-                        match ready!(conn.as_mut().poll_next(cx)) {
-                            Some(Ok(message)) => {
-                                if let Inbound::Data(m) = classify(message) {
-                                    self.queue_inbound(m);
-                                }
-                                continue;
+                        if let Some(Ok(message)) = ready!(conn.as_mut().poll_next(cx)) {
+                            if let Inbound::Data(m) = self.inbound(message) {
+                                self.queue_inbound(m);
                             }
-                            Some(Err(_)) | None => {}
+                            continue;
                         }
                     }
                     // Closing -> Idle
@@ -698,23 +868,15 @@ where
         }
     }
 
-    /// Queues a data message for the reader; past the inbox bound (only reachable while
-    /// closing, when the socket is drained regardless) it is dropped with a warning.
-    fn queue_inbound(&mut self, message: Message) {
-        if self.inbox.len() < self.inbox_capacity {
-            self.inbox.push_back(message);
-            self.wakers.wake_read();
-        } else {
-            tracing::warn!(len = message.len(), "inbound message dropped while closing: the inbox is full");
-        }
-    }
-
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             if let Some(message) = self.inbox.pop_front() {
                 return Poll::Ready(Some(Ok(message)));
             }
-            if matches!(self.state, State::Idle | State::Closing { .. } | State::Failed) {
+            if matches!(
+                self.state,
+                State::Idle | State::Closing { .. } | State::Failed
+            ) {
                 return Poll::Ready(None);
             }
             if let Err(e) = ready!(self.poll_connected(cx)) {
@@ -730,17 +892,25 @@ where
             let State::Connected(live) = &mut self.state else {
                 continue;
             };
-            match ready!(live.conn.as_mut().poll_next(cx)) {
-                Some(Ok(message)) => match classify(message) {
+            match live.conn.as_mut().poll_next(cx) {
+                Poll::Pending => {
+                    if self.poll_ack_timeout(cx) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Ok(message))) => match self.inbound(message) {
                     Inbound::Data(m) => {
-                        live.delivered = true;
+                        if let State::Connected(live) = &mut self.state {
+                            live.delivered = true;
+                        }
                         return Poll::Ready(Some(Ok(m)));
                     }
                     Inbound::Control => {}
                     Inbound::Closed(frame) => self.lose(close_cause(frame)),
                 },
-                Some(Err(e)) => self.lose(e.into()),
-                None => self.lose("end of stream".into()),
+                Poll::Ready(Some(Err(e))) => self.lose(e.into()),
+                Poll::Ready(None) => self.lose("end of stream".into()),
             }
         }
     }
@@ -748,7 +918,12 @@ where
 
 fn close_cause(frame: Option<CloseFrame>) -> BoxError {
     match frame {
-        Some(f) => format!("server sent Close {} {:?}", u16::from(f.code), f.reason.as_str()).into(),
+        Some(f) => format!(
+            "server sent Close {} {:?}",
+            u16::from(f.code),
+            f.reason.as_str()
+        )
+        .into(),
         None => "server sent Close without a code".into(),
     }
 }

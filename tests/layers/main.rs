@@ -58,7 +58,9 @@ async fn a_400_is_rejected_after_exactly_one_attempt() {
         .unwrap()
         .unwrap_err();
     match err {
-        Error::Rejected { status, retryable, .. } => {
+        Error::Rejected {
+            status, retryable, ..
+        } => {
             assert_eq!(status.as_u16(), 400);
             assert!(!retryable);
         }
@@ -70,7 +72,13 @@ async fn a_400_is_rejected_after_exactly_one_attempt() {
 #[tokio::test]
 async fn a_503_twice_then_upgrade_connects_on_the_third_attempt() {
     let server = serve(
-        |n| if n < 2 { Reply::Status(503, vec![]) } else { Reply::Upgrade },
+        |n| {
+            if n < 2 {
+                Reply::Status(503, vec![])
+            } else {
+                Reply::Upgrade
+            }
+        },
         echo,
     )
     .await;
@@ -141,7 +149,10 @@ async fn retry_after_is_capped_by_max_interval() {
         .unwrap()
         .unwrap();
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
 }
 
 trait LayerOn {
@@ -176,7 +187,10 @@ async fn invalid_urls_fail_without_any_connection() {
     let mut make = ServiceBuilder::new()
         .layer(BackoffLayer::new(fast_backoff(None)))
         .service(TungsteniteConnector::default());
-    let err = timeout(BOUND, make.call(target)).await.unwrap().unwrap_err();
+    let err = timeout(BOUND, make.call(target))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(server.attempts(), 0);
@@ -186,22 +200,32 @@ async fn invalid_urls_fail_without_any_connection() {
 async fn a_dead_port_gives_up_after_max_elapsed_time() {
     let addr = dead_port().await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(Some(Duration::from_secs(1)))))
+        .layer(BackoffLayer::new(fast_backoff(Some(Duration::from_secs(
+            1,
+        )))))
         .service(TungsteniteConnector::default());
     let started = Instant::now();
-    let err = timeout(BOUND, make.call(Target::new(format!("ws://{addr}/")).unwrap()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = timeout(
+        BOUND,
+        make.call(Target::new(format!("ws://{addr}/")).unwrap()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     let took = started.elapsed();
     match &err {
-        Error::GaveUp { attempts, source, .. } => {
+        Error::GaveUp {
+            attempts, source, ..
+        } => {
             assert!(*attempts >= 3, "{attempts} attempts");
             assert!(matches!(**source, Error::Transport(_)), "{source:?}");
         }
         other => panic!("expected GaveUp, got {other:?}"),
     }
-    assert!(took >= Duration::from_millis(500) && took <= Duration::from_millis(2500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(500) && took <= Duration::from_millis(2500),
+        "{took:?}"
+    );
     assert!(std::error::Error::source(&err).is_some());
 }
 
@@ -209,15 +233,22 @@ async fn a_dead_port_gives_up_after_max_elapsed_time() {
 async fn towers_timeout_around_a_silent_listener_is_retried_then_gives_up() {
     let (addr, accepted, _task) = silent_listener().await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(Some(Duration::from_millis(800)))))
+        .layer(BackoffLayer::new(fast_backoff(Some(
+            Duration::from_millis(800),
+        ))))
         .timeout(Duration::from_millis(150))
         .service(TungsteniteConnector::default());
-    let err = timeout(BOUND, make.call(Target::new(format!("ws://{addr}/")).unwrap()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = timeout(
+        BOUND,
+        make.call(Target::new(format!("ws://{addr}/")).unwrap()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     match err {
-        Error::GaveUp { source, attempts, .. } => {
+        Error::GaveUp {
+            source, attempts, ..
+        } => {
             assert!(matches!(*source, Error::Timeout), "{source:?}");
             assert!(attempts >= 2);
         }
@@ -234,7 +265,12 @@ fn scripted(
     fail_first: u32,
     error: fn() -> Error,
 ) -> (
-    impl Service<Target, Response = u32, Error = Error, Future = impl std::future::Future<Output = Result<u32, Error>> + Send> + Clone,
+    impl Service<
+            Target,
+            Response = u32,
+            Error = Error,
+            Future = impl std::future::Future<Output = Result<u32, Error>> + Send,
+        > + Clone,
     Arc<AtomicU32>,
 ) {
     let calls = Arc::new(AtomicU32::new(0));
@@ -263,7 +299,13 @@ async fn backoff_waits_exactly_the_policy_delays() {
         .layer(BackoffLayer::new(fast_backoff(None)))
         .service(svc);
     let started = Instant::now();
-    let attempt = make.ready().await.unwrap().call(Target::new("ws://x/").unwrap()).await.unwrap();
+    let attempt = make
+        .ready()
+        .await
+        .unwrap()
+        .call(Target::new("ws://x/").unwrap())
+        .await
+        .unwrap();
     assert_eq!(attempt, 3, "the target carries the attempt number");
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     // 20 + 30 + 45 ms, exactly, in paused time.
@@ -274,7 +316,10 @@ async fn backoff_waits_exactly_the_policy_delays() {
 async fn backoff_stops_at_once_on_a_permanent_error() {
     let (svc, calls) = scripted(100, || Error::NotDialed);
     let mut make = BackoffLayer::new(fast_backoff(None)).layer_on(svc);
-    let err = make.call(Target::new("ws://x/").unwrap()).await.unwrap_err();
+    let err = make
+        .call(Target::new("ws://x/").unwrap())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotDialed));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
@@ -283,7 +328,9 @@ async fn backoff_stops_at_once_on_a_permanent_error() {
 async fn an_unhealthy_reconnection_waits_and_the_backoff_keeps_growing() {
     let (svc, _calls) = scripted(0, refused);
     let mut make = BackoffLayer::new(fast_backoff(None)).layer_on(svc);
-    let t = Target::new("ws://x/").unwrap().with_kind(DialKind::Reconnect);
+    let t = Target::new("ws://x/")
+        .unwrap()
+        .with_kind(DialKind::Reconnect);
     // A healthy predecessor: immediate.
     let started = Instant::now();
     make.call(t.clone()).await.unwrap();
@@ -320,7 +367,9 @@ async fn an_unhealthy_streak_past_max_elapsed_time_gives_up() {
 }
 
 fn reconnect() -> Target {
-    Target::new("ws://x/").unwrap().with_kind(DialKind::Reconnect)
+    Target::new("ws://x/")
+        .unwrap()
+        .with_kind(DialKind::Reconnect)
 }
 
 #[tokio::test(start_paused = true)]
@@ -337,13 +386,24 @@ async fn limiter_fills_rejects_and_slides_one_slot_at_a_time() {
     }
     let t_full = Instant::now();
     match make.call(reconnect()).await {
-        Err(Error::TooManyReconnects { max_total: 3, retry_at: Some(at), .. }) => {
+        Err(Error::TooManyReconnects {
+            max_total: 3,
+            retry_at: Some(at),
+            ..
+        }) => {
             // The first reconnection was at t_full - 3 s; it leaves at +10 s.
-            assert_eq!(at, t_full - Duration::from_secs(3) + Duration::from_secs(10));
+            assert_eq!(
+                at,
+                t_full - Duration::from_secs(3) + Duration::from_secs(10)
+            );
         }
         other => panic!("expected TooManyReconnects, got {other:?}"),
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 8, "a refused call never reaches the inner service");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        8,
+        "a refused call never reaches the inner service"
+    );
     tokio::time::advance(Duration::from_secs(7)).await;
     assert!(make.limiter().can_connect());
     make.call(reconnect()).await.unwrap();
@@ -370,14 +430,24 @@ async fn limiter_budget_is_shared_across_services() {
     let mut b = layer.layer_on_limit(b);
     a.call(reconnect()).await.unwrap();
     b.call(reconnect()).await.unwrap();
-    assert!(matches!(a.call(reconnect()).await, Err(Error::TooManyReconnects { .. })));
-    assert!(matches!(b.call(reconnect()).await, Err(Error::TooManyReconnects { .. })));
+    assert!(matches!(
+        a.call(reconnect()).await,
+        Err(Error::TooManyReconnects { .. })
+    ));
+    assert!(matches!(
+        b.call(reconnect()).await,
+        Err(Error::TooManyReconnects { .. })
+    ));
     assert_eq!(limiter.used(), 2);
     // ...while `new` gives each service its own budget.
     let per = ReconnectLimitLayer::new(1, Duration::from_secs(60));
     let (c, _) = scripted(0, refused);
     let (d, _) = scripted(0, refused);
-    per.clone().layer_on_limit(c).call(reconnect()).await.unwrap();
+    per.clone()
+        .layer_on_limit(c)
+        .call(reconnect())
+        .await
+        .unwrap();
     per.layer_on_limit(d).call(reconnect()).await.unwrap();
 }
 

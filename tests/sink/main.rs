@@ -1,9 +1,9 @@
 //! ReconnectingSink end to end (loopback sockets) and against a scripted mock.
 
-#[path = "../support/mod.rs"]
-mod support;
 #[path = "../support/mock.rs"]
 mod mock;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,13 @@ fn quick() -> Builder {
 
 /// A handler that records text messages and, after `n` on a connection, sends Close and
 /// keeps reading until the client closes or goes away (RFC 6455 allows this).
-fn close_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync + 'static {
+fn close_after(
+    n: usize,
+    log: Log,
+) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Send
+       + Sync
+       + 'static {
     move |conn, mut ws: Ws| {
         let log = log.clone();
         Box::pin(async move {
@@ -45,7 +51,11 @@ fn close_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dy
 
 /// Reads (and so lets the sink notice closes and reconnect) until `cond` holds; returns
 /// the error items seen. Bounded by `BOUND`.
-async fn read_until(ws: &mut ReconnectingSink, what: &str, mut cond: impl FnMut() -> bool) -> Vec<Error> {
+async fn read_until(
+    ws: &mut ReconnectingSink,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) -> Vec<Error> {
     let deadline = Instant::now() + BOUND;
     let mut errors = Vec::new();
     while !cond() {
@@ -70,13 +80,18 @@ async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
 }
 
 async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), Error> {
-    timeout(BOUND, ws.send(Message::text(text.into()))).await.expect("send hung")
+    timeout(BOUND, ws.send(Message::text(text.into())))
+        .await
+        .expect("send hung")
 }
 
 #[tokio::test]
 async fn dial_connects_and_messages_arrive() {
     let (server, log) = recording_server().await;
-    let mut ws = timeout(BOUND, ReconnectingSink::connect(server.url())).await.unwrap().unwrap();
+    let mut ws = timeout(BOUND, ReconnectingSink::connect(server.url()))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(ws.is_connected());
     assert!(ws.can_connect());
     send(&mut ws, "one").await.unwrap();
@@ -94,8 +109,14 @@ async fn dial_close_dial_close_with_sends_between() {
     send(&mut ws, "a").await.unwrap();
     timeout(BOUND, ws.close()).await.unwrap().unwrap();
     assert!(!ws.is_connected());
-    assert!(matches!(send(&mut ws, "lost?").await, Err(Error::NotDialed)));
-    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none(), "stream ends after close");
+    assert!(matches!(
+        send(&mut ws, "lost?").await,
+        Err(Error::NotDialed)
+    ));
+    assert!(
+        timeout(BOUND, ws.next()).await.unwrap().is_none(),
+        "stream ends after close"
+    );
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     send(&mut ws, "b").await.unwrap();
     timeout(BOUND, ws.close()).await.unwrap().unwrap();
@@ -109,10 +130,16 @@ async fn dial_close_dial_close_with_sends_between() {
 async fn invalid_urls_fail_fast() {
     for bad in ["foo", "https://127.0.0.2:1234/x", "ws://", ""] {
         let started = Instant::now();
-        let err = timeout(BOUND, ReconnectingSink::connect(bad)).await.unwrap().unwrap_err();
+        let err = timeout(BOUND, ReconnectingSink::connect(bad))
+            .await
+            .unwrap()
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidUrl { .. }), "{bad:?}: {err:?}");
         assert!(started.elapsed() < Duration::from_millis(100));
-        assert!(matches!(ReconnectingSink::builder().build(bad), Err(Error::InvalidUrl { .. })));
+        assert!(matches!(
+            ReconnectingSink::builder().build(bad),
+            Err(Error::InvalidUrl { .. })
+        ));
     }
 }
 
@@ -131,13 +158,19 @@ async fn server_down_fails_after_max_elapsed_time() {
     .unwrap_err();
     assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_400_fails_after_one_attempt() {
     let server = serve(|_| Reply::Status(400, vec![]), echo).await;
-    let err = timeout(BOUND, quick().connect(server.url())).await.unwrap().unwrap_err();
+    let err = timeout(BOUND, quick().connect(server.url()))
+        .await
+        .unwrap()
+        .unwrap_err();
     match err {
         Error::Rejected { status, .. } => assert_eq!(status.as_u16(), 400),
         other => panic!("{other:?}"),
@@ -149,7 +182,10 @@ async fn a_400_fails_after_one_attempt() {
 async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
     let (server, _log) = recording_server().await;
     let mut ws = quick().build(server.url()).unwrap();
-    assert!(matches!(send(&mut ws, "early").await, Err(Error::NotDialed)));
+    assert!(matches!(
+        send(&mut ws, "early").await,
+        Err(Error::NotDialed)
+    ));
     assert!(matches!(timeout(BOUND, ws.flush()).await.unwrap(), Ok(())));
     assert!(timeout(BOUND, ws.next()).await.unwrap().is_none());
     tokio::task::yield_now().await;
@@ -174,12 +210,19 @@ async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
 async fn zero_reconnections_allowed_gives_too_many_reconnects() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let mut ws = quick().max_reconnections_total(0).connect(server.url()).await.unwrap();
+    let mut ws = quick()
+        .max_reconnections_total(0)
+        .connect(server.url())
+        .await
+        .unwrap();
     send(&mut ws, "first").await.unwrap();
     eventually("first", || log.len() == 1).await;
     // The close may take a moment to arrive; sends before it still succeed.
     let err = send_until_error(&mut ws, "again").await;
-    assert!(matches!(err, Error::TooManyReconnects { max_total: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::TooManyReconnects { max_total: 0, .. }),
+        "{err:?}"
+    );
     assert!(!ws.can_connect());
     assert_eq!(server.upgrades(), 1);
 }
@@ -221,16 +264,29 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
     // Reading notices the fourth close; the fourth reconnection is refused, once.
     let item = timeout(BOUND, ws.next()).await.unwrap();
     assert!(
-        matches!(item, Some(Err(Error::TooManyReconnects { max_total: 3, .. }))),
+        matches!(
+            item,
+            Some(Err(Error::TooManyReconnects { max_total: 3, .. }))
+        ),
         "{item:?}"
     );
     assert_eq!(server.upgrades(), 4, "first dial + three reconnections");
-    assert!(started.elapsed() < window, "the test was too slow to prove the window");
+    assert!(
+        started.elapsed() < window,
+        "the test was too slow to prove the window"
+    );
     assert!(!ws.can_connect());
     // Once the oldest reconnection leaves the window, a send reconnects.
     send(&mut ws, "after").await.unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(1500), "{:?}", started.elapsed());
-    eventually("after", || log.texts().last().map(String::as_str) == Some("after")).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually("after", || {
+        log.texts().last().map(String::as_str) == Some("after")
+    })
+    .await;
     assert_eq!(server.upgrades(), 5);
 }
 
@@ -275,7 +331,12 @@ async fn reads_continue_across_a_server_close_without_an_error_item() {
     let mut got = Vec::new();
     while got.len() < 6 {
         let item = timeout(BOUND, ws.next()).await.unwrap().unwrap();
-        got.push(item.expect("no error item across a reconnection").into_text().unwrap().to_string());
+        got.push(
+            item.expect("no error item across a reconnection")
+                .into_text()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(got, ["c0-0", "c0-1", "c0-2", "c1-0", "c1-1", "c1-2"]);
 }
@@ -291,23 +352,36 @@ async fn ten_thousand_messages_through_forward_across_graceful_closes() {
         .unwrap();
     // 1 KiB each: with tiny messages all 10,000 fit in the loopback socket buffers before
     // the server has read its first 1,000, and no client could see the Close in time.
-    let source = futures::stream::iter((0..10_000).map(|i| Ok(Message::text(format!("{i:04096}")))));
+    let source =
+        futures::stream::iter((0..10_000).map(|i| Ok(Message::text(format!("{i:04096}")))));
     timeout(Duration::from_secs(60), source.forward(ws))
         .await
         .expect("forward hung")
         .expect("forward failed");
     eventually("all numbers", || {
         let texts = log.texts();
-        let seen: std::collections::HashSet<u32> = texts.iter().map(|t| t.parse().unwrap()).collect();
+        let seen: std::collections::HashSet<u32> =
+            texts.iter().map(|t| t.parse().unwrap()).collect();
         seen.len() == 10_000
     })
     .await;
-    assert!(server.upgrades() >= 5, "only {} connections: closes were not noticed", server.upgrades());
+    assert!(
+        server.upgrades() >= 5,
+        "only {} connections: closes were not noticed",
+        server.upgrades()
+    );
     // Per connection, order is kept.
     let entries = log.entries();
     for c in 0..server.upgrades() {
-        let nums: Vec<u32> = entries.iter().filter(|(k, _)| *k == c).map(|(_, t)| t.parse().unwrap()).collect();
-        assert!(nums.windows(2).all(|w| w[0] < w[1]), "connection {c} out of order");
+        let nums: Vec<u32> = entries
+            .iter()
+            .filter(|(k, _)| *k == c)
+            .map(|(_, t)| t.parse().unwrap())
+            .collect();
+        assert!(
+            nums.windows(2).all(|w| w[0] < w[1]),
+            "connection {c} out of order"
+        );
     }
 }
 
@@ -349,7 +423,10 @@ async fn split_halves_share_one_connection_across_reconnects() {
         got
     });
     for i in 0..4 {
-        timeout(BOUND, tx.send(Message::text(format!("m{i}")))).await.unwrap().unwrap();
+        timeout(BOUND, tx.send(Message::text(format!("m{i}"))))
+            .await
+            .unwrap()
+            .unwrap();
         eventually("server got it", || log.texts().contains(&format!("m{i}"))).await;
         if i == 1 {
             // The server closed connection 0; the reader notices and reconnects, and the
@@ -394,17 +471,28 @@ async fn unflushed_messages_are_resent_in_order_exactly_once() {
     script.fail_flush(2);
     let mut ws = Builder::default()
         .on_connect(Message::text("hi"))
-        .build_over(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+        .build_over(
+            mock::make(script.clone()),
+            Target::new("ws://mock/").unwrap(),
+        );
     timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0 delivers "hi"
     for batch in 0..4 {
         for i in 0..5 {
-            ws.feed(Message::text(format!("{batch}.{i}"))).await.unwrap();
+            ws.feed(Message::text(format!("{batch}.{i}")))
+                .await
+                .unwrap();
         }
         timeout(BOUND, ws.flush()).await.unwrap().unwrap();
     }
     let delivered = script.delivered.lock().unwrap().clone();
-    let data: Vec<String> = delivered.iter().map(|(_, t)| t.clone()).filter(|t| t != "hi").collect();
-    let expected: Vec<String> = (0..4).flat_map(|b| (0..5).map(move |i| format!("{b}.{i}"))).collect();
+    let data: Vec<String> = delivered
+        .iter()
+        .map(|(_, t)| t.clone())
+        .filter(|t| t != "hi")
+        .collect();
+    let expected: Vec<String> = (0..4)
+        .flat_map(|b| (0..5).map(move |i| format!("{b}.{i}")))
+        .collect();
     assert_eq!(data, expected, "each once, in order");
     // Connection 0 dies at batch 0's flush, connection 1 at its first flush.
     assert_eq!(script.connects(), 3);
@@ -414,7 +502,10 @@ async fn unflushed_messages_are_resent_in_order_exactly_once() {
             assert_eq!(first, "hi", "connection {c}");
         }
     }
-    assert!(delivered.iter().all(|(k, _)| *k != 1), "connection 1 died before delivering");
+    assert!(
+        delivered.iter().all(|(k, _)| *k != 1),
+        "connection 1 died before delivering"
+    );
 }
 
 #[tokio::test]
@@ -422,7 +513,10 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     let script = mock::Script::new();
     script.fail_flush(1);
     script.fail_flush(3);
-    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    let mut ws = ReconnectingSink::new(
+        mock::make(script.clone()),
+        Target::new("ws://mock/").unwrap(),
+    );
     timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0
     ws.feed(Message::text("a")).await.unwrap();
     ws.feed(Message::text("b")).await.unwrap();
@@ -430,20 +524,26 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     // Flush 1 fails, the reconnection is refused: the error comes back, nothing is lost.
     let err = timeout(BOUND, ws.flush()).await.unwrap().unwrap_err();
     assert!(matches!(err, Error::Rejected { .. }), "{err:?}");
-    assert_eq!(ws.unflushed(), 2);
-    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none(), "the stream ends after a permanent failure");
+    assert_eq!(ws.undelivered(), 2);
+    assert!(
+        timeout(BOUND, ws.next()).await.unwrap().is_none(),
+        "the stream ends after a permanent failure"
+    );
     // Later the server takes connections again: the next flush delivers them, in order.
     script.set_refuse(false);
     timeout(BOUND, ws.flush()).await.unwrap().unwrap(); // flush 2
     assert_eq!(script.delivered_texts(), ["a", "b"]);
-    assert_eq!(ws.unflushed(), 0);
+    assert_eq!(ws.undelivered(), 0);
     // Or the caller takes them back.
     ws.feed(Message::text("c")).await.unwrap();
     ws.feed(Message::text("d")).await.unwrap();
     script.set_refuse(true);
     assert!(timeout(BOUND, ws.flush()).await.unwrap().is_err()); // flush 3 fails
-    assert_eq!(ws.take_unflushed(), [Message::text("c"), Message::text("d")]);
-    assert_eq!(ws.unflushed(), 0);
+    assert_eq!(
+        ws.take_undelivered(),
+        [Message::text("c"), Message::text("d")]
+    );
+    assert_eq!(ws.undelivered(), 0);
     assert_eq!(script.delivered_texts(), ["a", "b"]);
 }
 
@@ -451,7 +551,10 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
 async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
     let gate = Arc::new(Notify::new());
     let script = mock::Script::gated(gate.clone());
-    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    let mut ws = ReconnectingSink::new(
+        mock::make(script.clone()),
+        Target::new("ws://mock/").unwrap(),
+    );
     gate.notify_one();
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     script.hang_up(0);
@@ -463,7 +566,10 @@ async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
     gate.notify_one();
     tokio::task::yield_now().await;
     assert!(task.is_woken(), "not woken by the reconnection");
-    assert!(matches!(task.enter(|cx, _| ws.poll_ready_inner(cx)), std::task::Poll::Ready(Ok(()))));
+    assert!(matches!(
+        task.enter(|cx, _| ws.poll_ready_inner(cx)),
+        std::task::Poll::Ready(Ok(()))
+    ));
     assert_eq!(script.connects(), 2);
 }
 
@@ -471,7 +577,10 @@ async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
 async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
     let gate = Arc::new(Notify::new());
     let script = mock::Script::gated(gate.clone());
-    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    let mut ws = ReconnectingSink::new(
+        mock::make(script.clone()),
+        Target::new("ws://mock/").unwrap(),
+    );
     gate.notify_one();
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
 
@@ -498,9 +607,10 @@ async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
 #[tokio::test]
 async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
     let script = mock::Script::new();
-    let mut ws = Builder::default()
-        .max_queued_inbound(3)
-        .build_over(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    let mut ws = Builder::default().max_queued_inbound(3).build_over(
+        mock::make(script.clone()),
+        Target::new("ws://mock/").unwrap(),
+    );
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     for i in 0..5 {
         script.push(0, Message::text(format!("in{i}")));
@@ -511,22 +621,35 @@ async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
     for _ in 0..5 {
         got.push(timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap());
     }
-    assert_eq!(got, (0..5).map(|i| Message::text(format!("in{i}"))).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..5)
+            .map(|i| Message::text(format!("in{i}")))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
 async fn close_and_frame_messages_are_refused_not_sent() {
     let script = mock::Script::new();
-    let mut ws = ReconnectingSink::new(mock::make(script.clone()), Target::new("ws://mock/").unwrap());
+    let mut ws = ReconnectingSink::new(
+        mock::make(script.clone()),
+        Target::new("ws://mock/").unwrap(),
+    );
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
-    assert!(matches!(ws.send(Message::Close(None)).await, Err(Error::UnsupportedMessage)));
+    assert!(matches!(
+        ws.send(Message::Close(None)).await,
+        Err(Error::UnsupportedMessage)
+    ));
     assert!(ws.is_connected());
 }
 
 #[tokio::test]
 async fn the_sink_is_send_unpin_and_debug() {
     fn check<T: Send + Unpin + std::fmt::Debug>(_: &T) {}
-    let ws = ReconnectingSink::builder().build("ws://127.0.0.1:1/").unwrap();
+    let ws = ReconnectingSink::builder()
+        .build("ws://127.0.0.1:1/")
+        .unwrap();
     check(&ws);
     let text = format!("{ws:?}");
     assert!(text.contains("Idle"), "{text}");

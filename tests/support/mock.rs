@@ -48,7 +48,12 @@ impl Script {
     }
 
     pub fn delivered_texts(&self) -> Vec<String> {
-        self.delivered.lock().unwrap().iter().map(|(_, t)| t.clone()).collect()
+        self.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// Pushes an inbound message on connection `conn`.

@@ -75,7 +75,9 @@ where
     let task = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { break };
+            let Ok((tcp, _)) = listener.accept().await else {
+                break;
+            };
             let attempt = a.fetch_add(1, Ordering::SeqCst);
             let (reply, handler, u) = (reply.clone(), handler.clone(), u.clone());
             tasks.spawn(async move {
@@ -87,14 +89,17 @@ where
                         }
                     }
                     Reply::Status(code, headers) => {
-                        let cb = move |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
-                            let mut resp = ErrorResponse::new(Some("refused".into()));
-                            *resp.status_mut() = http::StatusCode::from_u16(code).unwrap();
-                            for (n, v) in &headers {
-                                resp.headers_mut().insert(*n, v.parse().unwrap());
-                            }
-                            Err(resp)
-                        };
+                        // tungstenite's callback signature fixes the error type.
+                        #[allow(clippy::result_large_err)]
+                        let cb =
+                            move |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
+                                let mut resp = ErrorResponse::new(Some("refused".into()));
+                                *resp.status_mut() = http::StatusCode::from_u16(code).unwrap();
+                                for (n, v) in &headers {
+                                    resp.headers_mut().insert(*n, v.parse().unwrap());
+                                }
+                                Err(resp)
+                            };
                         let _ = tokio_tungstenite::accept_hdr_async(tcp, cb).await;
                     }
                 }
@@ -118,7 +123,12 @@ impl Log {
         self.0.lock().unwrap().push((conn, text));
     }
     pub fn texts(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().map(|(_, t)| t.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect()
     }
     pub fn entries(&self) -> Vec<(usize, String)> {
         self.0.lock().unwrap().clone()
@@ -129,7 +139,10 @@ impl Log {
 }
 
 /// A handler that records every text message until the peer goes away.
-pub fn recording(log: Log) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static {
+pub fn recording(
+    log: Log,
+) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static
+{
     move |conn, mut ws| {
         let log = log.clone();
         Box::pin(async move {
@@ -152,10 +165,8 @@ pub async fn recording_server() -> (Server, Log) {
 /// An echo handler.
 pub async fn echo(_conn: usize, mut ws: Ws) {
     while let Some(Ok(m)) = ws.next().await {
-        if m.is_text() || m.is_binary() {
-            if ws.send(m).await.is_err() {
-                break;
-            }
+        if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+            break;
         }
     }
 }
@@ -165,7 +176,10 @@ pub async fn echo(_conn: usize, mut ws: Ws) {
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + BOUND;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

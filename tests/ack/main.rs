@@ -1,0 +1,340 @@
+//! Acknowledged delivery: a replay window that makes reconnection lose nothing.
+
+#[path = "../support/mock.rs"]
+mod mock;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rand::{Rng, SeedableRng};
+use tokio::time::timeout;
+use ws_reconnect::{Acknowledge, Message, ReconnectingSink, Target};
+
+use support::{serve, Reply, Ws, BOUND};
+
+/// Tracked messages are "t<id>" (or "<id>" padded); the peer acknowledges with "ack:<id>".
+struct TestAcks;
+
+impl Acknowledge for TestAcks {
+    fn id(&mut self, outbound: &Message) -> Option<u64> {
+        let text = outbound.to_text().ok()?;
+        text.strip_prefix('t').unwrap_or(text).parse().ok()
+    }
+    fn acked(&mut self, inbound: &Message) -> Option<u64> {
+        inbound.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
+    }
+}
+
+/// What the deduplicating server saw.
+#[derive(Default)]
+struct Ledger {
+    /// Highest id applied, in order (ids start at 1).
+    highest: AtomicU64,
+    duplicates: AtomicU64,
+    /// Ids that arrived after a gap: would mean a loss or reordering.
+    gaps: Mutex<Vec<(u64, u64)>>,
+    resets: AtomicUsize,
+}
+
+/// A server that applies ids in order (dropping duplicates), acknowledges the contiguous
+/// prefix every 64 messages and every 5 ms, and resets its connection (RST) after a
+/// random number of messages.
+fn resetting_server(
+    ledger: Arc<Ledger>,
+    seed: u64,
+    max_before_reset: u32,
+) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |conn, mut ws: Ws| {
+        let ledger = ledger.clone();
+        Box::pin(async move {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ conn as u64);
+            let reset_after = rng.random_range(1..=max_before_reset);
+            let mut on_this = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            let mut last_acked = 0;
+            loop {
+                let ack = tokio::select! {
+                    m = ws.next() => {
+                        let Some(Ok(Message::Text(t))) = m else { return };
+                        let id: u64 = t.trim_start_matches('t').parse().unwrap();
+                        let highest = ledger.highest.load(Ordering::SeqCst);
+                        if id <= highest {
+                            ledger.duplicates.fetch_add(1, Ordering::SeqCst);
+                        } else if id == highest + 1 {
+                            ledger.highest.store(id, Ordering::SeqCst);
+                        } else {
+                            ledger.gaps.lock().unwrap().push((highest, id));
+                        }
+                        on_this += 1;
+                        if on_this >= reset_after {
+                            ledger.resets.fetch_add(1, Ordering::SeqCst);
+                            let _ = ws.get_ref().set_zero_linger();
+                            return; // drop: RST, whatever was in flight is gone
+                        }
+                        on_this % 64 == 0
+                    }
+                    _ = tick.tick() => true,
+                };
+                let highest = ledger.highest.load(Ordering::SeqCst);
+                if ack && highest != last_acked {
+                    last_acked = highest;
+                    if ws
+                        .send(Message::text(format!("ack:{highest}")))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        })
+    }
+}
+
+fn count() -> u64 {
+    std::env::var("WS_RECONNECT_ACK_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+#[tokio::test]
+async fn nothing_is_lost_through_random_resets() {
+    let n = count();
+    let ledger = Arc::new(Ledger::default());
+    let server = serve(
+        |_| Reply::Upgrade,
+        resetting_server(ledger.clone(), 7, 3000),
+    )
+    .await;
+    let ws = ReconnectingSink::builder()
+        .initial_interval(Duration::from_millis(1))
+        .randomization_factor(0.0)
+        .max_interval(Duration::from_millis(20))
+        .max_reconnections_total(100_000)
+        .acknowledged(TestAcks, 1024)
+        .connect(server.url())
+        .await
+        .unwrap();
+    // Nobody reads the stream: acknowledgements are applied by the writing side.
+    let source = futures::stream::iter((1..=n).map(|i| Ok(Message::text(format!("t{i}")))));
+    timeout(Duration::from_secs(120), source.forward(ws))
+        .await
+        .expect("forward hung")
+        .expect("forward failed");
+    // forward() returned Ok: close() waited for every acknowledgement.
+    assert_eq!(
+        ledger.highest.load(Ordering::SeqCst),
+        n,
+        "not every id arrived"
+    );
+    assert!(
+        ledger.gaps.lock().unwrap().is_empty(),
+        "gaps: {:?}",
+        ledger.gaps.lock().unwrap()
+    );
+    let resets = ledger.resets.load(Ordering::SeqCst);
+    assert!(resets >= 3, "only {resets} resets: the test proved little");
+    eprintln!(
+        "acknowledged: {n} messages, {resets} resets, {} duplicates, {} connections, 0 lost",
+        ledger.duplicates.load(Ordering::SeqCst),
+        server.upgrades()
+    );
+}
+
+fn tracked_mock(
+    window: usize,
+) -> (
+    Arc<mock::Script>,
+    ReconnectingSink<
+        impl ws_reconnect::MakeConnection<
+                Connection = mock::MockConn,
+                Error = ws_reconnect::Error,
+                SinkError = std::io::Error,
+                StreamError = std::io::Error,
+            > + Unpin,
+    >,
+) {
+    let script = mock::Script::new();
+    let ws = ReconnectingSink::builder()
+        .acknowledged(TestAcks, window)
+        .ack_timeout(Duration::from_secs(1))
+        .build_over(
+            mock::make(script.clone()),
+            Target::new("ws://mock/").unwrap(),
+        );
+    (script, ws)
+}
+
+#[tokio::test]
+async fn a_full_window_parks_poll_ready_until_an_ack_arrives() {
+    let (script, mut ws) = tracked_mock(3);
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    for i in 1..=3 {
+        ws.feed(Message::text(format!("t{i}"))).await.unwrap();
+    }
+    assert_eq!(ws.unacknowledged(), 3);
+    let mut task = tokio_test::task::spawn(());
+    assert!(
+        task.enter(|cx, _| ws.poll_ready_inner(cx)).is_pending(),
+        "window full"
+    );
+    assert!(!task.is_woken());
+    // The window's messages were flushed so the peer can acknowledge them.
+    assert_eq!(script.delivered_texts(), ["t1", "t2", "t3"]);
+    script.push(0, Message::text("ack:2"));
+    assert!(task.is_woken(), "an ack wakes the parked writer");
+    assert!(matches!(
+        task.enter(|cx, _| ws.poll_ready_inner(cx)),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(ws.unacknowledged(), 1);
+}
+
+#[tokio::test]
+async fn acks_are_cumulative_out_of_order_ones_are_ignored_and_untracked_mix_in() {
+    let (script, mut ws) = tracked_mock(100);
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    for m in ["t1", "u-a", "t2", "t3", "u-b", "t4"] {
+        ws.feed(Message::text(m)).await.unwrap();
+    }
+    assert_eq!(ws.unacknowledged(), 4);
+    script.push(0, Message::text("ack:3"));
+    script.push(0, Message::text("ack:1")); // lower than one already seen: no effect
+    script.push(0, Message::text("data")); // not an ack: yielded
+    assert_eq!(
+        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
+        Message::text("data")
+    );
+    assert_eq!(ws.unacknowledged(), 1, "3 acknowledged 1, 2 and 3");
+    // Flush completes only when every tracked message is acknowledged.
+    let mut flush = tokio_test::task::spawn(());
+    assert!(flush.enter(|cx, _| ws.poll_flush_inner(cx)).is_pending());
+    script.push(0, Message::text("ack:4"));
+    assert!(flush.is_woken());
+    assert!(matches!(
+        flush.enter(|cx, _| ws.poll_flush_inner(cx)),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(ws.undelivered(), 0, "untracked ones were done at the flush");
+    // Every message went out once, in order.
+    assert_eq!(
+        script.delivered_texts(),
+        ["t1", "u-a", "t2", "t3", "u-b", "t4"]
+    );
+}
+
+#[tokio::test]
+async fn after_a_reconnection_unacknowledged_messages_are_resent_first_in_order() {
+    let (script, mut ws) = tracked_mock(100);
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    for m in ["t1", "t2", "t3"] {
+        ws.feed(Message::text(m)).await.unwrap();
+    }
+    script.push(0, Message::text("ack:1"));
+    timeout(BOUND, async {
+        while ws.unacknowledged() != 2 {
+            let mut t = tokio_test::task::spawn(());
+            let _ = t.enter(|cx, _| ws.poll_ready_inner(cx));
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    // The peer hangs up: t2 and t3 were flushed but not acknowledged.
+    script.hang_up(0);
+    ws.feed(Message::text("t4")).await.unwrap();
+    script.push(1, Message::text("ack:4"));
+    timeout(BOUND, ws.flush()).await.unwrap().unwrap();
+    let delivered = script.delivered.lock().unwrap().clone();
+    let on_second: Vec<&str> = delivered
+        .iter()
+        .filter(|(c, _)| *c == 1)
+        .map(|(_, t)| t.as_str())
+        .collect();
+    assert_eq!(on_second, ["t2", "t3", "t4"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_ack_within_ack_timeout_replaces_the_connection_and_resends() {
+    let (script, mut ws) = tracked_mock(100);
+    ws.dial().await.unwrap();
+    ws.feed(Message::text("t1")).await.unwrap();
+    ws.feed(Message::text("t2")).await.unwrap();
+    // The peer reads but never acknowledges: flush waits, then after ack_timeout (1 s)
+    // the connection is replaced and the window resent; the new one acknowledges.
+    let started = tokio::time::Instant::now();
+    let flush = async {
+        ws.flush().await.unwrap();
+    };
+    let acker = async {
+        while script.connects() < 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        script.push(1, Message::text("ack:2"));
+    };
+    tokio::join!(flush, acker);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(script.connects(), 2);
+    let delivered = script.delivered.lock().unwrap().clone();
+    assert_eq!(
+        delivered,
+        [
+            (0, "t1".into()),
+            (0, "t2".into()),
+            (1, "t1".into()),
+            (1, "t2".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn forward_completes_with_nobody_reading_even_past_a_full_inbox() {
+    // The server sends chatter as well as acks; nobody reads the stream.
+    let ledger = Arc::new(Ledger::default());
+    let l = ledger.clone();
+    let server = serve(
+        |_| Reply::Upgrade,
+        move |_, mut ws: Ws| {
+            let ledger = l.clone();
+            async move {
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    let id: u64 = t.trim_start_matches('t').parse().unwrap();
+                    ledger.highest.store(id, Ordering::SeqCst);
+                    let _ = ws.send(Message::text(format!("chatter {id}"))).await;
+                    let _ = ws.send(Message::text(format!("ack:{id}"))).await;
+                }
+            }
+        },
+    )
+    .await;
+    let ws = ReconnectingSink::builder()
+        .max_queued_inbound(8)
+        .acknowledged(TestAcks, 16)
+        .connect(server.url())
+        .await
+        .unwrap();
+    let source = futures::stream::iter((1..=500).map(|i| Ok(Message::text(format!("t{i}")))));
+    let mut ws = ws;
+    timeout(
+        BOUND,
+        ws.send_all(&mut source.map(|m: Result<Message, ws_reconnect::Error>| m)),
+    )
+    .await
+    .expect("acks stuck behind a full inbox")
+    .unwrap();
+    assert_eq!(ws.unacknowledged(), 0);
+    assert!(
+        ws.dropped_inbound() > 0,
+        "chatter beyond the bound is counted"
+    );
+    assert_eq!(ledger.highest.load(Ordering::SeqCst), 500);
+}
