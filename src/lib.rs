@@ -76,13 +76,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod ack;
-mod backoff;
-mod connect;
+pub mod ack;
+pub mod backoff;
+pub mod connect;
 mod error;
-mod limit;
-mod retry;
-mod sink;
+pub mod limit;
+pub mod retry;
+pub mod sink;
 mod target;
 
 pub use tokio_tungstenite::tungstenite;
@@ -96,11 +96,10 @@ pub use crate::connect::{
 pub use crate::error::{BoxError, Error};
 pub use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
 pub use crate::retry::{Backoff, BackoffLayer};
-pub use crate::sink::{Builder, DefaultConnector, ReconnectingSink};
+pub use crate::sink::{Builder, DefaultConnector, ReconnectingSink, Stats, StatsHandle};
 pub use crate::target::{ClientRequest, DialKind, Target};
 
-/// The futures of the connection layers.
-pub mod future {
-    pub use crate::limit::ResponseFuture as ReconnectLimitFuture;
-    pub use crate::retry::ResponseFuture as BackoffFuture;
-}
+// The README's examples are compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -38,6 +38,7 @@
 
 mod builder;
 mod outbox;
+mod stats;
 mod waker;
 
 use std::collections::VecDeque;
@@ -56,6 +57,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
 use self::outbox::Outbox;
+pub use self::stats::{Stats, StatsHandle};
 use self::waker::{Fanout, Half};
 use crate::ack::Acknowledge;
 use crate::connect::MakeConnection;
@@ -102,6 +104,7 @@ struct Core<M: MakeConnection> {
     /// Inbound data messages dropped because the inbox was full while acknowledgements
     /// had to be read past it.
     dropped_inbound: u64,
+    stats: StatsHandle,
     wakers: Arc<Fanout>,
     /// The half polling now; state changes wake the other one.
     current: Half,
@@ -115,6 +118,7 @@ enum State<M: MakeConnection> {
     },
     Connecting {
         future: Pin<Box<M::Future>>,
+        kind: DialKind,
     },
     Connected(Live<M::Connection>),
     Refused {
@@ -271,6 +275,7 @@ where
                 limiter,
                 acks: settings.acks,
                 dropped_inbound: 0,
+                stats: StatsHandle::default(),
                 wakers,
                 current: Half::Write,
             },
@@ -329,6 +334,29 @@ where
     /// ```
     pub fn undelivered(&self) -> usize {
         self.core.outbox.len()
+    }
+
+    /// The counters now: connections, messages and bytes each way, resends, uptime.
+    ///
+    /// ```
+    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// assert_eq!(ws.stats().reconnects, 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.stats.get()
+    }
+
+    /// A handle on the counters that outlives `split` and `forward`.
+    ///
+    /// ```
+    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// let stats = ws.stats_handle();
+    /// assert_eq!(stats.get().connects, 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.core.stats.clone()
     }
 
     /// Tracked messages waiting for an acknowledgement (0 unless acknowledged mode is on).
@@ -502,10 +530,12 @@ where
                     // Disconnected -> Connecting
                     self.state = State::Connecting {
                         future: Box::pin(self.make.make_connection(target)),
+                        kind,
                     };
                 }
-                State::Connecting { future } => match ready!(future.as_mut().poll(cx)) {
+                State::Connecting { future, kind } => match ready!(future.as_mut().poll(cx)) {
                     Ok(conn) => {
+                        self.stats.connected(*kind == DialKind::Reconnect);
                         tracing::info!(
                             on_connect = self.on_connect.len(),
                             resending = self.outbox.len(),
@@ -582,7 +612,8 @@ where
             live.needs_flush = true;
         }
         if resent > 0 {
-            tracing::info!(resent, "resent unflushed messages");
+            self.stats.resent(resent);
+            tracing::info!(resent, "resent undelivered messages");
         }
         Poll::Ready(true)
     }
@@ -594,6 +625,7 @@ where
             let healthy = live.delivered || uptime >= self.healthy_after;
             tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
             self.outbox.rewind();
+            self.stats.disconnected();
             self.state = State::Disconnected {
                 kind: DialKind::Reconnect,
                 reset_backoff: healthy,
@@ -610,6 +642,7 @@ where
             return inbound;
         };
         let Some(acked) = self.acks.as_mut().and_then(|a| a.acks.acked(&message)) else {
+            self.stats.received(message.len());
             return Inbound::Data(message);
         };
         let removed = self.outbox.acknowledge(acked);
@@ -765,6 +798,7 @@ where
             return Err(Error::NotReady);
         }
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
+        self.stats.sent(message.len());
         match &mut self.state {
             State::Connected(live) if connected => {
                 self.outbox.push(message.clone(), id);
@@ -848,6 +882,7 @@ where
                     }
                     // Closing -> Idle
                     self.state = State::Idle;
+                    self.stats.disconnected();
                     tracing::info!("closed by the user");
                     self.wakers.wake_other(self.current);
                     return Poll::Ready(Ok(()));
