@@ -82,6 +82,14 @@ pub enum Error {
         /// The last failure.
         source: Box<Error>,
     },
+    /// The server closed the connection with a code the close policy says not to come
+    /// back on (by default 1002, 1003, 1007, 1008, 1009, 1010).
+    ClosedByServer {
+        /// The close code.
+        code: u16,
+        /// The reason the server gave.
+        reason: String,
+    },
     /// The previous connection was lost before it proved healthy; the backoff keeps
     /// growing across such connections instead of reconnecting in a tight loop.
     ConnectionLost,
@@ -160,6 +168,7 @@ impl Error {
             | Error::InvalidUrl { .. }
             | Error::GaveUp { .. }
             | Error::UnsupportedMessage
+            | Error::ClosedByServer { .. }
             | Error::NotReady
             | Error::InvalidBackoff(_)
             | Error::Request(_) => false,
@@ -230,6 +239,10 @@ impl fmt::Display for Error {
                 f,
                 "gave up reconnecting after {attempts} attempts in {elapsed:?} \
                  (max_elapsed_time reached); last error: {source}"
+            ),
+            Error::ClosedByServer { code, reason } => write!(
+                f,
+                "the server closed the connection with code {code} ({reason:?}); not reconnecting"
             ),
             Error::ConnectionLost => {
                 f.write_str("the connection was lost before it proved healthy")

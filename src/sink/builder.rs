@@ -8,7 +8,7 @@ use tower::timeout::Timeout;
 use tower::ServiceBuilder;
 
 use super::outbox::Outbox;
-use super::{Acks, ReconnectingSink};
+use super::{Acks, ClosePolicy, ReconnectingSink};
 use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
@@ -26,6 +26,9 @@ pub(super) struct Settings {
     pub(super) healthy_after: Duration,
     pub(super) close_timeout: Duration,
     pub(super) acks: Option<Acks>,
+    pub(super) keepalive: Option<(Duration, Duration)>,
+    pub(super) close_policy: ClosePolicy,
+    pub(super) reconnect_jitter: Duration,
 }
 
 /// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
@@ -46,6 +49,9 @@ pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>
 /// | `max_reconnections_time` | 1 h | the sliding window |
 /// | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake), retried |
 /// | `healthy_after` | 5 s | uptime after which the backoff starts over on the next drop |
+/// | `keepalive` | 20 s / 20 s | Ping after silence; replace the connection if nothing answers |
+/// | `reconnect_jitter` | 0 | random delay before each reconnection (storm protection) |
+/// | `close_policy` | see [`ClosePolicy`] | which server close codes end the stream |
 /// | `close_timeout` | 5 s | how long `close` waits for the peer's Close frame |
 /// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
 /// | `max_unflushed_bytes` | 1 MiB | outbox bound in bytes |
@@ -87,6 +93,9 @@ pub struct Builder {
     acks: Option<Box<dyn Acknowledge>>,
     ack_window: usize,
     ack_timeout: Duration,
+    keepalive: Option<(Duration, Duration)>,
+    close_policy: ClosePolicy,
+    reconnect_jitter: Duration,
 }
 
 impl Default for Builder {
@@ -109,6 +118,9 @@ impl Default for Builder {
             acks: None,
             ack_window: 0,
             ack_timeout: Self::DEFAULT_ACK_TIMEOUT,
+            keepalive: Some(Self::DEFAULT_KEEPALIVE),
+            close_policy: ClosePolicy::default(),
+            reconnect_jitter: Duration::ZERO,
         }
     }
 }
@@ -135,6 +147,10 @@ impl Builder {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default uptime after which a connection counts as healthy: 5 s.
     pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(5);
+    /// Default keepalive: a Ping after 20 s of silence, dead if nothing arrives within
+    /// 20 s of it.
+    pub const DEFAULT_KEEPALIVE: (Duration, Duration) =
+        (Duration::from_secs(20), Duration::from_secs(20));
     /// Default acknowledgement timeout: 10 s.
     pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default bound on the closing handshake: 5 s.
@@ -277,6 +293,37 @@ impl Builder {
         self
     }
 
+    /// Keepalive: after `interval` with nothing received, send a Ping; if no frame at all
+    /// arrives within `timeout` after it, the connection is dead and is replaced. A
+    /// half-open connection (the peer vanished without FIN or RST) is noticed within
+    /// `interval + timeout` while the sink is polled (a reader waiting in `next()` is
+    /// enough). Default 20 s / 20 s.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some((interval, timeout));
+        self
+    }
+
+    /// Turns keepalive off.
+    pub fn no_keepalive(mut self) -> Self {
+        self.keepalive = None;
+        self
+    }
+
+    /// What to do when the server sends a Close frame, by close code (see
+    /// [`ClosePolicy`] for the default table).
+    pub fn close_policy(mut self, policy: ClosePolicy) -> Self {
+        self.close_policy = policy;
+        self
+    }
+
+    /// A random delay, uniform in `[0, value]`, before the first attempt of every
+    /// reconnection, so that many clients dropped at once by a server restart do not all
+    /// come back in the same millisecond (default 0: off).
+    pub fn reconnect_jitter(mut self, value: Duration) -> Self {
+        self.reconnect_jitter = value;
+        self
+    }
+
     /// How long `close` waits for the peer's Close frame before dropping the socket.
     pub fn close_timeout(mut self, value: Duration) -> Self {
         self.close_timeout = value;
@@ -392,6 +439,9 @@ impl Builder {
                 inbox_capacity: self.max_queued_inbound,
                 healthy_after: self.healthy_after,
                 close_timeout: self.close_timeout,
+                keepalive: self.keepalive,
+                close_policy: self.close_policy,
+                reconnect_jitter: self.reconnect_jitter,
                 acks: self.acks.map(|acks| Acks {
                     acks,
                     window: self.ack_window,

@@ -38,6 +38,7 @@
 
 mod builder;
 mod outbox;
+mod state;
 mod stats;
 mod waker;
 
@@ -51,12 +52,15 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
+use rand::Rng;
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
 use self::outbox::Outbox;
+pub use self::state::{CloseAction, ClosePolicy, ConnectionState};
 pub use self::stats::{Stats, StatsHandle};
 use self::waker::{Fanout, Half};
 use crate::ack::Acknowledge;
@@ -105,6 +109,17 @@ struct Core<M: MakeConnection> {
     /// had to be read past it.
     dropped_inbound: u64,
     stats: StatsHandle,
+    /// Ping after this much silence; the connection is dead if nothing arrives within
+    /// the timeout after the ping.
+    keepalive: Option<(Duration, Duration)>,
+    close_policy: ClosePolicy,
+    reconnect_jitter: Duration,
+    state_tx: watch::Sender<ConnectionState>,
+    /// Reconnection runs since the last connection came up.
+    reconnect_runs: u32,
+    /// An error to report once to whichever half polls next (the server's Close code
+    /// said not to come back).
+    pending_error: Option<Error>,
     wakers: Arc<Fanout>,
     /// The half polling now; state changes wake the other one.
     current: Half,
@@ -114,6 +129,11 @@ enum State<M: MakeConnection> {
     Idle,
     Disconnected {
         kind: DialKind,
+        reset_backoff: bool,
+    },
+    /// Waiting a random `reconnect_jitter` before reconnecting.
+    Delaying {
+        sleep: Pin<Box<Sleep>>,
         reset_backoff: bool,
     },
     Connecting {
@@ -155,6 +175,11 @@ struct Live<C> {
     /// `ack_timeout` while tracked messages were outstanding. `None` until first armed.
     ack_deadline: Option<Pin<Box<Sleep>>>,
     ack_armed: bool,
+    /// When the last frame of any kind arrived (keepalive).
+    last_rx: Instant,
+    keepalive_timer: Option<Pin<Box<Sleep>>>,
+    /// A keepalive Ping was sent at this time and no frame has arrived since.
+    ping_sent: Option<Instant>,
 }
 
 /// What one inbound frame means to the sink.
@@ -182,6 +207,9 @@ fn live<C>(conn: C) -> Live<C> {
         needs_flush: false,
         ack_deadline: None,
         ack_armed: false,
+        last_rx: Instant::now(),
+        keepalive_timer: None,
+        ping_sent: None,
     }
 }
 
@@ -276,6 +304,12 @@ where
                 acks: settings.acks,
                 dropped_inbound: 0,
                 stats: StatsHandle::default(),
+                keepalive: settings.keepalive,
+                close_policy: settings.close_policy,
+                reconnect_jitter: settings.reconnect_jitter,
+                state_tx: watch::Sender::new(ConnectionState::Idle),
+                reconnect_runs: 0,
+                pending_error: None,
                 wakers,
                 current: Half::Write,
             },
@@ -300,10 +334,12 @@ where
     /// Dropping the future leaves the attempt in the sink; the next operation continues it.
     pub async fn dial(&mut self) -> Result<(), Error> {
         if matches!(self.core.state, State::Idle | State::Failed) {
+            self.core.pending_error = None;
             self.core.state = State::Disconnected {
                 kind: DialKind::First,
                 reset_backoff: true,
             };
+            self.core.publish(ConnectionState::Connecting);
         }
         poll_fn(|cx| self.poll_flush_inner(cx)).await
     }
@@ -334,6 +370,20 @@ where
     /// ```
     pub fn undelivered(&self) -> usize {
         self.core.outbox.len()
+    }
+
+    /// The connection state, as a `watch` channel: `borrow()` for the current value,
+    /// `changed().await` to follow the transitions.
+    ///
+    /// ```
+    /// use ws_reconnect::sink::ConnectionState;
+    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// let state = ws.state();
+    /// assert_eq!(*state.borrow(), ConnectionState::Idle);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.core.state_tx.subscribe()
     }
 
     /// The counters now: connections, messages and bytes each way, resends, uptime.
@@ -495,10 +545,24 @@ where
             match &mut self.state {
                 State::Idle | State::Closing { .. } => return Poll::Ready(Err(Error::NotDialed)),
                 State::Failed => {
+                    if let Some(e) = self.pending_error.take() {
+                        return Poll::Ready(Err(e));
+                    }
                     // Failed -> Disconnected: a write dials again, from a fresh backoff.
                     self.state = State::Disconnected {
                         kind: DialKind::Reconnect,
                         reset_backoff: true,
+                    };
+                }
+                State::Delaying {
+                    sleep,
+                    reset_backoff,
+                } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    // Delaying -> Disconnected
+                    self.state = State::Disconnected {
+                        kind: DialKind::Reconnect,
+                        reset_backoff: *reset_backoff,
                     };
                 }
                 State::Refused {
@@ -527,6 +591,9 @@ where
                         .with_attempt(0)
                         .with_reset_backoff(reset_backoff);
                     tracing::debug!(?kind, reset_backoff, "connecting");
+                    if kind == DialKind::Reconnect {
+                        self.reconnect_runs += 1;
+                    }
                     // Disconnected -> Connecting
                     self.state = State::Connecting {
                         future: Box::pin(self.make.make_connection(target)),
@@ -536,6 +603,8 @@ where
                 State::Connecting { future, kind } => match ready!(future.as_mut().poll(cx)) {
                     Ok(conn) => {
                         self.stats.connected(*kind == DialKind::Reconnect);
+                        self.reconnect_runs = 0;
+                        self.state_tx.send_replace(ConnectionState::Connected);
                         tracing::info!(
                             on_connect = self.on_connect.len(),
                             resending = self.outbox.len(),
@@ -572,6 +641,15 @@ where
             _ => State::Failed,
         };
         tracing::warn!(error = %error, unflushed = self.outbox.len(), "reconnection failed");
+        self.publish(match self.state {
+            State::Refused { .. } => ConnectionState::Reconnecting {
+                attempt: self.reconnect_runs,
+                last_error: Some(error.to_string()),
+            },
+            _ => ConnectionState::GaveUp {
+                reason: error.to_string(),
+            },
+        });
         self.wakers.wake_other(self.current);
         error
     }
@@ -618,25 +696,135 @@ where
         Poll::Ready(true)
     }
 
-    /// Connected -> Disconnected: drops the connection; the outbox will be written again.
+    /// Connected -> Disconnected (or Delaying, with jitter): drops the connection; the
+    /// outbox will be written again.
     fn lose(&mut self, cause: BoxError) {
-        if let State::Connected(live) = &self.state {
-            let uptime = live.since.elapsed();
-            let healthy = live.delivered || uptime >= self.healthy_after;
-            tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
-            self.outbox.rewind();
-            self.stats.disconnected();
-            self.state = State::Disconnected {
+        self.lose_with(cause, false);
+    }
+
+    /// As [`lose`](Self::lose); `unhealthy` makes the next attempt wait for the backoff
+    /// even if the connection had proved healthy.
+    fn lose_with(&mut self, cause: BoxError, unhealthy: bool) {
+        let State::Connected(live) = &self.state else {
+            return;
+        };
+        let uptime = live.since.elapsed();
+        let healthy = (live.delivered || uptime >= self.healthy_after) && !unhealthy;
+        tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
+        self.outbox.rewind();
+        self.stats.disconnected();
+        self.state = if self.reconnect_jitter.is_zero() {
+            State::Disconnected {
                 kind: DialKind::Reconnect,
                 reset_backoff: healthy,
+            }
+        } else {
+            let delay = jitter(self.reconnect_jitter, rand::rng().random::<f64>());
+            tracing::debug!(?delay, "reconnect jitter");
+            State::Delaying {
+                sleep: Box::pin(tokio::time::sleep(delay)),
+                reset_backoff: healthy,
+            }
+        };
+        self.publish(ConnectionState::Reconnecting {
+            attempt: self.reconnect_runs + 1,
+            last_error: Some(cause.to_string()),
+        });
+        self.wakers.wake_other(self.current);
+    }
+
+    fn publish(&self, state: ConnectionState) {
+        self.state_tx.send_replace(state);
+    }
+
+    /// The server sent a Close frame: the close policy decides.
+    fn peer_closed(&mut self, frame: Option<CloseFrame>) {
+        let code = frame.as_ref().map(|f| u16::from(f.code));
+        match self.close_policy.decide(code) {
+            CloseAction::Reconnect => self.lose(close_cause(frame)),
+            CloseAction::ReconnectAfterBackoff => self.lose_with(close_cause(frame), true),
+            _ => {
+                let error = Error::ClosedByServer {
+                    code: code.unwrap_or(1005),
+                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                };
+                tracing::warn!(%error, "server closed for good");
+                self.lose(error.to_string().into());
+                // Disconnected -> Failed: reported once, then the stream ends.
+                self.state = State::Failed;
+                self.publish(ConnectionState::GaveUp {
+                    reason: error.to_string(),
+                });
+                self.pending_error = Some(error);
+            }
+        }
+    }
+
+    /// Keepalive: after `interval` of silence send a Ping; if nothing at all arrives
+    /// within `timeout` of it, the connection is dead. Returns whether it was replaced.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((interval, timeout)) = self.keepalive else {
+            return false;
+        };
+        loop {
+            let State::Connected(live) = &mut self.state else {
+                return false;
             };
-            self.wakers.wake_other(self.current);
+            let deadline = match live.ping_sent {
+                Some(sent) => sent + timeout,
+                None => live.last_rx + interval,
+            };
+            let timer = live
+                .keepalive_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            // The timer only moves earlier (a ping was sent). Frames push the deadline
+            // later without touching the timer: when it fires early it is re-armed.
+            if timer.deadline() > deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if Instant::now() < deadline {
+                timer.as_mut().reset(deadline);
+                continue;
+            }
+            if live.ping_sent.is_some() {
+                self.lose(format!("no frame within the keepalive timeout ({timeout:?})").into());
+                return true;
+            }
+            match live.conn.as_mut().poll_ready(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    self.lose(e.into());
+                    return true;
+                }
+            }
+            if let Err(e) = live
+                .conn
+                .as_mut()
+                .start_send(Message::Ping(Default::default()))
+            {
+                self.lose(e.into());
+                return true;
+            }
+            tracing::trace!("keepalive ping");
+            live.ping_sent = Some(Instant::now());
+            live.needs_flush = true;
+            if self.poll_flush_connection(cx) == Poll::Ready(false) {
+                return true;
+            }
         }
     }
 
     /// What one inbound message means: data for the reader, control, an acknowledgement
     /// (applied here, consumed), or the peer closing.
     fn inbound(&mut self, message: Message) -> Inbound {
+        if let (Some(_), State::Connected(live)) = (self.keepalive, &mut self.state) {
+            live.last_rx = Instant::now();
+            live.ping_sent = None;
+        }
         let inbound = classify(message);
         let Inbound::Data(message) = inbound else {
             return inbound;
@@ -678,7 +866,7 @@ where
                         self.queue_inbound(m);
                     }
                     Inbound::Control => {}
-                    Inbound::Closed(frame) => self.lose(close_cause(frame)),
+                    Inbound::Closed(frame) => self.peer_closed(frame),
                 },
                 Poll::Ready(Some(Err(e))) => self.lose(e.into()),
                 Poll::Ready(None) => self.lose("end of stream".into()),
@@ -758,7 +946,10 @@ where
         loop {
             ready!(self.poll_connected(cx))?;
             self.poll_inbound(cx);
-            if !matches!(self.state, State::Connected(_)) || self.poll_ack_timeout(cx) {
+            if !matches!(self.state, State::Connected(_))
+                || self.poll_ack_timeout(cx)
+                || self.poll_keepalive(cx)
+            {
                 continue;
             }
             if self.outbox.needs_flush() || self.window_full() {
@@ -883,6 +1074,7 @@ where
                     // Closing -> Idle
                     self.state = State::Idle;
                     self.stats.disconnected();
+                    self.publish(ConnectionState::Closed);
                     tracing::info!("closed by the user");
                     self.wakers.wake_other(self.current);
                     return Poll::Ready(Ok(()));
@@ -908,6 +1100,9 @@ where
             if let Some(message) = self.inbox.pop_front() {
                 return Poll::Ready(Some(Ok(message)));
             }
+            if let Some(e) = self.pending_error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
             if matches!(
                 self.state,
                 State::Idle | State::Closing { .. } | State::Failed
@@ -929,7 +1124,7 @@ where
             };
             match live.conn.as_mut().poll_next(cx) {
                 Poll::Pending => {
-                    if self.poll_ack_timeout(cx) {
+                    if self.poll_ack_timeout(cx) || self.poll_keepalive(cx) {
                         continue;
                     }
                     return Poll::Pending;
@@ -942,13 +1137,31 @@ where
                         return Poll::Ready(Some(Ok(m)));
                     }
                     Inbound::Control => {}
-                    Inbound::Closed(frame) => self.lose(close_cause(frame)),
+                    Inbound::Closed(frame) => self.peer_closed(frame),
                 },
-                Poll::Ready(Some(Err(e))) => self.lose(e.into()),
+                Poll::Ready(Some(Err(e))) => {
+                    let error = Error::from_boxed(e.into());
+                    let report = is_peer_fault(&error);
+                    self.lose(error.to_string().into());
+                    if report {
+                        // A frame too large, invalid UTF-8, a protocol violation: the
+                        // connection is replaced, and the reader is told once.
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
                 Poll::Ready(None) => self.lose("end of stream".into()),
             }
         }
     }
+}
+
+/// Whether a read error is the peer's fault worth reporting (rather than a plain drop).
+fn is_peer_fault(error: &Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as Ws;
+    matches!(
+        error,
+        Error::Transport(Ws::Capacity(_) | Ws::Protocol(_) | Ws::Utf8(_) | Ws::AttackAttempt)
+    )
 }
 
 fn close_cause(frame: Option<CloseFrame>) -> BoxError {
@@ -1008,6 +1221,7 @@ impl<M: MakeConnection> fmt::Debug for ReconnectingSink<M> {
         let state = match &self.core.state {
             State::Idle => "Idle",
             State::Disconnected { .. } => "Disconnected",
+            State::Delaying { .. } => "Delaying",
             State::Connecting { .. } => "Connecting",
             State::Connected(_) => "Connected",
             State::Refused { .. } => "Refused",
@@ -1021,4 +1235,9 @@ impl<M: MakeConnection> fmt::Debug for ReconnectingSink<M> {
             .field("inbox", &self.core.inbox.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The reconnect jitter for a uniform draw `unit` in `[0, 1)`.
+fn jitter(max: Duration, unit: f64) -> Duration {
+    max.mul_f64(unit.clamp(0.0, 1.0))
 }

@@ -25,6 +25,8 @@ pub struct Script {
     pub connects: AtomicUsize,
     /// Inbound senders, one per connection; dropping one ends that connection's stream.
     pub inbound: Mutex<Vec<Option<mpsc::UnboundedSender<Message>>>>,
+    /// (kind, resets_backoff) of every connection attempt's target.
+    pub targets: Mutex<Vec<(ws_reconnect::DialKind, bool)>>,
     /// While true, connection attempts are refused with a permanent 403.
     pub refuse: std::sync::atomic::AtomicBool,
     /// When set, each connection attempt waits for a notification.
@@ -151,8 +153,13 @@ pub fn make(
        + Send
        + Unpin
        + 'static {
-    tower::service_fn(move |_t: Target| {
+    tower::service_fn(move |t: Target| {
         let script = script.clone();
+        script
+            .targets
+            .lock()
+            .unwrap()
+            .push((t.kind(), t.resets_backoff()));
         Box::pin(async move {
             if let Some(gate) = &script.gate {
                 gate.notified().await;
