@@ -70,6 +70,9 @@ pub enum Error {
     },
     /// A WebSocket or I/O error from tungstenite.
     Transport(tungstenite::Error),
+    /// The TLS handshake failed: most often the server's certificate is not trusted.
+    /// Not retried.
+    Tls(BoxError),
     /// A connection attempt took longer than its timeout.
     Timeout,
     /// The backoff policy ran out (its `max_elapsed_time` passed) while the connection
@@ -168,6 +171,7 @@ impl Error {
             | Error::InvalidUrl { .. }
             | Error::GaveUp { .. }
             | Error::UnsupportedMessage
+            | Error::Tls(_)
             | Error::ClosedByServer { .. }
             | Error::NotReady
             | Error::InvalidBackoff(_)
@@ -230,6 +234,11 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Transport(e) => write!(f, "WebSocket transport error: {e}"),
+            Error::Tls(e) => write!(
+                f,
+                "TLS handshake failed: {e}; for a private or self-signed certificate, \
+                 pass a rustls ClientConfig that trusts it (Builder::rustls_config)"
+            ),
             Error::Timeout => f.write_str("the connection attempt timed out"),
             Error::GaveUp {
                 attempts,
@@ -266,7 +275,7 @@ impl StdError for Error {
             Error::Transport(e) => Some(e),
             Error::GaveUp { source, .. } => Some(&**source),
             Error::InvalidBackoff(e) => Some(e),
-            Error::Request(e) | Error::Connection(e) => Some(&**e),
+            Error::Request(e) | Error::Connection(e) | Error::Tls(e) => Some(&**e),
             _ => None,
         }
     }

@@ -85,6 +85,8 @@ pub mod retry;
 pub mod sink;
 mod target;
 
+#[cfg(feature = "rustls")]
+pub use rustls;
 pub use tokio_tungstenite::tungstenite;
 pub use tokio_tungstenite::tungstenite::Message;
 

@@ -42,6 +42,8 @@ pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct TungsteniteConnector {
     config: WebSocketConfig,
     status_policy: StatusPolicy,
+    #[cfg(feature = "rustls")]
+    rustls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for TungsteniteConnector {
@@ -49,7 +51,7 @@ impl fmt::Debug for TungsteniteConnector {
         f.debug_struct("TungsteniteConnector")
             .field("config", &self.config)
             .field("status_policy", &self.status_policy)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,6 +74,42 @@ impl TungsteniteConnector {
         self
     }
 
+    /// The rustls client configuration for `wss://`: custom root certificates (a private
+    /// CA, a self-signed test server), client certificates, ALPN. By default the webpki
+    /// roots are trusted.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ws_reconnect::{rustls, TungsteniteConnector};
+    ///
+    /// let roots = rustls::RootCertStore::empty(); // add your CA here
+    /// let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    ///     .with_safe_default_protocol_versions()
+    ///     .unwrap()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let connector = TungsteniteConnector::new().rustls_config(Arc::new(config));
+    /// # let _ = connector;
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn rustls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.rustls = Some(config);
+        self
+    }
+
+    #[cfg(feature = "rustls")]
+    fn tls(&self) -> Option<tokio_tungstenite::Connector> {
+        let config = self.rustls.clone().unwrap_or_else(default_rustls_config);
+        Some(tokio_tungstenite::Connector::Rustls(config))
+    }
+
+    #[cfg(not(feature = "rustls"))]
+    fn tls(&self) -> Option<Connector> {
+        // native-tls (if enabled) is tokio-tungstenite's default; without a TLS feature,
+        // wss:// fails with Error::InvalidUrl.
+        None
+    }
+
     /// The WebSocket settings in use.
     pub fn websocket_config(&self) -> &WebSocketConfig {
         &self.config
@@ -90,11 +128,12 @@ impl Service<Target> for TungsteniteConnector {
     fn call(&mut self, target: Target) -> Self::Future {
         let config = self.config;
         let policy = self.status_policy.clone();
+        let tls = self.tls();
         Box::pin(async move {
             let request = target.request()?;
             let url = redact_uri(request.uri());
             tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
-            match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+            match connect(request, config, tls).await {
                 Ok((stream, response)) => {
                     tracing::debug!(%url, status = %response.status(), "WebSocket handshake done");
                     Ok(stream)
@@ -111,10 +150,83 @@ impl Service<Target> for TungsteniteConnector {
                     url,
                     reason: url_reason(&e),
                 }),
+                Err(WsError::Io(e)) if is_tls_failure(&e) => Err(Error::Tls(Box::new(e))),
+                // native-tls reports handshake failures as tungstenite's TLS error.
+                Err(WsError::Tls(e)) => Err(Error::Tls(Box::new(e))),
                 Err(e) => Err(Error::Transport(e)),
             }
         })
     }
+}
+
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+type Connector = tokio_tungstenite::Connector;
+#[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+type Connector = std::convert::Infallible;
+
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+async fn connect(
+    request: crate::target::ClientRequest,
+    config: WebSocketConfig,
+    tls: Option<Connector>,
+) -> Result<
+    (
+        TungsteniteConnection,
+        tungstenite::handshake::client::Response,
+    ),
+    WsError,
+> {
+    tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, tls).await
+}
+
+#[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+async fn connect(
+    request: crate::target::ClientRequest,
+    config: WebSocketConfig,
+    _tls: Option<Connector>,
+) -> Result<
+    (
+        TungsteniteConnection,
+        tungstenite::handshake::client::Response,
+    ),
+    WsError,
+> {
+    tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
+}
+
+/// With rustls, tokio-tungstenite reports a failed TLS handshake (an untrusted
+/// certificate, say) as an I/O error wrapping rustls' error; retrying it would never
+/// succeed.
+fn is_tls_failure(e: &std::io::Error) -> bool {
+    #[cfg(feature = "rustls")]
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return true;
+    }
+    let _ = e;
+    false
+}
+
+/// The default rustls configuration: ring, safe protocol versions, the webpki roots.
+/// Built once.
+#[cfg(feature = "rustls")]
+fn default_rustls_config() -> std::sync::Arc<rustls::ClientConfig> {
+    use std::sync::{Arc, OnceLock};
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
 }
 
 fn url_reason(e: &tungstenite::error::UrlError) -> &'static str {

@@ -85,6 +85,8 @@ pub struct Builder {
     connect_timeout: Duration,
     websocket_config: WebSocketConfig,
     status_policy: StatusPolicy,
+    #[cfg(feature = "rustls")]
+    rustls: Option<std::sync::Arc<rustls::ClientConfig>>,
     healthy_after: Duration,
     close_timeout: Duration,
     max_unflushed_messages: usize,
@@ -110,6 +112,8 @@ impl Default for Builder {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             websocket_config: WebSocketConfig::default(),
             status_policy: StatusPolicy::default(),
+            #[cfg(feature = "rustls")]
+            rustls: None,
             healthy_after: Self::DEFAULT_HEALTHY_AFTER,
             close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
             max_unflushed_messages: Self::DEFAULT_MAX_UNFLUSHED_MESSAGES,
@@ -250,6 +254,15 @@ impl Builder {
         self
     }
 
+    /// The rustls configuration for `wss://` (see
+    /// [`TungsteniteConnector::rustls_config`]): trust a private CA or a self-signed
+    /// certificate, present a client certificate.
+    #[cfg(feature = "rustls")]
+    pub fn rustls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.rustls = Some(config);
+        self
+    }
+
     /// Uptime after which a connection counts as healthy (as does one that delivered a
     /// message): only then does the next drop start the backoff over.
     pub fn healthy_after(mut self, value: Duration) -> Self {
@@ -374,15 +387,19 @@ impl Builder {
             .limiter
             .clone()
             .unwrap_or_else(|| ReconnectLimiter::new(self.max_total, self.window));
+        let connector = TungsteniteConnector::new()
+            .config(self.websocket_config)
+            .status_policy(self.status_policy.clone());
+        #[cfg(feature = "rustls")]
+        let connector = match &self.rustls {
+            Some(config) => connector.rustls_config(config.clone()),
+            None => connector,
+        };
         let make = ServiceBuilder::new()
             .layer(ReconnectLimitLayer::with_limiter(limiter.clone()))
             .layer(BackoffLayer::new(policy))
             .timeout(self.connect_timeout)
-            .service(
-                TungsteniteConnector::new()
-                    .config(self.websocket_config)
-                    .status_policy(self.status_policy.clone()),
-            );
+            .service(connector);
         Ok(self.build_core(make, target, Some(limiter)))
     }
 
