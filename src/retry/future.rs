@@ -68,6 +68,9 @@ where
     ) -> Self {
         let state = match first_delay {
             None => State::First,
+            // A zero delay goes straight to the attempt: a zero-length tokio sleep
+            // still waits for the next timer tick (about a millisecond).
+            Some(Some(delay)) if delay.is_zero() => State::First,
             Some(Some(delay)) => {
                 tracing::debug!(
                     ?delay,

@@ -36,7 +36,8 @@ pub(crate) struct Outbox {
 impl Outbox {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
         Outbox {
-            queue: VecDeque::with_capacity(max_messages.clamp(1, 1024)),
+            // Grows with use: an idle connection should not hold the bound's worth.
+            queue: VecDeque::new(),
             written: 0,
             flushed: 0,
             unflushed_bytes: 0,

@@ -1,0 +1,621 @@
+//! `cargo run --release --example compare`: ReconnectingSink against raw
+//! tokio-tungstenite, side by side in one run, in interleaved rounds.
+//!
+//! Prints paired medians (with min–max) and ratios for: one-way throughput at 64 B,
+//! 1 KiB and 64 KiB (plain and acknowledged mode), client CPU time per message, echo
+//! round-trip p50/p99, reconnection gap and messages lost per server-side drop, and RSS per
+//! idle connection (each client in a process of its own, the server in another).
+//!
+//! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use ws_reconnect::{Acknowledge, ReconnectingSink};
+
+// ---- measurement helpers ------------------------------------------------------------
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY-free: clock_gettime only writes the struct we pass.
+    unsafe_free_clock(&mut ts);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[allow(unsafe_code)]
+fn unsafe_free_clock(ts: &mut libc::timespec) {
+    // SAFETY: a valid, exclusive pointer to a timespec.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, ts);
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[allow(unsafe_code)]
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to rlimit structs.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, v: f64) {
+        self.0.push(v);
+    }
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    }
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        let v = self.sorted();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+    fn min(&self) -> f64 {
+        self.sorted().first().copied().unwrap_or(f64::NAN)
+    }
+    fn max(&self) -> f64 {
+        self.sorted().last().copied().unwrap_or(f64::NAN)
+    }
+}
+
+// ---- the server (its own thread and runtime) ---------------------------------------
+
+/// What the drop-mode server saw.
+#[derive(Default)]
+struct DropLedger {
+    counts: Mutex<Vec<u32>>,
+    last_drop: Mutex<Option<Instant>>,
+    gaps_first_message: Mutex<Vec<f64>>,
+    drops: AtomicU64,
+}
+
+fn server_thread(ledger: Arc<DropLedger>) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                tcp.set_nodelay(true).unwrap();
+                tokio::spawn(serve(tcp, ledger.clone()));
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
+    let mut path = String::new();
+    let callback =
+        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            path = req.uri().path().to_string();
+            Ok(resp)
+        };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+        return;
+    };
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["count", n, ack] => {
+            let (n, ack): (u64, u64) = (n.parse().unwrap(), ack.parse().unwrap());
+            let mut seen = 0;
+            while let Some(Ok(m)) = ws.next().await {
+                if !m.is_binary() {
+                    continue;
+                }
+                seen += 1;
+                if ack > 0 && seen % ack == 0 {
+                    let _ = ws.send(Message::text(format!("ack:{seen}"))).await;
+                }
+                if seen == n {
+                    if ack > 0 {
+                        let _ = ws.feed(Message::text(format!("ack:{seen}"))).await;
+                    }
+                    let _ = ws.send(Message::text("done")).await;
+                }
+            }
+        }
+        ["echo"] => {
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_binary() && ws.send(m).await.is_err() {
+                    break;
+                }
+            }
+        }
+        ["drop", k, ack] => {
+            let (k, ack): (u64, bool) = (k.parse().unwrap(), *ack == "1");
+            let mut on_this = 0;
+            let mut first = true;
+            let mut highest = 0;
+            let mut acked = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            loop {
+                let m = tokio::select! {
+                    m = ws.next() => m,
+                    _ = tick.tick() => {
+                        if ack && highest != acked {
+                            acked = highest;
+                            let _ = ws.send(Message::text(format!("ack:{highest}"))).await;
+                        }
+                        continue;
+                    }
+                };
+                let Some(Ok(m)) = m else { return };
+                let Message::Text(t) = m else { continue };
+                let Ok(id) = t.as_str().parse::<usize>() else {
+                    continue;
+                };
+                if first {
+                    first = false;
+                    if let Some(at) = ledger.last_drop.lock().unwrap().take() {
+                        ledger
+                            .gaps_first_message
+                            .lock()
+                            .unwrap()
+                            .push(at.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+                {
+                    let mut c = ledger.counts.lock().unwrap();
+                    if c.len() <= id {
+                        c.resize(id + 1, 0);
+                    }
+                    c[id] += 1;
+                    // The contiguous prefix received so far is what may be acknowledged.
+                    while c.get(highest + 1).is_some_and(|&n| n > 0) {
+                        highest += 1;
+                    }
+                }
+                on_this += 1;
+                if ack && on_this % 64 == 0 && highest != acked {
+                    acked = highest;
+                    let _ = ws.send(Message::text(format!("ack:{highest}"))).await;
+                }
+                if on_this == k {
+                    // Close the TCP connection without a Close frame.
+                    ledger.drops.fetch_add(1, SeqCst);
+                    *ledger.last_drop.lock().unwrap() = Some(Instant::now());
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---- clients -----------------------------------------------------------------------
+
+/// Binary messages carry their id in the first 8 bytes; the server acks "ack:<count>".
+struct BinAcks {
+    next: u64,
+}
+
+impl Acknowledge for BinAcks {
+    fn id(&mut self, _outbound: &Message) -> Option<u64> {
+        self.next += 1;
+        Some(self.next)
+    }
+    fn acked(&mut self, inbound: &Message) -> Option<u64> {
+        inbound.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
+    }
+}
+
+struct TextAcks;
+
+impl Acknowledge for TextAcks {
+    fn id(&mut self, outbound: &Message) -> Option<u64> {
+        outbound.to_text().ok()?.parse().ok()
+    }
+    fn acked(&mut self, inbound: &Message) -> Option<u64> {
+        inbound.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Raw,
+    Ours,
+    Acked,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Raw => "raw tokio-tungstenite",
+            Kind::Ours => "ReconnectingSink",
+            Kind::Acked => "ReconnectingSink, acked/64",
+        }
+    }
+}
+
+async fn one_way<S, E>(mut ws: S, payload: &Bytes, n: u64) -> (Duration, Duration)
+where
+    S: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin,
+    <S as Sink<Message>>::Error: std::fmt::Debug,
+{
+    let cpu0 = thread_cpu();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        ws.feed(Message::Binary(payload.clone())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    while let Some(Ok(m)) = ws.next().await {
+        if m.to_text().is_ok_and(|t| t == "done") {
+            break;
+        }
+    }
+    let out = (t0.elapsed(), thread_cpu() - cpu0);
+    let _ = ws.close().await;
+    out
+}
+
+async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, f64) {
+    let payload = Bytes::from(vec![7u8; size]);
+    let ack = if kind == Kind::Acked { 64 } else { 0 };
+    let url = format!("ws://{addr}/count/{n}/{ack}");
+    let (elapsed, cpu) = match kind {
+        Kind::Raw => {
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+                .await
+                .unwrap();
+            one_way(ws, &payload, n).await
+        }
+        Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
+        Kind::Acked => {
+            let ws = ReconnectingSink::builder()
+                .acknowledged(BinAcks { next: 0 }, 1024)
+                .connect(&url)
+                .await
+                .unwrap();
+            one_way(ws, &payload, n).await
+        }
+    };
+    (
+        n as f64 / elapsed.as_secs_f64(),
+        cpu.as_nanos() as f64 / n as f64,
+    )
+}
+
+async fn echo_rtts<S, E>(mut ws: S, n: usize) -> Vec<f64>
+where
+    S: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin,
+    <S as Sink<Message>>::Error: std::fmt::Debug,
+{
+    let payload = Bytes::from(vec![1u8; 64]);
+    let mut rtts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        ws.send(Message::Binary(payload.clone())).await.unwrap();
+        let _ = ws.next().await;
+        rtts.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let _ = ws.close().await;
+    rtts
+}
+
+async fn echo(addr: SocketAddr, kind: Kind, n: usize) -> Vec<f64> {
+    let url = format!("ws://{addr}/echo");
+    match kind {
+        Kind::Raw => {
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+                .await
+                .unwrap();
+            echo_rtts(ws, n).await
+        }
+        _ => echo_rtts(ReconnectingSink::connect(&url).await.unwrap(), n).await,
+    }
+}
+
+struct DropResult {
+    lost_per_drop: f64,
+    gap_ms: f64,
+    drops: u64,
+}
+
+/// Sends `total` numbered messages to a server that drops the TCP connection every `k`.
+async fn drops(
+    addr: SocketAddr,
+    ledger: &Arc<DropLedger>,
+    acked: bool,
+    rate: u64,
+    total: usize,
+    k: usize,
+) -> DropResult {
+    *ledger.counts.lock().unwrap() = Vec::new();
+    ledger.gaps_first_message.lock().unwrap().clear();
+    ledger.drops.store(0, SeqCst);
+    let url = format!("ws://{addr}/drop/{k}/{}", u8::from(acked));
+    let builder = ReconnectingSink::builder()
+        .initial_interval(Duration::ZERO)
+        .max_interval(Duration::from_millis(1))
+        .max_reconnections_total(100_000);
+    let builder = if acked {
+        builder.acknowledged(TextAcks, 4096)
+    } else {
+        builder
+    };
+    let ws = builder.connect(&url).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let source = futures::stream::iter(1..=total).then(move |i| async move {
+        if rate > 0 {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate as f64)).await;
+        }
+        Ok(Message::text(i.to_string()))
+    });
+    source.forward(ws).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let counts = ledger.counts.lock().unwrap().clone();
+    let lost = (1..=total)
+        .filter(|&i| counts.get(i).copied().unwrap_or(0) == 0)
+        .count();
+    let drops = ledger.drops.load(SeqCst).max(1);
+    let gaps = Samples(ledger.gaps_first_message.lock().unwrap().clone());
+    DropResult {
+        lost_per_drop: lost as f64 / drops as f64,
+        gap_ms: gaps.median(),
+        drops,
+    }
+}
+
+// ---- memory: each client in its own process --------------------------------------
+
+fn memory_server() {
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let _ = ws.send(Message::text("hello")).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+}
+
+fn memory_client(kind: &str, addr: &str, n: usize) {
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("ws://{addr}/");
+        // Warm up allocator and runtime with one connection of each kind first.
+        let before = rss_kib();
+        let mut raw = Vec::new();
+        let mut ours = Vec::new();
+        for _ in 0..n {
+            if kind == "raw" {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                    .await
+                    .unwrap();
+                let _ = ws.next().await; // one read: the read buffer is allocated
+                raw.push(ws);
+            } else {
+                let mut ws = ReconnectingSink::connect(&url).await.unwrap();
+                let _ = ws.next().await;
+                ours.push(ws);
+            }
+        }
+        let after = rss_kib();
+        println!("{:.1}", (after.saturating_sub(before)) as f64 / n as f64);
+    });
+}
+
+fn memory(n: usize) -> (f64, f64) {
+    let me = std::env::current_exe().unwrap();
+    let mut server = std::process::Command::new(&me)
+        .arg("--memory-server")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line.trim().to_string();
+    let run = |kind: &str| -> f64 {
+        let out = std::process::Command::new(&me)
+            .args(["--memory-client", kind, &addr, &n.to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::NAN)
+    };
+    let result = (run("raw"), run("ours"));
+    let _ = server.kill();
+    result
+}
+
+// ---- main --------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--memory-server") {
+        return memory_server();
+    }
+    if args.get(1).map(String::as_str) == Some("--memory-client") {
+        return memory_client(&args[2], &args[3], args[4].parse().unwrap());
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let rounds: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(5);
+    let scale = if quick { 20 } else { 1 };
+
+    let ledger = Arc::new(DropLedger::default());
+    let addr = server_thread(ledger.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    println!(
+        "ws-reconnect vs raw tokio-tungstenite, {rounds} interleaved rounds, loopback, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("## One-way throughput (messages/s; client CPU ns/message)");
+    for (size, n) in [(64usize, 2_000_000u64), (1024, 1_000_000), (65536, 20_000)] {
+        let n = n / scale;
+        let kinds = [Kind::Raw, Kind::Ours, Kind::Acked];
+        let mut rate: Vec<Samples> = vec![Samples::default(); 3];
+        let mut cpu: Vec<Samples> = vec![Samples::default(); 3];
+        for _ in 0..rounds {
+            for (i, kind) in kinds.iter().enumerate() {
+                let (r, c) = rt.block_on(throughput(addr, *kind, size, n));
+                rate[i].push(r);
+                cpu[i].push(c);
+            }
+        }
+        for (i, kind) in kinds.iter().enumerate() {
+            println!(
+                "{:>6} B  {:<28} {:>11.0} msg/s ({:.0}–{:.0})  ratio {:.3}   cpu {:>6.1} ns/msg ({:.1}–{:.1})  ratio {:.3}",
+                size,
+                kind.name(),
+                rate[i].median(),
+                rate[i].min(),
+                rate[i].max(),
+                rate[i].median() / rate[0].median(),
+                cpu[i].median(),
+                cpu[i].min(),
+                cpu[i].max(),
+                cpu[i].median() / cpu[0].median(),
+            );
+        }
+    }
+
+    println!();
+    println!("## Echo, 64 B round trip (µs)");
+    let mut p50 = vec![Samples::default(); 2];
+    let mut p99 = vec![Samples::default(); 2];
+    for _ in 0..rounds {
+        for (i, kind) in [Kind::Raw, Kind::Ours].iter().enumerate() {
+            let rtts = Samples(rt.block_on(echo(addr, *kind, 20_000 / scale as usize)));
+            p50[i].push(rtts.quantile(0.5));
+            p99[i].push(rtts.quantile(0.99));
+        }
+    }
+    for (i, kind) in [Kind::Raw, Kind::Ours].iter().enumerate() {
+        println!(
+            "{:<28} p50 {:>6.1} ({:.1}–{:.1}) ratio {:.3}   p99 {:>6.1} ({:.1}–{:.1}) ratio {:.3}",
+            kind.name(),
+            p50[i].median(),
+            p50[i].min(),
+            p50[i].max(),
+            p50[i].median() / p50[0].median(),
+            p99[i].median(),
+            p99[i].min(),
+            p99[i].max(),
+            p99[i].median() / p99[0].median(),
+        );
+    }
+
+    println!();
+    println!("## Server-side drops (TCP close without a Close frame), zero initial interval");
+    for (label, acked, rate, total, k) in [
+        ("plain, 1k msg/s", false, 1_000u64, 3_000usize, 500usize),
+        ("plain, unpaced", false, 0, 200_000, 20_000),
+        ("acknowledged, unpaced", true, 0, 200_000, 20_000),
+    ] {
+        let total = if quick { total / 4 } else { total };
+        let k = if quick { k / 4 } else { k };
+        let mut lost = Samples::default();
+        let mut gap = Samples::default();
+        let mut drops_seen = 0;
+        for _ in 0..rounds.min(3) {
+            let r = rt.block_on(drops(addr, &ledger, acked, rate, total, k));
+            lost.push(r.lost_per_drop);
+            gap.push(r.gap_ms);
+            drops_seen += r.drops;
+        }
+        println!(
+            "{label:<24} lost per drop {:>7.1} ({:.1}–{:.1})   drop → first message on the new connection {:.3} ms median ({:.3}–{:.3})   [{drops_seen} drops]",
+            lost.median(),
+            lost.min(),
+            lost.max(),
+            gap.median(),
+            gap.min(),
+            gap.max(),
+        );
+    }
+
+    println!();
+    let n = if quick { 200 } else { 2_000 };
+    let (raw, ours) = memory(n);
+    println!("## Memory: RSS per idle connection ({n} connections, one message read each)");
+    println!(
+        "raw tokio-tungstenite {raw:.1} KiB   ReconnectingSink {ours:.1} KiB   ratio {:.3}",
+        ours / raw
+    );
+}
