@@ -133,6 +133,8 @@ fn server_thread(ledger: Arc<DropLedger>) -> SocketAddr {
     rx.recv().unwrap()
 }
 
+// tungstenite's handshake callback type fixes the large error variant.
+#[allow(clippy::result_large_err)]
 async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
     let mut path = String::new();
     let callback =
@@ -487,6 +489,7 @@ fn memory(n: usize) -> (f64, f64) {
     };
     let result = (run("raw"), run("ours"));
     let _ = server.kill();
+    let _ = server.wait();
     result
 }
 

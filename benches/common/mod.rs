@@ -22,6 +22,7 @@ pub fn server() -> SocketAddr {
                 tcp.set_nodelay(true).unwrap();
                 tokio::spawn(async move {
                     let mut path = String::new();
+                    #[allow(clippy::result_large_err)] // tungstenite's callback type
                     let cb = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
                               resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
                         path = req.uri().path().to_string();
