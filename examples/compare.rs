@@ -515,6 +515,19 @@ fn main() {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(5);
     let scale = if quick { 20 } else { 1 };
+    // `--profile-64`: only ReconnectingSink at 64 B, for a profiler.
+    if args.iter().any(|a| a == "--profile-64") {
+        let addr = server_thread(Arc::new(DropLedger::default()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for _ in 0..rounds {
+            let (r, c) = rt.block_on(throughput(addr, Kind::Ours, 64, 2_000_000));
+            println!("{r:.0} msg/s {c:.1} ns/msg");
+        }
+        return;
+    }
 
     let ledger = Arc::new(DropLedger::default());
     let addr = server_thread(ledger.clone());

@@ -122,6 +122,8 @@ struct Core<M: MakeConnection> {
     pending_error: Option<Error>,
     /// Messages and bytes accepted since the writer last looked at inbound frames.
     unchecked: (u32, usize),
+    /// Messages and bytes accepted and not yet added to `stats`.
+    unsent_stats: (u64, u64),
     wakers: Arc<Fanout>,
     /// The half polling now; state changes wake the other one.
     current: Half,
@@ -313,6 +315,7 @@ where
                 reconnect_runs: 0,
                 pending_error: None,
                 unchecked: (0, 0),
+                unsent_stats: (0, 0),
                 wakers,
                 current: Half::Write,
             },
@@ -397,7 +400,10 @@ where
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.core.stats.get()
+        let mut stats = self.core.stats.get();
+        stats.messages_sent += self.core.unsent_stats.0;
+        stats.bytes_sent += self.core.unsent_stats.1;
+        stats
     }
 
     /// A handle on the counters that outlives `split` and `forward`.
@@ -473,10 +479,15 @@ where
     ///   refusal waits for the limiter's window, after any other failure dials again.
     /// - `Pending`: reconnecting or flushing; the task is woken when that progresses.
     pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.wakers.register_write(cx.waker());
         self.core.current = Half::Write;
-        let mut cx = Context::from_waker(&self.waker);
-        self.core.poll_ready(&mut cx)
+        let mut inner = Context::from_waker(&self.waker);
+        if let Poll::Ready(r) = self.core.poll_ready(&mut inner) {
+            return Poll::Ready(r);
+        }
+        // Register only when parking, then look once more: a wake-up that came between
+        // the first look and the registration is not lost.
+        self.core.wakers.register_write(cx.waker());
+        self.core.poll_ready(&mut inner)
     }
 
     /// Accepts a message: keeps it in the outbox and writes it to the connection.
@@ -496,10 +507,15 @@ where
     ///   [`take_undelivered`](Self::take_undelivered)).
     /// - `Pending`: writing or reconnecting.
     pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.wakers.register_write(cx.waker());
         self.core.current = Half::Write;
-        let mut cx = Context::from_waker(&self.waker);
-        self.core.poll_flush(&mut cx)
+        let mut inner = Context::from_waker(&self.waker);
+        if let Poll::Ready(r) = self.core.poll_flush(&mut inner) {
+            return Poll::Ready(r);
+        }
+        // Register only when parking, then look once more: a wake-up that came between
+        // the first look and the registration is not lost.
+        self.core.wakers.register_write(cx.waker());
+        self.core.poll_flush(&mut inner)
     }
 
     /// Flushes, sends a Close frame and ends the connection; the stream then ends and
@@ -509,10 +525,15 @@ where
     /// - `Ready(Err(e))`: flushing needed a reconnection that failed; nothing was closed.
     /// - `Pending`: flushing or closing.
     pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.wakers.register_write(cx.waker());
         self.core.current = Half::Write;
-        let mut cx = Context::from_waker(&self.waker);
-        self.core.poll_close(&mut cx)
+        let mut inner = Context::from_waker(&self.waker);
+        if let Poll::Ready(r) = self.core.poll_close(&mut inner) {
+            return Poll::Ready(r);
+        }
+        // Register only when parking, then look once more: a wake-up that came between
+        // the first look and the registration is not lost.
+        self.core.wakers.register_write(cx.waker());
+        self.core.poll_close(&mut inner)
     }
 
     /// Polls for the next data message, reconnecting when the connection ends.
@@ -527,10 +548,13 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        self.core.wakers.register_read(cx.waker());
         self.core.current = Half::Read;
-        let mut cx = Context::from_waker(&self.waker);
-        self.core.poll_next(&mut cx)
+        let mut inner = Context::from_waker(&self.waker);
+        if let Poll::Ready(r) = self.core.poll_next(&mut inner) {
+            return Poll::Ready(r);
+        }
+        self.core.wakers.register_read(cx.waker());
+        self.core.poll_next(&mut inner)
     }
 }
 
@@ -930,6 +954,7 @@ where
             Ok(()) => {
                 live.needs_flush = false;
                 self.outbox.flushed();
+                self.publish_sent();
                 Poll::Ready(true)
             }
             Err(e) => {
@@ -958,11 +983,34 @@ where
             || self.unchecked.1 >= CHECK_EVERY_BYTES
     }
 
+    /// Publishes the messages and bytes accepted since the last call to the shared
+    /// counters (kept locally in between: no atomic operation per message).
+    fn publish_sent(&mut self) {
+        if self.unsent_stats.0 > 0 {
+            self.stats.sent(self.unsent_stats.0, self.unsent_stats.1);
+            self.unsent_stats = (0, 0);
+        }
+    }
+
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // The steady state, once per message: connected, nothing to resend, no check or
+        // flush due. Straight to the connection.
+        let steady = self.outbox.all_written()
+            && !self.outbox.needs_flush()
+            && !self.due_for_check()
+            && !self.window_full();
+        if let State::Connected(live) = &mut self.state {
+            if steady && live.preamble == self.on_connect.len() {
+                if let Poll::Ready(Ok(())) = live.conn.as_mut().poll_ready(cx) {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
         loop {
             ready!(self.poll_connected(cx))?;
             if self.due_for_check() {
                 self.unchecked = (0, 0);
+                self.publish_sent();
                 self.poll_inbound(cx);
                 if !matches!(self.state, State::Connected(_))
                     || self.poll_ack_timeout(cx)
@@ -1012,9 +1060,10 @@ where
             return Err(Error::NotReady);
         }
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
-        self.stats.sent(message.len());
         self.unchecked.0 += 1;
         self.unchecked.1 += message.len();
+        self.unsent_stats.0 += 1;
+        self.unsent_stats.1 += message.len() as u64;
         match &mut self.state {
             State::Connected(live) if connected => {
                 self.outbox.push(message.clone(), id);

@@ -29,6 +29,10 @@ pub(crate) struct Outbox {
     /// Bytes of the entries at `flushed..`.
     unflushed_bytes: usize,
     tracked: usize,
+    /// Tracked ids were pushed in increasing order (so acknowledged ones form a prefix
+    /// of the tracked entries).
+    ids_in_order: bool,
+    last_id: Option<u64>,
     max_messages: usize,
     max_bytes: usize,
 }
@@ -42,6 +46,8 @@ impl Outbox {
             flushed: 0,
             unflushed_bytes: 0,
             tracked: 0,
+            ids_in_order: true,
+            last_id: None,
             max_messages: max_messages.max(1),
             max_bytes: max_bytes.max(1),
         }
@@ -68,6 +74,12 @@ impl Outbox {
     }
 
     pub(crate) fn push(&mut self, message: Message, id: Option<u64>) {
+        if let Some(id) = id {
+            if self.last_id.is_some_and(|last| id <= last) {
+                self.ids_in_order = false;
+            }
+            self.last_id = Some(id);
+        }
         self.unflushed_bytes += message.len();
         self.tracked += usize::from(id.is_some());
         self.queue.push_back(Entry { message, id });
@@ -98,6 +110,12 @@ impl Outbox {
     /// tracked ones wait for their acknowledgement.
     pub(crate) fn flushed(&mut self) {
         let upto = self.written;
+        if self.tracked == self.queue.len() {
+            // Everything is tracked: nothing to drop, only the flushed mark moves.
+            self.flushed = upto;
+            self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.message.len()).sum();
+            return;
+        }
         if self.tracked == 0 {
             self.queue.drain(..upto);
             self.written = 0;
@@ -128,6 +146,37 @@ impl Outbox {
         if self.tracked == 0 {
             return 0;
         }
+        // The common case: tracked ids in order at the front. Pop them.
+        let mut popped = 0;
+        while let Some(front) = self.queue.front() {
+            match front.id {
+                Some(id) if id <= acked => {}
+                _ => break,
+            }
+            let len = front.message.len();
+            self.queue.pop_front();
+            if self.flushed > 0 {
+                self.flushed -= 1;
+                self.written -= 1;
+            } else {
+                if self.written > 0 {
+                    self.written -= 1;
+                }
+                self.unflushed_bytes -= len;
+            }
+            self.tracked -= 1;
+            popped += 1;
+        }
+        // Done unless an acknowledged id may still sit further back: behind an untracked
+        // entry, or out of order.
+        match self.queue.front() {
+            Some(Entry { id: Some(id), .. }) if *id > acked && self.ids_in_order => return popped,
+            None => return popped,
+            _ => {}
+        }
+        if self.tracked == 0 {
+            return popped;
+        }
         let (mut index, mut removed) = (0, 0);
         let (mut before_written, mut before_flushed, mut unflushed_bytes) = (0, 0, 0);
         let (written, flushed) = (self.written, self.flushed);
@@ -147,7 +196,7 @@ impl Outbox {
         self.flushed -= before_flushed;
         self.unflushed_bytes = unflushed_bytes;
         self.tracked -= removed;
-        removed
+        popped + removed
     }
 
     /// Hands every message still owed back, oldest first.
@@ -156,6 +205,8 @@ impl Outbox {
         self.flushed = 0;
         self.unflushed_bytes = 0;
         self.tracked = 0;
+        self.ids_in_order = true;
+        self.last_id = None;
         self.queue.drain(..).map(|e| e.message).collect()
     }
 }
@@ -225,6 +276,36 @@ mod tests {
         // A lower acknowledgement than one already applied changes nothing.
         assert_eq!(o.acknowledge(1), 0);
         assert_eq!(texts(&mut o), ["t3"]);
+    }
+
+    #[test]
+    fn out_of_order_ids_and_untracked_fronts_still_acknowledge_everything_at_or_below() {
+        let mut o = Outbox::new(100, 1000);
+        o.push(Message::text("u"), None);
+        o.push(Message::text("t5"), Some(5));
+        o.push(Message::text("t3"), Some(3));
+        o.push(Message::text("t9"), Some(9));
+        assert_eq!(o.acknowledge(5), 2);
+        assert_eq!(texts(&mut o), ["u", "t9"]);
+        assert_eq!(o.tracked(), 1);
+    }
+
+    #[test]
+    fn in_order_acknowledgement_pops_the_front_and_keeps_counts() {
+        let mut o = Outbox::new(100, 1000);
+        for i in 1..=6 {
+            o.push(Message::text(format!("t{i}")), Some(i));
+        }
+        for _ in 0..4 {
+            o.mark_written();
+        }
+        o.flushed(); // t1..t4 flushed, t5 t6 not written
+        assert!(!o.needs_flush());
+        assert_eq!(o.acknowledge(5), 5);
+        assert_eq!(o.tracked(), 1);
+        assert_eq!(o.next_unwritten().unwrap().to_text().unwrap(), "t6");
+        o.mark_written();
+        assert!(o.all_written());
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub struct Stats {
 }
 
 /// A handle on a sink's counters that stays usable after the sink is split or moved
-/// into `forward`. Cloning it is cheap.
+/// into `forward`. Cloning it is cheap. Messages sent are added at each flush (and every
+/// few hundred messages), not one by one; [`ReconnectingSink::stats`](crate::ReconnectingSink::stats)
+/// is always exact.
 ///
 /// ```
 /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
@@ -97,9 +99,9 @@ impl StatsHandle {
             .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    pub(crate) fn sent(&self, bytes: usize) {
-        self.counters.messages_sent.fetch_add(1, Relaxed);
-        self.counters.bytes_sent.fetch_add(bytes as u64, Relaxed);
+    pub(crate) fn sent(&self, messages: u64, bytes: u64) {
+        self.counters.messages_sent.fetch_add(messages, Relaxed);
+        self.counters.bytes_sent.fetch_add(bytes, Relaxed);
     }
 
     pub(crate) fn received(&self, bytes: usize) {
