@@ -45,6 +45,8 @@ pub enum InvalidBackoff {
     RandomizationFactor(f64),
     /// The multiplier must be a finite number `>= 1`.
     Multiplier(f64),
+    /// `max_interval` must be positive: zero would retry back to back forever.
+    ZeroMaxInterval,
     /// `max_interval` must not be shorter than `initial_interval`.
     MaxInterval {
         /// The initial interval given.
@@ -62,6 +64,9 @@ impl fmt::Display for InvalidBackoff {
             }
             InvalidBackoff::Multiplier(v) => {
                 write!(f, "multiplier must be a finite number >= 1, got {v}")
+            }
+            InvalidBackoff::ZeroMaxInterval => {
+                f.write_str("max_interval must be positive: zero would retry back to back forever")
             }
             InvalidBackoff::MaxInterval { initial, max } => write!(
                 f,
@@ -130,6 +135,9 @@ impl ExponentialBackoff {
     pub const DEFAULT_RANDOMIZATION_FACTOR: f64 = 0.5;
     /// Default multiplier: 2.
     pub const DEFAULT_MULTIPLIER: f64 = 2.0;
+    /// Where a zero interval grows from: with `initial_interval` 0 the first delay is 0,
+    /// the next 1 ms, then 2 ms, 4 ms... (with multiplier 2).
+    pub const ZERO_GROWTH_FLOOR: Duration = Duration::from_millis(1);
     /// Default maximum interval: 5 minutes.
     pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -168,9 +176,17 @@ impl ExponentialBackoff {
         let low = interval.as_secs_f64() - delta;
         let delay_secs = low + 2.0 * delta * self.jitter.unit();
         let delay = secs_saturating(delay_secs);
-        self.current_interval = secs_saturating(interval.as_secs_f64() * self.multiplier)
+        let grown = secs_saturating(interval.as_secs_f64() * self.multiplier);
+        // A zero interval would stay zero forever (0 × multiplier): retries back to back
+        // against a server that fails every attempt. The first retry stays immediate;
+        // after it the interval grows from a floor.
+        let grown = if grown.is_zero() {
+            Self::ZERO_GROWTH_FLOOR
+        } else {
+            grown
+        };
+        self.current_interval = grown
             .min(self.max_interval)
-            // A zero initial interval stays zero; never shrink below the start.
             .max(self.initial_interval.min(self.max_interval));
         if let Some(max_elapsed) = self.max_elapsed_time {
             if self.elapsed().saturating_add(delay) > max_elapsed {
@@ -314,7 +330,8 @@ impl Default for ExponentialBackoffBuilder {
 }
 
 impl ExponentialBackoffBuilder {
-    /// The first interval (default 1 s). Zero retries back to back.
+    /// The first interval (default 1 s). Zero makes the first retry immediate; later ones
+    /// grow from [`ZERO_GROWTH_FLOOR`](ExponentialBackoff::ZERO_GROWTH_FLOOR).
     pub fn initial_interval(mut self, value: Duration) -> Self {
         self.initial_interval = value;
         self
@@ -363,6 +380,9 @@ impl ExponentialBackoffBuilder {
         let m = self.multiplier;
         if !(m.is_finite() && m >= 1.0) {
             return Err(InvalidBackoff::Multiplier(m));
+        }
+        if self.max_interval.is_zero() {
+            return Err(InvalidBackoff::ZeroMaxInterval);
         }
         if self.max_interval < self.initial_interval {
             return Err(InvalidBackoff::MaxInterval {
@@ -531,12 +551,23 @@ mod tests {
     }
 
     #[test]
-    fn zero_initial_interval_gives_zero_delays() {
+    fn a_zero_initial_interval_retries_at_once_then_grows_instead_of_spinning() {
         let mut p = ExponentialBackoff::builder()
             .initial_interval(Duration::ZERO)
+            .randomization_factor(0.0)
             .build()
             .unwrap();
         assert_eq!(p.next_delay(), Some(Duration::ZERO));
-        assert_eq!(p.next_delay(), Some(Duration::ZERO));
+        assert_eq!(p.next_delay(), Some(ms(1)));
+        assert_eq!(p.next_delay(), Some(ms(2)));
+        assert_eq!(p.next_delay(), Some(ms(4)));
+        assert_eq!(
+            ExponentialBackoff::builder()
+                .initial_interval(Duration::ZERO)
+                .max_interval(Duration::ZERO)
+                .build()
+                .unwrap_err(),
+            InvalidBackoff::ZeroMaxInterval
+        );
     }
 }
