@@ -84,6 +84,8 @@ pub mod limit;
 pub mod retry;
 pub mod sink;
 mod target;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "rustls")]
 pub use rustls;
