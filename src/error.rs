@@ -164,6 +164,11 @@ impl Error {
                 tungstenite::Error::Io(_)
                     | tungstenite::Error::ConnectionClosed
                     | tungstenite::Error::AlreadyClosed
+                    // The connection ended during the handshake: a transport failure
+                    // (a restarting server, a dropped link), not a misbehaving peer.
+                    | tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::HandshakeIncomplete
+                    )
             ),
             Error::Timeout | Error::ConnectionLost | Error::Connection(_) => true,
             Error::NotDialed

@@ -104,6 +104,18 @@ async fn handshake_level_hostility_is_a_typed_error_in_bounded_time() {
             None,
         ),
         (
+            "a connection closed in the middle of the handshake",
+            Arc::new(|_, mut tcp: TcpStream| {
+                Box::pin(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = tcp.read(&mut buf).await;
+                    let _ = tcp.write_all(b"HTTP/1.1 101 Switching").await;
+                })
+            }),
+            |e| matches!(e, Error::GaveUp { source, .. } if source.is_retryable()),
+            None,
+        ),
+        (
             "accept and reset at once, forever",
             Arc::new(|_, tcp: TcpStream| {
                 Box::pin(async move {
