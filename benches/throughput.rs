@@ -1,4 +1,5 @@
-//! One-way throughput: raw tokio-tungstenite and ReconnectingSink, same settings.
+//! One-way throughput: raw tokio-tungstenite, stream-reconnect and ReconnectingSink,
+//! same connector settings.
 
 mod common;
 
@@ -51,6 +52,15 @@ fn throughput(c: &mut Criterion) {
                             .await
                             .unwrap();
                     send_n(ws, &payload, n).await
+                }
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("stream-reconnect", size), &size, |b, _| {
+            b.to_async(&rt).iter_custom(|n| {
+                let payload = payload.clone();
+                async move {
+                    let url = format!("ws://{addr}/count/{n}");
+                    send_n(common::peer::connect(&url).await, &payload, n).await
                 }
             })
         });

@@ -19,6 +19,9 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{Acknowledge, ReconnectingSink};
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 // ---- measurement helpers ------------------------------------------------------------
 
 fn thread_cpu() -> Duration {
@@ -266,6 +269,7 @@ impl Acknowledge for TextAcks {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     Raw,
+    Peer,
     Ours,
     Acked,
 }
@@ -274,6 +278,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Raw => "raw tokio-tungstenite",
+            Kind::Peer => "stream-reconnect",
             Kind::Ours => "ReconnectingSink",
             Kind::Acked => "ReconnectingSink, acked/64",
         }
@@ -312,6 +317,7 @@ async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, 
                 .unwrap();
             one_way(ws, &payload, n).await
         }
+        Kind::Peer => one_way(common::peer::connect(&url).await, &payload, n).await,
         Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
         Kind::Acked => {
             let ws = ReconnectingSink::builder()
@@ -544,9 +550,9 @@ fn main() {
     println!("## One-way throughput (messages/s; client CPU ns/message)");
     for (size, n) in [(64usize, 2_000_000u64), (1024, 1_000_000), (65536, 20_000)] {
         let n = n / scale;
-        let kinds = [Kind::Raw, Kind::Ours, Kind::Acked];
-        let mut rate: Vec<Samples> = vec![Samples::default(); 3];
-        let mut cpu: Vec<Samples> = vec![Samples::default(); 3];
+        let kinds = [Kind::Raw, Kind::Peer, Kind::Ours, Kind::Acked];
+        let mut rate: Vec<Samples> = vec![Samples::default(); 4];
+        let mut cpu: Vec<Samples> = vec![Samples::default(); 4];
         for _ in 0..rounds {
             for (i, kind) in kinds.iter().enumerate() {
                 let (r, c) = rt.block_on(throughput(addr, *kind, size, n));

@@ -55,3 +55,77 @@ pub fn server() -> SocketAddr {
     });
     rx.recv().unwrap()
 }
+
+/// stream-reconnect over tokio-tungstenite, set up as its README shows.
+pub mod peer {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures::{Sink, Stream};
+    use stream_reconnect::{ReconnectStream, UnderlyingStream};
+    use tokio::net::TcpStream;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+    pub struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+    impl Stream for Ws {
+        type Item = Result<Message, WsError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.0).poll_next(cx)
+        }
+    }
+
+    impl Sink<Message> for Ws {
+        type Error = WsError;
+        fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Pin::new(&mut self.0).poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+            Pin::new(&mut self.0).start_send(item)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Pin::new(&mut self.0).poll_close(cx)
+        }
+    }
+
+    impl UnderlyingStream<String, Result<Message, WsError>, WsError> for Ws {
+        fn establish(url: String) -> Pin<Box<dyn Future<Output = Result<Self, WsError>> + Send>> {
+            Box::pin(async move {
+                let (ws, _) =
+                    tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
+                Ok(Ws(ws))
+            })
+        }
+        fn is_write_disconnect_error(&self, err: &WsError) -> bool {
+            matches!(
+                err,
+                WsError::ConnectionClosed
+                    | WsError::AlreadyClosed
+                    | WsError::Io(_)
+                    | WsError::Tls(_)
+                    | WsError::Protocol(_)
+            )
+        }
+        fn is_read_disconnect_error(&self, item: &Result<Message, WsError>) -> bool {
+            item.as_ref()
+                .err()
+                .is_some_and(|e| self.is_write_disconnect_error(e))
+        }
+        fn exhaust_err() -> WsError {
+            WsError::ConnectionClosed
+        }
+    }
+
+    pub type StreamReconnect = ReconnectStream<Ws, String, Result<Message, WsError>, WsError>;
+
+    pub async fn connect(url: &str) -> StreamReconnect {
+        StreamReconnect::connect(url.to_string())
+            .await
+            .expect("stream-reconnect connect")
+    }
+}

@@ -584,20 +584,14 @@ where
                 State::Delaying {
                     sleep,
                     reset_backoff,
-                } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    // Delaying -> Disconnected
-                    self.state = State::Disconnected {
-                        kind: DialKind::Reconnect,
-                        reset_backoff: *reset_backoff,
-                    };
                 }
-                State::Refused {
+                | State::Refused {
                     sleep,
                     reset_backoff,
                 } => {
                     ready!(sleep.as_mut().poll(cx));
-                    // Refused -> Disconnected
+                    // Delaying -> Disconnected (jitter over), Refused -> Disconnected (the
+                    // limiter's window has a slot again)
                     self.state = State::Disconnected {
                         kind: DialKind::Reconnect,
                         reset_backoff: *reset_backoff,
@@ -764,8 +758,15 @@ where
         self.state_tx.send_replace(state);
     }
 
-    /// The server sent a Close frame: the close policy decides.
-    fn peer_closed(&mut self, frame: Option<CloseFrame>) {
+    /// The server sent a Close frame: answer it, then the close policy decides.
+    fn peer_closed(&mut self, frame: Option<CloseFrame>, cx: &mut Context<'_>) {
+        if let State::Connected(live) = &mut self.state {
+            // RFC 6455: answer the peer's Close before dropping the connection. One
+            // non-blocking try: tungstenite has queued the reply; if the socket is full
+            // the connection is dropped anyway. Messages it flushes stay in the outbox
+            // and are resent (possible duplicates, never losses).
+            let _ = live.conn.as_mut().poll_close(cx);
+        }
         let code = frame.as_ref().map(|f| u16::from(f.code));
         match self.close_policy.decide(code) {
             CloseAction::Reconnect => self.lose(close_cause(frame)),
@@ -893,7 +894,7 @@ where
                         self.queue_inbound(m);
                     }
                     Inbound::Control => {}
-                    Inbound::Closed(frame) => self.peer_closed(frame),
+                    Inbound::Closed(frame) => self.peer_closed(frame, cx),
                 },
                 Poll::Ready(Some(Err(e))) => self.lose(e.into()),
                 Poll::Ready(None) => self.lose("end of stream".into()),
@@ -1211,7 +1212,7 @@ where
                         return Poll::Ready(Some(Ok(m)));
                     }
                     Inbound::Control => {}
-                    Inbound::Closed(frame) => self.peer_closed(frame),
+                    Inbound::Closed(frame) => self.peer_closed(frame, cx),
                 },
                 Poll::Ready(Some(Err(e))) => {
                     let error = Error::from_boxed(e.into());

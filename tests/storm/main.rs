@@ -1,6 +1,6 @@
 //! Reconnect storm: many clients on one server that restarts. All reconnect, their first
 //! reconnections spread over the jitter window, no file descriptor leaks, memory returns
-//! near its baseline. 300 clients in CI; `WS_RECONNECT_STORM_CLIENTS=5000` for more.
+//! near its baseline. 1,000 clients in CI; `WS_RECONNECT_STORM_CLIENTS=5000` for more.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -151,7 +151,7 @@ async fn a_server_restart_brings_every_client_back_spread_by_the_jitter() {
     let clients: usize = std::env::var("WS_RECONNECT_STORM_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1000);
     let jitter = Duration::from_millis(500);
     let fds_before = open_fds();
     trim();
