@@ -1055,11 +1055,12 @@ where
         if matches!(self.state, State::Idle | State::Closing { .. }) {
             return Err(Error::NotDialed);
         }
-        let connected = matches!(self.state, State::Connected(_)) && self.outbox.all_written();
-        if !connected && (self.outbox.needs_flush() || self.window_full()) {
-            // poll_ready bounds the outbox; a caller that skipped it is refused when full.
+        if self.outbox.needs_flush() || self.window_full() {
+            // poll_ready flushes (or waits for acknowledgements) before this point; a caller
+            // that skipped it is refused rather than let the outbox grow without bound.
             return Err(Error::NotReady);
         }
+        let connected = matches!(self.state, State::Connected(_)) && self.outbox.all_written();
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
         self.unchecked.0 += 1;
         self.unchecked.1 += message.len();

@@ -630,6 +630,32 @@ async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
 }
 
 #[tokio::test]
+async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
+    let script = mock::Script::new();
+    let mut ws = Builder::default().max_unflushed_messages(4).build_over(
+        mock::make(script.clone()),
+        Target::new("ws://mock/").unwrap(),
+    );
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..100 {
+        match ws.start_send_inner(Message::text(format!("m{i}"))) {
+            Ok(()) => accepted += 1,
+            Err(Error::NotReady) => refused += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((accepted, refused), (4, 96));
+    assert_eq!(ws.undelivered(), 4);
+    // With poll_ready (SinkExt::send) everything goes through.
+    for i in 0..100 {
+        ws.send(Message::text(format!("s{i}"))).await.unwrap();
+    }
+    assert_eq!(ws.undelivered(), 0);
+}
+
+#[tokio::test]
 async fn close_and_frame_messages_are_refused_not_sent() {
     let script = mock::Script::new();
     let mut ws = ReconnectingSink::new(
