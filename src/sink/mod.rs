@@ -1083,17 +1083,22 @@ where
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
+            // A dial() in progress must complete; a reconnection the reader started need
+            // not hold up a flush that owes nothing.
             let dialing = matches!(
                 self.state,
                 State::Connected(_)
-                    | State::Connecting { .. }
+                    | State::Connecting {
+                        kind: DialKind::First,
+                        ..
+                    }
                     | State::Disconnected {
                         kind: DialKind::First,
                         ..
                     }
             );
             if self.outbox.is_empty() && !dialing {
-                // Nothing owed and no dial in progress: no reason to reconnect.
+                // Nothing owed and no dial in progress: no reason to wait or reconnect.
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_connected(cx))?;
