@@ -33,7 +33,7 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -103,7 +103,9 @@ struct Conn {
     reset: AtomicBool,
     half_open: AtomicBool,
     delay_nanos: AtomicU64,
-    wake: Notify,
+    /// Bumped on every change of the switches. A watch channel, not a `Notify`: a pump
+    /// busy writing when a fault is injected must still see it afterwards.
+    wake: watch::Sender<()>,
     /// A random fault armed for this connection: fires when `cut_after` runs out.
     armed: Mutex<Option<Fault>>,
 }
@@ -115,7 +117,7 @@ impl Conn {
             reset: AtomicBool::new(false),
             half_open: AtomicBool::new(false),
             delay_nanos: AtomicU64::new(0),
-            wake: Notify::new(),
+            wake: watch::Sender::new(()),
             armed: Mutex::new(None),
         })
     }
@@ -302,7 +304,7 @@ impl Shared {
             }
             Fault::Refuse(_) => {}
         }
-        conn.wake.notify_waiters();
+        conn.wake.send_replace(());
     }
 }
 
@@ -314,18 +316,19 @@ async fn pump(
     upstream: bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut wake = conn.wake.subscribe();
     loop {
         let n = tokio::select! {
             r = from.read(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             },
-            _ = conn.wake.notified() => 0,
+            _ = wake.changed() => 0,
         };
         if conn.reset.load(SeqCst) {
             let _ = from.as_ref().set_zero_linger();
             let _ = to.as_ref().set_zero_linger();
-            conn.wake.notify_waiters();
+            conn.wake.send_replace(());
             return;
         }
         if conn.half_open.load(SeqCst) {
@@ -349,7 +352,7 @@ async fn pump(
                             conn.cut_after.store(0, SeqCst);
                             conn.half_open.store(false, SeqCst);
                             // Close both ways: the other pump sees the wake and stops.
-                            conn.wake.notify_waiters();
+                            conn.wake.send_replace(());
                             let _ = to.shutdown().await;
                             return;
                         }
@@ -386,6 +389,6 @@ async fn pump(
     }
     if conn.half_open.load(SeqCst) {
         // Keep this side open while half-open: the peer must see no FIN.
-        conn.wake.notified().await;
+        let _ = wake.changed().await;
     }
 }
