@@ -24,47 +24,20 @@ mod common;
 
 // ---- measurement helpers ------------------------------------------------------------
 
+#[allow(unsafe_code)]
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY-free: clock_gettime only writes the struct we pass.
-    unsafe_free_clock(&mut ts);
+    // SAFETY: clock_gettime only writes through a valid, exclusive pointer to a timespec.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+    }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-#[allow(unsafe_code)]
-fn unsafe_free_clock(ts: &mut libc::timespec) {
-    // SAFETY: a valid, exclusive pointer to a timespec.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, ts);
-    }
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-#[allow(unsafe_code)]
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointers to rlimit structs.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
+use common::{raise_fd_limit, rss_kib};
 
 #[derive(Clone, Default)]
 struct Samples(Vec<f64>);

@@ -11,20 +11,10 @@ use tokio::net::TcpListener;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::ReconnectingSink;
 
-#[allow(unsafe_code)]
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointers to rlimit structs.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
+#[path = "../../benches/common/mod.rs"]
+mod common;
+
+use common::{raise_fd_limit, rss_kib};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -40,15 +30,6 @@ fn trim() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Serves on `addr` (port 0 the first time); records when each upgrade happened.
