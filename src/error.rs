@@ -102,6 +102,26 @@ pub enum Error {
     /// A message kind that the sink does not send: `Close` (use `SinkExt::close`) or a
     /// raw `Frame`.
     UnsupportedMessage,
+    /// In acknowledged mode, inbound data messages were dropped here because the inbox
+    /// was full (nobody read the stream) while acknowledgements behind them had to be
+    /// read. The reader meets this item at the place of the gap; the messages before and
+    /// after it are intact. Reading the stream often enough (or a larger
+    /// `max_queued_inbound`) avoids it.
+    InboundDropped {
+        /// Messages dropped in this gap.
+        count: u64,
+    },
+    /// `close()` ended the sink without delivering everything it owed: its
+    /// `close_timeout` ran out, or the reconnection it needed failed. The messages stay in
+    /// the sink ([`take_undelivered`](crate::ReconnectingSink::take_undelivered)); no
+    /// connection attempt is made after this.
+    CloseIncomplete {
+        /// Messages still owed when the sink closed.
+        undelivered: usize,
+        /// Why they could not be delivered ([`Error::Timeout`] when `close_timeout` ran
+        /// out).
+        source: Box<Error>,
+    },
     /// An invalid backoff setting.
     InvalidBackoff(InvalidBackoff),
     /// The request factory supplied by the user failed.
@@ -179,6 +199,8 @@ impl Error {
             | Error::Tls(_)
             | Error::ClosedByServer { .. }
             | Error::NotReady
+            | Error::InboundDropped { .. }
+            | Error::CloseIncomplete { .. }
             | Error::InvalidBackoff(_)
             | Error::Request(_) => false,
         }
@@ -267,6 +289,20 @@ impl fmt::Display for Error {
             Error::UnsupportedMessage => f.write_str(
                 "Close and raw Frame messages cannot be sent: use SinkExt::close() to close",
             ),
+            Error::InboundDropped { count } => write!(
+                f,
+                "{count} inbound messages were dropped: the inbox was full while \
+                 acknowledgements had to be read; read the stream more often or raise \
+                 max_queued_inbound"
+            ),
+            Error::CloseIncomplete {
+                undelivered,
+                source,
+            } => write!(
+                f,
+                "closed with {undelivered} messages undelivered (take_undelivered() returns \
+                 them): {source}"
+            ),
             Error::InvalidBackoff(e) => write!(f, "invalid backoff setting: {e}"),
             Error::Request(e) => write!(f, "building the upgrade request failed: {e}"),
             Error::Connection(e) => write!(f, "connection error: {e}"),
@@ -278,7 +314,9 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Error::Transport(e) => Some(e),
-            Error::GaveUp { source, .. } => Some(&**source),
+            Error::GaveUp { source, .. } | Error::CloseIncomplete { source, .. } => {
+                Some(&**source)
+            }
             Error::InvalidBackoff(e) => Some(e),
             Error::Request(e) | Error::Connection(e) | Error::Tls(e) => Some(&**e),
             _ => None,

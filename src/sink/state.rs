@@ -31,6 +31,16 @@ pub enum ConnectionState {
         /// Why the last connection or attempt ended (URLs redacted).
         last_error: Option<String>,
     },
+    /// The reconnection limiter refused a reconnection: no attempt is made before
+    /// `retry_at`, when a slot in its window frees. Writes fail with
+    /// [`Error::TooManyReconnects`](crate::Error::TooManyReconnects) until then.
+    Refused {
+        /// When the limiter allows a reconnection again.
+        retry_at: tokio::time::Instant,
+    },
+    /// The user's `close()` is in progress: the Close frame is being sent or the peer's
+    /// awaited. Writes fail with [`Error::NotDialed`](crate::Error::NotDialed).
+    Closing,
     /// Closed by the user's `close()`.
     Closed,
     /// Reconnection failed for good (rejected, backoff exhausted, or the server's Close
