@@ -71,8 +71,27 @@ impl ReconnectLimiter {
     /// Default window: 1 hour.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 
+    /// A budget with no limit: every reconnection is allowed and none is recorded (the
+    /// default of [`ReconnectingSink::builder`](crate::ReconnectingSink::builder), whose
+    /// backoff alone spaces reconnections).
+    ///
+    /// ```
+    /// use ws_reconnect::ReconnectLimiter;
+    /// let limiter = ReconnectLimiter::unlimited();
+    /// for _ in 0..1000 {
+    ///     limiter.try_acquire()?;
+    /// }
+    /// assert!(limiter.can_connect());
+    /// assert_eq!(limiter.used(), 0); // nothing is recorded
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn unlimited() -> Self {
+        ReconnectLimiter::new(usize::MAX, Self::DEFAULT_WINDOW)
+    }
+
     /// A budget of `max_total` reconnections within any span of `window`.
-    /// `max_total == 0` forbids every reconnection.
+    /// `max_total == 0` forbids every reconnection; `usize::MAX` is
+    /// [`unlimited`](Self::unlimited).
     ///
     /// ```
     /// use std::time::Duration;

@@ -51,6 +51,10 @@ impl SlidingWindow {
     /// `Err(Some(t))`: full until `t`, when the oldest event leaves. `Err(None)`: never
     /// (`max_total == 0`).
     pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<(), Option<Instant>> {
+        if self.max_total == usize::MAX {
+            // No limit: nothing to remember.
+            return Ok(());
+        }
         while let Some(&oldest) = self.stamps.front() {
             if self.live(oldest, now) {
                 break;
@@ -66,7 +70,7 @@ impl SlidingWindow {
 
     /// Whether [`try_acquire`](Self::try_acquire) at `now` would succeed; changes nothing.
     pub(crate) fn would_allow(&self, now: Instant) -> bool {
-        self.count(now) < self.max_total
+        self.max_total == usize::MAX || self.count(now) < self.max_total
     }
 }
 
