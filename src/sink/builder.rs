@@ -45,8 +45,8 @@ pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>
 /// | `multiplier` | 2.0 | growth of the interval per attempt |
 /// | `max_interval` | 5 min | cap on the interval |
 /// | `max_elapsed_time` | `None` | give up after this long (`None`: never) |
-/// | `max_reconnections_total` | 10 | reconnections allowed per window |
-/// | `max_reconnections_time` | 1 h | the sliding window |
+/// | `max_reconnections_total` | no limit | reconnections allowed per window |
+/// | `max_reconnections_time` | 1 h | the sliding window (when a limit is set) |
 /// | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake), retried |
 /// | `healthy_after` | 5 s | uptime after which the backoff starts over on the next drop |
 /// | `keepalive` | 20 s / 20 s | Ping after silence; replace the connection if nothing answers |
@@ -104,7 +104,9 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             backoff: ExponentialBackoff::builder(),
-            max_total: ReconnectLimiter::DEFAULT_MAX_TOTAL,
+            // No count limit by default: the backoff spaces reconnections, and a client
+            // behind a server that restarts often must not lock itself out.
+            max_total: usize::MAX,
             window: ReconnectLimiter::DEFAULT_WINDOW,
             limiter: None,
             headers: Vec::new(),
@@ -216,7 +218,24 @@ impl Builder {
     }
 
     /// Reconnections allowed within [`max_reconnections_time`](Self::max_reconnections_time)
-    /// (`MaxReconnectionsTotal`); 0 forbids reconnecting.
+    /// (`MaxReconnectionsTotal`); 0 forbids reconnecting. Default: no limit.
+    ///
+    /// Set a limit when a reconnection costs the server something you must cap (a login,
+    /// a replay). While the limiter refuses, every write fails with
+    /// [`Error::TooManyReconnects`] (its `retry_at` says until when),
+    /// [`state()`](ReconnectingSink::state) shows
+    /// [`ConnectionState::Refused`](crate::sink::ConnectionState::Refused), and the reader
+    /// gets one error item; reconnection resumes by itself once the window frees.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ws = ws_reconnect::ReconnectingSink::builder()
+    ///     .max_reconnections_total(10)
+    ///     .max_reconnections_time(Duration::from_secs(3600))
+    ///     .build("ws://127.0.0.1:9000/")?;
+    /// assert!(ws.can_connect());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn max_reconnections_total(mut self, value: usize) -> Self {
         self.max_total = value;
         self
@@ -278,8 +297,13 @@ impl Builder {
         self
     }
 
-    /// Uptime after which a connection counts as healthy (as does one that delivered a
-    /// message): only then does the next drop start the backoff over.
+    /// Uptime after which any connection counts as healthy: the next drop then starts the
+    /// backoff over, with an immediate attempt. A connection also counts as healthy,
+    /// whatever its uptime, once it delivered a message or an acknowledgement, or once
+    /// messages written on it were flushed and it stayed up for 100 ms. A connection
+    /// that did none of these (a server that accepts and drops at once) makes the next
+    /// attempt wait for the backoff, with delays growing across such connections.
+    /// Default 5 s.
     pub fn healthy_after(mut self, value: Duration) -> Self {
         self.healthy_after = value;
         self

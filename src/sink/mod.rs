@@ -99,7 +99,10 @@ struct Core<M: MakeConnection> {
     state: State<M>,
     on_connect: Vec<Message>,
     outbox: Outbox,
-    inbox: VecDeque<Message>,
+    /// What the reader has not taken yet, in order: data messages, and the errors it must
+    /// see where they happened (a peer's protocol violation, a gap of dropped messages, a
+    /// refused reconnection).
+    inbox: VecDeque<Result<Message, Error>>,
     inbox_capacity: usize,
     healthy_after: Duration,
     close_timeout: Duration,
@@ -120,6 +123,8 @@ struct Core<M: MakeConnection> {
     /// An error to report once to whichever half polls next (the server's Close code
     /// said not to come back).
     pending_error: Option<Error>,
+    /// `close()` started: it must be done by this deadline, whatever the state.
+    close_deadline: Option<Pin<Box<Sleep>>>,
     /// Messages and bytes accepted since the writer last looked at inbound frames.
     unchecked: (u32, usize),
     /// Messages and bytes accepted and not yet added to `stats`.
@@ -148,15 +153,50 @@ enum State<M: MakeConnection> {
     Refused {
         sleep: Pin<Box<Sleep>>,
         reset_backoff: bool,
+        /// The limiter's answer, repeated to every write until `sleep` ends.
+        refusal: Refusal,
     },
     Failed,
     Closing {
         conn: Pin<Box<M::Connection>>,
         /// Our Close frame is flushed; waiting for the peer's.
         sent: bool,
-        deadline: Pin<Box<Sleep>>,
     },
 }
+
+/// The limiter's refusal, kept to answer every write while it lasts.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    max_total: usize,
+    window: Duration,
+    retry_at: Instant,
+}
+
+impl Refusal {
+    fn error(self) -> Error {
+        Error::TooManyReconnects {
+            max_total: self.max_total,
+            window: self.window,
+            retry_at: Some(self.retry_at),
+        }
+    }
+}
+
+/// What a look at the frames that already arrived found.
+enum Look {
+    /// The connection is still up (and nothing, or only data and control, arrived).
+    Open,
+    /// The connection ended (EOF, reset, the peer's Close): the state has moved on.
+    Lost,
+    /// The peer broke the protocol. The error is queued for the reader; the connection
+    /// is still in place for the caller to decide how it ends.
+    Faulted(String),
+}
+
+/// A connection that carried messages written on it for at least this long counts as
+/// productive: its loss is followed by an immediate reconnection. A server that accepts
+/// and drops at once ends connections sooner than this, and so still meets growing delays.
+const PRODUCTIVE_UPTIME: Duration = Duration::from_millis(100);
 
 /// Acknowledged mode: the user's [`Acknowledge`] and its bounds.
 pub(crate) struct Acks {
@@ -169,8 +209,15 @@ pub(crate) struct Acks {
 struct Live<C> {
     conn: Pin<Box<C>>,
     since: Instant,
-    /// A data message arrived: the connection proved healthy.
+    /// A data message or an acknowledgement arrived: the connection proved healthy.
     delivered: bool,
+    /// Messages accepted while this connection was up were written to it directly.
+    wrote_fresh: bool,
+    /// ... and a flush that included them succeeded.
+    carried: bool,
+    /// The peer broke the protocol and one last write was granted: the next flush drops
+    /// the connection. Holds the cause.
+    fault: Option<String>,
     /// `on_connect` messages written so far.
     preamble: usize,
     /// The preamble or a resend was written and nobody has flushed it yet.
@@ -182,8 +229,11 @@ struct Live<C> {
     /// When the last frame of any kind arrived (keepalive).
     last_rx: Instant,
     keepalive_timer: Option<Pin<Box<Sleep>>>,
-    /// A keepalive Ping was sent at this time and no frame has arrived since.
-    ping_sent: Option<Instant>,
+    /// A keepalive Ping fell due at this time and no frame has arrived since: the
+    /// connection is dead unless one arrives within the timeout.
+    probe: Option<Instant>,
+    /// The probe's Ping is written (it may not be, while the socket is full).
+    ping_written: bool,
 }
 
 /// What one inbound frame means to the sink.
@@ -207,13 +257,17 @@ fn live<C>(conn: C) -> Live<C> {
         conn: Box::pin(conn),
         since: Instant::now(),
         delivered: false,
+        wrote_fresh: false,
+        carried: false,
+        fault: None,
         preamble: 0,
         needs_flush: false,
         ack_deadline: None,
         ack_armed: false,
         last_rx: Instant::now(),
         keepalive_timer: None,
-        ping_sent: None,
+        probe: None,
+        ping_written: false,
     }
 }
 
@@ -314,6 +368,7 @@ where
                 state_tx: watch::Sender::new(ConnectionState::Idle),
                 reconnect_runs: 0,
                 pending_error: None,
+                close_deadline: None,
                 unchecked: (0, 0),
                 unsent_stats: (0, 0),
                 wakers,
@@ -329,9 +384,10 @@ where
         self
     }
 
-    /// Connects (the seed's `Dial`): a first dial, not counted by the limiter. Returns once
-    /// the connection is up and the `on_connect` messages (and anything left unflushed
-    /// from before) are flushed. Dialing a connected sink does nothing.
+    /// Connects: a first dial, not counted by the limiter. Returns once the connection is
+    /// up and the `on_connect` messages (and anything left unflushed from before) are
+    /// flushed. Dialing a connected sink does nothing; dialing a sink whose `close()` was
+    /// dropped before it finished abandons that close and connects anew.
     ///
     /// # Errors
     /// As [`ReconnectingSink::connect`].
@@ -339,14 +395,7 @@ where
     /// # Cancellation safety
     /// Dropping the future leaves the attempt in the sink; the next operation continues it.
     pub async fn dial(&mut self) -> Result<(), Error> {
-        if matches!(self.core.state, State::Idle | State::Failed) {
-            self.core.pending_error = None;
-            self.core.state = State::Disconnected {
-                kind: DialKind::First,
-                reset_backoff: true,
-            };
-            self.core.publish(ConnectionState::Connecting);
-        }
+        self.core.dial();
         poll_fn(|cx| self.poll_flush_inner(cx)).await
     }
 
@@ -473,21 +522,14 @@ where
     /// with room in the outbox.
     ///
     /// - `Ready(Ok(()))`: call `start_send`.
-    /// - `Ready(Err(e))`: the reconnection failed ([`Error::TooManyReconnects`],
-    ///   [`Error::Rejected`], [`Error::GaveUp`]) or the sink is not dialed
-    ///   ([`Error::NotDialed`]). Unflushed messages stay in the sink; polling again after a
-    ///   refusal waits for the limiter's window, after any other failure dials again.
+    /// - `Ready(Err(e))`: the reconnection failed ([`Error::TooManyReconnects`], returned
+    ///   on every call until the limiter's window frees; [`Error::Rejected`],
+    ///   [`Error::GaveUp`]) or the sink is not dialed ([`Error::NotDialed`]). Unflushed
+    ///   messages stay in the sink; after a failure other than the limiter's, polling again
+    ///   dials again.
     /// - `Pending`: reconnecting or flushing; the task is woken when that progresses.
     pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.current = Half::Write;
-        let mut inner = Context::from_waker(&self.waker);
-        if let Poll::Ready(r) = self.core.poll_ready(&mut inner) {
-            return Poll::Ready(r);
-        }
-        // Register only when parking, then look once more: a wake-up that came between
-        // the first look and the registration is not lost.
-        self.core.wakers.register_write(cx.waker());
-        self.core.poll_ready(&mut inner)
+        self.poll_with(Half::Write, cx, Core::poll_ready)
     }
 
     /// Accepts a message: keeps it in the outbox and writes it to the connection.
@@ -507,54 +549,56 @@ where
     ///   [`take_undelivered`](Self::take_undelivered)).
     /// - `Pending`: writing or reconnecting.
     pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.current = Half::Write;
-        let mut inner = Context::from_waker(&self.waker);
-        if let Poll::Ready(r) = self.core.poll_flush(&mut inner) {
-            return Poll::Ready(r);
-        }
-        // Register only when parking, then look once more: a wake-up that came between
-        // the first look and the registration is not lost.
-        self.core.wakers.register_write(cx.waker());
-        self.core.poll_flush(&mut inner)
+        self.poll_with(Half::Write, cx, Core::poll_flush)
     }
 
-    /// Flushes, sends a Close frame and ends the connection; the stream then ends and
-    /// writes fail with [`Error::NotDialed`] until the next [`dial`](Self::dial).
+    /// Flushes, sends a Close frame and ends the connection, all within `close_timeout`;
+    /// the stream then ends and writes fail with [`Error::NotDialed`] until the next
+    /// [`dial`](Self::dial). No connection attempt is made after it.
     ///
-    /// - `Ready(Ok(()))`: closed.
-    /// - `Ready(Err(e))`: flushing needed a reconnection that failed; nothing was closed.
+    /// - `Ready(Ok(()))`: closed, nothing owed.
+    /// - `Ready(Err(Error::CloseIncomplete { .. }))`: closed, but messages could not be
+    ///   delivered before `close_timeout` or the reconnection they needed failed; they stay
+    ///   in the sink ([`take_undelivered`](Self::take_undelivered)).
     /// - `Pending`: flushing or closing.
     pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.current = Half::Write;
-        let mut inner = Context::from_waker(&self.waker);
-        if let Poll::Ready(r) = self.core.poll_close(&mut inner) {
-            return Poll::Ready(r);
-        }
-        // Register only when parking, then look once more: a wake-up that came between
-        // the first look and the registration is not lost.
-        self.core.wakers.register_write(cx.waker());
-        self.core.poll_close(&mut inner)
+        self.poll_with(Half::Write, cx, Core::poll_close)
     }
 
     /// Polls for the next data message, reconnecting when the connection ends.
     ///
     /// - `Ready(Some(Ok(m)))`: a Text or Binary message (Ping, Pong and Close are handled
     ///   inside).
-    /// - `Ready(Some(Err(e)))`: a reconnection failed; polling again waits for the
-    ///   limiter's window after [`Error::TooManyReconnects`].
+    /// - `Ready(Some(Err(e)))`: something the reader must know, at the place it happened:
+    ///   the peer broke the protocol or sent a frame over the limits (the connection is
+    ///   replaced), inbound messages were dropped ([`Error::InboundDropped`], acknowledged
+    ///   mode), a reconnection was refused or failed. Polling again carries on. A
+    ///   connection that ends by a reset or an EOF is not an error: the sink reconnects.
     /// - `Ready(None)`: not dialed, closed by the user, or reconnection failed for good.
     /// - `Pending`: waiting for a message or a reconnection.
     pub fn poll_next_inner(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        self.core.current = Half::Read;
+        self.poll_with(Half::Read, cx, Core::poll_next)
+    }
+
+    /// Runs one of the core's poll functions for `half` with the fan-out waker, and
+    /// registers the caller's waker only when it parks, then looks once more: a wake-up
+    /// that came between the first look and the registration is not lost.
+    fn poll_with<T>(
+        &mut self,
+        half: Half,
+        cx: &mut Context<'_>,
+        op: fn(&mut Core<M>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.core.current = half;
         let mut inner = Context::from_waker(&self.waker);
-        if let Poll::Ready(r) = self.core.poll_next(&mut inner) {
+        if let Poll::Ready(r) = self.core.drive(&mut inner, op) {
             return Poll::Ready(r);
         }
-        self.core.wakers.register_read(cx.waker());
-        self.core.poll_next(&mut inner)
+        self.core.wakers.register(half, cx.waker());
+        self.core.drive(&mut inner, op)
     }
 }
 
@@ -565,6 +609,71 @@ where
     M::SinkError: Into<BoxError>,
     M::StreamError: Into<BoxError>,
 {
+    /// Runs `op`; when it would park on a live connection, the liveness checks (frames
+    /// that arrived, the acknowledgement timer, the keepalive) have their turn first, so
+    /// they run for a writer blocked on a full socket as well as for a reader. If they
+    /// found the connection dead, `op` runs again (and reconnects).
+    fn drive<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: fn(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        loop {
+            if let Poll::Ready(r) = op(self, cx) {
+                return Poll::Ready(r);
+            }
+            if !self.poll_liveness(cx) {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// The liveness checks of a live connection. Returns whether they lost it.
+    fn poll_liveness(&mut self, cx: &mut Context<'_>) -> bool {
+        let State::Connected(live) = &mut self.state else {
+            return false;
+        };
+        if let Some(cause) = live.fault.take() {
+            // A write was granted after a peer fault and nobody flushed it: drop now.
+            self.lose_with(cause.into(), Health::Unhealthy);
+            return true;
+        }
+        // The reader has just read until Pending; the writer looks here, which also
+        // registers it for the Pong or acknowledgement it may be waiting for.
+        if self.current == Half::Write {
+            match self.poll_inbound(cx) {
+                Look::Open => {}
+                Look::Lost => return true,
+                Look::Faulted(cause) => {
+                    self.lose_with(cause.into(), Health::Unhealthy);
+                    return true;
+                }
+            }
+        }
+        self.poll_ack_timeout(cx) || self.poll_keepalive(cx)
+    }
+
+    /// `dial()`: from Idle or Failed, a first dial; from Closing, the unfinished close is
+    /// abandoned and a first dial starts.
+    fn dial(&mut self) {
+        self.close_deadline = None;
+        match &self.state {
+            State::Idle | State::Failed => {}
+            State::Closing { .. } => {
+                tracing::debug!("dial() abandons an unfinished close");
+                self.stats.disconnected();
+            }
+            _ => return,
+        }
+        self.pending_error = None;
+        // Idle / Failed / Closing -> Disconnected
+        self.state = State::Disconnected {
+            kind: DialKind::First,
+            reset_backoff: true,
+        };
+        self.publish(ConnectionState::Connecting);
+    }
+
     /// Drives the state to `Connected` with the `on_connect` messages and the outbox
     /// written (not necessarily flushed).
     fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -581,17 +690,31 @@ where
                         reset_backoff: true,
                     };
                 }
-                State::Delaying {
+                State::Refused {
                     sleep,
                     reset_backoff,
+                    refusal,
+                } => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        // Every write is told, as long as the refusal lasts; the reader
+                        // was told once and waits.
+                        return match self.current {
+                            Half::Write => Poll::Ready(Err(refusal.error())),
+                            Half::Read => Poll::Pending,
+                        };
+                    }
+                    // Refused -> Disconnected: the limiter's window has a slot again.
+                    self.state = State::Disconnected {
+                        kind: DialKind::Reconnect,
+                        reset_backoff: *reset_backoff,
+                    };
                 }
-                | State::Refused {
+                State::Delaying {
                     sleep,
                     reset_backoff,
                 } => {
                     ready!(sleep.as_mut().poll(cx));
-                    // Delaying -> Disconnected (jitter over), Refused -> Disconnected (the
-                    // limiter's window has a slot again)
+                    // Delaying -> Disconnected: the jitter is over.
                     self.state = State::Disconnected {
                         kind: DialKind::Reconnect,
                         reset_backoff: *reset_backoff,
@@ -625,7 +748,7 @@ where
                     Ok(conn) => {
                         self.stats.connected(*kind == DialKind::Reconnect);
                         self.reconnect_runs = 0;
-                        self.state_tx.send_replace(ConnectionState::Connected);
+                        self.publish(ConnectionState::Connected);
                         tracing::info!(
                             on_connect = self.on_connect.len(),
                             resending = self.outbox.len(),
@@ -640,7 +763,19 @@ where
                         return Poll::Ready(Err(self.connect_failed(Error::from_boxed(e.into()))));
                     }
                 },
-                State::Connected(_) => {
+                State::Connected(live) => {
+                    if live.fault.is_some() {
+                        // The write granted after a peer fault is in: flush it, as a plain
+                        // client that wrote before reading the bad frame would have, then
+                        // Connected -> Disconnected.
+                        if ready!(self.poll_flush_connection(cx)) {
+                            if let State::Connected(live) = &mut self.state {
+                                let cause = live.fault.take().unwrap_or_default();
+                                self.lose_with(cause.into(), Health::Unhealthy);
+                            }
+                        }
+                        continue;
+                    }
                     if ready!(self.poll_write_backlog(cx)) {
                         return Poll::Ready(Ok(()));
                     }
@@ -650,27 +785,45 @@ where
         }
     }
 
-    /// Connecting -> Refused / Failed. Returns the error for the caller to report.
+    /// Connecting -> Refused / Failed. Returns the error for the caller to report; the
+    /// other half learns of a refusal from an error item (reader) or its next write.
     fn connect_failed(&mut self, error: Error) -> Error {
-        self.state = match &error {
+        let refusal = match &error {
             Error::TooManyReconnects {
-                retry_at: Some(at), ..
-            } => State::Refused {
-                sleep: Box::pin(tokio::time::sleep_until(*at)),
-                reset_backoff: true,
-            },
-            _ => State::Failed,
+                max_total,
+                window,
+                retry_at: Some(at),
+            } => Some(Refusal {
+                max_total: *max_total,
+                window: *window,
+                retry_at: *at,
+            }),
+            _ => None,
         };
         tracing::warn!(error = %error, unflushed = self.outbox.len(), "reconnection failed");
-        self.publish(match self.state {
-            State::Refused { .. } => ConnectionState::Reconnecting {
-                attempt: self.reconnect_runs,
-                last_error: Some(error.to_string()),
-            },
-            _ => ConnectionState::GaveUp {
-                reason: error.to_string(),
-            },
-        });
+        match refusal {
+            Some(refusal) => {
+                // Connecting -> Refused
+                self.state = State::Refused {
+                    sleep: Box::pin(tokio::time::sleep_until(refusal.retry_at)),
+                    reset_backoff: true,
+                    refusal,
+                };
+                self.publish(ConnectionState::Refused {
+                    retry_at: refusal.retry_at,
+                });
+                if self.current == Half::Write {
+                    self.inbox.push_back(Err(refusal.error()));
+                }
+            }
+            None => {
+                // Connecting -> Failed
+                self.state = State::Failed;
+                self.publish(ConnectionState::GaveUp {
+                    reason: error.to_string(),
+                });
+            }
+        }
         self.wakers.wake_other(self.current);
         error
     }
@@ -720,21 +873,35 @@ where
     /// Connected -> Disconnected (or Delaying, with jitter): drops the connection; the
     /// outbox will be written again.
     fn lose(&mut self, cause: BoxError) {
-        self.lose_with(cause, false);
+        self.lose_with(cause, Health::AsObserved);
     }
 
-    /// As [`lose`](Self::lose); `unhealthy` makes the next attempt wait for the backoff
-    /// even if the connection had proved healthy.
-    fn lose_with(&mut self, cause: BoxError, unhealthy: bool) {
+    /// As [`lose`](Self::lose), with `health` deciding whether the next attempt may be
+    /// immediate.
+    ///
+    /// A connection is healthy, and the backoff starts over with an immediate attempt, when
+    /// it delivered a message or an acknowledgement, when messages written on it were
+    /// flushed and it stayed up for [`PRODUCTIVE_UPTIME`], or when it stayed up for
+    /// `healthy_after`. Otherwise the next attempt waits for the backoff's next delay, so
+    /// a server that accepts and drops at once meets growing delays.
+    fn lose_with(&mut self, cause: BoxError, health: Health) {
         let State::Connected(live) = &self.state else {
             return;
         };
         let uptime = live.since.elapsed();
-        let healthy = (live.delivered || uptime >= self.healthy_after) && !unhealthy;
+        let healthy = match health {
+            Health::Unhealthy => false,
+            Health::AsObserved => {
+                live.delivered
+                    || uptime >= self.healthy_after
+                    || (live.carried && uptime >= PRODUCTIVE_UPTIME)
+            }
+        };
         tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
         self.outbox.rewind();
         self.stats.disconnected();
         self.state = if self.reconnect_jitter.is_zero() {
+            // Connected -> Disconnected
             State::Disconnected {
                 kind: DialKind::Reconnect,
                 reset_backoff: healthy,
@@ -742,6 +909,7 @@ where
         } else {
             let delay = jitter(self.reconnect_jitter, rand::rng().random::<f64>());
             tracing::debug!(?delay, "reconnect jitter");
+            // Connected -> Delaying
             State::Delaying {
                 sleep: Box::pin(tokio::time::sleep(delay)),
                 reset_backoff: healthy,
@@ -770,8 +938,10 @@ where
         let code = frame.as_ref().map(|f| u16::from(f.code));
         match self.close_policy.decide(code) {
             CloseAction::Reconnect => self.lose(close_cause(frame)),
-            CloseAction::ReconnectAfterBackoff => self.lose_with(close_cause(frame), true),
-            _ => {
+            CloseAction::ReconnectAfterBackoff => {
+                self.lose_with(close_cause(frame), Health::Unhealthy)
+            }
+            CloseAction::Stop => {
                 let error = Error::ClosedByServer {
                     code: code.unwrap_or(1005),
                     reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
@@ -788,61 +958,93 @@ where
         }
     }
 
-    /// Keepalive: after `interval` of silence send a Ping; if nothing at all arrives
-    /// within `timeout` of it, the connection is dead. Returns whether it was replaced.
+    /// Keepalive: after `interval` with no frame received, a Ping is due; if no frame at
+    /// all arrives within `timeout` of that, the connection is dead. The Ping is written
+    /// as soon as the socket takes it, but the timeout runs from when it fell due, so a
+    /// writer blocked behind a frozen path is freed within `interval + timeout` too.
+    /// Returns whether the connection was lost.
+    ///
+    /// While the inbox is full (plain mode) the socket is deliberately left unread, so
+    /// silence proves nothing: the clock is held and starts again when reading resumes.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
         let Some((interval, timeout)) = self.keepalive else {
             return false;
         };
+        let unread = self.acks.is_none() && self.inbox.len() >= self.inbox_capacity;
+        if !matches!(self.state, State::Connected(_)) {
+            return false;
+        }
+        if unread {
+            if let State::Connected(live) = &mut self.state {
+                live.last_rx = Instant::now();
+                live.probe = None;
+                live.ping_written = false;
+            }
+            return false;
+        }
         loop {
             let State::Connected(live) = &mut self.state else {
-                return false;
+                return true;
             };
-            let deadline = match live.ping_sent {
-                Some(sent) => sent + timeout,
+            if live.probe.is_some() && !live.ping_written {
+                match live.conn.as_mut().poll_ready(cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Ok(())) => {
+                        if let Err(e) = live
+                            .conn
+                            .as_mut()
+                            .start_send(Message::Ping(Default::default()))
+                        {
+                            self.lose(e.into());
+                            return true;
+                        }
+                        tracing::trace!("keepalive ping");
+                        live.ping_written = true;
+                        live.needs_flush = true;
+                        if self.poll_flush_connection(cx) == Poll::Ready(false) {
+                            return true;
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.lose(e.into());
+                        return true;
+                    }
+                }
+            }
+            let State::Connected(live) = &mut self.state else {
+                return true;
+            };
+            let deadline = match live.probe {
+                Some(due) => due + timeout,
                 None => live.last_rx + interval,
             };
             let timer = live
                 .keepalive_timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            // The timer only moves earlier (a ping was sent). Frames push the deadline
-            // later without touching the timer: when it fires early it is re-armed.
+            // Frames push the deadline later without touching the timer: when it fires
+            // early it is re-armed. A probe moves it earlier.
             if timer.deadline() > deadline {
                 timer.as_mut().reset(deadline);
             }
             if timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            if Instant::now() < deadline {
+            let now = Instant::now();
+            if now < deadline {
                 timer.as_mut().reset(deadline);
                 continue;
             }
-            if live.ping_sent.is_some() {
-                self.lose(format!("no frame within the keepalive timeout ({timeout:?})").into());
+            if live.probe.is_some() {
+                let waited = now.saturating_duration_since(live.last_rx);
+                self.lose(
+                    format!("no frame for {waited:?} (keepalive {interval:?} + {timeout:?})")
+                        .into(),
+                );
                 return true;
             }
-            match live.conn.as_mut().poll_ready(cx) {
-                Poll::Pending => return false,
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => {
-                    self.lose(e.into());
-                    return true;
-                }
-            }
-            if let Err(e) = live
-                .conn
-                .as_mut()
-                .start_send(Message::Ping(Default::default()))
-            {
-                self.lose(e.into());
-                return true;
-            }
-            tracing::trace!("keepalive ping");
-            live.ping_sent = Some(Instant::now());
-            live.needs_flush = true;
-            if self.poll_flush_connection(cx) == Poll::Ready(false) {
-                return true;
-            }
+            live.probe = Some(now);
+            live.ping_written = false;
         }
     }
 
@@ -851,7 +1053,8 @@ where
     fn inbound(&mut self, message: Message) -> Inbound {
         if let (Some(_), State::Connected(live)) = (self.keepalive, &mut self.state) {
             live.last_rx = Instant::now();
-            live.ping_sent = None;
+            live.probe = None;
+            live.ping_written = false;
         }
         let inbound = classify(message);
         let Inbound::Data(message) = inbound else {
@@ -879,13 +1082,17 @@ where
     /// is noticed before the next write. Data goes to the inbox up to its bound; after
     /// that the socket is left unread (TCP backpressure) — except in acknowledged mode,
     /// where acknowledgements must be read whatever is queued.
-    fn poll_inbound(&mut self, cx: &mut Context<'_>) {
+    fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Look {
         while self.inbox.len() < self.inbox_capacity || self.acks.is_some() {
             let State::Connected(live) = &mut self.state else {
-                return;
+                return Look::Lost;
             };
+            if live.fault.is_some() {
+                // Past a protocol violation the framing means nothing: read no further.
+                return Look::Open;
+            }
             match live.conn.as_mut().poll_next(cx) {
-                Poll::Pending => return,
+                Poll::Pending => return Look::Open,
                 Poll::Ready(Some(Ok(message))) => match self.inbound(message) {
                     Inbound::Data(m) => {
                         if let State::Connected(live) = &mut self.state {
@@ -894,29 +1101,51 @@ where
                         self.queue_inbound(m);
                     }
                     Inbound::Control => {}
-                    Inbound::Closed(frame) => self.peer_closed(frame, cx),
+                    Inbound::Closed(frame) => {
+                        self.peer_closed(frame, cx);
+                        return Look::Lost;
+                    }
                 },
-                Poll::Ready(Some(Err(e))) => self.lose(e.into()),
-                Poll::Ready(None) => self.lose("end of stream".into()),
+                Poll::Ready(Some(Err(e))) => {
+                    let error = Error::from_boxed(e.into());
+                    if is_peer_fault(&error) {
+                        let cause = error.to_string();
+                        tracing::info!(%error, "the peer broke the protocol; the reader is told");
+                        self.inbox.push_back(Err(error));
+                        self.wakers.wake_read();
+                        return Look::Faulted(cause);
+                    }
+                    self.lose(error.to_string().into());
+                    return Look::Lost;
+                }
+                Poll::Ready(None) => {
+                    self.lose("end of stream".into());
+                    return Look::Lost;
+                }
             }
         }
+        Look::Open
     }
 
     /// Queues a data message for the reader. Past the inbox bound (reachable only while
-    /// acknowledgements or a Close must be read regardless) it is dropped, counted and
-    /// logged at `warn`.
+    /// acknowledgements must be read regardless) it is dropped, counted, logged at `warn`,
+    /// and the reader meets an [`Error::InboundDropped`] item at the place of the gap.
     fn queue_inbound(&mut self, message: Message) {
         if self.inbox.len() < self.inbox_capacity {
-            self.inbox.push_back(message);
+            self.inbox.push_back(Ok(message));
             self.wakers.wake_read();
-        } else {
-            self.dropped_inbound += 1;
-            tracing::warn!(
-                len = message.len(),
-                dropped = self.dropped_inbound,
-                "inbound message dropped: the inbox is full and nobody reads the stream"
-            );
+            return;
         }
+        self.dropped_inbound += 1;
+        match self.inbox.back_mut() {
+            Some(Err(Error::InboundDropped { count })) => *count += 1,
+            _ => self.inbox.push_back(Err(Error::InboundDropped { count: 1 })),
+        }
+        tracing::warn!(
+            len = message.len(),
+            dropped = self.dropped_inbound,
+            "inbound message dropped: the inbox is full and nobody reads the stream"
+        );
     }
 
     /// Acknowledged mode: replaces the connection when tracked messages have waited
@@ -954,6 +1183,7 @@ where
         match ready!(live.conn.as_mut().poll_flush(cx)) {
             Ok(()) => {
                 live.needs_flush = false;
+                live.carried |= live.wrote_fresh;
                 self.outbox.flushed();
                 self.publish_sent();
                 Poll::Ready(true)
@@ -1001,7 +1231,7 @@ where
             && !self.due_for_check()
             && !self.window_full();
         if let State::Connected(live) = &mut self.state {
-            if steady && live.preamble == self.on_connect.len() {
+            if steady && live.preamble == self.on_connect.len() && live.fault.is_none() {
                 if let Poll::Ready(Ok(())) = live.conn.as_mut().poll_ready(cx) {
                     return Poll::Ready(Ok(()));
                 }
@@ -1012,11 +1242,26 @@ where
             if self.due_for_check() {
                 self.unchecked = (0, 0);
                 self.publish_sent();
-                self.poll_inbound(cx);
-                if !matches!(self.state, State::Connected(_))
-                    || self.poll_ack_timeout(cx)
-                    || self.poll_keepalive(cx)
-                {
+                match self.poll_inbound(cx) {
+                    Look::Open => {}
+                    Look::Lost => continue,
+                    Look::Faulted(cause) => {
+                        // A plain WebSocket client would have written this message before
+                        // reading the bad frame: it still goes to this connection, which
+                        // is dropped at the next flush. The reader meets the error after
+                        // the data that came before it.
+                        let State::Connected(live) = &mut self.state else {
+                            continue;
+                        };
+                        if let Poll::Ready(Ok(())) = live.conn.as_mut().poll_ready(cx) {
+                            live.fault = Some(cause);
+                            return Poll::Ready(Ok(()));
+                        }
+                        self.lose_with(cause.into(), Health::Unhealthy);
+                        continue;
+                    }
+                }
+                if self.poll_ack_timeout(cx) || self.poll_keepalive(cx) {
                     continue;
                 }
             }
@@ -1025,15 +1270,12 @@ where
                     continue;
                 }
                 if self.window_full() {
-                    // Wait for acknowledgements: poll_inbound registers the read side,
-                    // poll_ack_timeout the timer. If reading found the connection gone,
-                    // nothing is registered: go round and reconnect instead.
-                    self.poll_inbound(cx);
-                    if self.window_full()
-                        && matches!(self.state, State::Connected(_))
-                        && !self.poll_ack_timeout(cx)
-                    {
-                        return Poll::Pending;
+                    // Wait for acknowledgements: reading registers for them; the ack
+                    // timer and the keepalive run when this parks (see `drive`).
+                    match self.poll_inbound(cx) {
+                        Look::Open if self.window_full() => return Poll::Pending,
+                        Look::Open | Look::Lost => {}
+                        Look::Faulted(cause) => self.lose_with(cause.into(), Health::Unhealthy),
                     }
                 }
                 continue;
@@ -1060,6 +1302,10 @@ where
             // that skipped it is refused rather than let the outbox grow without bound.
             return Err(Error::NotReady);
         }
+        if self.close_deadline.is_some() {
+            // A write after a close() that was dropped unfinished: the sink goes on.
+            self.close_deadline = None;
+        }
         let connected = matches!(self.state, State::Connected(_)) && self.outbox.all_written();
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
         self.unchecked.0 += 1;
@@ -1070,7 +1316,10 @@ where
             State::Connected(live) if connected => {
                 self.outbox.push(message.clone(), id);
                 match live.conn.as_mut().start_send(message) {
-                    Ok(()) => self.outbox.mark_written(),
+                    Ok(()) => {
+                        live.wrote_fresh = true;
+                        self.outbox.mark_written();
+                    }
                     // Kept in the outbox; resent on the next connection.
                     Err(e) => self.lose(e.into()),
                 }
@@ -1108,27 +1357,44 @@ where
             if self.outbox.tracked() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            // Acknowledged mode: flushed means acknowledged.
-            self.poll_inbound(cx);
-            if self.outbox.tracked() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            if matches!(self.state, State::Connected(_)) && !self.poll_ack_timeout(cx) {
-                return Poll::Pending;
+            // Acknowledged mode: flushed means acknowledged. Reading registers for the
+            // acknowledgements; the ack timer and the keepalive run when this parks.
+            match self.poll_inbound(cx) {
+                Look::Open if self.outbox.tracked() == 0 => return Poll::Ready(Ok(())),
+                Look::Open => return Poll::Pending,
+                Look::Lost => {}
+                Look::Faulted(cause) => self.lose_with(cause.into(), Health::Unhealthy),
             }
         }
     }
 
+    /// `close()`: deliver what is owed, send a Close frame and wait for the peer's, all
+    /// by one deadline `close_timeout` after the first call. With nothing owed and no
+    /// connection up it closes at once; any attempt in flight is dropped.
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if matches!(self.state, State::Idle) {
+            // Closed already; messages a failed close left behind are still owed.
+            self.close_deadline = None;
+            return Poll::Ready(match self.outbox.len() {
+                0 => Ok(()),
+                undelivered => Err(Error::CloseIncomplete {
+                    undelivered,
+                    source: Box::new(Error::NotDialed),
+                }),
+            });
+        }
+        let timeout = self.close_timeout;
+        let expired = self
+            .close_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)))
+            .as_mut()
+            .poll(cx)
+            .is_ready();
         loop {
             match &mut self.state {
-                State::Idle => return Poll::Ready(Ok(())),
-                State::Closing {
-                    conn,
-                    sent,
-                    deadline,
-                } => {
-                    if deadline.as_mut().poll(cx).is_ready() {
+                State::Idle => return Poll::Ready(self.closed(None)),
+                State::Closing { conn, sent } => {
+                    if expired {
                         tracing::debug!("the peer did not finish the closing handshake in time");
                     } else if !*sent {
                         match ready!(conn.as_mut().poll_close(cx)) {
@@ -1152,34 +1418,63 @@ where
                             continue;
                         }
                     }
-                    // Closing -> Idle
-                    self.state = State::Idle;
                     self.stats.disconnected();
-                    self.publish(ConnectionState::Closed);
-                    tracing::info!("closed by the user");
-                    self.wakers.wake_other(self.current);
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(self.closed(None));
                 }
                 _ => {
-                    ready!(self.poll_flush(cx))?;
-                    // any -> Closing (or straight to Idle when no connection is up)
-                    self.state = match std::mem::replace(&mut self.state, State::Idle) {
-                        State::Connected(live) => State::Closing {
-                            conn: live.conn,
-                            sent: false,
-                            deadline: Box::pin(tokio::time::sleep(self.close_timeout)),
-                        },
-                        _ => State::Idle,
-                    };
+                    if self.outbox.is_empty() && !matches!(self.state, State::Connected(_)) {
+                        return Poll::Ready(self.closed(None));
+                    }
+                    if expired {
+                        return Poll::Ready(self.closed(Some(Error::Timeout)));
+                    }
+                    if let Err(e) = ready!(self.poll_flush(cx)) {
+                        return Poll::Ready(self.closed(Some(e)));
+                    }
+                    match std::mem::replace(&mut self.state, State::Idle) {
+                        State::Connected(live) => {
+                            // Connected -> Closing
+                            self.state = State::Closing {
+                                conn: live.conn,
+                                sent: false,
+                            };
+                            self.publish(ConnectionState::Closing);
+                        }
+                        // A flush that owed nothing while reconnecting: -> Idle
+                        other => {
+                            self.state = other;
+                            return Poll::Ready(self.closed(None));
+                        }
+                    }
                 }
             }
         }
     }
 
+    /// any -> Idle at the end of `close()`. `failure`: why what is still owed could not be
+    /// delivered.
+    fn closed(&mut self, failure: Option<Error>) -> Result<(), Error> {
+        self.state = State::Idle;
+        self.close_deadline = None;
+        self.publish(ConnectionState::Closed);
+        self.wakers.wake_other(self.current);
+        let undelivered = self.outbox.len();
+        if undelivered == 0 {
+            tracing::info!("closed by the user");
+            return Ok(());
+        }
+        let source = Box::new(failure.unwrap_or(Error::Timeout));
+        tracing::warn!(undelivered, error = %source, "closed by the user with messages undelivered");
+        Err(Error::CloseIncomplete {
+            undelivered,
+            source,
+        })
+    }
+
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
-            if let Some(message) = self.inbox.pop_front() {
-                return Poll::Ready(Some(Ok(message)));
+            if let Some(item) = self.inbox.pop_front() {
+                return Poll::Ready(Some(item));
             }
             if let Some(e) = self.pending_error.take() {
                 return Poll::Ready(Some(Err(e)));
@@ -1203,14 +1498,8 @@ where
             let State::Connected(live) = &mut self.state else {
                 continue;
             };
-            match live.conn.as_mut().poll_next(cx) {
-                Poll::Pending => {
-                    if self.poll_ack_timeout(cx) || self.poll_keepalive(cx) {
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(Some(Ok(message))) => match self.inbound(message) {
+            match ready!(live.conn.as_mut().poll_next(cx)) {
+                Some(Ok(message)) => match self.inbound(message) {
                     Inbound::Data(m) => {
                         if let State::Connected(live) = &mut self.state {
                             live.delivered = true;
@@ -1220,29 +1509,48 @@ where
                     Inbound::Control => {}
                     Inbound::Closed(frame) => self.peer_closed(frame, cx),
                 },
-                Poll::Ready(Some(Err(e))) => {
+                Some(Err(e)) => {
                     let error = Error::from_boxed(e.into());
-                    let report = is_peer_fault(&error);
-                    self.lose(error.to_string().into());
-                    if report {
+                    if is_peer_fault(&error) {
                         // A frame too large, invalid UTF-8, a protocol violation: the
                         // connection is replaced, and the reader is told once.
+                        self.lose_with(error.to_string().into(), Health::Unhealthy);
                         return Poll::Ready(Some(Err(error)));
                     }
+                    // A reset, an EOF without a Close frame, an I/O error: a drop like
+                    // any other, reported by `state()` and the logs, not to the reader.
+                    self.lose(error.to_string().into());
                 }
-                Poll::Ready(None) => self.lose("end of stream".into()),
+                None => self.lose("end of stream".into()),
             }
         }
     }
 }
 
-/// Whether a read error is the peer's fault worth reporting (rather than a plain drop).
+/// Whether the next attempt after a lost connection may be immediate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// As the connection showed itself (see [`Core::lose_with`]).
+    AsObserved,
+    /// Wait for the backoff whatever the connection did: the peer broke the protocol or
+    /// asked us to come back later (Close 1012, 1013).
+    Unhealthy,
+}
+
+/// Whether a read error is the peer's fault worth reporting to the reader (rather than a
+/// drop the sink simply recovers from).
 fn is_peer_fault(error: &Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     use tokio_tungstenite::tungstenite::Error as Ws;
-    matches!(
-        error,
-        Error::Transport(Ws::Capacity(_) | Ws::Protocol(_) | Ws::Utf8(_) | Ws::AttackAttempt)
-    )
+    match error {
+        Error::Transport(Ws::Capacity(_) | Ws::Utf8(_) | Ws::AttackAttempt) => true,
+        // The peer vanished (a crash, a reset): not a violation, a drop.
+        Error::Transport(Ws::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::HandshakeIncomplete,
+        )) => false,
+        Error::Transport(Ws::Protocol(_)) => true,
+        _ => false,
+    }
 }
 
 fn close_cause(frame: Option<CloseFrame>) -> BoxError {

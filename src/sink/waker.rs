@@ -32,12 +32,12 @@ impl Fanout {
         (fanout, waker)
     }
 
-    pub(crate) fn register_read(&self, waker: &Waker) {
-        self.read.register(waker);
-    }
-
-    pub(crate) fn register_write(&self, waker: &Waker) {
-        self.write.register(waker);
+    /// Registers the waker of the half that is about to park.
+    pub(crate) fn register(&self, half: Half, waker: &Waker) {
+        match half {
+            Half::Read => self.read.register(waker),
+            Half::Write => self.write.register(waker),
+        }
     }
 
     pub(crate) fn wake_read(&self) {

@@ -148,6 +148,7 @@ async fn state_transitions_are_published_in_order() {
             ConnectionState::Connecting => "Connecting",
             ConnectionState::Connected => "Connected",
             ConnectionState::Reconnecting { .. } => "Reconnecting",
+            ConnectionState::Closing => "Closing",
             ConnectionState::Closed => "Closed",
             ConnectionState::GaveUp { .. } => "GaveUp",
             _ => "other",
@@ -163,6 +164,7 @@ async fn state_transitions_are_published_in_order() {
             "Connected",
             "Reconnecting",
             "Connected",
+            "Closing",
             "Closed"
         ],
         "{seen:?}"

@@ -146,11 +146,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                         p
                     });
-                    prop_assert!(r.is_some(), "close did not complete");
-                    if let Some(Ok(())) = r {
-                        dialed = false;
-                        prop_assert_eq!(sink.undelivered(), 0, "closed with messages still held");
+                    // close() always ends the sink; what it could not deliver is still
+                    // held, and the error says how much.
+                    match r {
+                        None => return Err(TestCaseError::fail("close did not complete")),
+                        Some(Ok(())) => {
+                            prop_assert_eq!(sink.undelivered(), 0, "closed with messages still held")
+                        }
+                        Some(Err(Error::CloseIncomplete { undelivered, .. })) => {
+                            prop_assert_eq!(undelivered, sink.undelivered());
+                            prop_assert!(undelivered > 0, "CloseIncomplete with nothing owed");
+                        }
+                        Some(Err(e)) => {
+                            return Err(TestCaseError::fail(format!("close failed with {e}")))
+                        }
                     }
+                    dialed = false;
                 }
                 Op::Dial => {
                     let r = drive(&mut task, POLLS, |cx| {

@@ -276,7 +276,22 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
         "the test was too slow to prove the window"
     );
     assert!(!ws.can_connect());
+    // While the window is full every write is refused at once, with the time it frees.
+    let mut retry_at = None;
+    for _ in 0..3 {
+        match timeout(BOUND, send(&mut ws, "refused")).await.expect("a write waited") {
+            Err(Error::TooManyReconnects {
+                retry_at: Some(at), ..
+            }) => retry_at = Some(at),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        *ws.state().borrow(),
+        ws_reconnect::sink::ConnectionState::Refused { .. }
+    ));
     // Once the oldest reconnection leaves the window, a send reconnects.
+    tokio::time::sleep_until(retry_at.unwrap()).await;
     send(&mut ws, "after").await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(1500),
