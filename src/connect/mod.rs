@@ -21,6 +21,7 @@
 //! assert_make_connection(&make);
 //! ```
 
+mod handshake;
 mod status;
 mod tungstenite;
 

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::Service;
 
+use super::handshake::{self, HandshakeError, Tls};
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
 use crate::target::{redact_uri, Target};
@@ -21,11 +22,25 @@ pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Opens WebSocket connections with tokio-tungstenite: the default
 /// [`MakeConnection`](crate::MakeConnection).
 ///
+/// The connector performs the HTTP upgrade itself and hands the upgraded socket to
+/// tokio-tungstenite: tungstenite's own client handshake logs the whole request, query
+/// and header values included, as a `log` record. Nothing here logs more than the URL
+/// without user-info and query, and the response status.
+///
 /// - A URL that is not `ws://` or `wss://` with a host fails with
 ///   [`Error::InvalidUrl`] before any network traffic.
 /// - A handshake refused with an HTTP status fails with [`Error::Rejected`], classified by
 ///   the [`StatusPolicy`] and carrying the `Retry-After` header.
-/// - Transport errors are [`Error::Transport`].
+/// - A failed TLS handshake is [`Error::Tls`].
+/// - Transport errors are [`Error::Transport`], among them a response head over 64 KiB
+///   (a capacity error), a `101` that breaks the protocol (a wrong `Sec-WebSocket-Accept`,
+///   say) and a connection closed before the response was complete (an incomplete
+///   handshake, retried).
+///
+/// The `Host`, `Connection`, `Upgrade`, `Sec-WebSocket-Version` and `Sec-WebSocket-Key`
+/// headers are the connector's (a request's own `Host` is kept); every other header of the
+/// [`Target`]'s request is sent as it is. The bytes a server sends right after its `101`
+/// are the connection's first.
 ///
 /// Nagle's algorithm is disabled (WebSocket messages are small and latency matters).
 ///
@@ -98,16 +113,19 @@ impl TungsteniteConnector {
     }
 
     #[cfg(feature = "rustls")]
-    fn tls(&self) -> Option<tokio_tungstenite::Connector> {
-        let config = self.rustls.clone().unwrap_or_else(default_rustls_config);
-        Some(tokio_tungstenite::Connector::Rustls(config))
+    fn tls(&self) -> Tls {
+        Tls::Rustls(self.rustls.clone().unwrap_or_else(default_rustls_config))
     }
 
-    #[cfg(not(feature = "rustls"))]
-    fn tls(&self) -> Option<Connector> {
-        // native-tls (if enabled) is tokio-tungstenite's default; without a TLS feature,
-        // wss:// fails with Error::InvalidUrl.
-        None
+    #[cfg(all(feature = "native-tls", not(feature = "rustls")))]
+    fn tls(&self) -> Tls {
+        Tls::NativeTls
+    }
+
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    fn tls(&self) -> Tls {
+        // Without a TLS feature, wss:// fails with Error::InvalidUrl.
+        Tls::Disabled
     }
 
     /// The WebSocket settings in use.
@@ -133,70 +151,36 @@ impl Service<Target> for TungsteniteConnector {
             let request = target.request()?;
             let url = redact_uri(request.uri());
             tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
-            match connect(request, config, tls).await {
-                Ok((stream, response)) => {
-                    tracing::debug!(%url, status = %response.status(), "WebSocket handshake done");
+            match handshake::connect(&request, config, &tls).await {
+                Ok(stream) => {
+                    tracing::debug!(%url, status = 101, "WebSocket handshake done");
                     Ok(stream)
                 }
-                Err(WsError::Http(response)) => {
-                    let status = response.status();
+                Err(HandshakeError::Refused { status, headers }) => {
+                    tracing::debug!(%url, %status, "the server refused the upgrade");
                     Err(Error::Rejected {
                         status,
-                        retry_after: parse_retry_after(response.headers()),
+                        retry_after: parse_retry_after(&headers),
                         retryable: policy.is_retryable(status),
                     })
                 }
-                Err(WsError::Url(e)) => Err(Error::InvalidUrl {
+                Err(HandshakeError::Ws(WsError::Url(e))) => Err(Error::InvalidUrl {
                     url,
                     reason: url_reason(&e),
                 }),
-                Err(WsError::Io(e)) if is_tls_failure(&e) => Err(Error::Tls(Box::new(e))),
-                // native-tls reports handshake failures as tungstenite's TLS error.
-                Err(WsError::Tls(e)) => Err(Error::Tls(Box::new(e))),
-                Err(e) => Err(Error::Transport(e)),
+                Err(HandshakeError::Ws(WsError::Io(e))) if is_tls_failure(&e) => {
+                    Err(Error::Tls(Box::new(e)))
+                }
+                // native-tls and an invalid server name report tungstenite's TLS error.
+                Err(HandshakeError::Ws(WsError::Tls(e))) => Err(Error::Tls(Box::new(e))),
+                Err(HandshakeError::Ws(e)) => Err(Error::Transport(e)),
             }
         })
     }
 }
 
-#[cfg(any(feature = "rustls", feature = "native-tls"))]
-type Connector = tokio_tungstenite::Connector;
-#[cfg(not(any(feature = "rustls", feature = "native-tls")))]
-type Connector = std::convert::Infallible;
-
-#[cfg(any(feature = "rustls", feature = "native-tls"))]
-async fn connect(
-    request: crate::target::ClientRequest,
-    config: WebSocketConfig,
-    tls: Option<Connector>,
-) -> Result<
-    (
-        TungsteniteConnection,
-        tungstenite::handshake::client::Response,
-    ),
-    WsError,
-> {
-    tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, tls).await
-}
-
-#[cfg(not(any(feature = "rustls", feature = "native-tls")))]
-async fn connect(
-    request: crate::target::ClientRequest,
-    config: WebSocketConfig,
-    _tls: Option<Connector>,
-) -> Result<
-    (
-        TungsteniteConnection,
-        tungstenite::handshake::client::Response,
-    ),
-    WsError,
-> {
-    tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
-}
-
-/// With rustls, tokio-tungstenite reports a failed TLS handshake (an untrusted
-/// certificate, say) as an I/O error wrapping rustls' error; retrying it would never
-/// succeed.
+/// With rustls, a failed TLS handshake (an untrusted certificate, say) is an I/O error
+/// wrapping rustls' error; retrying it would never succeed.
 fn is_tls_failure(e: &std::io::Error) -> bool {
     #[cfg(feature = "rustls")]
     if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {

@@ -1,4 +1,8 @@
 //! Secrets stay out of every log line, Debug output and error message.
+//!
+//! Each test installs a global subscriber, and tracing's callsite cache is process-wide:
+//! the first test owns this test binary's process, every other one runs itself in a child
+//! process of its own ([`in_child_process`]).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -12,6 +16,40 @@ use tokio::time::{timeout, Instant};
 use ws_reconnect::ReconnectingSink;
 
 use support::{serve, Reply, Ws, BOUND};
+
+/// Set in the child process that runs one test alone.
+const CHILD: &str = "WS_RECONNECT_REDACTION_CHILD";
+
+/// Runs the test `name` alone in a child process of this test binary, so that it can
+/// install its own global subscriber. Returns `true` in the parent, which has nothing
+/// more to do (the child passed), and `false` in the child, which runs the test body.
+async fn in_child_process(name: &str) -> bool {
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        return false;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let child = tokio::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(BOUND, child)
+        .await
+        .expect("the child test process hung")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child ran exactly this test; a filter that matched nothing would pass silently.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the child process did not run {name}"
+    );
+    true
+}
 
 fn quick() -> ws_reconnect::Builder {
     ReconnectingSink::builder()
@@ -96,4 +134,64 @@ async fn secrets_stay_out_of_logs_debug_output_and_errors() {
     for text in [&logs, &debug, &errors] {
         assert!(!text.contains("SECRET"), "a secret leaked:\n{text}");
     }
+}
+
+/// The server for the log tests: it closes the first connection, so the client
+/// reconnects.
+async fn closes_first_connection() -> support::Server {
+    serve(
+        |_| Reply::Upgrade,
+        |conn, mut ws: Ws| async move {
+            if conn == 0 {
+                let _ = ws.close(None).await;
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        },
+    )
+    .await
+}
+
+/// An application whose subscriber also forwards `log` records (what
+/// `tracing_subscriber::fmt().init()` does through tracing-log) sees the records of
+/// tungstenite and tokio-tungstenite: none of them may carry the upgrade request.
+#[tokio::test]
+async fn log_records_of_the_websocket_stack_carry_no_secrets() {
+    if in_child_process("log_records_of_the_websocket_stack_carry_no_secrets").await {
+        return;
+    }
+    let capture = Capture::default();
+    // `init` installs tracing-log's LogTracer next to the subscriber.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .init();
+
+    let server = closes_first_connection().await;
+    let url = format!("ws://{}/feed?token=SECRET-QUERY", server.addr);
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .header("Authorization", "Bearer SECRET-HEADER")
+            .header("Cookie", "session=SECRET-COOKIE")
+            .connect(&url),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let deadline = Instant::now() + BOUND;
+    while server.upgrades() < 2 {
+        assert!(Instant::now() < deadline, "no reconnection");
+        let _ = timeout(Duration::from_millis(20), ws.next()).await;
+    }
+    timeout(BOUND, ws.close()).await.unwrap().unwrap();
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(!logs.is_empty(), "nothing was logged");
+    assert!(
+        logs.contains("tungstenite"),
+        "no log record of the WebSocket stack was forwarded: {logs}"
+    );
+    assert!(logs.contains("<redacted>"), "our own events are missing");
+    assert!(!logs.contains("SECRET"), "a secret leaked:\n{logs}");
 }

@@ -114,6 +114,36 @@ where
     }
 }
 
+/// A TCP server on `bind` (port 0) that speaks no protocol of its own: `script(socket)`
+/// runs for every connection, e.g. to send a handshake response no WebSocket server would.
+/// Dropping it stops it and every connection task.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn raw_server<S, F>(bind: &str, script: S) -> std::io::Result<RawServer>
+where
+    S: Fn(TcpStream) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            tasks.spawn(script(tcp));
+        }
+    });
+    Ok(RawServer { addr, task })
+}
+
 /// Messages received by a server, tagged with the connection they came on.
 #[derive(Clone, Default)]
 pub struct Log(pub Arc<Mutex<Vec<(usize, String)>>>);

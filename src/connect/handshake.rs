@@ -1,0 +1,688 @@
+//! The client side of the WebSocket upgrade: TCP, TLS for `wss://`, the HTTP request and
+//! the server's response.
+//!
+//! # Why the crate does the handshake itself
+//!
+//! tungstenite's client handshake writes the whole upgrade request to a `trace` record of
+//! the `log` crate: the URL with its query and every header value (tokens, cookies). An
+//! application whose subscriber forwards `log` records, as
+//! `tracing_subscriber::fmt().init()` does, would print those secrets once per connection
+//! attempt. This module writes the request and reads the response without logging
+//! either, then hands the socket, with any bytes the server sent after its response, to
+//! tungstenite for the WebSocket protocol itself.
+//!
+//! # The request
+//!
+//! `GET <path and query> HTTP/1.1`, then the handshake headers, then every other header of
+//! the [`ClientRequest`]:
+//!
+//! - `Host`: the request's own `Host` when it has one (a closure may set it, e.g. for a
+//!   virtual host), else the URL's host, with the port when it is not the scheme's default.
+//!   Two `Host` headers are refused, as tungstenite refuses them.
+//! - `Connection: Upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a fresh
+//!   `Sec-WebSocket-Key` are always the connector's: the request's values for these names
+//!   are not sent, so no header of the request can break the handshake or make the
+//!   accept key unverifiable.
+//!
+//! # The response
+//!
+//! The head is read up to [`MAX_RESPONSE_HEAD`] bytes. A `101` must carry
+//! `Upgrade: websocket`, `Connection: upgrade` (both case-insensitive token lists), the
+//! `Sec-WebSocket-Accept` derived from the key, and a `Sec-WebSocket-Protocol` only when
+//! the request offered that one. Any other status is a [`HandshakeError::Refused`].
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::error::{
+    CapacityError, Error as WsError, ProtocolError, SubProtocolError, UrlError,
+};
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::headers::MAX_HEADERS;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::tungstenite::TungsteniteConnection;
+use crate::target::ClientRequest;
+
+/// The largest response head (status line and headers) read before the handshake fails
+/// with a capacity error: 64 KiB.
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How `wss://` connections are encrypted: the TLS feature of the build.
+#[derive(Clone)]
+pub(crate) enum Tls {
+    /// rustls with this configuration.
+    #[cfg(feature = "rustls")]
+    Rustls(std::sync::Arc<rustls::ClientConfig>),
+    /// The operating system's TLS through native-tls, with its default settings.
+    #[cfg(all(feature = "native-tls", not(feature = "rustls")))]
+    NativeTls,
+    /// No TLS feature: `wss://` URLs are refused.
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    Disabled,
+}
+
+/// Why a handshake failed.
+#[derive(Debug)]
+pub(crate) enum HandshakeError {
+    /// The server answered with a status other than `101 Switching Protocols`.
+    Refused {
+        /// The status.
+        status: StatusCode,
+        /// The response's headers, for `Retry-After`.
+        headers: HeaderMap,
+    },
+    /// The URL, the transport, TLS, or a response that breaks the protocol.
+    Ws(WsError),
+}
+
+impl From<WsError> for HandshakeError {
+    fn from(e: WsError) -> Self {
+        HandshakeError::Ws(e)
+    }
+}
+
+impl From<std::io::Error> for HandshakeError {
+    fn from(e: std::io::Error) -> Self {
+        HandshakeError::Ws(WsError::Io(e))
+    }
+}
+
+/// Opens a WebSocket connection for `request`: TCP (Nagle off), TLS for `wss://`, the
+/// upgrade. Nothing here logs the request or the response.
+///
+/// The request is checked before any network traffic. The caller bounds the time.
+pub(crate) async fn connect(
+    request: &ClientRequest,
+    config: WebSocketConfig,
+    tls: &Tls,
+) -> Result<TungsteniteConnection, HandshakeError> {
+    let endpoint = Endpoint::of(request.uri())?;
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    if endpoint.secure {
+        return Err(WsError::Url(UrlError::TlsFeatureNotEnabled).into());
+    }
+    let key = generate_key();
+    let bytes = write_request(request, &endpoint, &key)?;
+    let expected = Expected {
+        accept_key: derive_accept_key(key.as_bytes()),
+        offered_protocols: offered_protocols(request.headers()),
+    };
+
+    let tcp = TcpStream::connect((endpoint.host, endpoint.port)).await?;
+    tcp.set_nodelay(true)?;
+    let mut stream = wrap_tls(tcp, &endpoint, tls).await?;
+    stream.write_all(&bytes).await?;
+    stream.flush().await?;
+
+    let (head, leftover) = read_head(&mut stream).await?;
+    expected.check(head)?;
+    Ok(WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(config)).await)
+}
+
+/// Where a WebSocket URL points.
+#[derive(Debug, PartialEq, Eq)]
+struct Endpoint<'a> {
+    /// The host, without the brackets of an IPv6 literal.
+    host: &'a str,
+    port: u16,
+    secure: bool,
+    /// The port was written in the URL and is not the scheme's default.
+    explicit_port: bool,
+}
+
+impl<'a> Endpoint<'a> {
+    fn of(uri: &'a Uri) -> Result<Self, WsError> {
+        let secure = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("ws") => false,
+            Some(s) if s.eq_ignore_ascii_case("wss") => true,
+            _ => return Err(WsError::Url(UrlError::UnsupportedUrlScheme)),
+        };
+        let host = uri.host().ok_or(WsError::Url(UrlError::NoHostName))?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return Err(WsError::Url(UrlError::EmptyHostName));
+        }
+        let default_port = if secure { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        Ok(Endpoint {
+            host,
+            port,
+            secure,
+            explicit_port: port != default_port,
+        })
+    }
+
+    /// The `Host` header's value: the host (in brackets for IPv6), and the port when it
+    /// is not the default.
+    fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.to_owned()
+        };
+        if self.explicit_port {
+            format!("{host}:{}", self.port)
+        } else {
+            host
+        }
+    }
+}
+
+/// The headers this module writes itself; the request's values for them are not sent
+/// (`Host` is handled apart).
+const HANDSHAKE_HEADERS: [HeaderName; 4] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_KEY,
+];
+
+/// The upgrade request's bytes, with `key` as its `Sec-WebSocket-Key`. They hold secrets:
+/// never log them.
+fn write_request(
+    request: &ClientRequest,
+    endpoint: &Endpoint<'_>,
+    key: &str,
+) -> Result<Vec<u8>, WsError> {
+    if request.method() != Method::GET {
+        return Err(WsError::Protocol(ProtocolError::WrongHttpMethod));
+    }
+    if request.version() < Version::HTTP_11 {
+        return Err(WsError::Protocol(ProtocolError::WrongHttpVersion));
+    }
+    let uri = request.uri();
+    let path = match uri.path() {
+        "" => "/",
+        path => path,
+    };
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(path.as_bytes());
+    if let Some(query) = uri.query() {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => put_header(&mut out, "Host", host.as_bytes()),
+        (None, _) => put_header(&mut out, "Host", endpoint.authority().as_bytes()),
+        (Some(_), Some(_)) => {
+            return Err(WsError::Protocol(ProtocolError::InvalidHeader(Box::new(
+                header::HOST,
+            ))))
+        }
+    }
+    put_header(&mut out, "Connection", b"Upgrade");
+    put_header(&mut out, "Upgrade", b"websocket");
+    put_header(&mut out, "Sec-WebSocket-Version", b"13");
+    put_header(&mut out, "Sec-WebSocket-Key", key.as_bytes());
+
+    for (name, value) in request.headers() {
+        if *name == header::HOST || HANDSHAKE_HEADERS.contains(name) {
+            continue;
+        }
+        // Some servers match these two names case-sensitively (tungstenite writes them
+        // the same way).
+        let name = match name.as_str() {
+            "sec-websocket-protocol" => "Sec-WebSocket-Protocol",
+            "origin" => "Origin",
+            other => other,
+        };
+        put_header(&mut out, name, value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
+fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The subprotocols a request offers (every `Sec-WebSocket-Protocol` token), or `None`
+/// when it offers none.
+fn offered_protocols(headers: &HeaderMap) -> Option<Vec<Vec<u8>>> {
+    let mut values = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    let first = values.next()?;
+    Some(
+        std::iter::once(first)
+            .chain(values)
+            .flat_map(|v| tokens(v.as_bytes()))
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+/// The comma-separated tokens of a header value, trimmed.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether any `name` header holds `token` (ASCII case-insensitive) in its token list.
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| tokens(v.as_bytes()))
+        .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+struct ResponseHead {
+    /// `HTTP/1.<minor>`.
+    minor_version: u8,
+    status: StatusCode,
+    headers: HeaderMap,
+}
+
+/// What a `101` response must carry for this request.
+#[derive(Debug)]
+struct Expected {
+    accept_key: String,
+    offered_protocols: Option<Vec<Vec<u8>>>,
+}
+
+impl Expected {
+    /// Checks a response head: the upgrade, or why not.
+    fn check(&self, head: ResponseHead) -> Result<(), HandshakeError> {
+        if head.status != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(HandshakeError::Refused {
+                status: head.status,
+                headers: head.headers,
+            });
+        }
+        let protocol = |e| Err(HandshakeError::Ws(WsError::Protocol(e)));
+        if head.minor_version < 1 {
+            return protocol(ProtocolError::WrongHttpVersion);
+        }
+        let headers = &head.headers;
+        if !has_token(headers, header::UPGRADE, "websocket") {
+            return protocol(ProtocolError::MissingUpgradeWebSocketHeader);
+        }
+        if !has_token(headers, header::CONNECTION, "upgrade") {
+            return protocol(ProtocolError::MissingConnectionUpgradeHeader);
+        }
+        let accepted = headers
+            .get(header::SEC_WEBSOCKET_ACCEPT)
+            .is_some_and(|v| v.as_bytes() == self.accept_key.as_bytes());
+        if !accepted {
+            return protocol(ProtocolError::SecWebSocketAcceptKeyMismatch);
+        }
+        let chosen = headers.get(header::SEC_WEBSOCKET_PROTOCOL);
+        let subprotocol = match (&self.offered_protocols, chosen) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => SubProtocolError::ServerSentSubProtocolNoneRequested,
+            (Some(_), None) => SubProtocolError::NoSubProtocol,
+            (Some(offered), Some(chosen)) => {
+                let chosen = chosen.as_bytes().trim_ascii();
+                if offered.iter().any(|o| o.as_slice() == chosen) {
+                    return Ok(());
+                }
+                SubProtocolError::InvalidSubProtocol
+            }
+        };
+        protocol(ProtocolError::SecWebSocketSubProtocolError(subprotocol))
+    }
+}
+
+/// Reads the response head, at most [`MAX_RESPONSE_HEAD`] bytes of it, and returns it with
+/// the bytes that came after it (the server may send frames right after a `101`).
+async fn read_head<S>(stream: &mut S) -> Result<(ResponseHead, Vec<u8>), WsError>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        // Never more than the bound in memory: the bytes after a head that fits are
+        // read by tungstenite later.
+        let room = MAX_RESPONSE_HEAD - buf.len();
+        if room == 0 {
+            return Err(too_long(buf.len()));
+        }
+        let scanned = buf.len();
+        buf.resize(scanned + room.min(4096), 0);
+        let n = stream.read(&mut buf[scanned..]).await?;
+        buf.truncate(scanned + n);
+        if n == 0 {
+            return Err(WsError::Protocol(ProtocolError::HandshakeIncomplete));
+        }
+        // Parse only once an empty line has arrived: one parse per head, however the
+        // server splits it into reads.
+        if ends_head(&buf, scanned) {
+            if let Some((len, head)) = parse_head(&buf)? {
+                let leftover = buf.split_off(len);
+                return Ok((head, leftover));
+            }
+        }
+    }
+}
+
+fn too_long(size: usize) -> WsError {
+    WsError::Capacity(CapacityError::MessageTooLong {
+        size,
+        max_size: MAX_RESPONSE_HEAD,
+    })
+}
+
+/// Whether the bytes from `from` on complete an empty line (`\n\n` or `\n\r\n`): the end
+/// of an HTTP head, if the head has started.
+fn ends_head(buf: &[u8], from: usize) -> bool {
+    let tail = buf.get(from.saturating_sub(2)..).unwrap_or_default();
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+}
+
+/// Parses a response head at the start of `buf`: its length and value, or `None` when it
+/// is not complete yet.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, ResponseHead)>, WsError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf)? {
+        httparse::Status::Partial => return Ok(None),
+        httparse::Status::Complete(len) => len,
+    };
+    // A complete parse always has a version and a code; a missing one is a bad status
+    // line all the same.
+    let bad_status = || WsError::Protocol(ProtocolError::HttparseError(httparse::Error::Status));
+    let minor_version = response.version.ok_or_else(bad_status)?;
+    let status = StatusCode::from_u16(response.code.ok_or_else(bad_status)?)?;
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    for h in response.headers.iter() {
+        headers.append(
+            HeaderName::from_bytes(h.name.as_bytes())?,
+            HeaderValue::from_bytes(h.value)?,
+        );
+    }
+    Ok(Some((
+        len,
+        ResponseHead {
+            minor_version,
+            status,
+            headers,
+        },
+    )))
+}
+
+/// Puts TLS around `tcp` for `wss://`.
+async fn wrap_tls(
+    tcp: TcpStream,
+    endpoint: &Endpoint<'_>,
+    tls: &Tls,
+) -> Result<MaybeTlsStream<TcpStream>, WsError> {
+    if !endpoint.secure {
+        return Ok(MaybeTlsStream::Plain(tcp));
+    }
+    match tls {
+        #[cfg(feature = "rustls")]
+        Tls::Rustls(config) => {
+            use tokio_tungstenite::tungstenite::error::TlsError;
+            let name = rustls::pki_types::ServerName::try_from(endpoint.host.to_owned())
+                .map_err(|_| TlsError::InvalidDnsName)?;
+            // A refused certificate comes back as an I/O error wrapping rustls' error.
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await?;
+            Ok(MaybeTlsStream::Rustls(stream))
+        }
+        #[cfg(all(feature = "native-tls", not(feature = "rustls")))]
+        Tls::NativeTls => {
+            use tokio_tungstenite::tungstenite::error::TlsError;
+            let connector =
+                tokio_native_tls::native_tls::TlsConnector::new().map_err(TlsError::from)?;
+            let stream = tokio_native_tls::TlsConnector::from(connector)
+                .connect(endpoint.host, tcp)
+                .await
+                .map_err(TlsError::from)?;
+            Ok(MaybeTlsStream::NativeTls(stream))
+        }
+        #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+        Tls::Disabled => {
+            drop(tcp);
+            Err(WsError::Url(UrlError::TlsFeatureNotEnabled))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    fn request(url: &str) -> ClientRequest {
+        url.into_client_request().unwrap()
+    }
+
+    fn written(request: &ClientRequest) -> String {
+        let endpoint = Endpoint::of(request.uri()).unwrap();
+        String::from_utf8(write_request(request, &endpoint, "KEY").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn endpoints_default_ports_and_ipv6() {
+        let uri: Uri = "ws://example.com/x".parse().unwrap();
+        let e = Endpoint::of(&uri).unwrap();
+        assert_eq!((e.host, e.port, e.secure), ("example.com", 80, false));
+        assert_eq!(e.authority(), "example.com");
+
+        let uri: Uri = "WSS://[::1]:8443/x".parse().unwrap();
+        let e = Endpoint::of(&uri).unwrap();
+        assert_eq!((e.host, e.port, e.secure), ("::1", 8443, true));
+        assert_eq!(e.authority(), "[::1]:8443");
+
+        let uri: Uri = "wss://example.com:443".parse().unwrap();
+        assert_eq!(Endpoint::of(&uri).unwrap().authority(), "example.com");
+
+        let uri: Uri = "http://example.com/".parse().unwrap();
+        assert!(matches!(
+            Endpoint::of(&uri),
+            Err(WsError::Url(UrlError::UnsupportedUrlScheme))
+        ));
+    }
+
+    #[test]
+    fn the_request_has_the_handshake_headers_once_and_the_users_headers() {
+        let mut req = request("ws://h:9000?token=t");
+        let headers = req.headers_mut();
+        headers.append("authorization", "Bearer x".parse().unwrap());
+        // Values that would break the handshake are not sent.
+        headers.append("connection", "close".parse().unwrap());
+        headers.insert("sec-websocket-key", "mine".parse().unwrap());
+        headers.append("sec-websocket-protocol", "chat".parse().unwrap());
+        let text = written(&req);
+        assert_eq!(
+            text,
+            "GET /?token=t HTTP/1.1\r\n\
+             Host: h:9000\r\n\
+             Connection: Upgrade\r\n\
+             Upgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: KEY\r\n\
+             authorization: Bearer x\r\n\
+             Sec-WebSocket-Protocol: chat\r\n\
+             \r\n"
+        );
+    }
+
+    #[test]
+    fn host_comes_from_the_request_or_the_url() {
+        let mut req = request("ws://10.0.0.1/");
+        req.headers_mut()
+            .insert("host", "virtual.example".parse().unwrap());
+        assert!(written(&req).contains("\r\nHost: virtual.example\r\n"));
+
+        req.headers_mut().remove("host");
+        assert!(written(&req).contains("\r\nHost: 10.0.0.1\r\n"));
+
+        req.headers_mut().append("host", "a".parse().unwrap());
+        req.headers_mut().append("host", "b".parse().unwrap());
+        let endpoint = Endpoint::of(req.uri()).unwrap();
+        assert!(matches!(
+            write_request(&req, &endpoint, "KEY"),
+            Err(WsError::Protocol(ProtocolError::InvalidHeader(_)))
+        ));
+    }
+
+    #[test]
+    fn only_get_over_http_1_1_or_later() {
+        let mut req = request("ws://h/");
+        *req.method_mut() = Method::POST;
+        let endpoint = Endpoint::of(req.uri()).unwrap();
+        assert!(matches!(
+            write_request(&req, &endpoint, "KEY"),
+            Err(WsError::Protocol(ProtocolError::WrongHttpMethod))
+        ));
+        let mut req = request("ws://h/");
+        *req.version_mut() = Version::HTTP_10;
+        assert!(matches!(
+            write_request(&req, &endpoint, "KEY"),
+            Err(WsError::Protocol(ProtocolError::WrongHttpVersion))
+        ));
+    }
+
+    fn expected(protocols: Option<&[&str]>) -> Expected {
+        Expected {
+            accept_key: derive_accept_key(b"KEY"),
+            offered_protocols: protocols.map(|p| p.iter().map(|s| s.as_bytes().to_vec()).collect()),
+        }
+    }
+
+    fn head(text: &str) -> ResponseHead {
+        parse_head(text.as_bytes()).unwrap().unwrap().1
+    }
+
+    fn upgrade(extra: &str) -> String {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n\
+             Connection: keep-alive, Upgrade\r\nSec-WebSocket-Accept: {}\r\n{extra}\r\n",
+            derive_accept_key(b"KEY")
+        )
+    }
+
+    #[test]
+    fn a_good_101_passes_with_token_lists_in_any_case() {
+        expected(None).check(head(&upgrade(""))).unwrap();
+        expected(Some(&["a", "chat"]))
+            .check(head(&upgrade("Sec-WebSocket-Protocol: chat\r\n")))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_101_that_breaks_the_protocol_is_a_protocol_error() {
+        let cases: [(&str, Expected, ProtocolError); 6] = [
+            (
+                "HTTP/1.1 101 OK\r\nConnection: upgrade\r\n\r\n",
+                expected(None),
+                ProtocolError::MissingUpgradeWebSocketHeader,
+            ),
+            (
+                "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n",
+                expected(None),
+                ProtocolError::MissingConnectionUpgradeHeader,
+            ),
+            (
+                "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+                 Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+                expected(None),
+                ProtocolError::SecWebSocketAcceptKeyMismatch,
+            ),
+            (
+                &upgrade("Sec-WebSocket-Protocol: chat\r\n"),
+                expected(None),
+                ProtocolError::SecWebSocketSubProtocolError(
+                    SubProtocolError::ServerSentSubProtocolNoneRequested,
+                ),
+            ),
+            (
+                &upgrade(""),
+                expected(Some(&["chat"])),
+                ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol),
+            ),
+            (
+                &upgrade("Sec-WebSocket-Protocol: other\r\n"),
+                expected(Some(&["chat"])),
+                ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::InvalidSubProtocol),
+            ),
+        ];
+        for (text, expected, want) in cases {
+            match expected.check(head(text)) {
+                Err(HandshakeError::Ws(WsError::Protocol(got))) => assert_eq!(got, want, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn another_status_is_refused_with_its_headers() {
+        let text = "HTTP/1.0 503 Busy\r\nRetry-After: 7\r\n\r\nbody";
+        match expected(None).check(head(text)) {
+            Err(HandshakeError::Refused { status, headers }) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(headers[header::RETRY_AFTER], "7");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn heads_are_parsed_once_complete() {
+        assert!(parse_head(b"HTTP/1.1 101 OK\r\nUpgrade: x\r\n")
+            .unwrap()
+            .is_none());
+        let (len, _) = parse_head(b"HTTP/1.1 101 OK\r\n\r\nframes")
+            .unwrap()
+            .unwrap();
+        assert_eq!(len, 19);
+        assert!(parse_head(b"\x00garbage\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 099 Low\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_reads() {
+        assert!(!ends_head(b"HTTP/1.1 101 OK\r\n", 0));
+        assert!(ends_head(b"HTTP/1.1 101 OK\r\n\r\n", 0));
+        // The empty line's first bytes came with the previous read.
+        assert!(ends_head(b"HTTP/1.1 101 OK\r\n\r\n", 17));
+        assert!(ends_head(b"HTTP/1.1 101 OK\n\n", 16));
+        assert!(!ends_head(b"HTTP/1.1 101 OK\r\n\r\nab", 19));
+        assert!(!ends_head(b"", 0));
+    }
+
+    #[tokio::test]
+    async fn reading_keeps_the_bytes_after_the_head() {
+        let mut input: &[u8] = b"HTTP/1.1 101 OK\r\n\r\n\x81\x02hi";
+        let (head, leftover) = read_head(&mut input).await.unwrap();
+        assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(leftover, b"\x81\x02hi");
+    }
+
+    #[tokio::test]
+    async fn reading_is_bounded_and_eof_is_an_incomplete_handshake() {
+        let mut input: &[u8] = b"HTTP/1.1 101 Switching";
+        assert!(matches!(
+            read_head(&mut input).await,
+            Err(WsError::Protocol(ProtocolError::HandshakeIncomplete))
+        ));
+        let mut big = b"HTTP/1.1 101 OK\r\n".to_vec();
+        while big.len() <= MAX_RESPONSE_HEAD {
+            big.extend_from_slice(b"x-filler: 0123456789abcdef\r\n");
+        }
+        big.extend_from_slice(b"\r\n");
+        let mut input = big.as_slice();
+        assert!(matches!(
+            read_head(&mut input).await,
+            Err(WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }))
+                if max_size == MAX_RESPONSE_HEAD
+        ));
+    }
+}
