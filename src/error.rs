@@ -314,9 +314,7 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Error::Transport(e) => Some(e),
-            Error::GaveUp { source, .. } | Error::CloseIncomplete { source, .. } => {
-                Some(&**source)
-            }
+            Error::GaveUp { source, .. } | Error::CloseIncomplete { source, .. } => Some(&**source),
             Error::InvalidBackoff(e) => Some(e),
             Error::Request(e) | Error::Connection(e) | Error::Tls(e) => Some(&**e),
             _ => None,

@@ -151,7 +151,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     match r {
                         None => return Err(TestCaseError::fail("close did not complete")),
                         Some(Ok(())) => {
-                            prop_assert_eq!(sink.undelivered(), 0, "closed with messages still held")
+                            prop_assert_eq!(
+                                sink.undelivered(),
+                                0,
+                                "closed with messages still held"
+                            )
                         }
                         Some(Err(Error::CloseIncomplete { undelivered, .. })) => {
                             prop_assert_eq!(undelivered, sink.undelivered());

@@ -279,7 +279,10 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
     // While the window is full every write is refused at once, with the time it frees.
     let mut retry_at = None;
     for _ in 0..3 {
-        match timeout(BOUND, send(&mut ws, "refused")).await.expect("a write waited") {
+        match timeout(BOUND, send(&mut ws, "refused"))
+            .await
+            .expect("a write waited")
+        {
             Err(Error::TooManyReconnects {
                 retry_at: Some(at), ..
             }) => retry_at = Some(at),
