@@ -34,13 +34,15 @@ use tower::Service;
 
 pub use self::status::{parse_retry_after, StatusPolicy};
 pub use self::tungstenite::{TungsteniteConnection, TungsteniteConnector};
+use crate::error::BoxError;
 use crate::target::Target;
 use crate::Message;
 
 /// A tower `Service` that opens one WebSocket connection for a [`Target`].
 ///
 /// Sealed, with a blanket implementation for every `tower::Service<Target>` whose
-/// response is a `Sink<Message> + Stream<Item = Result<Message, E>>`: implement
+/// response is a `Sink<Message> + Stream<Item = Result<Message, E>>` and whose errors
+/// convert into a [`BoxError`] (as every `std::error::Error + Send + Sync` does): implement
 /// `Service<Target>` (or stack layers) and you have one.
 ///
 /// ```
@@ -70,11 +72,11 @@ pub trait MakeConnection: sealed::Sealed {
     type Connection: Sink<Message, Error = Self::SinkError>
         + Stream<Item = Result<Message, Self::StreamError>>;
     /// The error of the connection's sink half.
-    type SinkError;
+    type SinkError: Into<BoxError>;
     /// The error of the connection's stream half.
-    type StreamError;
+    type StreamError: Into<BoxError>;
     /// The error of a connection attempt.
-    type Error;
+    type Error: Into<BoxError>;
     /// The future of a connection attempt.
     type Future: Future<Output = Result<Self::Connection, Self::Error>>;
 
@@ -92,14 +94,20 @@ mod sealed {
 impl<S, C, E> sealed::Sealed for S
 where
     S: Service<Target, Response = C>,
+    S::Error: Into<BoxError>,
     C: Sink<Message> + Stream<Item = Result<Message, E>>,
+    <C as Sink<Message>>::Error: Into<BoxError>,
+    E: Into<BoxError>,
 {
 }
 
 impl<S, C, E> MakeConnection for S
 where
     S: Service<Target, Response = C>,
+    S::Error: Into<BoxError>,
     C: Sink<Message> + Stream<Item = Result<Message, E>>,
+    <C as Sink<Message>>::Error: Into<BoxError>,
+    E: Into<BoxError>,
 {
     type Connection = C;
     type SinkError = <C as Sink<Message>>::Error;

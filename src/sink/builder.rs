@@ -8,11 +8,11 @@ use tower::timeout::Timeout;
 use tower::ServiceBuilder;
 
 use super::outbox::Outbox;
-use super::{Acks, ClosePolicy, ReconnectingSink};
+use super::{Acks, ClosePolicy, Keepalive, ReconnectingSink};
 use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
-use crate::error::{BoxError, Error};
+use crate::error::Error;
 use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
 use crate::retry::{Backoff, BackoffLayer};
 use crate::target::Target;
@@ -26,7 +26,7 @@ pub(super) struct Settings {
     pub(super) healthy_after: Duration,
     pub(super) close_timeout: Duration,
     pub(super) acks: Option<Acks>,
-    pub(super) keepalive: Option<(Duration, Duration)>,
+    pub(super) keepalive: Option<Keepalive>,
     pub(super) close_policy: ClosePolicy,
     pub(super) reconnect_jitter: Duration,
 }
@@ -95,7 +95,7 @@ pub struct Builder {
     acks: Option<Box<dyn Acknowledge>>,
     ack_window: usize,
     ack_timeout: Duration,
-    keepalive: Option<(Duration, Duration)>,
+    keepalive: Option<Keepalive>,
     close_policy: ClosePolicy,
     reconnect_jitter: Duration,
 }
@@ -155,8 +155,8 @@ impl Builder {
     pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(5);
     /// Default keepalive: a Ping after 20 s of silence, dead if nothing arrives within
     /// 20 s of it.
-    pub const DEFAULT_KEEPALIVE: (Duration, Duration) =
-        (Duration::from_secs(20), Duration::from_secs(20));
+    pub const DEFAULT_KEEPALIVE: Keepalive =
+        Keepalive::new(Duration::from_secs(20), Duration::from_secs(20));
     /// Default acknowledgement timeout: 10 s.
     pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default read buffer: 8 KiB (tungstenite's own default is 128 KiB).
@@ -351,7 +351,7 @@ impl Builder {
     /// `interval + timeout` while the sink is polled (a reader waiting in `next()` is
     /// enough). Default 20 s / 20 s.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.keepalive = Some((interval, timeout));
+        self.keepalive = Some(Keepalive::new(interval, timeout));
         self
     }
 
@@ -467,9 +467,6 @@ impl Builder {
     pub fn build_over<M>(self, make: M, target: Target) -> ReconnectingSink<M>
     where
         M: MakeConnection,
-        M::Error: Into<BoxError>,
-        M::SinkError: Into<BoxError>,
-        M::StreamError: Into<BoxError>,
     {
         self.build_core(make, target, None)
     }
@@ -482,9 +479,6 @@ impl Builder {
     ) -> ReconnectingSink<M>
     where
         M: MakeConnection,
-        M::Error: Into<BoxError>,
-        M::SinkError: Into<BoxError>,
-        M::StreamError: Into<BoxError>,
     {
         ReconnectingSink::from_parts(
             make,
