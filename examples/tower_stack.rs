@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tower::{Service, ServiceBuilder};
 use ws_reconnect::{
-    BackoffLayer, ExponentialBackoff, Message, ReconnectLimitLayer, ReconnectLimiter,
+    BackoffRetryLayer, ExponentialBackoff, Message, ReconnectBudget, ReconnectLimitLayer,
     ReconnectingSink, Target, TungsteniteConnector,
 };
 
@@ -39,15 +39,15 @@ impl<S: Service<Target>> Service<Target> for LogAttempts<S> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = echo_server().await?;
-    let limiter = ReconnectLimiter::new(10, Duration::from_secs(3600)); // shareable budget
+    let limiter = ReconnectBudget::new(10, Duration::from_secs(3600)); // shareable budget
     let stack = ServiceBuilder::new()
-        .layer(ReconnectLimitLayer::with_limiter(limiter.clone())) // 10 reconnections an hour
+        .layer(ReconnectLimitLayer::with_budget(limiter.clone())) // 10 reconnections an hour
         .rate_limit(5, Duration::from_secs(1)) // at most 5 reconnection runs a second
-        .layer(BackoffLayer::new(ExponentialBackoff::default())) // retries inside a run
+        .layer(BackoffRetryLayer::new(ExponentialBackoff::default())) // retries inside a run
         .layer_fn(LogAttempts) // sees every attempt
         .timeout(Duration::from_secs(10)) // bounds each attempt
         .service(TungsteniteConnector::default());
-    let mut ws = ReconnectingSink::new(stack, Target::new(&url)?).with_limiter(limiter);
+    let mut ws = ReconnectingSink::new(stack, Target::new(&url)?).with_budget(limiter);
     ws.dial().await?;
     ws.send(Message::text("through the stack")).await?;
     println!("echo: {}", ws.next().await.ok_or("stream ended")??);

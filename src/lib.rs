@@ -38,19 +38,19 @@
 //!
 //! # Composition
 //! A connection is opened by a [`MakeConnection`]: any `tower::Service<Target>` whose
-//! response is a WebSocket `Sink + Stream`. The backoff ([`BackoffLayer`]) and the
+//! response is a WebSocket `Sink + Stream`. The backoff ([`BackoffRetryLayer`]) and the
 //! sliding-window reconnect limit ([`ReconnectLimitLayer`]) are tower layers, so tower's
 //! own timeouts and rate limits stack with them, and [`ReconnectingSink::new`] takes the
 //! whole stack:
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use ws_reconnect::{BackoffLayer, ExponentialBackoff, ReconnectLimitLayer, ReconnectingSink, Target, TungsteniteConnector};
+//! use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, ReconnectLimitLayer, ReconnectingSink, Target, TungsteniteConnector};
 //!
 //! # async fn run() -> Result<(), ws_reconnect::Error> {
 //! let make = tower::ServiceBuilder::new()
 //!     .layer(ReconnectLimitLayer::new(10, Duration::from_secs(3600)))
-//!     .layer(BackoffLayer::new(ExponentialBackoff::default()))
+//!     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
 //!     .timeout(Duration::from_secs(10))
 //!     .service(TungsteniteConnector::default());
 //! let mut ws = ReconnectingSink::new(make, Target::new("ws://127.0.0.1:9000/")?);
@@ -74,6 +74,9 @@
 //! query removed.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Doc examples wrap async code in functions that are never called (they need no server).
+#![doc(test(attr(deny(warnings), allow(dead_code))))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod ack;
@@ -85,23 +88,48 @@ pub mod retry;
 pub mod sink;
 mod target;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use rustls;
 pub use tokio_tungstenite::tungstenite;
+/// A WebSocket message (tungstenite's): text, binary, ping, pong, close.
 pub use tokio_tungstenite::tungstenite::Message;
+/// The payload types of [`Message`], and tungstenite's connection settings (maximum
+/// message and frame size, buffer sizes) that [`Builder::websocket_config`] takes.
+pub use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Bytes, Utf8Bytes};
 
+#[doc(inline)]
 pub use crate::ack::Acknowledge;
+#[doc(inline)]
 pub use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder, InvalidBackoff};
+#[doc(inline)]
 pub use crate::connect::{
     parse_retry_after, MakeConnection, StatusPolicy, TungsteniteConnection, TungsteniteConnector,
 };
+#[doc(inline)]
 pub use crate::error::{BoxError, Error};
-pub use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
-pub use crate::retry::{Backoff, BackoffLayer};
-pub use crate::sink::{Builder, DefaultConnector, ReconnectingSink, Stats, StatsHandle};
+#[doc(inline)]
+pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
+#[doc(inline)]
+pub use crate::retry::{BackoffRetry, BackoffRetryLayer};
+#[doc(inline)]
+pub use crate::sink::{
+    Builder, CloseAction, ClosePolicy, ConnectionState, DefaultConnector, Keepalive,
+    ReconnectingSink, Stats, StatsHandle,
+};
+#[doc(inline)]
 pub use crate::target::{ClientRequest, DialKind, Target};
+
+/// Names from 0.1, kept for one release so that code written for it still compiles.
+#[allow(deprecated)]
+#[doc(hidden)]
+pub use crate::{
+    limit::ReconnectLimiter,
+    retry::{Backoff, BackoffLayer},
+};
 
 // The README's examples are compiled as doc tests.
 #[doc = include_str!("../README.md")]

@@ -6,13 +6,14 @@
 //! auth token or a different URL into each one ([`Target::from_fn`]).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{BoxError, Error};
+use crate::limit::ReconnectBudget;
 
 /// The HTTP upgrade request that opens a WebSocket connection (tungstenite's).
 pub type ClientRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -60,6 +61,9 @@ pub struct Target {
     kind: DialKind,
     attempt: u32,
     reset_backoff: bool,
+    /// The budget of the first reconnect limit layer that handled this target, shared by
+    /// every clone: how a sink finds its stack's limiter.
+    budget: Arc<OnceLock<ReconnectBudget>>,
 }
 
 impl Target {
@@ -118,7 +122,19 @@ impl Target {
             kind: DialKind::First,
             attempt: 0,
             reset_backoff: true,
+            budget: Arc::default(),
         }
+    }
+
+    /// Called by a reconnect limit layer for each attempt: the first one to offer its
+    /// budget is remembered.
+    pub(crate) fn offer_budget(&self, budget: &ReconnectBudget) {
+        let _ = self.budget.get_or_init(|| budget.clone());
+    }
+
+    /// The budget a reconnect limit layer offered, once one has handled this target.
+    pub(crate) fn budget(&self) -> Option<&ReconnectBudget> {
+        self.budget.get()
     }
 
     /// Adds a header to every request of a fixed-URL target.
@@ -200,7 +216,7 @@ impl Target {
     }
 
     /// The attempt number within one backoff run: 0 for the first attempt, set by
-    /// [`Backoff`](crate::Backoff) for the retries.
+    /// [`BackoffRetry`](crate::BackoffRetry) for the retries.
     ///
     /// ```
     /// use ws_reconnect::Target;

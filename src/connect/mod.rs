@@ -3,19 +3,19 @@
 //!
 //! A connection factory is any `tower::Service<Target>` whose response is a
 //! `Sink<Message> + Stream<Item = Result<Message, E>>`. Because it is a plain tower
-//! service, every tower layer stacks on it: our [`BackoffLayer`](crate::BackoffLayer) and
+//! service, every tower layer stacks on it: our [`BackoffRetryLayer`](crate::BackoffRetryLayer) and
 //! [`ReconnectLimitLayer`](crate::ReconnectLimitLayer), tower's timeouts and rate limits,
 //! your own logging layer.
 //!
 //! ```
 //! use std::time::Duration;
-//! use ws_reconnect::{BackoffLayer, ExponentialBackoff, MakeConnection, ReconnectLimitLayer, TungsteniteConnector};
+//! use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, MakeConnection, ReconnectLimitLayer, TungsteniteConnector};
 //!
 //! fn assert_make_connection<M: MakeConnection>(_: &M) {}
 //!
 //! let make = tower::ServiceBuilder::new()
 //!     .layer(ReconnectLimitLayer::new(10, Duration::from_secs(3600)))
-//!     .layer(BackoffLayer::new(ExponentialBackoff::default()))
+//!     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
 //!     .timeout(Duration::from_secs(10))
 //!     .service(TungsteniteConnector::default());
 //! assert_make_connection(&make);

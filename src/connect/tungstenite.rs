@@ -107,6 +107,7 @@ impl TungsteniteConnector {
     /// # let _ = connector;
     /// ```
     #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
     pub fn rustls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         self.rustls = Some(config);
         self

@@ -2,12 +2,12 @@ use std::time::Duration;
 
 use tower::Layer;
 
-use super::{ReconnectLimit, ReconnectLimiter};
+use super::{ReconnectBudget, ReconnectLimit};
 
 /// Applies [`ReconnectLimit`] to a connection service.
 ///
 /// [`new`](Self::new) gives every service it wraps a budget of its own, like tower's
-/// rate limit; [`with_limiter`](Self::with_limiter) makes them all share one.
+/// rate limit; [`with_budget`](Self::with_budget) makes them all share one.
 ///
 /// ```
 /// use std::time::Duration;
@@ -17,32 +17,38 @@ use super::{ReconnectLimit, ReconnectLimiter};
 /// let service = ServiceBuilder::new()
 ///     .layer(ReconnectLimitLayer::new(10, Duration::from_secs(3600)))
 ///     .service(TungsteniteConnector::default());
-/// assert_eq!(service.limiter().max_total(), 10);
+/// assert_eq!(service.budget().max_total(), 10);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReconnectLimitLayer {
-    budget: Budget,
+    budget: Allotment,
 }
 
 #[derive(Debug, Clone)]
-enum Budget {
+enum Allotment {
     PerService { max_total: usize, window: Duration },
-    Shared(ReconnectLimiter),
+    Shared(ReconnectBudget),
 }
 
 impl ReconnectLimitLayer {
     /// Each wrapped service gets its own budget of `max_total` reconnections per `window`.
     pub const fn new(max_total: usize, window: Duration) -> Self {
         ReconnectLimitLayer {
-            budget: Budget::PerService { max_total, window },
+            budget: Allotment::PerService { max_total, window },
         }
     }
 
-    /// Every wrapped service draws from `limiter`'s shared budget.
-    pub const fn with_limiter(limiter: ReconnectLimiter) -> Self {
+    /// Every wrapped service draws from one shared `budget`.
+    pub const fn with_budget(limiter: ReconnectBudget) -> Self {
         ReconnectLimitLayer {
-            budget: Budget::Shared(limiter),
+            budget: Allotment::Shared(limiter),
         }
+    }
+
+    /// Deprecated: renamed [`with_budget`](Self::with_budget).
+    #[deprecated(since = "0.2.0", note = "renamed `with_budget`")]
+    pub const fn with_limiter(budget: ReconnectBudget) -> Self {
+        Self::with_budget(budget)
     }
 }
 
@@ -51,8 +57,10 @@ impl<S> Layer<S> for ReconnectLimitLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         let limiter = match &self.budget {
-            Budget::PerService { max_total, window } => ReconnectLimiter::new(*max_total, *window),
-            Budget::Shared(limiter) => limiter.clone(),
+            Allotment::PerService { max_total, window } => {
+                ReconnectBudget::new(*max_total, *window)
+            }
+            Allotment::Shared(limiter) => limiter.clone(),
         };
         ReconnectLimit::new(inner, limiter)
     }

@@ -7,17 +7,17 @@
 //! backoff's retries are never counted, so one reconnection counts once however many
 //! attempts it takes, whichever order the layers are stacked in.
 //!
-//! The budget lives in a [`ReconnectLimiter`] handle. Cloning it shares the budget, so
+//! The budget lives in a [`ReconnectBudget`] handle. Cloning it shares the budget, so
 //! many connections of one process can draw from one: a server restart that drops them
 //! all cannot turn into a reconnect storm beyond what the budget allows.
 //!
 //! ```
 //! use std::time::Duration;
-//! use ws_reconnect::{ReconnectLimitLayer, ReconnectLimiter};
+//! use ws_reconnect::{ReconnectLimitLayer, ReconnectBudget};
 //!
 //! // Shared by every connection built with this layer.
-//! let limiter = ReconnectLimiter::new(100, Duration::from_secs(60));
-//! let layer = ReconnectLimitLayer::with_limiter(limiter.clone());
+//! let limiter = ReconnectBudget::new(100, Duration::from_secs(60));
+//! let layer = ReconnectLimitLayer::with_budget(limiter.clone());
 //! assert!(limiter.can_connect());
 //! # let _ = layer;
 //! ```
@@ -46,26 +46,31 @@ use crate::target::{DialKind, Target};
 ///
 /// ```
 /// use std::time::Duration;
-/// use ws_reconnect::{Error, ReconnectLimiter};
+/// use ws_reconnect::{Error, ReconnectBudget};
 ///
-/// let limiter = ReconnectLimiter::new(1, Duration::from_secs(60));
+/// let limiter = ReconnectBudget::new(1, Duration::from_secs(60));
 /// assert!(limiter.try_acquire().is_ok());
 /// assert!(!limiter.can_connect());
 /// assert!(matches!(limiter.try_acquire(), Err(Error::TooManyReconnects { .. })));
 /// ```
 #[derive(Debug, Clone)]
-pub struct ReconnectLimiter {
+pub struct ReconnectBudget {
     window: Arc<Mutex<SlidingWindow>>,
 }
 
-impl Default for ReconnectLimiter {
+/// Deprecated: renamed [`ReconnectBudget`] (it differed from the service,
+/// [`ReconnectLimit`], by two letters).
+#[deprecated(since = "0.2.0", note = "renamed `ReconnectBudget`")]
+pub type ReconnectLimiter = ReconnectBudget;
+
+impl Default for ReconnectBudget {
     /// 10 reconnections within 1 hour.
     fn default() -> Self {
-        ReconnectLimiter::new(Self::DEFAULT_MAX_TOTAL, Self::DEFAULT_WINDOW)
+        ReconnectBudget::new(Self::DEFAULT_MAX_TOTAL, Self::DEFAULT_WINDOW)
     }
 }
 
-impl ReconnectLimiter {
+impl ReconnectBudget {
     /// Default maximum reconnections per window: 10.
     pub const DEFAULT_MAX_TOTAL: usize = 10;
     /// Default window: 1 hour.
@@ -76,8 +81,8 @@ impl ReconnectLimiter {
     /// backoff alone spaces reconnections).
     ///
     /// ```
-    /// use ws_reconnect::ReconnectLimiter;
-    /// let limiter = ReconnectLimiter::unlimited();
+    /// use ws_reconnect::ReconnectBudget;
+    /// let limiter = ReconnectBudget::unlimited();
     /// for _ in 0..1000 {
     ///     limiter.try_acquire()?;
     /// }
@@ -86,7 +91,7 @@ impl ReconnectLimiter {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn unlimited() -> Self {
-        ReconnectLimiter::new(usize::MAX, Self::DEFAULT_WINDOW)
+        ReconnectBudget::new(usize::MAX, Self::DEFAULT_WINDOW)
     }
 
     /// A budget of `max_total` reconnections within any span of `window`.
@@ -95,12 +100,12 @@ impl ReconnectLimiter {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::ReconnectLimiter;
-    /// let limiter = ReconnectLimiter::new(0, Duration::from_secs(1));
+    /// use ws_reconnect::ReconnectBudget;
+    /// let limiter = ReconnectBudget::new(0, Duration::from_secs(1));
     /// assert!(!limiter.can_connect());
     /// ```
     pub fn new(max_total: usize, window: Duration) -> Self {
-        ReconnectLimiter {
+        ReconnectBudget {
             window: Arc::new(Mutex::new(SlidingWindow::new(max_total, window))),
         }
     }
@@ -115,8 +120,8 @@ impl ReconnectLimiter {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::ReconnectLimiter;
-    /// let limiter = ReconnectLimiter::new(2, Duration::from_secs(1));
+    /// use ws_reconnect::ReconnectBudget;
+    /// let limiter = ReconnectBudget::new(2, Duration::from_secs(1));
     /// assert!(limiter.can_connect());
     /// assert!(limiter.can_connect()); // asking does not use the budget
     /// ```
@@ -144,8 +149,8 @@ impl ReconnectLimiter {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::ReconnectLimiter;
-    /// let limiter = ReconnectLimiter::new(5, Duration::from_secs(60));
+    /// use ws_reconnect::ReconnectBudget;
+    /// let limiter = ReconnectBudget::new(5, Duration::from_secs(60));
     /// limiter.try_acquire()?;
     /// assert_eq!(limiter.used(), 1);
     /// # Ok::<(), ws_reconnect::Error>(())
@@ -158,8 +163,8 @@ impl ReconnectLimiter {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use ws_reconnect::ReconnectLimiter;
-    /// assert_eq!(ReconnectLimiter::new(5, Duration::from_secs(1)).max_total(), 5);
+    /// # use ws_reconnect::ReconnectBudget;
+    /// assert_eq!(ReconnectBudget::new(5, Duration::from_secs(1)).max_total(), 5);
     /// ```
     pub fn max_total(&self) -> usize {
         self.lock().max_total()
@@ -169,8 +174,8 @@ impl ReconnectLimiter {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use ws_reconnect::ReconnectLimiter;
-    /// assert_eq!(ReconnectLimiter::default().window(), Duration::from_secs(3600));
+    /// # use ws_reconnect::ReconnectBudget;
+    /// assert_eq!(ReconnectBudget::default().window(), Duration::from_secs(3600));
     /// ```
     pub fn window(&self) -> Duration {
         self.lock().window()
@@ -182,28 +187,34 @@ impl ReconnectLimiter {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ws_reconnect::{ReconnectLimit, ReconnectLimiter, TungsteniteConnector};
+/// use ws_reconnect::{ReconnectLimit, ReconnectBudget, TungsteniteConnector};
 ///
 /// let service = ReconnectLimit::new(
 ///     TungsteniteConnector::default(),
-///     ReconnectLimiter::new(10, Duration::from_secs(3600)),
+///     ReconnectBudget::new(10, Duration::from_secs(3600)),
 /// );
-/// assert!(service.limiter().can_connect());
+/// assert!(service.budget().can_connect());
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReconnectLimit<S> {
     inner: S,
-    limiter: ReconnectLimiter,
+    limiter: ReconnectBudget,
 }
 
 impl<S> ReconnectLimit<S> {
     /// Wraps `inner`, drawing from `limiter`'s budget.
-    pub const fn new(inner: S, limiter: ReconnectLimiter) -> Self {
+    pub const fn new(inner: S, limiter: ReconnectBudget) -> Self {
         ReconnectLimit { inner, limiter }
     }
 
     /// The budget this service draws from.
-    pub fn limiter(&self) -> &ReconnectLimiter {
+    pub fn budget(&self) -> &ReconnectBudget {
+        &self.limiter
+    }
+
+    /// Deprecated: renamed [`budget`](Self::budget).
+    #[deprecated(since = "0.2.0", note = "renamed `budget`")]
+    pub fn limiter(&self) -> &ReconnectBudget {
         &self.limiter
     }
 
@@ -240,6 +251,7 @@ where
     }
 
     fn call(&mut self, target: Target) -> Self::Future {
+        target.offer_budget(&self.limiter);
         if target.kind() == DialKind::Reconnect && target.attempt() == 0 {
             if let Err(err) = self.limiter.try_acquire() {
                 tracing::warn!(error = %err, "reconnection refused by the limiter");

@@ -13,7 +13,7 @@ use crate::error::{BoxError, Error};
 use crate::target::Target;
 
 pin_project! {
-    /// The future of a [`Backoff`](super::Backoff) call: attempts, and the sleeps between
+    /// The future of a [`BackoffRetry`](super::BackoffRetry) call: attempts, and the sleeps between
     /// them.
     ///
     /// ```text
@@ -36,7 +36,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        // Calling the service the Backoff was ready with (the first attempt).
+        // Calling the service the BackoffRetry was ready with (the first attempt).
         First,
         Waiting { #[pin] sleep: Sleep },
         Readying,
@@ -116,7 +116,7 @@ where
                     }));
                 }
                 StateProj::First => {
-                    // Backoff::call only builds this state after poll_ready succeeded.
+                    // BackoffRetry::call only builds this state after poll_ready succeeded.
                     let target = this.target.clone().with_attempt(*this.attempts);
                     *this.attempts += 1;
                     let future = this.service.call(target);

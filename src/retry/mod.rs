@@ -1,6 +1,6 @@
 //! Retries a connection attempt with exponential backoff.
 //!
-//! [`Backoff`] wraps a connection service. The first attempt is immediate; after a
+//! [`BackoffRetry`] wraps a connection service. The first attempt is immediate; after a
 //! retryable failure it waits the policy's next delay (or the server's `Retry-After`,
 //! if longer, capped by `max_interval`) and tries again. It stops at a permanent error,
 //! returned as it is, or when the policy runs out, returning [`Error::GaveUp`] with the
@@ -16,10 +16,10 @@
 //! ([`Target::resets_backoff`]): on a first dial and after a connection that proved healthy.
 //!
 //! ```
-//! use ws_reconnect::{BackoffLayer, ExponentialBackoff, TungsteniteConnector};
+//! use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, TungsteniteConnector};
 //!
 //! let service = tower::ServiceBuilder::new()
-//!     .layer(BackoffLayer::new(ExponentialBackoff::default()))
+//!     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
 //!     .service(TungsteniteConnector::default());
 //! # let _ = service;
 //! ```
@@ -33,7 +33,7 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 pub use self::future::ResponseFuture;
-pub use self::layer::BackoffLayer;
+pub use self::layer::BackoffRetryLayer;
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
 use crate::target::Target;
@@ -41,30 +41,39 @@ use crate::target::Target;
 /// Retries the inner connection service with an [`ExponentialBackoff`]; see the
 /// [module docs](self).
 ///
-/// Each `Backoff` keeps its own policy state across calls; a clone starts fresh.
+/// Each `BackoffRetry` keeps its own policy state across calls; a clone starts fresh.
 ///
 /// ```
-/// use ws_reconnect::{Backoff, ExponentialBackoff, TungsteniteConnector};
-/// let service = Backoff::new(TungsteniteConnector::default(), ExponentialBackoff::default());
+/// use ws_reconnect::{BackoffRetry, ExponentialBackoff, TungsteniteConnector};
+/// let service = BackoffRetry::new(TungsteniteConnector::default(), ExponentialBackoff::default());
 /// assert_eq!(service.policy().multiplier(), 2.0);
 /// ```
 #[derive(Debug)]
-pub struct Backoff<S> {
+pub struct BackoffRetry<S> {
     inner: S,
     policy: ExponentialBackoff,
     state: Arc<Mutex<ExponentialBackoff>>,
 }
 
-impl<S: Clone> Clone for Backoff<S> {
+/// Deprecated: renamed [`BackoffRetry`]: it is the retrying service, not a backoff
+/// policy (that is [`ExponentialBackoff`]).
+#[deprecated(since = "0.2.0", note = "renamed `BackoffRetry`")]
+pub type Backoff<S> = BackoffRetry<S>;
+
+/// Deprecated: renamed [`BackoffRetryLayer`].
+#[deprecated(since = "0.2.0", note = "renamed `BackoffRetryLayer`")]
+pub type BackoffLayer = BackoffRetryLayer;
+
+impl<S: Clone> Clone for BackoffRetry<S> {
     fn clone(&self) -> Self {
-        Backoff::new(self.inner.clone(), self.policy.clone())
+        BackoffRetry::new(self.inner.clone(), self.policy.clone())
     }
 }
 
-impl<S> Backoff<S> {
+impl<S> BackoffRetry<S> {
     /// Wraps `inner`, retrying with `policy`.
     pub fn new(inner: S, policy: ExponentialBackoff) -> Self {
-        Backoff {
+        BackoffRetry {
             inner,
             state: Arc::new(Mutex::new(policy.clone())),
             policy,
@@ -92,7 +101,7 @@ impl<S> Backoff<S> {
     }
 }
 
-impl<S> Service<Target> for Backoff<S>
+impl<S> Service<Target> for BackoffRetry<S>
 where
     S: Service<Target> + Clone,
     S::Error: Into<BoxError>,

@@ -13,8 +13,8 @@ use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
 use crate::error::Error;
-use crate::limit::{ReconnectLimit, ReconnectLimitLayer, ReconnectLimiter};
-use crate::retry::{Backoff, BackoffLayer};
+use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
+use crate::retry::{BackoffRetry, BackoffRetryLayer};
 use crate::target::Target;
 use crate::Message;
 
@@ -33,10 +33,12 @@ pub(super) struct Settings {
 
 /// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
 /// tokio-tungstenite.
-pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>>>;
+pub type DefaultConnector = ReconnectLimit<BackoffRetry<Timeout<TungsteniteConnector>>>;
 
-/// Settings for a [`ReconnectingSink`]: every setting of the Go package under its own
-/// name, plus headers, the `on_connect` messages and buffer bounds.
+/// Settings for a [`ReconnectingSink`]: the backoff and reconnection-limit settings
+/// (named as in the exponential backoff they come from), headers, the `on_connect`
+/// messages, timeouts and buffer bounds. The defaults suit a long-lived client; each
+/// setter says when to change it.
 ///
 /// | setting | default | what it does |
 /// |---|---|---|
@@ -48,11 +50,11 @@ pub type DefaultConnector = ReconnectLimit<Backoff<Timeout<TungsteniteConnector>
 /// | `max_reconnections_total` | no limit | reconnections allowed per window |
 /// | `max_reconnections_time` | 1 h | the sliding window (when a limit is set) |
 /// | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake), retried |
-/// | `healthy_after` | 5 s | uptime after which the backoff starts over on the next drop |
+/// | `healthy_after` | 5 s | uptime after which any connection counts as healthy |
 /// | `keepalive` | 20 s / 20 s | Ping after silence; replace the connection if nothing answers |
 /// | `reconnect_jitter` | 0 | random delay before each reconnection (storm protection) |
 /// | `close_policy` | see [`ClosePolicy`] | which server close codes end the stream |
-/// | `close_timeout` | 5 s | how long `close` waits for the peer's Close frame |
+/// | `close_timeout` | 5 s | bound on `close()`, delivery and Close handshake included |
 /// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
 /// | `max_unflushed_bytes` | 1 MiB | outbox bound in bytes |
 /// | `max_queued_inbound` | 256 | inbound messages queued while only writing |
@@ -79,14 +81,12 @@ pub struct Builder {
     backoff: ExponentialBackoffBuilder,
     max_total: usize,
     window: Duration,
-    limiter: Option<ReconnectLimiter>,
+    limiter: Option<ReconnectBudget>,
     headers: Vec<(String, String)>,
     on_connect: Vec<Message>,
     connect_timeout: Duration,
-    websocket_config: WebSocketConfig,
-    status_policy: StatusPolicy,
-    #[cfg(feature = "rustls")]
-    rustls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Opens each connection: WebSocket settings, status policy, TLS.
+    connector: TungsteniteConnector,
     healthy_after: Duration,
     close_timeout: Duration,
     max_unflushed_messages: usize,
@@ -107,15 +107,12 @@ impl Default for Builder {
             // No count limit by default: the backoff spaces reconnections, and a client
             // behind a server that restarts often must not lock itself out.
             max_total: usize::MAX,
-            window: ReconnectLimiter::DEFAULT_WINDOW,
+            window: ReconnectBudget::DEFAULT_WINDOW,
             limiter: None,
             headers: Vec::new(),
             on_connect: Vec::new(),
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
-            websocket_config: Self::default_websocket_config(),
-            status_policy: StatusPolicy::default(),
-            #[cfg(feature = "rustls")]
-            rustls: None,
+            connector: TungsteniteConnector::new().config(Self::default_websocket_config()),
             healthy_after: Self::DEFAULT_HEALTHY_AFTER,
             close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
             max_unflushed_messages: Self::DEFAULT_MAX_UNFLUSHED_MESSAGES,
@@ -181,44 +178,62 @@ impl Builder {
     /// Default bound on inbound messages queued while only writing: 256.
     pub const DEFAULT_MAX_QUEUED_INBOUND: usize = 256;
 
-    /// First backoff delay (the seed's `InitialInterval`).
+    /// The first backoff delay (default 1 s): how long the second attempt of a
+    /// reconnection waits after the first failed. The first attempt after a connection that
+    /// proved healthy is always immediate. Lower it for a local or latency-critical
+    /// service; raise it for one that should not be hammered while it restarts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = ws_reconnect::ReconnectingSink::builder()
+    ///     .initial_interval(Duration::from_millis(100));
+    /// # let _ = builder;
+    /// ```
     pub fn initial_interval(mut self, value: Duration) -> Self {
         self.backoff = self.backoff.initial_interval(value);
         self
     }
 
-    /// Jitter fraction of each delay (`RandomizationFactor`), within `[0, 1]`.
+    /// Jitter fraction of each delay, within `[0, 1]` (default 0.5): each delay is drawn
+    /// from `[d·(1−f), d·(1+f)]` so that clients dropped together do not retry together.
+    /// 0 makes delays exact (useful in tests).
     pub fn randomization_factor(mut self, value: f64) -> Self {
         self.backoff = self.backoff.randomization_factor(value);
         self
     }
 
-    /// Growth of the interval per attempt (`Multiplier`), at least 1.
+    /// Growth of the delay per failed attempt, at least 1 (default 2.0). 1 retries at a
+    /// constant interval.
     pub fn multiplier(mut self, value: f64) -> Self {
         self.backoff = self.backoff.multiplier(value);
         self
     }
 
-    /// Cap on the interval (`MaxInterval`).
+    /// Cap on the delay between attempts (default 5 min): the longest a client waits after
+    /// the server is back. Lower it when a quick return matters more than the load of
+    /// attempts during a long outage.
     pub fn max_interval(mut self, value: Duration) -> Self {
         self.backoff = self.backoff.max_interval(value);
         self
     }
 
-    /// Give up reconnecting after this long (`MaxElapsedTime`); `None` never gives up.
+    /// Give up reconnecting after this long without success; `None` (the default) never
+    /// gives up. Set it when a caller must learn within a bound that the service is gone:
+    /// the operation then fails with [`Error::GaveUp`].
     pub fn max_elapsed_time(mut self, value: Option<Duration>) -> Self {
         self.backoff = self.backoff.max_elapsed_time(value);
         self
     }
 
-    /// Seeds the backoff jitter, for reproducible tests.
+    /// Seeds the backoff's random jitter, for reproducible tests; by default it is drawn
+    /// from the operating system.
     pub fn backoff_seed(mut self, seed: u64) -> Self {
         self.backoff = self.backoff.seed(seed);
         self
     }
 
     /// Reconnections allowed within [`max_reconnections_time`](Self::max_reconnections_time)
-    /// (`MaxReconnectionsTotal`); 0 forbids reconnecting. Default: no limit.
+    /// 0 forbids reconnecting. Default: no limit.
     ///
     /// Set a limit when a reconnection costs the server something you must cap (a login,
     /// a replay). While the limiter refuses, every write fails with
@@ -241,34 +256,59 @@ impl Builder {
         self
     }
 
-    /// The sliding window of the reconnection limit (`MaxReconnectionsTime`).
+    /// The sliding window of the reconnection limit (default 1 h); it matters only when
+    /// [`max_reconnections_total`](Self::max_reconnections_total) sets a limit.
     pub fn max_reconnections_time(mut self, value: Duration) -> Self {
         self.window = value;
         self
     }
 
     /// Draws reconnections from a shared budget instead of the sink's own; overrides
-    /// `max_reconnections_total` and `max_reconnections_time`.
-    pub fn limiter(mut self, limiter: ReconnectLimiter) -> Self {
-        self.limiter = Some(limiter);
+    /// `max_reconnections_total` and `max_reconnections_time`. Share one budget between
+    /// the many connections of a process so that a server restart cannot turn into a
+    /// reconnection storm beyond it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::{ReconnectBudget, ReconnectingSink};
+    ///
+    /// let budget = ReconnectBudget::new(100, Duration::from_secs(60));
+    /// let a = ReconnectingSink::builder().budget(budget.clone()).build("ws://127.0.0.1:9000/a")?;
+    /// let b = ReconnectingSink::builder().budget(budget.clone()).build("ws://127.0.0.1:9000/b")?;
+    /// assert!(a.can_connect() && b.can_connect());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn budget(mut self, budget: ReconnectBudget) -> Self {
+        self.limiter = Some(budget);
         self
     }
 
-    /// Adds a header to every upgrade request. Invalid names or values are reported by
-    /// `build`/`connect`.
+    /// Deprecated: renamed [`budget`](Self::budget).
+    #[deprecated(since = "0.2.0", note = "renamed `budget`")]
+    pub fn limiter(self, budget: ReconnectBudget) -> Self {
+        self.budget(budget)
+    }
+
+    /// Adds a header to every upgrade request (authentication, a client id). Invalid names
+    /// or values are reported by `build`/`connect`. Values never appear in logs, `Debug`
+    /// output or errors. For a value that changes per attempt (a fresh token), build a
+    /// [`Target::from_fn`] and use [`build_with`](Self::build_with).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
-    /// A message sent first on every connection, the first dial and each reconnection
-    /// (the seed's dial message). Several are sent in the order given.
+    /// A message sent first on every connection, the first dial and each reconnection,
+    /// before anything resent: a subscription, a login, a "hello". Several are sent in the
+    /// order given.
     pub fn on_connect(mut self, message: Message) -> Self {
         self.on_connect.push(message);
         self
     }
 
-    /// Bound on one connection attempt (TCP, TLS and HTTP upgrade); a timeout is retried.
+    /// Bound on one connection attempt, TCP, TLS and the HTTP upgrade together (default
+    /// 10 s); a timeout is retried. Lower it on a LAN, where 10 s of silence means the
+    /// attempt is lost.
     pub fn connect_timeout(mut self, value: Duration) -> Self {
         self.connect_timeout = value;
         self
@@ -277,14 +317,37 @@ impl Builder {
     /// tungstenite's settings: maximum message and frame size (defaults 64 MiB and
     /// 16 MiB), buffer sizes. The default here differs from tungstenite's in one field:
     /// an 8 KiB read buffer ([`DEFAULT_READ_BUFFER_SIZE`](Self::DEFAULT_READ_BUFFER_SIZE)).
+    ///
+    /// ```
+    /// use ws_reconnect::WebSocketConfig;
+    /// let builder = ws_reconnect::ReconnectingSink::builder()
+    ///     .websocket_config(WebSocketConfig::default().max_message_size(Some(1 << 20)));
+    /// # let _ = builder;
+    /// ```
     pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
-        self.websocket_config = config;
+        self.connector = self.connector.config(config);
         self
     }
 
-    /// Which refused-handshake statuses are retried.
+    /// Replaces the connector that opens each connection, with its WebSocket settings,
+    /// status policy and TLS configuration (the setters above change the current one).
+    ///
+    /// ```
+    /// use ws_reconnect::{StatusPolicy, TungsteniteConnector};
+    /// let connector = TungsteniteConnector::new().status_policy(StatusPolicy::from_fn(|s| s.is_server_error()));
+    /// let builder = ws_reconnect::ReconnectingSink::builder().connector(connector);
+    /// # let _ = builder;
+    /// ```
+    pub fn connector(mut self, connector: TungsteniteConnector) -> Self {
+        self.connector = connector;
+        self
+    }
+
+    /// Which refused-handshake statuses are retried (by default 408, 425, 429, 500, 502,
+    /// 503, 504). Change it when your server answers a transient condition with another
+    /// status, or to retry a 401 after a token refresh in [`Target::from_fn`].
     pub fn status_policy(mut self, policy: StatusPolicy) -> Self {
-        self.status_policy = policy;
+        self.connector = self.connector.status_policy(policy);
         self
     }
 
@@ -292,8 +355,9 @@ impl Builder {
     /// [`TungsteniteConnector::rustls_config`]): trust a private CA or a self-signed
     /// certificate, present a client certificate.
     #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
     pub fn rustls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.rustls = Some(config);
+        self.connector = self.connector.rustls_config(config);
         self
     }
 
@@ -328,7 +392,7 @@ impl Builder {
     ///     .acknowledged(Acks, 1024)
     ///     .ack_timeout(std::time::Duration::from_secs(10))
     ///     .build("ws://127.0.0.1:9000/")?;
-    /// assert_eq!(ws.unacknowledged(), 0);
+    /// assert_eq!(ws.unacknowledged_count(), 0);
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn acknowledged(mut self, acks: impl Acknowledge, window: usize) -> Self {
@@ -339,7 +403,8 @@ impl Builder {
 
     /// In acknowledged mode, a connection that makes no acknowledgement progress for this
     /// long while tracked messages are outstanding is treated as dead, replaced, and the
-    /// window resent (default 10 s).
+    /// window resent (default 10 s). Raise it if the server may take longer to process a
+    /// window; lower it to fail over sooner.
     pub fn ack_timeout(mut self, value: Duration) -> Self {
         self.ack_timeout = value;
         self
@@ -355,14 +420,17 @@ impl Builder {
         self
     }
 
-    /// Turns keepalive off.
+    /// Turns keepalive off: for a server that does not answer Pings, or when the
+    /// application has its own heartbeat. A half-open connection is then noticed only
+    /// by a failing write or the acknowledgement timeout.
     pub fn no_keepalive(mut self) -> Self {
         self.keepalive = None;
         self
     }
 
     /// What to do when the server sends a Close frame, by close code (see
-    /// [`ClosePolicy`] for the default table).
+    /// [`ClosePolicy`] for the default table and an example). Change it when your server
+    /// uses application codes (4000-4999) that mean "do not come back".
     pub fn close_policy(mut self, policy: ClosePolicy) -> Self {
         self.close_policy = policy;
         self
@@ -370,32 +438,41 @@ impl Builder {
 
     /// A random delay, uniform in `[0, value]`, before the first attempt of every
     /// reconnection, so that many clients dropped at once by a server restart do not all
-    /// come back in the same millisecond (default 0: off).
+    /// come back in the same millisecond (default 0: off). Set it on fleets of clients:
+    /// a fraction of a second to a few seconds.
     pub fn reconnect_jitter(mut self, value: Duration) -> Self {
         self.reconnect_jitter = value;
         self
     }
 
-    /// How long `close` waits for the peer's Close frame before dropping the socket.
+    /// Bound on `close()` (default 5 s): delivering what is still owed (reconnecting if
+    /// needed) and the closing handshake together. When it runs out, `close()` ends the
+    /// sink anyway and reports what it could not deliver
+    /// ([`Error::CloseIncomplete`]).
     pub fn close_timeout(mut self, value: Duration) -> Self {
         self.close_timeout = value;
         self
     }
 
-    /// Outbox bound in messages (at least 1).
+    /// Outbox bound in messages (at least 1; default 1024): unflushed messages beyond it
+    /// make `poll_ready` flush first. A larger bound batches more writes per flush and
+    /// holds more for resending after a drop.
     pub fn max_unflushed_messages(mut self, value: usize) -> Self {
         self.max_unflushed_messages = value;
         self
     }
 
-    /// Outbox bound in bytes.
+    /// Outbox bound in bytes (default 1 MiB), as `max_unflushed_messages` for large
+    /// messages.
     pub fn max_unflushed_bytes(mut self, value: usize) -> Self {
         self.max_unflushed_bytes = value;
         self
     }
 
-    /// Inbound messages queued while the sink is only written to; beyond it the socket is
-    /// not read until the stream is.
+    /// Inbound messages queued while the sink is only written to (default 256); beyond it
+    /// the socket is not read until the stream is (TCP backpressure; the keepalive clock
+    /// is held meanwhile). In acknowledged mode data past it is dropped and reported
+    /// ([`Error::InboundDropped`]): raise it if your reader is slow.
     pub fn max_queued_inbound(mut self, value: usize) -> Self {
         self.max_queued_inbound = value;
         self
@@ -425,18 +502,11 @@ impl Builder {
         let limiter = self
             .limiter
             .clone()
-            .unwrap_or_else(|| ReconnectLimiter::new(self.max_total, self.window));
-        let connector = TungsteniteConnector::new()
-            .config(self.websocket_config)
-            .status_policy(self.status_policy.clone());
-        #[cfg(feature = "rustls")]
-        let connector = match &self.rustls {
-            Some(config) => connector.rustls_config(config.clone()),
-            None => connector,
-        };
+            .unwrap_or_else(|| ReconnectBudget::new(self.max_total, self.window));
+        let connector = self.connector.clone();
         let make = ServiceBuilder::new()
-            .layer(ReconnectLimitLayer::with_limiter(limiter.clone()))
-            .layer(BackoffLayer::new(policy))
+            .layer(ReconnectLimitLayer::with_budget(limiter.clone()))
+            .layer(BackoffRetryLayer::new(policy))
             .timeout(self.connect_timeout)
             .service(connector);
         Ok(self.build_core(make, target, Some(limiter)))
@@ -475,7 +545,7 @@ impl Builder {
         self,
         make: M,
         target: Target,
-        limiter: Option<ReconnectLimiter>,
+        limiter: Option<ReconnectBudget>,
     ) -> ReconnectingSink<M>
     where
         M: MakeConnection,

@@ -27,7 +27,7 @@ use super::stats::StatsHandle;
 use super::waker::{Fanout, Half};
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
-use crate::limit::ReconnectLimiter;
+use crate::limit::ReconnectBudget;
 use crate::target::{DialKind, Target};
 use crate::Message;
 
@@ -42,7 +42,7 @@ pub(super) struct Core<M: MakeConnection> {
     pub(super) inbox: Inbox,
     pub(super) timing: Timing,
     pub(super) close_policy: ClosePolicy,
-    pub(super) limiter: Option<ReconnectLimiter>,
+    pub(super) limiter: Option<ReconnectBudget>,
     pub(super) acks: Option<Acks>,
     pub(super) stats: StatsHandle,
     /// Accepted messages not yet added to `stats` (no atomic operation per message).
@@ -158,7 +158,7 @@ impl<M: MakeConnection> Core<M> {
         make: M,
         target: Target,
         settings: Settings,
-        limiter: Option<ReconnectLimiter>,
+        limiter: Option<ReconnectBudget>,
         wakers: Arc<Fanout>,
     ) -> Self {
         Core {

@@ -86,7 +86,7 @@ pub use self::stats::{Stats, StatsHandle};
 use self::waker::{Fanout, Half};
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::limit::ReconnectLimiter;
+use crate::limit::ReconnectBudget;
 use crate::target::Target;
 use crate::Message;
 
@@ -157,14 +157,14 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     ///
     /// Uses the default buffer sizes, no `on_connect` messages, and no limiter handle for
     /// [`can_connect`](Self::can_connect) (add a [`ReconnectLimitLayer`](crate::ReconnectLimitLayer)
-    /// to the stack and [`with_limiter`](Self::with_limiter) to report it).
+    /// to the stack and [`with_budget`](Self::with_budget) to report it).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::{BackoffLayer, ExponentialBackoff, ReconnectingSink, Target, TungsteniteConnector};
+    /// use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, ReconnectingSink, Target, TungsteniteConnector};
     ///
     /// let stack = tower::ServiceBuilder::new()
-    ///     .layer(BackoffLayer::new(ExponentialBackoff::default()))
+    ///     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
     ///     .timeout(Duration::from_secs(5))
     ///     .service(TungsteniteConnector::default());
     /// let ws = ReconnectingSink::new(stack, Target::new("ws://127.0.0.1:9000/")?);
@@ -179,7 +179,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         make: M,
         target: Target,
         settings: Settings,
-        limiter: Option<ReconnectLimiter>,
+        limiter: Option<ReconnectBudget>,
     ) -> Self {
         let (wakers, waker) = Fanout::new();
         ReconnectingSink {
@@ -188,17 +188,33 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         }
     }
 
-    /// Reports `limiter` from [`can_connect`](Self::can_connect); use the handle that the
-    /// stack's [`ReconnectLimitLayer`](crate::ReconnectLimitLayer) draws from.
-    pub fn with_limiter(mut self, limiter: ReconnectLimiter) -> Self {
-        self.core.limiter = Some(limiter);
+    /// Reports `budget` from [`can_connect`](Self::can_connect). Rarely needed: the sink
+    /// finds the budget of a [`ReconnectLimitLayer`](crate::ReconnectLimitLayer) in its
+    /// stack by itself once the stack has handled an attempt, and a sink from
+    /// [`Builder`] knows its own from the start.
+    pub fn with_budget(mut self, budget: ReconnectBudget) -> Self {
+        self.core.limiter = Some(budget);
         self
+    }
+
+    /// Deprecated: renamed [`with_budget`](Self::with_budget).
+    #[deprecated(since = "0.2.0", note = "renamed `with_budget`")]
+    pub fn with_limiter(self, budget: ReconnectBudget) -> Self {
+        self.with_budget(budget)
     }
 
     /// Connects: a first dial, not counted by the limiter. Returns once the connection is
     /// up and the `on_connect` messages (and anything left unflushed from before) are
     /// flushed. Dialing a connected sink does nothing; dialing a sink whose `close()` was
     /// dropped before it finished abandons that close and connects anew.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), ws_reconnect::Error> {
+    /// let mut ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9000/")?;
+    /// ws.dial().await?; // the sink is usable once this returns
+    /// assert!(ws.is_connected());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`ReconnectingSink::connect`].
@@ -207,46 +223,71 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// Dropping the future leaves the attempt in the sink; the next operation continues it.
     pub async fn dial(&mut self) -> Result<(), Error> {
         self.core.dial();
-        poll_fn(|cx| self.poll_flush_inner(cx)).await
+        poll_fn(|cx| self.poll_flush(cx)).await
     }
 
-    /// Whether a connection is up now.
+    /// Whether a connection is up now (`state()` says `Connected`).
     pub fn is_connected(&self) -> bool {
         self.core.is_connected()
     }
 
-    /// Whether a reconnection would be allowed now: the sink is not closed and the
-    /// limiter (if known) has room. Asking takes nothing from the budget.
-    pub fn can_connect(&self) -> bool {
-        !self.core.is_closing()
-            && self
-                .core
-                .limiter
-                .as_ref()
-                .is_none_or(ReconnectLimiter::can_connect)
-    }
-
-    /// Accepted messages the sink still owes the peer: not yet confirmed by a flush, or
-    /// (in acknowledged mode) tracked and not yet acknowledged.
+    /// Whether a reconnection would be allowed now: the sink is not closing and the
+    /// reconnection budget (if known) has room. Asking takes nothing from the budget.
     ///
     /// ```
-    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
-    /// assert_eq!(ws.undelivered(), 0);
+    /// let ws = ws_reconnect::ReconnectingSink::builder()
+    ///     .max_reconnections_total(0) // never reconnect: only the first dial
+    ///     .build("ws://127.0.0.1:9000/")?;
+    /// assert!(!ws.can_connect());
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
-    pub fn undelivered(&self) -> usize {
+    pub fn can_connect(&self) -> bool {
+        let budget = self
+            .core
+            .limiter
+            .as_ref()
+            .or_else(|| self.core.target.budget());
+        !self.core.is_closing() && budget.is_none_or(ReconnectBudget::can_connect)
+    }
+
+    /// How many accepted messages the sink still owes the peer: not yet confirmed by a
+    /// flush, or (in acknowledged mode) tracked and not yet acknowledged.
+    /// [`take_undelivered`](Self::take_undelivered) takes them out.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ReconnectingSink) {
+    /// use futures::SinkExt;
+    /// if let Err(e) = ws.close().await {
+    ///     eprintln!("{e}: {} messages not delivered", ws.undelivered_count());
+    /// }
+    /// # }
+    /// ```
+    pub fn undelivered_count(&self) -> usize {
         self.core.outbox.len()
+    }
+
+    /// Deprecated: renamed [`undelivered_count`](Self::undelivered_count), which says it
+    /// is a count.
+    #[deprecated(since = "0.2.0", note = "renamed `undelivered_count`")]
+    pub fn undelivered(&self) -> usize {
+        self.undelivered_count()
     }
 
     /// The connection state, as a `watch` channel: `borrow()` for the current value,
     /// `changed().await` to follow the transitions.
     ///
-    /// ```
-    /// use ws_reconnect::sink::ConnectionState;
-    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
-    /// let state = ws.state();
-    /// assert_eq!(*state.borrow(), ConnectionState::Idle);
-    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```no_run
+    /// use ws_reconnect::ConnectionState;
+    /// # async fn run(ws: ws_reconnect::ReconnectingSink) {
+    /// let mut state = ws.state();
+    /// tokio::spawn(async move {
+    ///     while state.changed().await.is_ok() {
+    ///         if let ConnectionState::Reconnecting { last_error, .. } = &*state.borrow() {
+    ///             eprintln!("reconnecting: {last_error:?}");
+    ///         }
+    ///     }
+    /// });
+    /// # }
     /// ```
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.core.subscribe()
@@ -254,10 +295,11 @@ impl<M: MakeConnection> ReconnectingSink<M> {
 
     /// The counters now: connections, messages and bytes each way, resends, uptime.
     ///
-    /// ```
-    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
-    /// assert_eq!(ws.stats().reconnects, 0);
-    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```no_run
+    /// # fn run(ws: &ws_reconnect::ReconnectingSink) {
+    /// let stats = ws.stats();
+    /// println!("{} reconnections, {} resent", stats.reconnects, stats.messages_resent);
+    /// # }
     /// ```
     pub fn stats(&self) -> Stats {
         let mut stats = self.core.stats.get();
@@ -268,48 +310,54 @@ impl<M: MakeConnection> ReconnectingSink<M> {
 
     /// A handle on the counters that outlives `split` and `forward`.
     ///
-    /// ```
-    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
+    /// ```no_run
+    /// # async fn run(ws: ws_reconnect::ReconnectingSink) {
+    /// use futures::StreamExt;
     /// let stats = ws.stats_handle();
-    /// assert_eq!(stats.get().connects, 0);
-    /// # Ok::<(), ws_reconnect::Error>(())
+    /// let (sink, stream) = ws.split();
+    /// // ... the halves move into their tasks; the counters stay in reach:
+    /// println!("{} connections", stats.get().connects);
+    /// # drop((sink, stream));
+    /// # }
     /// ```
     pub fn stats_handle(&self) -> StatsHandle {
         self.core.stats.clone()
     }
 
-    /// Tracked messages waiting for an acknowledgement (0 unless acknowledged mode is on).
-    ///
-    /// ```
-    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
-    /// assert_eq!(ws.unacknowledged(), 0);
-    /// # Ok::<(), ws_reconnect::Error>(())
-    /// ```
-    pub fn unacknowledged(&self) -> usize {
+    /// How many tracked messages wait for an acknowledgement (0 unless acknowledged mode
+    /// is on): what `poll_ready` weighs against the window.
+    pub fn unacknowledged_count(&self) -> usize {
         self.core.outbox.tracked()
+    }
+
+    /// Deprecated: renamed [`unacknowledged_count`](Self::unacknowledged_count).
+    #[deprecated(since = "0.2.0", note = "renamed `unacknowledged_count`")]
+    pub fn unacknowledged(&self) -> usize {
+        self.unacknowledged_count()
     }
 
     /// Takes every message the sink still owes out of it, oldest first: after a failure
     /// you do not want to retry, this is how nothing is lost silently. They will not be
     /// resent.
     ///
-    /// ```
-    /// let mut ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
-    /// assert!(ws.take_undelivered().is_empty());
-    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ReconnectingSink) {
+    /// use futures::SinkExt;
+    /// if ws.close().await.is_err() {
+    ///     for message in ws.take_undelivered() {
+    ///         // store it, retry it elsewhere, or report it
+    ///         # drop(message);
+    ///     }
+    /// }
+    /// # }
     /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
         self.core.outbox.take_all()
     }
 
-    /// Inbound data messages dropped (with a warning) because the inbox was full while
-    /// acknowledgements behind them had to be read. Always 0 outside acknowledged mode.
-    ///
-    /// ```
-    /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
-    /// assert_eq!(ws.dropped_inbound(), 0);
-    /// # Ok::<(), ws_reconnect::Error>(())
-    /// ```
+    /// How many inbound data messages were dropped because the inbox was full while
+    /// acknowledgements behind them had to be read. Always 0 outside acknowledged mode;
+    /// the reader also meets an [`Error::InboundDropped`] item at each gap.
     pub fn dropped_inbound(&self) -> u64 {
         self.core.inbox.dropped()
     }
@@ -339,7 +387,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     ///   messages stay in the sink; after a failure other than the limiter's, polling again
     ///   dials again.
     /// - `Pending`: reconnecting or flushing; the task is woken when that progresses.
-    pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.poll_with(Half::Write, cx, Core::poll_ready)
     }
 
@@ -349,7 +397,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// [`Error::NotDialed`] before `dial` or after `close`; [`Error::UnsupportedMessage`]
     /// for `Close` and `Frame` messages. A failing write is not an error here: the message
     /// is kept and resent on the next connection.
-    pub fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
+    pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
         self.core.start_send(message)
     }
 
@@ -359,7 +407,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// - `Ready(Err(e))`: a reconnection failed; the messages stay (see
     ///   [`take_undelivered`](Self::take_undelivered)).
     /// - `Pending`: writing or reconnecting.
-    pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.poll_with(Half::Write, cx, Core::poll_flush)
     }
 
@@ -372,7 +420,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     ///   delivered before `close_timeout` or the reconnection they needed failed; they stay
     ///   in the sink ([`take_undelivered`](Self::take_undelivered)).
     /// - `Pending`: flushing or closing.
-    pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.poll_with(Half::Write, cx, Core::poll_close)
     }
 
@@ -387,11 +435,41 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     ///   connection that ends by a reset or an EOF is not an error: the sink reconnects.
     /// - `Ready(None)`: not dialed, closed by the user, or reconnection failed for good.
     /// - `Pending`: waiting for a message or a reconnection.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.poll_with(Half::Read, cx, Core::poll_next)
+    }
+
+    /// Deprecated: renamed [`poll_ready`](Self::poll_ready).
+    #[deprecated(since = "0.2.0", note = "renamed `poll_ready`")]
+    pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_ready(cx)
+    }
+
+    /// Deprecated: renamed [`start_send`](Self::start_send).
+    #[deprecated(since = "0.2.0", note = "renamed `start_send`")]
+    pub fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
+        self.start_send(message)
+    }
+
+    /// Deprecated: renamed [`poll_flush`](Self::poll_flush).
+    #[deprecated(since = "0.2.0", note = "renamed `poll_flush`")]
+    pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_flush(cx)
+    }
+
+    /// Deprecated: renamed [`poll_close`](Self::poll_close).
+    #[deprecated(since = "0.2.0", note = "renamed `poll_close`")]
+    pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_close(cx)
+    }
+
+    /// Deprecated: renamed [`poll_next`](Self::poll_next).
+    #[deprecated(since = "0.2.0", note = "renamed `poll_next`")]
     pub fn poll_next_inner(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        self.poll_with(Half::Read, cx, Core::poll_next)
+        self.poll_next(cx)
     }
 
     /// Runs one of the core's poll functions for `half` with the fan-out waker, and
@@ -417,19 +495,19 @@ impl<M: MakeConnection + Unpin> Sink<Message> for ReconnectingSink<M> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().poll_ready_inner(cx)
+        ReconnectingSink::poll_ready(self.get_mut(), cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.get_mut().start_send_inner(item)
+        ReconnectingSink::start_send(self.get_mut(), item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().poll_flush_inner(cx)
+        ReconnectingSink::poll_flush(self.get_mut(), cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().poll_close_inner(cx)
+        ReconnectingSink::poll_close(self.get_mut(), cx)
     }
 }
 
@@ -437,7 +515,7 @@ impl<M: MakeConnection + Unpin> Stream for ReconnectingSink<M> {
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_inner(cx)
+        ReconnectingSink::poll_next(self.get_mut(), cx)
     }
 }
 

@@ -181,10 +181,10 @@ async fn a_full_window_parks_poll_ready_until_an_ack_arrives() {
     for i in 1..=3 {
         ws.feed(Message::text(format!("t{i}"))).await.unwrap();
     }
-    assert_eq!(ws.unacknowledged(), 3);
+    assert_eq!(ws.unacknowledged_count(), 3);
     let mut task = tokio_test::task::spawn(());
     assert!(
-        task.enter(|cx, _| ws.poll_ready_inner(cx)).is_pending(),
+        task.enter(|cx, _| ws.poll_ready(cx)).is_pending(),
         "window full"
     );
     assert!(!task.is_woken());
@@ -193,10 +193,10 @@ async fn a_full_window_parks_poll_ready_until_an_ack_arrives() {
     script.push(0, Message::text("ack:2"));
     assert!(task.is_woken(), "an ack wakes the parked writer");
     assert!(matches!(
-        task.enter(|cx, _| ws.poll_ready_inner(cx)),
+        task.enter(|cx, _| ws.poll_ready(cx)),
         Poll::Ready(Ok(()))
     ));
-    assert_eq!(ws.unacknowledged(), 1);
+    assert_eq!(ws.unacknowledged_count(), 1);
 }
 
 #[tokio::test]
@@ -206,7 +206,7 @@ async fn acks_are_cumulative_out_of_order_ones_are_ignored_and_untracked_mix_in(
     for m in ["t1", "u-a", "t2", "t3", "u-b", "t4"] {
         ws.feed(Message::text(m)).await.unwrap();
     }
-    assert_eq!(ws.unacknowledged(), 4);
+    assert_eq!(ws.unacknowledged_count(), 4);
     script.push(0, Message::text("ack:3"));
     script.push(0, Message::text("ack:1")); // lower than one already seen: no effect
     script.push(0, Message::text("data")); // not an ack: yielded
@@ -214,17 +214,21 @@ async fn acks_are_cumulative_out_of_order_ones_are_ignored_and_untracked_mix_in(
         timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
         Message::text("data")
     );
-    assert_eq!(ws.unacknowledged(), 1, "3 acknowledged 1, 2 and 3");
+    assert_eq!(ws.unacknowledged_count(), 1, "3 acknowledged 1, 2 and 3");
     // Flush completes only when every tracked message is acknowledged.
     let mut flush = tokio_test::task::spawn(());
-    assert!(flush.enter(|cx, _| ws.poll_flush_inner(cx)).is_pending());
+    assert!(flush.enter(|cx, _| ws.poll_flush(cx)).is_pending());
     script.push(0, Message::text("ack:4"));
     assert!(flush.is_woken());
     assert!(matches!(
-        flush.enter(|cx, _| ws.poll_flush_inner(cx)),
+        flush.enter(|cx, _| ws.poll_flush(cx)),
         Poll::Ready(Ok(()))
     ));
-    assert_eq!(ws.undelivered(), 0, "untracked ones were done at the flush");
+    assert_eq!(
+        ws.undelivered_count(),
+        0,
+        "untracked ones were done at the flush"
+    );
     // Every message went out once, in order.
     assert_eq!(
         script.delivered_texts(),
@@ -242,7 +246,7 @@ async fn after_a_reconnection_unacknowledged_messages_are_resent_first_in_order(
     script.push(0, Message::text("ack:1"));
     // Acknowledgements are applied by whichever half reads; here the reader.
     let deadline = tokio::time::Instant::now() + BOUND;
-    while ws.unacknowledged() != 2 {
+    while ws.unacknowledged_count() != 2 {
         assert!(tokio::time::Instant::now() < deadline, "ack not applied");
         let _ = timeout(Duration::from_millis(10), ws.next()).await;
     }
@@ -338,7 +342,7 @@ async fn forward_completes_with_nobody_reading_even_past_a_full_inbox() {
     .await
     .expect("acks stuck behind a full inbox")
     .unwrap();
-    assert_eq!(ws.unacknowledged(), 0);
+    assert_eq!(ws.unacknowledged_count(), 0);
     assert!(
         ws.dropped_inbound() > 0,
         "chatter beyond the bound is counted"

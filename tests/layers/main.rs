@@ -11,8 +11,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use ws_reconnect::{
-    BackoffLayer, DialKind, Error, ExponentialBackoff, Message, ReconnectLimitLayer,
-    ReconnectLimiter, Target, TungsteniteConnector,
+    BackoffRetryLayer, DialKind, Error, ExponentialBackoff, Message, ReconnectBudget,
+    ReconnectLimitLayer, Target, TungsteniteConnector,
 };
 
 use support::{dead_port, echo, serve, silent_listener, Reply, BOUND};
@@ -33,7 +33,7 @@ async fn the_documented_composition_connects_and_carries_messages() {
     let server = serve(|_| Reply::Upgrade, echo).await;
     let mut make = ServiceBuilder::new()
         .layer(ReconnectLimitLayer::new(10, Duration::from_secs(3600)))
-        .layer(BackoffLayer::new(ExponentialBackoff::default()))
+        .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
         .timeout(Duration::from_secs(10))
         .service(TungsteniteConnector::default());
     let target = Target::new(server.url()).unwrap();
@@ -51,7 +51,7 @@ async fn the_documented_composition_connects_and_carries_messages() {
 async fn a_400_is_rejected_after_exactly_one_attempt() {
     let server = serve(|_| Reply::Status(400, vec![]), echo).await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(None)))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
         .service(TungsteniteConnector::default());
     let err = timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
         .await
@@ -83,7 +83,7 @@ async fn a_503_twice_then_upgrade_connects_on_the_third_attempt() {
     )
     .await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(None)))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
         .service(TungsteniteConnector::default());
     let started = Instant::now();
     timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
@@ -110,7 +110,7 @@ async fn retry_after_on_429_is_honoured() {
     )
     .await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(None)))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
         .service(TungsteniteConnector::default());
     let started = Instant::now();
     timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
@@ -142,7 +142,7 @@ async fn retry_after_is_capped_by_max_interval() {
         .max_interval(Duration::from_millis(200))
         .build()
         .unwrap();
-    let mut make = BackoffLayer::new(policy).layer_on(TungsteniteConnector::default());
+    let mut make = BackoffRetryLayer::new(policy).layer_on(TungsteniteConnector::default());
     let started = Instant::now();
     timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
         .await
@@ -156,10 +156,10 @@ async fn retry_after_is_capped_by_max_interval() {
 }
 
 trait LayerOn {
-    fn layer_on<S>(self, s: S) -> ws_reconnect::Backoff<S>;
+    fn layer_on<S>(self, s: S) -> ws_reconnect::BackoffRetry<S>;
 }
-impl LayerOn for BackoffLayer {
-    fn layer_on<S>(self, s: S) -> ws_reconnect::Backoff<S> {
+impl LayerOn for BackoffRetryLayer {
+    fn layer_on<S>(self, s: S) -> ws_reconnect::BackoffRetry<S> {
         tower::Layer::layer(&self, s)
     }
 }
@@ -185,7 +185,7 @@ async fn invalid_urls_fail_without_any_connection() {
             .body(())?)
     });
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(None)))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
         .service(TungsteniteConnector::default());
     let err = timeout(BOUND, make.call(target))
         .await
@@ -200,9 +200,9 @@ async fn invalid_urls_fail_without_any_connection() {
 async fn a_dead_port_gives_up_after_max_elapsed_time() {
     let addr = dead_port().await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(Some(Duration::from_secs(
-            1,
-        )))))
+        .layer(BackoffRetryLayer::new(fast_backoff(Some(
+            Duration::from_secs(1),
+        ))))
         .service(TungsteniteConnector::default());
     let started = Instant::now();
     let err = timeout(
@@ -233,7 +233,7 @@ async fn a_dead_port_gives_up_after_max_elapsed_time() {
 async fn towers_timeout_around_a_silent_listener_is_retried_then_gives_up() {
     let (addr, accepted, _task) = silent_listener().await;
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(Some(
+        .layer(BackoffRetryLayer::new(fast_backoff(Some(
             Duration::from_millis(800),
         ))))
         .timeout(Duration::from_millis(150))
@@ -296,7 +296,7 @@ fn refused() -> Error {
 async fn backoff_waits_exactly_the_policy_delays() {
     let (svc, calls) = scripted(3, refused);
     let mut make = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(None)))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
         .service(svc);
     let started = Instant::now();
     let attempt = make
@@ -315,7 +315,7 @@ async fn backoff_waits_exactly_the_policy_delays() {
 #[tokio::test(start_paused = true)]
 async fn backoff_stops_at_once_on_a_permanent_error() {
     let (svc, calls) = scripted(100, || Error::NotDialed);
-    let mut make = BackoffLayer::new(fast_backoff(None)).layer_on(svc);
+    let mut make = BackoffRetryLayer::new(fast_backoff(None)).layer_on(svc);
     let err = make
         .call(Target::new("ws://x/").unwrap())
         .await
@@ -327,7 +327,7 @@ async fn backoff_stops_at_once_on_a_permanent_error() {
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_reconnection_waits_and_the_backoff_keeps_growing() {
     let (svc, _calls) = scripted(0, refused);
-    let mut make = BackoffLayer::new(fast_backoff(None)).layer_on(svc);
+    let mut make = BackoffRetryLayer::new(fast_backoff(None)).layer_on(svc);
     let t = Target::new("ws://x/")
         .unwrap()
         .with_kind(DialKind::Reconnect);
@@ -348,7 +348,8 @@ async fn an_unhealthy_reconnection_waits_and_the_backoff_keeps_growing() {
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_streak_past_max_elapsed_time_gives_up() {
     let (svc, calls) = scripted(0, refused);
-    let mut make = BackoffLayer::new(fast_backoff(Some(Duration::from_millis(100)))).layer_on(svc);
+    let mut make =
+        BackoffRetryLayer::new(fast_backoff(Some(Duration::from_millis(100)))).layer_on(svc);
     let unhealthy = Target::new("ws://x/").unwrap().with_reset_backoff(false);
     let mut gave_up = false;
     for _ in 0..10 {
@@ -405,9 +406,9 @@ async fn limiter_fills_rejects_and_slides_one_slot_at_a_time() {
         "a refused call never reaches the inner service"
     );
     tokio::time::advance(Duration::from_secs(7)).await;
-    assert!(make.limiter().can_connect());
+    assert!(make.budget().can_connect());
     make.call(reconnect()).await.unwrap();
-    assert!(!make.limiter().can_connect(), "one slot freed, not all");
+    assert!(!make.budget().can_connect(), "one slot freed, not all");
     assert!(make.call(reconnect()).await.is_err());
 }
 
@@ -422,8 +423,8 @@ impl LimitOn for ReconnectLimitLayer {
 
 #[tokio::test(start_paused = true)]
 async fn limiter_budget_is_shared_across_services() {
-    let limiter = ReconnectLimiter::new(2, Duration::from_secs(60));
-    let layer = ReconnectLimitLayer::with_limiter(limiter.clone());
+    let limiter = ReconnectBudget::new(2, Duration::from_secs(60));
+    let layer = ReconnectLimitLayer::with_budget(limiter.clone());
     let (a, _) = scripted(0, refused);
     let (b, _) = scripted(0, refused);
     let mut a = layer.clone().layer_on_limit(a);
@@ -468,17 +469,17 @@ async fn a_reconnection_counts_once_however_many_attempts_its_backoff_makes() {
     let (svc, calls) = scripted(4, refused);
     let mut outer = ServiceBuilder::new()
         .layer(ReconnectLimitLayer::new(1, Duration::from_secs(60)))
-        .layer(BackoffLayer::new(fast_backoff(None)))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
         .service(svc);
     outer.call(reconnect()).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 5);
-    assert_eq!(outer.limiter().used(), 1);
+    assert_eq!(outer.budget().used(), 1);
 
-    let limiter = ReconnectLimiter::new(1, Duration::from_secs(60));
+    let limiter = ReconnectBudget::new(1, Duration::from_secs(60));
     let (svc, calls) = scripted(4, refused);
     let mut inner = ServiceBuilder::new()
-        .layer(BackoffLayer::new(fast_backoff(None)))
-        .layer(ReconnectLimitLayer::with_limiter(limiter.clone()))
+        .layer(BackoffRetryLayer::new(fast_backoff(None)))
+        .layer(ReconnectLimitLayer::with_budget(limiter.clone()))
         .service(svc);
     inner.call(reconnect()).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 5);
@@ -487,7 +488,7 @@ async fn a_reconnection_counts_once_however_many_attempts_its_backoff_makes() {
 
 #[tokio::test]
 async fn limiter_can_connect_has_no_side_effect() {
-    let limiter = ReconnectLimiter::new(1, Duration::from_secs(60));
+    let limiter = ReconnectBudget::new(1, Duration::from_secs(60));
     for _ in 0..10 {
         assert!(limiter.can_connect());
     }

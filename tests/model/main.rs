@@ -152,13 +152,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         None => return Err(TestCaseError::fail("close did not complete")),
                         Some(Ok(())) => {
                             prop_assert_eq!(
-                                sink.undelivered(),
+                                sink.undelivered_count(),
                                 0,
                                 "closed with messages still held"
                             )
                         }
                         Some(Err(Error::CloseIncomplete { undelivered, .. })) => {
-                            prop_assert_eq!(undelivered, sink.undelivered());
+                            prop_assert_eq!(undelivered, sink.undelivered_count());
                             prop_assert!(undelivered > 0, "CloseIncomplete with nothing owed");
                         }
                         Some(Err(e)) => {
@@ -186,7 +186,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .into_iter()
                 .filter(|t| t.starts_with('m'))
                 .collect();
-            let held = sink.undelivered();
+            let held = sink.undelivered_count();
             let expected: Vec<String> = accepted
                 .iter()
                 .filter(|t| !taken.contains(t))

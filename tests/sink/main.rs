@@ -542,7 +542,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     // Flush 1 fails, the reconnection is refused: the error comes back, nothing is lost.
     let err = timeout(BOUND, ws.flush()).await.unwrap().unwrap_err();
     assert!(matches!(err, Error::Rejected { .. }), "{err:?}");
-    assert_eq!(ws.undelivered(), 2);
+    assert_eq!(ws.undelivered_count(), 2);
     assert!(
         timeout(BOUND, ws.next()).await.unwrap().is_none(),
         "the stream ends after a permanent failure"
@@ -551,7 +551,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     script.set_refuse(false);
     timeout(BOUND, ws.flush()).await.unwrap().unwrap(); // flush 2
     assert_eq!(script.delivered_texts(), ["a", "b"]);
-    assert_eq!(ws.undelivered(), 0);
+    assert_eq!(ws.undelivered_count(), 0);
     // Or the caller takes them back.
     ws.feed(Message::text("c")).await.unwrap();
     ws.feed(Message::text("d")).await.unwrap();
@@ -561,7 +561,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
         ws.take_undelivered(),
         [Message::text("c"), Message::text("d")]
     );
-    assert_eq!(ws.undelivered(), 0);
+    assert_eq!(ws.undelivered_count(), 0);
     assert_eq!(script.delivered_texts(), ["a", "b"]);
 }
 
@@ -579,13 +579,13 @@ async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
 
     let mut task = tokio_test::task::spawn(());
     // poll_ready notices the EOF, starts reconnecting and parks on the gate.
-    assert!(task.enter(|cx, _| ws.poll_ready_inner(cx)).is_pending());
+    assert!(task.enter(|cx, _| ws.poll_ready(cx)).is_pending());
     assert!(!task.is_woken());
     gate.notify_one();
     tokio::task::yield_now().await;
     assert!(task.is_woken(), "not woken by the reconnection");
     assert!(matches!(
-        task.enter(|cx, _| ws.poll_ready_inner(cx)),
+        task.enter(|cx, _| ws.poll_ready(cx)),
         std::task::Poll::Ready(Ok(()))
     ));
     assert_eq!(script.connects(), 2);
@@ -604,19 +604,19 @@ async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
 
     let mut reader = tokio_test::task::spawn(());
     let mut writer = tokio_test::task::spawn(());
-    assert!(reader.enter(|cx, _| ws.poll_next_inner(cx)).is_pending());
+    assert!(reader.enter(|cx, _| ws.poll_next(cx)).is_pending());
     script.hang_up(0);
     // The reader is woken by the EOF...
     assert!(reader.is_woken());
     // ...but the writer gets there first and parks on the reconnection.
-    assert!(writer.enter(|cx, _| ws.poll_ready_inner(cx)).is_pending());
-    assert!(reader.enter(|cx, _| ws.poll_next_inner(cx)).is_pending());
+    assert!(writer.enter(|cx, _| ws.poll_ready(cx)).is_pending());
+    assert!(reader.enter(|cx, _| ws.poll_next(cx)).is_pending());
     gate.notify_one();
     tokio::task::yield_now().await;
     assert!(writer.is_woken() && reader.is_woken(), "both halves woken");
-    assert!(writer.enter(|cx, _| ws.poll_ready_inner(cx)).is_ready());
+    assert!(writer.enter(|cx, _| ws.poll_ready(cx)).is_ready());
     script.push(1, Message::text("after"));
-    match reader.enter(|cx, _| ws.poll_next_inner(cx)) {
+    match reader.enter(|cx, _| ws.poll_next(cx)) {
         std::task::Poll::Ready(Some(Ok(m))) => assert_eq!(m, Message::text("after")),
         other => panic!("{other:?}"),
     }
@@ -658,19 +658,19 @@ async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
     let mut accepted = 0;
     let mut refused = 0;
     for i in 0..100 {
-        match ws.start_send_inner(Message::text(format!("m{i}"))) {
+        match ws.start_send(Message::text(format!("m{i}"))) {
             Ok(()) => accepted += 1,
             Err(Error::NotReady) => refused += 1,
             Err(e) => panic!("{e:?}"),
         }
     }
     assert_eq!((accepted, refused), (4, 96));
-    assert_eq!(ws.undelivered(), 4);
+    assert_eq!(ws.undelivered_count(), 4);
     // With poll_ready (SinkExt::send) everything goes through.
     for i in 0..100 {
         ws.send(Message::text(format!("s{i}"))).await.unwrap();
     }
-    assert_eq!(ws.undelivered(), 0);
+    assert_eq!(ws.undelivered_count(), 0);
 }
 
 #[tokio::test]

@@ -280,7 +280,7 @@ async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_d
     });
     let flushed: recording::Flushed = Arc::default();
     let stack = tower::ServiceBuilder::new()
-        .layer(ws_reconnect::BackoffLayer::new(
+        .layer(ws_reconnect::BackoffRetryLayer::new(
             ws_reconnect::ExponentialBackoff::builder()
                 .initial_interval(Duration::from_millis(5))
                 .max_interval(Duration::from_millis(100))
