@@ -9,6 +9,8 @@
 //! |---|---|
 //! | `crash.rs` | the server process is killed (SIGKILL) and restarted on the same port (Python, `server.py`) |
 //! | `protocol.rs` | the server sends a frame with a reserved bit set |
+//! | `freeze.rs` | the path stops carrying bytes without closing (`Fault::Freeze`) |
+//! | `inbox.rs` | nobody reads the stream while the server pushes |
 //!
 //! Every await that could hang is bounded by [`BOUND`](support::BOUND); no test asserts
 //! how long something took.
@@ -19,11 +21,17 @@ mod python;
 mod support;
 
 mod crash;
+mod freeze;
+mod inbox;
 mod protocol;
 
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
+use ws_reconnect::testing::FaultProxy;
 use ws_reconnect::{Acknowledge, Builder, Message, ReconnectingSink};
+
+use support::{Log, Ws};
 
 /// Quick reconnections: 20 ms first delay, no randomization, at most 200 ms.
 fn quick() -> Builder {
@@ -44,6 +52,39 @@ impl Acknowledge for Numbered {
     fn acked(&mut self, inbound: &Message) -> Option<u64> {
         inbound.to_text().ok()?.strip_prefix("ack ")?.parse().ok()
     }
+}
+
+/// The URL that reaches the server through `proxy`.
+fn proxy_url(proxy: &FaultProxy) -> String {
+    format!("ws://{}/", proxy.addr())
+}
+
+/// A handler that acknowledges: records every text message `"<n>"` with its connection
+/// and answers `"ack <n>"`.
+fn acknowledging(
+    log: Log,
+) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |conn, mut ws: Ws| {
+        let log = log.clone();
+        Box::pin(async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    log.push(conn, t.to_string());
+                    if ws.send(Message::text(format!("ack {t}"))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A handler that reads (and so answers Pings) and discards until the peer goes away.
+async fn drain(_conn: usize, mut ws: Ws) {
+    while let Some(Ok(_)) = ws.next().await {}
 }
 
 /// The numbers `"<n>"` a log holds, as a sorted set.
