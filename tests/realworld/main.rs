@@ -11,6 +11,7 @@
 //! | `protocol.rs` | the server sends a frame with a reserved bit set |
 //! | `freeze.rs` | the path stops carrying bytes without closing (`Fault::Freeze`) |
 //! | `inbox.rs` | nobody reads the stream while the server pushes |
+//! | `close.rs` | `close()` while dialing, while reconnecting, dropped half-way; random cancellation |
 //!
 //! Every await that could hang is bounded by [`BOUND`](support::BOUND); no test asserts
 //! how long something took.
@@ -20,6 +21,7 @@ mod python;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod close;
 mod crash;
 mod freeze;
 mod inbox;
