@@ -12,6 +12,8 @@
 //! | `freeze.rs` | the path stops carrying bytes without closing (`Fault::Freeze`) |
 //! | `inbox.rs` | nobody reads the stream while the server pushes |
 //! | `close.rs` | `close()` while dialing, while reconnecting, dropped half-way; random cancellation |
+//! | `churn.rs` | every connection is reset after some messages; the accept-and-drop control |
+//! | `limit.rs` | the reconnection limit: none by default, `Refused` when configured |
 //!
 //! Every await that could hang is bounded by [`BOUND`](support::BOUND); no test asserts
 //! how long something took.
@@ -21,10 +23,12 @@ mod python;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod churn;
 mod close;
 mod crash;
 mod freeze;
 mod inbox;
+mod limit;
 mod protocol;
 
 use std::time::Duration;
