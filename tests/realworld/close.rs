@@ -299,7 +299,7 @@ async fn operations_cancelled_at_random_points_leave_a_usable_truthful_sink() {
             panic!(
                 "seed {seed}: send(marker): {e:?}; is_connected() {}, state {:?}",
                 ws.is_connected(),
-                ws.state().borrow()
+                *ws.state().borrow()
             )
         });
     timeout(BOUND, async {

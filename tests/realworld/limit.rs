@@ -107,7 +107,7 @@ async fn once_the_limit_refuses_every_operation_says_so_at_once() {
             .unwrap_or_else(|_| {
                 panic!(
                     "send() #{k} after the refusal hung (the window frees in 60 s); state {:?}",
-                    ws.state().borrow()
+                    *ws.state().borrow()
                 )
             });
         assert!(
