@@ -1,10 +1,20 @@
 //! A fault-injecting TCP proxy for testing reconnection (feature `testing`).
 //!
 //! [`FaultProxy`] sits between a client and a server on loopback and, on command or at
-//! random from a seed, cuts connections after a number of bytes (mid-frame), resets them
-//! (RST), delays bytes, stops forwarding while keeping both sockets open (a half-open
-//! peer), and refuses new connections for a while. Use it to test your own application's
-//! reconnection the way this crate's tests and demo do.
+//! random from a seed, injects the ways connections fail in production. Use it to test
+//! your own application's reconnection the way this crate's tests and demo do.
+//!
+//! | fault | what the client sees |
+//! |---|---|
+//! | [`Fault::CutAfter`] | the connection closes after some more bytes, mid-frame if that is where the count ends |
+//! | [`Fault::Reset`] | an RST now; whatever is in flight is lost |
+//! | [`Fault::Delay`] | every chunk arrives late |
+//! | [`Fault::HalfOpen`] | a black hole: its writes are read and discarded, nothing comes back, nothing closes |
+//! | [`Fault::Freeze`] | a frozen path: nothing is read or written any more, so its writes block once the buffers fill; nothing comes back, nothing closes |
+//! | [`Fault::Refuse`] | new connections are accepted and reset for a while |
+//!
+//! Faults other than `Refuse` apply to the connections open at the time; connections made
+//! afterwards are forwarded normally.
 //!
 //! ```
 //! use std::time::Duration;
@@ -16,6 +26,7 @@
 //! let proxy = FaultProxy::start(upstream.local_addr()?).await?;
 //! let url = format!("ws://{}/", proxy.addr()); // point the client here
 //! proxy.inject(Fault::Reset);                   // reset every open connection now
+//! proxy.inject(Fault::Freeze);                  // or freeze them: writes block, no FIN
 //! proxy.inject(Fault::Refuse(Duration::from_millis(100)));
 //! assert_eq!(proxy.stats().resets, 0);          // nothing was open yet
 //! # let _ = url;
@@ -48,8 +59,15 @@ pub enum Fault {
     Reset,
     /// Delay every chunk forwarded on open connections by this much.
     Delay(Duration),
-    /// Stop forwarding on every open connection, keeping both sockets open.
+    /// Stop forwarding on every open connection, keeping both sockets open: the proxy
+    /// still reads what the client writes and discards it (a black hole), so the
+    /// client's writes keep succeeding.
     HalfOpen,
+    /// Stop reading from and writing to both sockets of every open connection, keeping
+    /// them open: the client's kernel send buffer fills and its writes block, and nothing
+    /// reaches it (a peer whose host froze, or a path that stopped carrying packets). A
+    /// later `Reset` still resets a frozen connection.
+    Freeze,
     /// Refuse new connections (accept and reset them) for this long.
     Refuse(Duration),
 }
@@ -79,6 +97,8 @@ pub struct FaultStats {
     pub resets: u64,
     /// Connections turned half-open.
     pub half_opens: u64,
+    /// Connections frozen.
+    pub freezes: u64,
     /// Connections slowed down.
     pub delays: u64,
     /// Connections refused.
@@ -91,6 +111,7 @@ struct Counters {
     cuts: AtomicU64,
     resets: AtomicU64,
     half_opens: AtomicU64,
+    freezes: AtomicU64,
     delays: AtomicU64,
     refused: AtomicU64,
 }
@@ -102,6 +123,7 @@ struct Conn {
     cut_after: AtomicU64,
     reset: AtomicBool,
     half_open: AtomicBool,
+    frozen: AtomicBool,
     delay_nanos: AtomicU64,
     /// Bumped on every change of the switches. A watch channel, not a `Notify`: a pump
     /// busy writing when a fault is injected must still see it afterwards.
@@ -116,6 +138,7 @@ impl Conn {
             cut_after: AtomicU64::new(u64::MAX),
             reset: AtomicBool::new(false),
             half_open: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
             delay_nanos: AtomicU64::new(0),
             wake: watch::Sender::new(()),
             armed: Mutex::new(None),
@@ -220,6 +243,7 @@ impl FaultProxy {
             cuts: c.cuts.load(SeqCst),
             resets: c.resets.load(SeqCst),
             half_opens: c.half_opens.load(SeqCst),
+            freezes: c.freezes.load(SeqCst),
             delays: c.delays.load(SeqCst),
             refused: c.refused.load(SeqCst),
         }
@@ -298,6 +322,10 @@ impl Shared {
                 c.half_opens.fetch_add(1, SeqCst);
                 conn.half_open.store(true, SeqCst);
             }
+            Fault::Freeze => {
+                c.freezes.fetch_add(1, SeqCst);
+                conn.frozen.store(true, SeqCst);
+            }
             Fault::Delay(d) => {
                 c.delays.fetch_add(1, SeqCst);
                 conn.delay_nanos.store(d.as_nanos() as u64, SeqCst);
@@ -308,6 +336,8 @@ impl Shared {
     }
 }
 
+/// Forwards `from` to `to` until the connection ends or is frozen. A frozen pump keeps
+/// both halves open and touches neither, until a reset.
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
@@ -315,8 +345,46 @@ async fn pump(
     shared: Arc<Shared>,
     upstream: bool,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
     let mut wake = conn.wake.subscribe();
+    tokio::select! {
+        // The freeze wins over a read or write in progress: dropping `forward` abandons
+        // it (a read not yet done consumes nothing; a write may have sent part of a chunk,
+        // as a path that stops mid-packet would).
+        biased;
+        () = frozen(&conn) => {}
+        () = forward(&mut from, &mut to, &conn, &shared, upstream, &mut wake) => return,
+    }
+    loop {
+        if wake.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if conn.reset.load(SeqCst) {
+            let _ = from.as_ref().set_zero_linger();
+            let _ = to.as_ref().set_zero_linger();
+            return;
+        }
+    }
+}
+
+/// Resolves once the connection is frozen.
+async fn frozen(conn: &Conn) {
+    let mut wake = conn.wake.subscribe();
+    while !conn.frozen.load(SeqCst) {
+        if wake.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn forward(
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    conn: &Arc<Conn>,
+    shared: &Shared,
+    upstream: bool,
+    wake: &mut watch::Receiver<()>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = tokio::select! {
             r = from.read(&mut buf) => match r {
@@ -360,9 +428,9 @@ async fn pump(
                         // whole chunk (slowly), the others swallow it.
                         Some(other) => {
                             conn.cut_after.store(u64::MAX, SeqCst);
-                            shared.apply(&conn, other);
+                            shared.apply(conn, other);
                             if matches!(other, Fault::Delay(_)) {
-                                shared.arm_random_with(&conn, true);
+                                shared.arm_random_with(conn, true);
                             }
                             if conn.reset.load(SeqCst) || conn.half_open.load(SeqCst) {
                                 continue;
@@ -390,5 +458,86 @@ async fn pump(
     if conn.half_open.load(SeqCst) {
         // Keep this side open while half-open: the peer must see no FIN.
         let _ = wake.changed().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUND: Duration = Duration::from_secs(20);
+
+    /// An upstream that echoes bytes on every connection.
+    async fn echo_upstream() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = tcp.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn round_trip(client: &mut TcpStream, bytes: &[u8]) {
+        client.write_all(bytes).await.unwrap();
+        let mut back = vec![0; bytes.len()];
+        tokio::time::timeout(BOUND, client.read_exact(&mut back))
+            .await
+            .expect("the echo came back")
+            .unwrap();
+        assert_eq!(back, bytes);
+    }
+
+    #[tokio::test]
+    async fn a_frozen_connection_blocks_the_writer_and_stays_open_while_new_ones_flow() {
+        let proxy = FaultProxy::start(echo_upstream().await).await.unwrap();
+        let mut frozen = TcpStream::connect(proxy.addr()).await.unwrap();
+        round_trip(&mut frozen, b"before").await;
+
+        proxy.inject(Fault::Freeze);
+        assert_eq!(proxy.stats().freezes, 1);
+
+        // Nothing comes back, and the socket is not closed either (no EOF, no reset).
+        frozen.write_all(b"after").await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_millis(300), frozen.read(&mut buf)).await;
+        assert!(read.is_err(), "a frozen connection delivered {read:?}");
+
+        // Nobody reads the client's bytes any more: its writes block once the kernel
+        // buffers on the way are full (a black hole would take them forever).
+        let chunk = vec![0u8; 64 * 1024];
+        let mut blocked = false;
+        for _ in 0..4096 {
+            let write =
+                tokio::time::timeout(Duration::from_millis(500), frozen.write_all(&chunk)).await;
+            if write.is_err() {
+                blocked = true;
+                break;
+            }
+            write.unwrap().unwrap();
+        }
+        assert!(blocked, "256 MiB written into a frozen connection");
+
+        // A connection made after the freeze is forwarded normally.
+        let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
+        round_trip(&mut fresh, b"fresh").await;
+        assert_eq!(proxy.stats().connections, 2);
+
+        // A reset still ends a frozen connection.
+        proxy.inject(Fault::Reset);
+        let end = tokio::time::timeout(BOUND, async {
+            loop {
+                match frozen.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(end.is_ok(), "a reset frozen connection stayed open");
     }
 }

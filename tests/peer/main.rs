@@ -4,64 +4,23 @@
 //! `WS_RECONNECT_PYTHON`; then these tests must run. Without it they look for `python3`
 //! with `websockets` and, when that is missing, say so and skip.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
+#[path = "../support/python.rs"]
+mod python;
+
+use python::PythonServer;
+
 const BOUND: Duration = Duration::from_secs(20);
 
-struct Peer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the Python server, or explains why it cannot and returns `None`.
-fn peer() -> Option<Peer> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/server.py");
-    let (python, required) = match std::env::var("WS_RECONNECT_PYTHON") {
-        Ok(p) => (p, true),
-        Err(_) => ("python3".to_string(), false),
-    };
-    let usable = Command::new(&python)
-        .args(["-c", "import websockets.asyncio.server"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !usable {
-        assert!(
-            !required,
-            "WS_RECONNECT_PYTHON={python} cannot import websockets"
-        );
-        eprintln!(
-            "SKIPPED: no Python with the `websockets` package ({python}); \
-             .ci/run installs one: python3 -m venv .venv-peer && .venv-peer/bin/pip install websockets"
-        );
-        return None;
-    }
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the Python server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("the Python server's port");
-    Some(Peer { child, port })
+fn peer() -> Option<PythonServer> {
+    let python = python::interpreter()?;
+    Some(PythonServer::start(&python, "tests/peer/server.py", &[]))
 }
 
 fn quick() -> ws_reconnect::Builder {

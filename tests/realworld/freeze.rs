@@ -1,0 +1,174 @@
+//! 3. A frozen path (`Fault::Freeze`): nothing is read or written any more, nothing is
+//!    closed. The client's writes block once the kernel buffers fill. Only the keepalive
+//!    can tell; it must, whether the sink is writing, reading or waiting for acks.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::time::{timeout, Instant};
+use ws_reconnect::testing::{Fault, FaultProxy};
+use ws_reconnect::Message;
+
+use crate::support::{serve, Log, Reply, BOUND};
+use crate::{acknowledging, drain, numbers, proxy_url, quick, Numbered};
+
+/// Keepalive interval and timeout: a frozen connection is replaced within about 400 ms.
+const KEEPALIVE: Duration = Duration::from_millis(200);
+
+#[tokio::test]
+async fn a_send_blocked_by_a_frozen_path_completes_on_a_new_connection() {
+    let server = serve(|_| Reply::Upgrade, drain).await;
+    let proxy = FaultProxy::start(server.addr).await.unwrap();
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .keepalive(KEEPALIVE, KEEPALIVE)
+            .connect(proxy_url(&proxy)),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    let stats = ws.stats_handle();
+    let message = Message::binary(vec![0x5a; 64 * 1024]);
+    timeout(BOUND, ws.send(message.clone()))
+        .await
+        .expect("a send before the freeze hung")
+        .expect("send");
+
+    proxy.inject(Fault::Freeze);
+    let before = stats.get().reconnects;
+    let deadline = Instant::now() + BOUND;
+    let mut sent = 0;
+    // Nobody reads the stream. Send until one send blocks (the buffers are full), then
+    // that send must complete: the sink replaced the connection. A sink that notices the
+    // freeze before any send blocks (between sends) passes too.
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{sent} messages of 64 KiB sent after the freeze, none blocked, no reconnection"
+        );
+        let send = ws.send(message.clone());
+        tokio::pin!(send);
+        match timeout(Duration::from_secs(1), &mut send).await {
+            Ok(r) => {
+                r.expect("send after the freeze");
+                sent += 1;
+                if stats.get().reconnects > before {
+                    eprintln!("replaced after {sent} messages, no send blocked for 1 s");
+                    break;
+                }
+            }
+            Err(_) => {
+                eprintln!("send blocked after {sent} messages of 64 KiB");
+                timeout(BOUND, send)
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "the send() blocked by the frozen path (after {sent} messages) \
+                             did not complete before BOUND; reconnects: {}",
+                            stats.get().reconnects
+                        )
+                    })
+                    .expect("the blocked send");
+                break;
+            }
+        }
+    }
+    assert!(
+        stats.get().reconnects > before,
+        "the send completed without a new connection: {:?}",
+        stats.get()
+    );
+}
+
+/// The control: a reader parked in `next()` meets the keepalive's timer.
+#[tokio::test]
+async fn a_parked_reader_replaces_a_frozen_connection() {
+    let server = serve(|_| Reply::Upgrade, drain).await;
+    let proxy = FaultProxy::start(server.addr).await.unwrap();
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .keepalive(KEEPALIVE, KEEPALIVE)
+            .connect(proxy_url(&proxy)),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    let stats = ws.stats_handle();
+    let read = ws.next();
+    tokio::pin!(read);
+    let early = timeout(Duration::from_millis(100), &mut read).await;
+    assert!(early.is_err(), "the server sent nothing, yet: {early:?}");
+
+    proxy.inject(Fault::Freeze);
+    let reconnected = async {
+        while stats.get().reconnects == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let outcome = timeout(BOUND, async {
+        tokio::select! {
+            item = &mut read => Some(item),
+            () = reconnected => None,
+        }
+    })
+    .await
+    .expect("no reconnection before BOUND after the freeze, with a reader parked in next()");
+    assert!(
+        outcome.is_none(),
+        "the reader got {outcome:?} from a server that sent nothing"
+    );
+}
+
+#[tokio::test]
+async fn acknowledged_sends_waiting_for_acks_replace_a_frozen_connection() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, acknowledging(log.clone())).await;
+    let proxy = FaultProxy::start(server.addr).await.unwrap();
+    // The ack timeout is out of reach: only the keepalive can act within BOUND.
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .keepalive(KEEPALIVE, KEEPALIVE)
+            .acknowledged(Numbered, 8)
+            .ack_timeout(Duration::from_secs(60))
+            .connect(proxy_url(&proxy)),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+
+    const MESSAGES: u64 = 40;
+    for n in 1..=MESSAGES {
+        if n == 11 {
+            proxy.inject(Fault::Freeze);
+        }
+        timeout(BOUND, ws.send(Message::text(n.to_string())))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "send({n}) did not complete before BOUND (frozen at 11, window 8); \
+                     {} unacknowledged, reconnects: {}",
+                    ws.unacknowledged(),
+                    ws.stats().reconnects
+                )
+            })
+            .unwrap_or_else(|e| panic!("send({n}): {e:?}"));
+    }
+    timeout(BOUND, ws.flush())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "flush() did not complete before BOUND; {} unacknowledged, reconnects: {}",
+                ws.unacknowledged(),
+                ws.stats().reconnects
+            )
+        })
+        .expect("flush");
+    assert_eq!(ws.unacknowledged(), 0);
+    assert!(ws.stats().reconnects >= 1, "{:?}", ws.stats());
+    let got = numbers(log.texts());
+    let missing: Vec<u64> = (1..=MESSAGES).filter(|n| !got.contains(n)).collect();
+    assert!(missing.is_empty(), "never reached the server: {missing:?}");
+}

@@ -1,0 +1,130 @@
+//! 8. The reconnection limit: none unless asked for; when it refuses, every operation
+//!    says so at once and the state says `Refused`.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use ws_reconnect::sink::ConnectionState;
+use ws_reconnect::{Error, Message, ReconnectingSink};
+
+use crate::support::{serve, Reply, Server, Ws, BOUND};
+
+/// Echoes the first message of each connection, with a Close 1000 in the same write,
+/// then reads until the client answers or goes away.
+async fn echo_once(_conn: usize, mut ws: Ws) {
+    if let Some(Ok(m)) = ws.next().await {
+        if m.is_text() {
+            let _ = ws.feed(m).await;
+            let _ = ws
+                .close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                }))
+                .await;
+        }
+    }
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
+async fn echo_once_server() -> Server {
+    serve(|_| Reply::Upgrade, echo_once).await
+}
+
+/// Sends `i` and reads its echo.
+async fn round_trip(ws: &mut ReconnectingSink, i: usize) -> Result<(), Error> {
+    timeout(BOUND, ws.send(Message::text(i.to_string())))
+        .await
+        .unwrap_or_else(|_| panic!("send({i}) did not complete before BOUND"))?;
+    let echo = timeout(BOUND, ws.next())
+        .await
+        .unwrap_or_else(|_| panic!("no echo of {i} before BOUND"));
+    assert!(
+        matches!(&echo, Some(Ok(m)) if *m == Message::text(i.to_string())),
+        "echo of {i}: {echo:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_default_builder_has_no_reconnection_count_limit() {
+    let server = echo_once_server().await;
+    let mut ws = timeout(
+        BOUND,
+        ReconnectingSink::builder()
+            .initial_interval(Duration::from_millis(10))
+            .connect(server.url()),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    for i in 0..15 {
+        if let Err(e) = round_trip(&mut ws, i).await {
+            panic!(
+                "message {i} of 15, after {} reconnections: {e:?}",
+                ws.stats().reconnects
+            );
+        }
+    }
+    assert!(ws.stats().reconnects >= 14, "{:?}", ws.stats());
+}
+
+#[tokio::test]
+async fn once_the_limit_refuses_every_operation_says_so_at_once() {
+    let server = echo_once_server().await;
+    let mut ws = timeout(
+        BOUND,
+        ReconnectingSink::builder()
+            .initial_interval(Duration::from_millis(10))
+            .max_reconnections_total(2)
+            .max_reconnections_time(Duration::from_secs(60))
+            .connect(server.url()),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+
+    // Message 0 on the first connection, 1 and 2 on the two reconnections allowed; the
+    // third reconnection, for message 3, is refused.
+    let mut refused_at = None;
+    for i in 0..6 {
+        match round_trip(&mut ws, i).await {
+            Ok(()) => {}
+            Err(Error::TooManyReconnects { .. }) => {
+                refused_at = Some(i);
+                break;
+            }
+            Err(e) => panic!("message {i}: {e:?}"),
+        }
+    }
+    assert_eq!(refused_at, Some(3), "the third reconnection is refused");
+
+    for k in 1..=3 {
+        let again = timeout(BOUND, ws.send(Message::text("again")))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "send() #{k} after the refusal hung (the window frees in 60 s); state {:?}",
+                    *ws.state().borrow()
+                )
+            });
+        assert!(
+            matches!(again, Err(Error::TooManyReconnects { .. })),
+            "send() #{k} after the refusal: {again:?}"
+        );
+    }
+    let state = ws.state().borrow().clone();
+    assert!(
+        matches!(state, ConnectionState::Refused { .. }),
+        "state after the refusal: {state:?}"
+    );
+    let item = timeout(BOUND, ws.next())
+        .await
+        .expect("next() after the refusal hung");
+    assert!(
+        matches!(item, Some(Err(Error::TooManyReconnects { .. }))),
+        "next() after the refusal: {item:?}"
+    );
+}

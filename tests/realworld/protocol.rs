@@ -1,0 +1,100 @@
+//! 2. A protocol violation that the writer comes across first: the reader must still be
+//!    told, once, and what the writer was sending must not be lost on the way.
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+use ws_reconnect::tungstenite::error::ProtocolError;
+use ws_reconnect::{tungstenite, Error, Message};
+
+use crate::quick;
+use crate::support::{eventually, serve, Log, Reply, Ws, BOUND};
+
+/// The first connection: "hello", then a text frame with RSV1 set (no extension was
+/// negotiated, so the bit is a violation), written as raw bytes after tungstenite's
+/// server handshake. Later connections push "second". Every connection records what it
+/// receives.
+fn violating(
+    log: Log,
+) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |conn, mut ws: Ws| {
+        let log = log.clone();
+        Box::pin(async move {
+            if conn == 0 {
+                let raw = [0x81, 0x05, b'h', b'e', b'l', b'l', b'o', 0xC1, 0x00];
+                if ws.get_mut().write_all(&raw).await.is_err() {
+                    return;
+                }
+            } else if ws.send(Message::text("second")).await.is_err() {
+                return;
+            }
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    log.push(conn, t.to_string());
+                }
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_protocol_violation_met_while_writing_is_reported_once_and_the_stream_goes_on() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, violating(log.clone())).await;
+    let mut ws = timeout(BOUND, quick().connect(server.url()))
+        .await
+        .expect("connect hung")
+        .expect("connect");
+
+    let first = timeout(BOUND, ws.next()).await.expect("next() hung");
+    assert!(
+        matches!(&first, Some(Ok(m)) if *m == Message::text("hello")),
+        "{first:?}"
+    );
+
+    // The violation sits unread behind "hello"; the writer gets there first.
+    timeout(BOUND, ws.send(Message::text("echo")))
+        .await
+        .expect("send(echo) hung")
+        .expect("send(echo)");
+    eventually("\"echo\" reaches the server", || {
+        log.texts().iter().any(|t| t == "echo")
+    })
+    .await;
+    let on = log
+        .entries()
+        .into_iter()
+        .find(|(_, t)| t == "echo")
+        .map(|(c, _)| c);
+    assert_eq!(
+        on,
+        Some(0),
+        "\"echo\" arrived on connection {on:?}, not on the first one it was sent on"
+    );
+
+    // The reader is told, once, at the place of the violation.
+    let item = timeout(BOUND, ws.next())
+        .await
+        .expect("next() after the violation hung");
+    assert!(
+        matches!(
+            item,
+            Some(Err(Error::Transport(tungstenite::Error::Protocol(
+                ProtocolError::NonZeroReservedBits
+            ))))
+        ),
+        "the reader got {item:?} instead of the protocol violation"
+    );
+
+    // Then the stream goes on, on a new connection.
+    let next = timeout(BOUND, ws.next())
+        .await
+        .expect("next() after the error item hung");
+    assert!(
+        matches!(&next, Some(Ok(m)) if *m == Message::text("second")),
+        "{next:?}"
+    );
+}
