@@ -165,7 +165,7 @@ async fn acknowledged_writes_survive_two_server_crashes() {
         match timeout(BOUND, ws.flush()).await {
             Err(_) => Err(format!(
                 "flush() at the end did not complete before BOUND; {} unacknowledged",
-                ws.unacknowledged()
+                ws.unacknowledged_count()
             )),
             Ok(Err(e)) => Err(format!("flush() at the end failed: {e:?}")),
             Ok(Ok(())) => Ok(ws),
@@ -187,7 +187,7 @@ async fn acknowledged_writes_survive_two_server_crashes() {
         .expect("the writer did not finish")
         .expect("the writer panicked")
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ws.unacknowledged(), 0);
+    assert_eq!(ws.unacknowledged_count(), 0);
     assert!(ws.stats().reconnects >= 2, "{:?}", ws.stats());
 
     let processed = numbers(

@@ -150,7 +150,7 @@ async fn acknowledged_sends_waiting_for_acks_replace_a_frozen_connection() {
                 panic!(
                     "send({n}) did not complete before BOUND (frozen at 11, window 8); \
                      {} unacknowledged, reconnects: {}",
-                    ws.unacknowledged(),
+                    ws.unacknowledged_count(),
                     ws.stats().reconnects
                 )
             })
@@ -161,12 +161,12 @@ async fn acknowledged_sends_waiting_for_acks_replace_a_frozen_connection() {
         .unwrap_or_else(|_| {
             panic!(
                 "flush() did not complete before BOUND; {} unacknowledged, reconnects: {}",
-                ws.unacknowledged(),
+                ws.unacknowledged_count(),
                 ws.stats().reconnects
             )
         })
         .expect("flush");
-    assert_eq!(ws.unacknowledged(), 0);
+    assert_eq!(ws.unacknowledged_count(), 0);
     assert!(ws.stats().reconnects >= 1, "{:?}", ws.stats());
     let got = numbers(log.texts());
     let missing: Vec<u64> = (1..=MESSAGES).filter(|n| !got.contains(n)).collect();

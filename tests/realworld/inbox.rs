@@ -124,7 +124,7 @@ async fn acknowledged_mode_tells_the_reader_how_many_messages_it_dropped_past_th
         .await
         .expect("flush hung")
         .expect("flush");
-    assert_eq!(ws.unacknowledged(), 0);
+    assert_eq!(ws.unacknowledged_count(), 0);
     assert_eq!(
         ws.stats().reconnects,
         0,
