@@ -33,6 +33,17 @@ pin_project! {
     }
 }
 
+/// How a call's first attempt starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// At once: a first dial, or after a connection that proved healthy.
+    Now,
+    /// After the policy's next delay: the previous connection did not prove healthy.
+    After(Duration),
+    /// Never: the previous connection did not prove healthy and the policy has run out.
+    Exhausted,
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<F> {
@@ -64,14 +75,14 @@ where
         service: S,
         policy: Arc<Mutex<ExponentialBackoff>>,
         target: Target,
-        first_delay: Option<Option<Duration>>,
+        start: Start,
     ) -> Self {
-        let state = match first_delay {
-            None => State::First,
+        let state = match start {
+            Start::Now => State::First,
             // A zero delay goes straight to the attempt: a zero-length tokio sleep
             // still waits for the next timer tick (about a millisecond).
-            Some(Some(delay)) if delay.is_zero() => State::First,
-            Some(Some(delay)) => {
+            Start::After(delay) if delay.is_zero() => State::First,
+            Start::After(delay) => {
                 tracing::debug!(
                     ?delay,
                     "previous connection was unhealthy; waiting before reconnecting"
@@ -80,7 +91,7 @@ where
                     sleep: tokio::time::sleep(delay),
                 }
             }
-            Some(None) => State::Exhausted,
+            Start::Exhausted => State::Exhausted,
         };
         ResponseFuture {
             service,

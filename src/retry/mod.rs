@@ -32,6 +32,7 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
+use self::future::Start;
 pub use self::future::ResponseFuture;
 pub use self::layer::BackoffRetryLayer;
 use crate::backoff::ExponentialBackoff;
@@ -118,18 +119,18 @@ where
 
     fn call(&mut self, target: Target) -> Self::Future {
         let mut policy = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let first_delay = if target.resets_backoff() {
+        let start = if target.resets_backoff() {
             policy.reset();
-            None
+            Start::Now
         } else {
             // The last connection dropped before it proved healthy: wait before this
             // attempt too, growing the delay, or give up if the policy has run out.
-            Some(policy.next_delay())
+            policy.next_delay().map_or(Start::Exhausted, Start::After)
         };
         drop(policy);
         // The inner service is ready (poll_ready passed); the clone serves the retries.
         let retries = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, retries);
-        ResponseFuture::new(inner, Arc::clone(&self.state), target, first_delay)
+        ResponseFuture::new(inner, Arc::clone(&self.state), target, start)
     }
 }
