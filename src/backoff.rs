@@ -1,6 +1,6 @@
 //! The exponential backoff policy: a pure value that yields the delays between attempts.
 //!
-//! This is the classic algorithm (the one the Go package we port uses): delay `n` is
+//! This is the classic exponential backoff: delay `n` is
 //! drawn uniformly from `[i·(1−f), i·(1+f)]` where `i = min(initial·multiplierⁿ, max)`
 //! and `f` is the randomization factor. A delay is given only while the time since the
 //! start (or the last [`reset`](ExponentialBackoff::reset)) plus that delay stays within

@@ -1,9 +1,8 @@
 //! A sliding window of timestamps: at most `max_total` events within any span of `window`.
 //!
 //! Pure logic, no I/O and no clock of its own: every call takes `now`. A fixed window
-//! reset by a ticker (what the Go package does) lets twice the limit through around a
-//! reset; a sliding window never does, because each event leaves the window exactly
-//! `window` after it entered.
+//! reset by a ticker lets twice the limit through around a reset; a sliding window never
+//! does, because each event leaves the window exactly `window` after it entered.
 
 use std::collections::VecDeque;
 use std::time::Duration;

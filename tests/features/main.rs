@@ -1,4 +1,4 @@
-//! Beyond the seed: keepalive, connect timeout, visible state, close codes, jitter,
+//! Beyond reconnecting: keepalive, connect timeout, visible state, close codes, jitter,
 //! redaction, input limits, cancellation.
 
 #[path = "../support/mock.rs"]
