@@ -309,6 +309,12 @@ impl<M: MakeConnection> Core<M> {
         self.publish(ConnectionState::Connecting);
     }
 
+    /// `dial()`'s work: a connection up, and everything written to it flushed.
+    pub(super) fn poll_dial(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_connected(cx))?;
+        self.poll_flush(cx)
+    }
+
     /// Drives the state to `Connected` with the `on_connect` messages and the outbox
     /// written (not necessarily flushed).
     pub(super) fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

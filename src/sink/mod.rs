@@ -205,8 +205,9 @@ impl<M: MakeConnection> ReconnectingSink<M> {
 
     /// Connects: a first dial, not counted by the limiter. Returns once the connection is
     /// up and the `on_connect` messages (and anything left unflushed from before) are
-    /// flushed. Dialing a connected sink does nothing; dialing a sink whose `close()` was
-    /// dropped before it finished abandons that close and connects anew.
+    /// flushed. Dialing a connected sink only flushes; dialing a sink that is reconnecting
+    /// waits for that reconnection; dialing a sink whose `close()` was dropped before it
+    /// finished abandons that close and connects anew.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), ws_reconnect::Error> {
@@ -223,7 +224,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// Dropping the future leaves the attempt in the sink; the next operation continues it.
     pub async fn dial(&mut self) -> Result<(), Error> {
         self.core.dial();
-        poll_fn(|cx| self.poll_flush(cx)).await
+        poll_fn(|cx| self.poll_with(Half::Write, cx, Core::poll_dial)).await
     }
 
     /// Whether a connection is up now (`state()` says `Connected`).

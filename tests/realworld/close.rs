@@ -59,7 +59,20 @@ async fn mid_dial(addr: SocketAddr, accepts: &AtomicUsize) -> ReconnectingSink {
 /// connection attempt starts over the next second.
 async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize) {
     assert_eq!(*ws.state().borrow(), ConnectionState::Closed);
-    let attempts = accepts.load(Ordering::SeqCst);
+    // An attempt dropped by close() may have sent its SYN already; the server's accept
+    // loop (late on a loaded machine) may count it after close() returned. Wait until the
+    // count settles, then no new attempt may come.
+    let mut attempts = accepts.load(Ordering::SeqCst);
+    let settle = tokio::time::Instant::now() + BOUND;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = accepts.load(Ordering::SeqCst);
+        if now == attempts {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < settle, "attempts kept coming after close()");
+        attempts = now;
+    }
     let next = timeout(BOUND, ws.next())
         .await
         .expect("next() after close() hung");
