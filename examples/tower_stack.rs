@@ -1,17 +1,41 @@
 //! `cargo run --example tower_stack`: composing the connection stack from tower layers.
 //!
 //! Our limiter and backoff stack with tower's own rate limit and timeout and with a small
-//! custom layer that logs every attempt. Runs against an embedded echo server.
+//! custom layer that logs every attempt. Runs against an embedded echo server; `--help`
+//! describes the stack instead of running it.
 
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use tower::{Service, ServiceBuilder};
 use ws_reconnect::{
     BackoffRetryLayer, ExponentialBackoff, Message, ReconnectBudget, ReconnectLimitLayer,
     ReconnectingSink, Target, TungsteniteConnector,
 };
+
+const LONG_ABOUT: &str = "\
+Builds a ReconnectingSink over a connection stack composed from tower layers, dials an
+echo server it starts on 127.0.0.1, sends one message, prints the echo and closes.
+
+The stack, outermost first:
+  ReconnectLimitLayer  ws-reconnect's sliding window: 10 reconnections an hour, a budget
+                       shared with the sink (with_limiter) so can_connect() reports it
+  rate_limit           tower's: at most 5 reconnection runs a second
+  BackoffLayer         ws-reconnect's exponential backoff: retries inside a run
+  LogAttempts          a custom layer written in the example: prints every attempt
+  timeout              tower's: bounds each attempt to 10 s
+  TungsteniteConnector opens one WebSocket connection
+
+It needs no network beyond loopback and takes no arguments.";
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Composes ws-reconnect's connection stack from tower layers and runs it once",
+    long_about = LONG_ABOUT
+)]
+struct Args {}
 
 /// Logs each connection attempt before passing it on.
 #[derive(Clone)]
@@ -38,6 +62,7 @@ impl<S: Service<Target>> Service<Target> for LogAttempts<S> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    Args::parse();
     let url = echo_server().await?;
     let limiter = ReconnectBudget::new(10, Duration::from_secs(3600)); // shareable budget
     let stack = ServiceBuilder::new()
