@@ -21,9 +21,9 @@ echo server it starts on 127.0.0.1, sends one message, prints the echo and close
 
 The stack, outermost first:
   ReconnectLimitLayer  ws-reconnect's sliding window: 10 reconnections an hour, a budget
-                       shared with the sink (with_limiter) so can_connect() reports it
+                       shared with the sink (with_budget) so can_connect() reports it
   rate_limit           tower's: at most 5 reconnection runs a second
-  BackoffLayer         ws-reconnect's exponential backoff: retries inside a run
+  BackoffRetryLayer         ws-reconnect's exponential backoff: retries inside a run
   LogAttempts          a custom layer written in the example: prints every attempt
   timeout              tower's: bounds each attempt to 10 s
   TungsteniteConnector opens one WebSocket connection

@@ -37,8 +37,8 @@ use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
 use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::{
-    BackoffLayer, BoxError, DialKind, Error, ExponentialBackoff, Message, ReconnectingSink, Target,
-    TungsteniteConnector,
+    BackoffRetryLayer, BoxError, DialKind, Error, ExponentialBackoff, Message, ReconnectingSink,
+    Target, TungsteniteConnector,
 };
 
 /// Lines read from stdin and not yet accepted by the sink, at most.
@@ -112,7 +112,7 @@ where
     }
     let (events, mut attempts) = mpsc::unbounded_channel();
     let stack = ServiceBuilder::new()
-        .layer(BackoffLayer::new(ExponentialBackoff::default()))
+        .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
         .layer_fn(|inner| ReportAttempts {
             inner,
             events: events.clone(),

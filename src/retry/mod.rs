@@ -32,8 +32,8 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-use self::future::Start;
 pub use self::future::ResponseFuture;
+use self::future::Start;
 pub use self::layer::BackoffRetryLayer;
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};

@@ -70,7 +70,10 @@ async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize
         if now == attempts {
             break;
         }
-        assert!(tokio::time::Instant::now() < settle, "attempts kept coming after close()");
+        assert!(
+            tokio::time::Instant::now() < settle,
+            "attempts kept coming after close()"
+        );
         attempts = now;
     }
     let next = timeout(BOUND, ws.next())
