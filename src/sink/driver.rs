@@ -345,10 +345,15 @@ impl<M: MakeConnection> Core<M> {
                         };
                     }
                     // Refused -> Disconnected: the limiter's window has a slot again.
+                    let last_error = Some(refusal.error().to_string());
                     self.state = State::Disconnected {
                         kind: DialKind::Reconnect,
                         reset_backoff: *reset_backoff,
                     };
+                    self.publish(ConnectionState::Reconnecting {
+                        attempt: self.reconnect_runs + 1,
+                        last_error,
+                    });
                 }
                 State::Delaying {
                     sleep,
