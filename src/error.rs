@@ -206,6 +206,80 @@ impl Error {
         }
     }
 
+    /// A copy for a second observer: the writer that hit a failure gets the error, the
+    /// reader a copy. Data-only variants are copied exactly; an opaque source (an I/O
+    /// error, a custom stack's error) keeps its kind and message but not its chain.
+    pub(crate) fn duplicate(&self) -> Error {
+        use tungstenite::Error as Ws;
+        fn opaque(e: &(dyn StdError + Send + Sync)) -> BoxError {
+            e.to_string().into()
+        }
+        match self {
+            Error::NotDialed => Error::NotDialed,
+            Error::TooManyReconnects {
+                max_total,
+                window,
+                retry_at,
+            } => Error::TooManyReconnects {
+                max_total: *max_total,
+                window: *window,
+                retry_at: *retry_at,
+            },
+            Error::InvalidUrl { url, reason } => Error::InvalidUrl {
+                url: url.clone(),
+                reason,
+            },
+            Error::Rejected {
+                status,
+                retry_after,
+                retryable,
+            } => Error::Rejected {
+                status: *status,
+                retry_after: *retry_after,
+                retryable: *retryable,
+            },
+            Error::Transport(e) => Error::Transport(match e {
+                Ws::ConnectionClosed => Ws::ConnectionClosed,
+                Ws::AlreadyClosed => Ws::AlreadyClosed,
+                Ws::Io(io) => Ws::Io(std::io::Error::new(io.kind(), io.to_string())),
+                Ws::Capacity(c) => Ws::Capacity(*c),
+                Ws::Protocol(p) => Ws::Protocol(p.clone()),
+                Ws::Utf8(s) => Ws::Utf8(s.clone()),
+                Ws::AttackAttempt => Ws::AttackAttempt,
+                other => return Error::Connection(opaque(other)),
+            }),
+            Error::Tls(e) => Error::Tls(opaque(&**e)),
+            Error::Timeout => Error::Timeout,
+            Error::GaveUp {
+                attempts,
+                elapsed,
+                source,
+            } => Error::GaveUp {
+                attempts: *attempts,
+                elapsed: *elapsed,
+                source: Box::new(source.duplicate()),
+            },
+            Error::ClosedByServer { code, reason } => Error::ClosedByServer {
+                code: *code,
+                reason: reason.clone(),
+            },
+            Error::ConnectionLost => Error::ConnectionLost,
+            Error::NotReady => Error::NotReady,
+            Error::UnsupportedMessage => Error::UnsupportedMessage,
+            Error::InboundDropped { count } => Error::InboundDropped { count: *count },
+            Error::CloseIncomplete {
+                undelivered,
+                source,
+            } => Error::CloseIncomplete {
+                undelivered: *undelivered,
+                source: Box::new(source.duplicate()),
+            },
+            Error::InvalidBackoff(e) => Error::InvalidBackoff(e.clone()),
+            Error::Request(e) => Error::Request(opaque(&**e)),
+            Error::Connection(e) => Error::Connection(opaque(&**e)),
+        }
+    }
+
     /// The server's `Retry-After`, when the error carries one.
     ///
     /// ```

@@ -362,11 +362,12 @@ impl Builder {
     }
 
     /// Uptime after which any connection counts as healthy: the next drop then starts the
-    /// backoff over, with an immediate attempt. A connection also counts as healthy,
-    /// whatever its uptime, once it delivered a message or an acknowledgement, or once
-    /// messages written on it were flushed and it stayed up for 100 ms. A connection
-    /// that did none of these (a server that accepts and drops at once) makes the next
-    /// attempt wait for the backoff, with delays growing across such connections.
+    /// backoff over, with an immediate attempt. A shorter-lived connection also counts as
+    /// healthy once it carried traffic (it delivered a message or an acknowledgement, or
+    /// messages written on it were flushed) and stayed up for 100 ms. A connection that
+    /// did neither (a server that accepts and drops, or greets and closes, at once)
+    /// makes the next attempt wait for the backoff, with delays growing across such
+    /// connections.
     /// Default 5 s.
     pub fn healthy_after(mut self, value: Duration) -> Self {
         self.healthy_after = value;
@@ -413,8 +414,11 @@ impl Builder {
     /// Keepalive: after `interval` with nothing received, send a Ping; if no frame at all
     /// arrives within `timeout` after it, the connection is dead and is replaced. A
     /// half-open connection (the peer vanished without FIN or RST) is noticed within
-    /// `interval + timeout` while the sink is polled (a reader waiting in `next()` is
-    /// enough). Default 20 s / 20 s.
+    /// `interval + timeout` while the sink is polled (a reader waiting in `next()` or a
+    /// writer waiting in `send()` is enough). Default 20 s / 20 s. The keepalive counts
+    /// whole frames: a single message that takes longer than `interval + timeout` to
+    /// arrive or to leave is taken for a dead path; raise both for very large messages
+    /// over slow links.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keepalive = Some(Keepalive::new(interval, timeout));
         self

@@ -18,8 +18,10 @@ impl<M: MakeConnection> Core<M> {
     /// owed and no connection up it closes at once; any attempt in flight is dropped.
     pub(super) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if matches!(self.state, State::Idle) {
-            // Closed already; messages a failed close left behind are still owed.
+            // Never dialed, or closed already; messages a failed close left behind are
+            // still owed.
             self.close_deadline = None;
+            self.publish(ConnectionState::Closed);
             return Poll::Ready(match self.outbox.len() {
                 0 => Ok(()),
                 undelivered => Err(Error::CloseIncomplete {

@@ -330,6 +330,10 @@ impl<M: MakeConnection> Core<M> {
                         kind: DialKind::Reconnect,
                         reset_backoff: true,
                     };
+                    self.publish(ConnectionState::Reconnecting {
+                        attempt: self.reconnect_runs + 1,
+                        last_error: None,
+                    });
                 }
                 State::Refused {
                     sleep,
@@ -480,6 +484,10 @@ impl<M: MakeConnection> Core<M> {
                 self.publish(ConnectionState::GaveUp {
                     reason: error.to_string(),
                 });
+                if self.current == Half::Write {
+                    // The reader meets the failure before its stream ends.
+                    self.inbox.push_error(error.duplicate());
+                }
             }
         }
         self.wakers.wake_other(self.current);

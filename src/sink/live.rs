@@ -77,6 +77,8 @@ pub(super) struct Live<M: MakeConnection> {
     preamble: usize,
     /// The preamble, a resend or a Ping was written and nobody has flushed it yet.
     pub(super) needs_flush: bool,
+    /// The last flush (or readiness check) found the socket full: written data waits.
+    write_blocked: bool,
     keepalive: Option<KeepaliveTimer>,
     ack_timer: Option<AckTimer>,
 }
@@ -96,6 +98,7 @@ impl<M: MakeConnection> Live<M> {
             fault: None,
             preamble: 0,
             needs_flush: false,
+            write_blocked: false,
             keepalive: keepalive.map(KeepaliveTimer::new),
             ack_timer: ack_timeout.map(AckTimer::new),
         }
@@ -106,11 +109,13 @@ impl<M: MakeConnection> Live<M> {
     }
 
     /// Whether the connection proved healthy, so that the next attempt may be immediate:
-    /// it delivered a message or an acknowledgement, or messages written on it were
-    /// flushed and it stayed up [`PRODUCTIVE_UPTIME`], or it stayed up `healthy_after`.
+    /// it carried traffic (delivered a message or an acknowledgement, or messages written
+    /// on it were flushed) and stayed up [`PRODUCTIVE_UPTIME`], or it stayed up
+    /// `healthy_after`. A server that greets and closes at once, or accepts and drops,
+    /// does neither, and meets growing delays.
     pub(super) fn healthy(&self, healthy_after: Duration) -> bool {
         let uptime = self.uptime();
-        self.delivered || uptime >= healthy_after || (self.carried && uptime >= PRODUCTIVE_UPTIME)
+        uptime >= healthy_after || ((self.delivered || self.carried) && uptime >= PRODUCTIVE_UPTIME)
     }
 
     /// Whether every `on_connect` message is written.
@@ -174,10 +179,9 @@ impl<M: MakeConnection> Live<M> {
 
     /// Whether the connection can take a message now.
     pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Lost>> {
-        self.conn
-            .as_mut()
-            .poll_ready(cx)
-            .map_err(|e| Lost::new(e.into()))
+        let ready = self.conn.as_mut().poll_ready(cx);
+        self.write_blocked = ready.is_pending();
+        ready.map_err(|e| Lost::new(e.into()))
     }
 
     /// Writes a message accepted while this connection is up (after `poll_ready`).
@@ -192,7 +196,9 @@ impl<M: MakeConnection> Live<M> {
 
     /// Flushes everything written so far.
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Lost>> {
-        ready!(self.conn.as_mut().poll_flush(cx)).map_err(|e| Lost::new(e.into()))?;
+        let flushed = self.conn.as_mut().poll_flush(cx);
+        self.write_blocked = flushed.is_pending();
+        ready!(flushed).map_err(|e| Lost::new(e.into()))?;
         self.needs_flush = false;
         self.carried |= self.wrote_fresh;
         Poll::Ready(Ok(()))
@@ -221,7 +227,10 @@ impl<M: MakeConnection> Live<M> {
         let Some(keepalive) = &mut self.keepalive else {
             return Ok(Ping::NotWritten);
         };
-        if unread {
+        // The inbox is full and the socket left unread: inbound silence proves nothing,
+        // so the clock is held, unless written data waits on a full socket too. Then
+        // nothing moves either way, and the keepalive must be able to end it.
+        if unread && !self.write_blocked {
             keepalive.hold();
             return Ok(Ping::NotWritten);
         }

@@ -53,8 +53,12 @@ async fn the_default_builder_has_no_reconnection_count_limit() {
     let server = echo_once_server().await;
     let mut ws = timeout(
         BOUND,
+        // Each connection here lives a few milliseconds (the server answers and closes),
+        // which the backoff would otherwise space with growing delays: healthy_after(0)
+        // makes every reconnection immediate, so only a count limit could stop these.
         ReconnectingSink::builder()
             .initial_interval(Duration::from_millis(10))
+            .healthy_after(Duration::ZERO)
             .connect(server.url()),
     )
     .await

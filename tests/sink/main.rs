@@ -543,6 +543,12 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     let err = timeout(BOUND, ws.flush()).await.unwrap().unwrap_err();
     assert!(matches!(err, Error::Rejected { .. }), "{err:?}");
     assert_eq!(ws.undelivered_count(), 2);
+    // The reader is told too, then its stream ends.
+    let item = timeout(BOUND, ws.next()).await.unwrap();
+    assert!(
+        matches!(item, Some(Err(Error::Rejected { .. }))),
+        "{item:?}"
+    );
     assert!(
         timeout(BOUND, ws.next()).await.unwrap().is_none(),
         "the stream ends after a permanent failure"
