@@ -274,7 +274,7 @@ impl Error {
                 undelivered: *undelivered,
                 source: Box::new(source.duplicate()),
             },
-            Error::InvalidBackoff(e) => Error::InvalidBackoff(e.clone()),
+            Error::InvalidBackoff(e) => Error::InvalidBackoff(*e),
             Error::Request(e) => Error::Request(opaque(&**e)),
             Error::Connection(e) => Error::Connection(opaque(&**e)),
         }
