@@ -114,7 +114,7 @@ pub use crate::error::{BoxError, Error};
 #[doc(inline)]
 pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 #[doc(inline)]
-pub use crate::retry::{BackoffRetry, BackoffRetryLayer};
+pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
 #[doc(inline)]
 pub use crate::sink::{
     Builder, CloseAction, ClosePolicy, ConnectionState, DefaultConnector, Keepalive,
