@@ -84,6 +84,9 @@ pub mod backoff;
 pub mod connect;
 mod error;
 pub mod limit;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod retry;
 pub mod sink;
 mod target;
