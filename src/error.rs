@@ -75,7 +75,8 @@ pub enum Error {
     Tls(BoxError),
     /// A connection attempt took longer than its timeout.
     Timeout,
-    /// The backoff policy ran out (its `max_elapsed_time` passed) while the connection
+    /// The backoff policy ran out (the exponential backoff's `max_elapsed_time` passed, or
+    /// a [`BackoffPolicy`](crate::BackoffPolicy) returned `None`) while the connection
     /// kept failing; the last failure is the [`source`](StdError::source).
     GaveUp {
         /// Connection attempts made in this run of the policy.
@@ -348,7 +349,7 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "gave up reconnecting after {attempts} attempts in {elapsed:?} \
-                 (max_elapsed_time reached); last error: {source}"
+                 (the backoff policy ran out, e.g. max_elapsed_time passed); last error: {source}"
             ),
             Error::ClosedByServer { code, reason } => write!(
                 f,

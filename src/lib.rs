@@ -84,6 +84,9 @@ pub mod backoff;
 pub mod connect;
 mod error;
 pub mod limit;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod retry;
 pub mod sink;
 mod target;
@@ -114,7 +117,7 @@ pub use crate::error::{BoxError, Error};
 #[doc(inline)]
 pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 #[doc(inline)]
-pub use crate::retry::{BackoffRetry, BackoffRetryLayer};
+pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
 #[doc(inline)]
 pub use crate::sink::{
     Builder, CloseAction, ClosePolicy, ConnectionState, DefaultConnector, Keepalive,

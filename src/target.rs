@@ -137,6 +137,15 @@ impl Target {
         self.budget.get()
     }
 
+    /// The URL of a fixed-URL target; `None` for a closure's, known only per attempt.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn fixed_uri(&self) -> Option<&Uri> {
+        match &self.source {
+            Source::Fixed { uri, .. } => Some(uri),
+            Source::Func(_) => None,
+        }
+    }
+
     /// Adds a header to every request of a fixed-URL target.
     ///
     /// # Errors

@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::Service;
 
+use super::{BackoffPolicy, Run};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
 use crate::target::Target;
@@ -23,9 +24,9 @@ pin_project! {
     ///                                    policy gives a delay
     /// permanent Err or policy ended: done with that error / GaveUp
     /// ```
-    pub struct ResponseFuture<S: Service<Target>> {
+    pub struct ResponseFuture<S: Service<Target>, P = ExponentialBackoff> {
         service: S,
-        policy: Arc<Mutex<ExponentialBackoff>>,
+        run: Arc<Mutex<Run<P>>>,
         target: Target,
         attempts: u32,
         #[pin]
@@ -58,7 +59,7 @@ pin_project! {
     }
 }
 
-impl<S: Service<Target>> std::fmt::Debug for ResponseFuture<S> {
+impl<S: Service<Target>, P> std::fmt::Debug for ResponseFuture<S, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("target", &self.target)
@@ -67,16 +68,11 @@ impl<S: Service<Target>> std::fmt::Debug for ResponseFuture<S> {
     }
 }
 
-impl<S> ResponseFuture<S>
+impl<S, P> ResponseFuture<S, P>
 where
     S: Service<Target>,
 {
-    pub(super) fn new(
-        service: S,
-        policy: Arc<Mutex<ExponentialBackoff>>,
-        target: Target,
-        start: Start,
-    ) -> Self {
+    pub(super) fn new(service: S, run: Arc<Mutex<Run<P>>>, target: Target, start: Start) -> Self {
         let state = match start {
             Start::Now => State::First,
             // A zero delay goes straight to the attempt: a zero-length tokio sleep
@@ -95,7 +91,7 @@ where
         };
         ResponseFuture {
             service,
-            policy,
+            run,
             target,
             attempts: 0,
             state,
@@ -103,10 +99,11 @@ where
     }
 }
 
-impl<S> Future for ResponseFuture<S>
+impl<S, P> Future for ResponseFuture<S, P>
 where
     S: Service<Target>,
     S::Error: Into<BoxError>,
+    P: BackoffPolicy,
 {
     type Output = Result<S::Response, Error>;
 
@@ -115,11 +112,7 @@ where
         loop {
             let failure = match this.state.as_mut().project() {
                 StateProj::Exhausted => {
-                    let elapsed = this
-                        .policy
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .elapsed();
+                    let elapsed = this.run.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
                     return Poll::Ready(Err(Error::GaveUp {
                         attempts: 0,
                         elapsed,
@@ -156,12 +149,12 @@ where
                 tracing::debug!(error = %failure, attempts = *this.attempts, "connection attempt failed; not retryable");
                 return Poll::Ready(Err(failure));
             }
-            let (next, max_interval, elapsed) = {
-                let mut policy = this.policy.lock().unwrap_or_else(|p| p.into_inner());
-                (policy.next_delay(), policy.max_interval(), policy.elapsed())
+            let (next, max_retry_after, elapsed) = {
+                let mut run = this.run.lock().unwrap_or_else(|p| p.into_inner());
+                (run.next_delay(), run.max_retry_after(), run.elapsed())
             };
             let Some(mut delay) = next else {
-                tracing::warn!(error = %failure, attempts = *this.attempts, ?elapsed, "giving up: backoff exhausted");
+                tracing::warn!(error = %failure, attempts = *this.attempts, ?elapsed, "giving up: the backoff policy has run out");
                 return Poll::Ready(Err(Error::GaveUp {
                     attempts: *this.attempts,
                     elapsed,
@@ -169,7 +162,7 @@ where
                 }));
             };
             if let Some(after) = failure.retry_after() {
-                delay = delay.max(after.min(max_interval));
+                delay = delay.max(after.min(max_retry_after));
             }
             tracing::info!(
                 attempt = *this.attempts + 1,

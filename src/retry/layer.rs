@@ -1,10 +1,11 @@
 use tower::Layer;
 
-use super::BackoffRetry;
+use super::{BackoffPolicy, BackoffRetry};
 use crate::backoff::ExponentialBackoff;
 
-/// Applies [`BackoffRetry`] to a connection service. The layer only clones the policy's
-/// settings; each wrapped service keeps its own state.
+/// Applies [`BackoffRetry`] to a connection service. The layer only clones the policy;
+/// each wrapped service keeps its own state. Any [`BackoffPolicy`] fits; the
+/// [`ExponentialBackoff`] is the default.
 ///
 /// ```
 /// use std::time::Duration;
@@ -21,19 +22,29 @@ use crate::backoff::ExponentialBackoff;
 /// # Ok::<(), ws_reconnect::InvalidBackoff>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct BackoffRetryLayer {
-    policy: ExponentialBackoff,
+pub struct BackoffRetryLayer<P = ExponentialBackoff> {
+    policy: P,
 }
 
-impl BackoffRetryLayer {
+impl<P> BackoffRetryLayer<P> {
     /// A layer retrying with `policy`.
-    pub const fn new(policy: ExponentialBackoff) -> Self {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::retry::{BackoffRetryLayer, IterBackoff};
+    ///
+    /// let layer = BackoffRetryLayer::new(IterBackoff::new(|| {
+    ///     std::iter::repeat(Duration::from_millis(500)).take(10)
+    /// }));
+    /// # let _ = layer;
+    /// ```
+    pub const fn new(policy: P) -> Self {
         BackoffRetryLayer { policy }
     }
 }
 
-impl<S> Layer<S> for BackoffRetryLayer {
-    type Service = BackoffRetry<S>;
+impl<S, P: BackoffPolicy> Layer<S> for BackoffRetryLayer<P> {
+    type Service = BackoffRetry<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         BackoffRetry::new(inner, self.policy.clone())

@@ -1,8 +1,10 @@
-//! Retries a connection attempt with exponential backoff.
+//! Retries a connection attempt with a backoff policy: [`ExponentialBackoff`] by default,
+//! or any [`BackoffPolicy`].
 //!
 //! [`BackoffRetry`] wraps a connection service. The first attempt is immediate; after a
 //! retryable failure it waits the policy's next delay (or the server's `Retry-After`,
-//! if longer, capped by `max_interval`) and tries again. It stops at a permanent error,
+//! if longer, capped by the policy's [`max_retry_after`](BackoffPolicy::max_retry_after),
+//! which is `max_interval` for the exponential backoff) and tries again. It stops at a permanent error,
 //! returned as it is, or when the policy runs out, returning [`Error::GaveUp`] with the
 //! last failure as its source.
 //!
@@ -26,21 +28,25 @@
 
 mod future;
 mod layer;
+mod policy;
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tower::Service;
 
 pub use self::future::ResponseFuture;
 use self::future::Start;
 pub use self::layer::BackoffRetryLayer;
+pub use self::policy::{BackoffPolicy, IterBackoff};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
 use crate::target::Target;
 
-/// Retries the inner connection service with an [`ExponentialBackoff`]; see the
-/// [module docs](self).
+/// Retries the inner connection service with a [`BackoffPolicy`], an
+/// [`ExponentialBackoff`] unless said otherwise; see the [module docs](self).
 ///
 /// Each `BackoffRetry` keeps its own policy state across calls; a clone starts fresh.
 ///
@@ -50,10 +56,45 @@ use crate::target::Target;
 /// assert_eq!(service.policy().multiplier(), 2.0);
 /// ```
 #[derive(Debug)]
-pub struct BackoffRetry<S> {
+pub struct BackoffRetry<S, P = ExponentialBackoff> {
     inner: S,
-    policy: ExponentialBackoff,
-    state: Arc<Mutex<ExponentialBackoff>>,
+    policy: P,
+    state: Arc<Mutex<Run<P>>>,
+}
+
+/// The policy a `BackoffRetry` is using, and when its run started (for
+/// [`Error::GaveUp`]'s `elapsed`): shared with the calls' futures.
+#[derive(Debug)]
+pub(crate) struct Run<P> {
+    policy: P,
+    started: Instant,
+}
+
+impl<P: BackoffPolicy> Run<P> {
+    fn new(policy: P) -> Self {
+        Run {
+            policy,
+            started: Instant::now(),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.policy.reset();
+        self.started = Instant::now();
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
+        self.policy.next_delay()
+    }
+
+    pub(crate) fn max_retry_after(&self) -> Duration {
+        self.policy.max_retry_after()
+    }
+
+    /// Time since the service was made or the policy last reset.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 /// Deprecated: renamed [`BackoffRetry`]: it is the retrying service, not a backoff
@@ -65,24 +106,47 @@ pub type Backoff<S> = BackoffRetry<S>;
 #[deprecated(since = "0.2.0", note = "renamed `BackoffRetryLayer`")]
 pub type BackoffLayer = BackoffRetryLayer;
 
-impl<S: Clone> Clone for BackoffRetry<S> {
+// The service is never pinned (its futures own their own clone of the inner service), so
+// an `!Unpin` policy need not make it `!Unpin`: a sink needs an `Unpin` stack.
+impl<S: Unpin, P> Unpin for BackoffRetry<S, P> {}
+
+impl<S: Clone, P: BackoffPolicy> Clone for BackoffRetry<S, P> {
     fn clone(&self) -> Self {
         BackoffRetry::new(self.inner.clone(), self.policy.clone())
     }
 }
 
-impl<S> BackoffRetry<S> {
+impl<S, P: BackoffPolicy> BackoffRetry<S, P> {
     /// Wraps `inner`, retrying with `policy`.
-    pub fn new(inner: S, policy: ExponentialBackoff) -> Self {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::retry::{BackoffRetry, IterBackoff};
+    /// use ws_reconnect::TungsteniteConnector;
+    ///
+    /// // Three retries, a second apart.
+    /// let policy = IterBackoff::new(|| std::iter::repeat(Duration::from_secs(1)).take(3));
+    /// let service = BackoffRetry::new(TungsteniteConnector::default(), policy);
+    /// # let _ = service;
+    /// ```
+    pub fn new(inner: S, policy: P) -> Self {
         BackoffRetry {
             inner,
-            state: Arc::new(Mutex::new(policy.clone())),
+            state: Arc::new(Mutex::new(Run::new(policy.clone()))),
             policy,
         }
     }
+}
 
-    /// The policy's settings.
-    pub fn policy(&self) -> &ExponentialBackoff {
+impl<S, P> BackoffRetry<S, P> {
+    /// The policy as it was given: its settings (the delays in use are drawn from a copy).
+    ///
+    /// ```
+    /// use ws_reconnect::{BackoffRetry, ExponentialBackoff, TungsteniteConnector};
+    /// let service = BackoffRetry::new(TungsteniteConnector::default(), ExponentialBackoff::default());
+    /// assert_eq!(service.policy().max_interval().as_secs(), 300);
+    /// ```
+    pub fn policy(&self) -> &P {
         &self.policy
     }
 
@@ -102,14 +166,15 @@ impl<S> BackoffRetry<S> {
     }
 }
 
-impl<S> Service<Target> for BackoffRetry<S>
+impl<S, P> Service<Target> for BackoffRetry<S, P>
 where
     S: Service<Target> + Clone,
     S::Error: Into<BoxError>,
+    P: BackoffPolicy,
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ResponseFuture<S>;
+    type Future = ResponseFuture<S, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner
@@ -118,16 +183,16 @@ where
     }
 
     fn call(&mut self, target: Target) -> Self::Future {
-        let mut policy = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut run = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let start = if target.resets_backoff() {
-            policy.reset();
+            run.reset();
             Start::Now
         } else {
             // The last connection dropped before it proved healthy: wait before this
             // attempt too, growing the delay, or give up if the policy has run out.
-            policy.next_delay().map_or(Start::Exhausted, Start::After)
+            run.next_delay().map_or(Start::Exhausted, Start::After)
         };
-        drop(policy);
+        drop(run);
         // The inner service is ready (poll_ready passed); the clone serves the retries.
         let retries = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, retries);

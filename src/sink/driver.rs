@@ -162,6 +162,7 @@ impl<M: MakeConnection> Core<M> {
         wakers: Arc<Fanout>,
     ) -> Self {
         Core {
+            stats: StatsHandle::new(&target),
             make,
             target,
             state: State::Idle,
@@ -177,7 +178,6 @@ impl<M: MakeConnection> Core<M> {
             close_policy: settings.close_policy,
             limiter,
             acks: settings.acks,
-            stats: StatsHandle::default(),
             unpublished: Tally::default(),
             unchecked: Tally::default(),
             state_tx: watch::Sender::new(ConnectionState::Idle),
