@@ -120,7 +120,7 @@ pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
 #[doc(inline)]
 pub use crate::sink::{
-    Builder, CloseAction, ClosePolicy, ConnectionState, DefaultConnector, Keepalive,
+    Builder, CloseAction, ClosePolicy, ConnectInfo, ConnectionState, DefaultConnector, Keepalive,
     ReconnectingSink, Stats, StatsHandle,
 };
 #[doc(inline)]

@@ -7,6 +7,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower::timeout::Timeout;
 use tower::ServiceBuilder;
 
+use super::hello::{ConnectInfo, Hello, HelloFn};
 use super::outbox::Outbox;
 use super::{Acks, ClosePolicy, Keepalive, ReconnectingSink};
 use crate::ack::Acknowledge;
@@ -20,7 +21,7 @@ use crate::Message;
 
 /// What the sink takes from the builder besides the connection stack.
 pub(super) struct Settings {
-    pub(super) on_connect: Vec<Message>,
+    pub(super) hello: Hello,
     pub(super) outbox: Outbox,
     pub(super) inbox_capacity: usize,
     pub(super) healthy_after: Duration,
@@ -84,6 +85,7 @@ pub struct Builder {
     limiter: Option<ReconnectBudget>,
     headers: Vec<(String, String)>,
     on_connect: Vec<Message>,
+    on_connect_with: Option<HelloFn>,
     connect_timeout: Duration,
     /// Opens each connection: WebSocket settings, status policy, TLS.
     connector: TungsteniteConnector,
@@ -111,6 +113,7 @@ impl Default for Builder {
             limiter: None,
             headers: Vec::new(),
             on_connect: Vec::new(),
+            on_connect_with: None,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             connector: TungsteniteConnector::new().config(Self::default_websocket_config()),
             healthy_after: Self::DEFAULT_HEALTHY_AFTER,
@@ -303,6 +306,37 @@ impl Builder {
     /// order given.
     pub fn on_connect(mut self, message: Message) -> Self {
         self.on_connect.push(message);
+        self
+    }
+
+    /// Messages computed for each connection, sent after the fixed
+    /// [`on_connect`](Self::on_connect) messages and before anything resent: for
+    /// protocols that resume ("subscribe from sequence N", "resume session S", a nonce
+    /// signed per connection). The hook gets what the sink knows ([`ConnectInfo`]) and
+    /// whatever it captured, such as the last sequence number the reader saw. It runs
+    /// inside the sink's poll, so it must be quick and must not block.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use ws_reconnect::{ConnectInfo, Message, ReconnectingSink};
+    ///
+    /// let last_seen = Arc::new(AtomicU64::new(0)); // the reader stores each sequence number
+    /// let seen = Arc::clone(&last_seen);
+    /// let ws = ReconnectingSink::builder()
+    ///     .on_connect_with(move |info: &ConnectInfo| {
+    ///         let from = seen.load(Ordering::Relaxed) + 1;
+    ///         vec![Message::text(format!(r#"{{"subscribe":"ticks","from":{from},"reconnect":{}}}"#, info.reconnect))]
+    ///     })
+    ///     .build("ws://127.0.0.1:9000/feed")?;
+    /// # let _ = (ws, last_seen);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn on_connect_with<F>(mut self, hook: F) -> Self
+    where
+        F: FnMut(&ConnectInfo) -> Vec<Message> + Send + 'static,
+    {
+        self.on_connect_with = Some(Box::new(hook));
         self
     }
 
@@ -558,7 +592,7 @@ impl Builder {
             make,
             target,
             Settings {
-                on_connect: self.on_connect,
+                hello: Hello::new(self.on_connect, self.on_connect_with),
                 outbox: Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes),
                 inbox_capacity: self.max_queued_inbound,
                 healthy_after: self.healthy_after,

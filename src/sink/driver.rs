@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::acks::Acks;
 use super::builder::Settings;
+use super::hello::{ConnectInfo, Hello};
 use super::inbound::{Inbox, Look};
 use super::keepalive::{Keepalive, Ping};
 use super::live::{Health, Live, Lost};
@@ -37,7 +38,9 @@ pub(super) struct Core<M: MakeConnection> {
     pub(super) make: M,
     pub(super) target: Target,
     pub(super) state: State<M>,
-    pub(super) on_connect: Vec<Message>,
+    pub(super) hello: Hello,
+    /// When the last connection was lost (for [`ConnectInfo::outage`]).
+    lost_at: Option<Instant>,
     pub(super) outbox: Outbox,
     pub(super) inbox: Inbox,
     pub(super) timing: Timing,
@@ -166,7 +169,8 @@ impl<M: MakeConnection> Core<M> {
             make,
             target,
             state: State::Idle,
-            on_connect: settings.on_connect,
+            hello: settings.hello,
+            lost_at: None,
             outbox: settings.outbox,
             inbox: Inbox::new(settings.inbox_capacity),
             timing: Timing {
@@ -396,19 +400,31 @@ impl<M: MakeConnection> Core<M> {
                 }
                 State::Connecting { future, kind } => match ready!(future.as_mut().poll(cx)) {
                     Ok(conn) => {
-                        self.stats.connected(*kind == DialKind::Reconnect);
+                        let kind = *kind;
+                        self.stats.connected(kind == DialKind::Reconnect);
                         self.reconnect_runs = 0;
                         self.publish(ConnectionState::Connected);
+                        let info = ConnectInfo {
+                            connection: self.stats.get().connects.saturating_sub(1),
+                            reconnect: kind == DialKind::Reconnect,
+                            outage: self.lost_at.take().map(|at| at.elapsed()),
+                            resending: self.outbox.len(),
+                        };
+                        let hello = self.hello.for_connection(&info);
                         tracing::info!(
-                            on_connect = self.on_connect.len(),
+                            hello = hello.len(),
                             resending = self.outbox.len(),
                             "connected"
                         );
                         self.outbox.rewind();
                         let ack_timeout = self.acks.as_ref().map(|a| a.timeout);
                         // Connecting -> Connected
-                        self.state =
-                            State::Connected(Live::new(conn, self.timing.keepalive, ack_timeout));
+                        self.state = State::Connected(Live::new(
+                            conn,
+                            hello,
+                            self.timing.keepalive,
+                            ack_timeout,
+                        ));
                         self.wakers.wake_other(self.current);
                     }
                     Err(e) => {
@@ -431,7 +447,7 @@ impl<M: MakeConnection> Core<M> {
                         self.lose(Lost::unhealthy(cause.unwrap_or_default().into()));
                         continue;
                     }
-                    match ready!(live.poll_write_backlog(&self.on_connect, &mut self.outbox, cx)) {
+                    match ready!(live.poll_write_backlog(&mut self.outbox, cx)) {
                         Ok(resent) => {
                             if resent > 0 {
                                 self.stats.resent(resent);
@@ -508,6 +524,7 @@ impl<M: MakeConnection> Core<M> {
         };
         let cause = lost.cause;
         tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
+        self.lost_at = Some(Instant::now());
         self.outbox.rewind();
         self.stats.disconnected();
         self.state = if self.timing.reconnect_jitter.is_zero() {

@@ -73,7 +73,9 @@ pub(super) struct Live<M: MakeConnection> {
     /// The peer broke the protocol and one last write was granted: the next flush drops
     /// the connection. Holds the cause.
     pub(super) fault: Option<String>,
-    /// `on_connect` messages written so far.
+    /// The messages sent first on this connection (fixed and computed).
+    hello: Vec<Message>,
+    /// Of which this many are written.
     preamble: usize,
     /// The preamble, a resend or a Ping was written and nobody has flushed it yet.
     pub(super) needs_flush: bool,
@@ -86,6 +88,7 @@ pub(super) struct Live<M: MakeConnection> {
 impl<M: MakeConnection> Live<M> {
     pub(super) fn new(
         conn: M::Connection,
+        hello: Vec<Message>,
         keepalive: Option<Keepalive>,
         ack_timeout: Option<Duration>,
     ) -> Self {
@@ -96,6 +99,7 @@ impl<M: MakeConnection> Live<M> {
             wrote_fresh: false,
             carried: false,
             fault: None,
+            hello,
             preamble: 0,
             needs_flush: false,
             write_blocked: false,
@@ -118,9 +122,9 @@ impl<M: MakeConnection> Live<M> {
         uptime >= healthy_after || ((self.delivered || self.carried) && uptime >= PRODUCTIVE_UPTIME)
     }
 
-    /// Whether every `on_connect` message is written.
-    pub(super) fn preamble_done(&self, on_connect: &[Message]) -> bool {
-        self.preamble == on_connect.len()
+    /// Whether every hello message is written.
+    pub(super) fn preamble_done(&self) -> bool {
+        self.preamble == self.hello.len()
     }
 
     /// Any frame arrived: the keepalive's clock starts over.
@@ -143,20 +147,19 @@ impl<M: MakeConnection> Live<M> {
         }
     }
 
-    /// Writes the `on_connect` messages, then every outbox message not yet written to
-    /// this connection. `Ok(n)`: all written, `n` of them from the outbox (resent).
+    /// Writes the hello messages, then every outbox message not yet written to this
+    /// connection. `Ok(n)`: all written, `n` of them from the outbox (resent).
     pub(super) fn poll_write_backlog(
         &mut self,
-        on_connect: &[Message],
         outbox: &mut Outbox,
         cx: &mut Context<'_>,
     ) -> Poll<Result<usize, Lost>> {
         let mut resent = 0usize;
         loop {
-            let message = if let Some(m) = on_connect.get(self.preamble) {
-                m
+            let message = if let Some(m) = self.hello.get(self.preamble) {
+                m.clone()
             } else if let Some(m) = outbox.next_unwritten() {
-                m
+                m.clone()
             } else {
                 return Poll::Ready(Ok(resent));
             };
@@ -165,9 +168,9 @@ impl<M: MakeConnection> Live<M> {
             }
             self.conn
                 .as_mut()
-                .start_send(message.clone())
+                .start_send(message)
                 .map_err(|e| Lost::new(e.into()))?;
-            if self.preamble < on_connect.len() {
+            if self.preamble < self.hello.len() {
                 self.preamble += 1;
             } else {
                 outbox.mark_written();

@@ -29,7 +29,7 @@ impl<M: MakeConnection> Core<M> {
             && !self.due_for_check()
             && !self.window_full();
         if let State::Connected(live) = &mut self.state {
-            if steady && live.preamble_done(&self.on_connect) && live.fault.is_none() {
+            if steady && live.preamble_done() && live.fault.is_none() {
                 if let Poll::Ready(Ok(())) = live.poll_ready(cx) {
                     return Poll::Ready(Ok(()));
                 }
