@@ -26,7 +26,8 @@ pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The connector performs the HTTP upgrade itself and hands the upgraded socket to
 /// tokio-tungstenite: tungstenite's own client handshake logs the whole request, query
 /// and header values included, as a `log` record. Nothing here logs more than the URL
-/// without user-info and query, and the response status.
+/// without user-info and query, the proxy without its credentials, and the response
+/// status.
 ///
 /// - A URL that is not `ws://` or `wss://` with a host fails with
 ///   [`Error::InvalidUrl`] before any network traffic.
