@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use crate::backoff::InvalidBackoff;
+use crate::connect::ProxyFailure;
 
 /// A boxed error, as produced by generic `tower` middleware.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -66,6 +67,32 @@ pub enum Error {
         /// The server's `Retry-After`, in seconds or as an HTTP date, if it sent one.
         retry_after: Option<Duration>,
         /// Whether the status policy classified the status as worth retrying.
+        retryable: bool,
+    },
+    /// A proxy between this client and the server did not open the tunnel: it refused
+    /// (an HTTP status to `CONNECT`, a SOCKS5 failure reply, rejected credentials), spoke
+    /// another protocol, or could not be reached. The server was not contacted.
+    ///
+    /// ```
+    /// use ws_reconnect::connect::ProxyFailure;
+    /// use ws_reconnect::Error;
+    ///
+    /// let err = Error::Proxy {
+    ///     proxy: "http://proxy.example:3128".into(),
+    ///     failure: ProxyFailure::Status(http::StatusCode::PROXY_AUTHENTICATION_REQUIRED),
+    ///     retryable: false,
+    /// };
+    /// assert!(!err.is_retryable());
+    /// assert!(err.to_string().contains("user:password of the proxy URL"));
+    /// ```
+    Proxy {
+        /// The proxy, as `scheme://host:port`: never its credentials.
+        proxy: String,
+        /// What the proxy answered, or why it could not be reached.
+        failure: ProxyFailure,
+        /// Whether trying again may succeed ([`ProxyFailure::is_retryable`]): an
+        /// unreachable proxy, 502/503/504, a SOCKS5 path failure are; credentials (407, a
+        /// refused login), a forbidden destination (403) are not.
         retryable: bool,
     },
     /// A WebSocket or I/O error from tungstenite.
@@ -169,8 +196,10 @@ impl Error {
     ///
     /// Retryable: I/O errors (refused, reset, DNS), timeouts, statuses the status policy
     /// calls retryable (by default 408, 425, 429, 500, 502, 503, 504), a lost connection,
-    /// and errors from a custom stack. Permanent: a bad URL or setting, other statuses,
-    /// protocol and TLS errors, the limiter's refusal and an exhausted backoff.
+    /// a proxy failure marked retryable, and errors from a custom stack. Permanent: a bad
+    /// URL or setting, other statuses, a proxy's refusal of the credentials or the
+    /// destination, protocol and TLS errors, the limiter's refusal and an exhausted
+    /// backoff.
     ///
     /// ```
     /// use ws_reconnect::Error;
@@ -179,7 +208,7 @@ impl Error {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Rejected { retryable, .. } => *retryable,
+            Error::Rejected { retryable, .. } | Error::Proxy { retryable, .. } => *retryable,
             Error::Transport(e) => matches!(
                 e,
                 tungstenite::Error::Io(_)
@@ -335,6 +364,22 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Proxy {
+                proxy,
+                failure,
+                retryable,
+            } => {
+                write!(
+                    f,
+                    "the proxy {proxy} did not open a tunnel to the server: {failure}"
+                )?;
+                let advice = failure.advice(*retryable);
+                if *retryable {
+                    write!(f, " ({advice}; retried)")
+                } else {
+                    write!(f, "; not retried: {advice}")
+                }
+            }
             Error::Transport(e) => write!(f, "WebSocket transport error: {e}"),
             Error::Tls(e) => write!(
                 f,
@@ -391,6 +436,10 @@ impl StdError for Error {
             Error::Transport(e) => Some(e),
             Error::GaveUp { source, .. } | Error::CloseIncomplete { source, .. } => Some(&**source),
             Error::InvalidBackoff(e) => Some(e),
+            Error::Proxy {
+                failure: ProxyFailure::Io(e),
+                ..
+            } => Some(e),
             Error::Request(e) | Error::Connection(e) | Error::Tls(e) => Some(&**e),
             _ => None,
         }

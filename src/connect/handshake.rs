@@ -1,5 +1,5 @@
-//! The client side of the WebSocket upgrade: TCP, TLS for `wss://`, the HTTP request and
-//! the server's response.
+//! The client side of the WebSocket upgrade: TCP (directly or through a proxy's tunnel,
+//! see `proxy`), TLS for `wss://`, the HTTP request and the server's response.
 //!
 //! # Why the crate does the handshake itself
 //!
@@ -44,6 +44,7 @@ use tokio_tungstenite::tungstenite::handshake::headers::MAX_HEADERS;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::proxy::{self, InvalidProxy, ProxyConfig, ProxyFailure, TunnelError};
 use super::tungstenite::TungsteniteConnection;
 use crate::target::ClientRequest;
 
@@ -77,6 +78,15 @@ pub(crate) enum HandshakeError {
     },
     /// The URL, the transport, TLS, or a response that breaks the protocol.
     Ws(WsError),
+    /// The proxy URL is malformed or names an unsupported protocol.
+    InvalidProxy(InvalidProxy),
+    /// The proxy did not open the tunnel.
+    Proxy {
+        /// The proxy's URL without credentials.
+        proxy: String,
+        /// What went wrong.
+        failure: ProxyFailure,
+    },
 }
 
 impl From<WsError> for HandshakeError {
@@ -91,14 +101,17 @@ impl From<std::io::Error> for HandshakeError {
     }
 }
 
-/// Opens a WebSocket connection for `request`: TCP (Nagle off), TLS for `wss://`, the
-/// upgrade. Nothing here logs the request or the response.
+/// Opens a WebSocket connection for `request`: TCP (Nagle off), directly or through the
+/// tunnel of the proxy `proxy` chooses, TLS for `wss://`, the upgrade. Nothing here logs
+/// the request or the response.
 ///
-/// The request is checked before any network traffic. The caller bounds the time.
+/// The request and the proxy URL are checked before any network traffic. The caller
+/// bounds the time.
 pub(crate) async fn connect(
     request: &ClientRequest,
     config: WebSocketConfig,
     tls: &Tls,
+    proxy: &ProxyConfig,
 ) -> Result<TungsteniteConnection, HandshakeError> {
     let endpoint = Endpoint::of(request.uri())?;
     #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
@@ -111,9 +124,29 @@ pub(crate) async fn connect(
         accept_key: derive_accept_key(key.as_bytes()),
         offered_protocols: offered_protocols(request.headers()),
     };
+    let route = proxy
+        .route(endpoint.secure, endpoint.host)
+        .map_err(HandshakeError::InvalidProxy)?;
 
-    let tcp = TcpStream::connect((endpoint.host, endpoint.port)).await?;
-    tcp.set_nodelay(true)?;
+    let tcp = match route {
+        None => {
+            let tcp = TcpStream::connect((endpoint.host, endpoint.port)).await?;
+            tcp.set_nodelay(true)?;
+            tcp
+        }
+        Some(proxy) => {
+            tracing::debug!(%proxy, "through a proxy");
+            proxy::tunnel(&proxy, endpoint.host, endpoint.port)
+                .await
+                .map_err(|e| match e {
+                    TunnelError::Proxy(failure) => HandshakeError::Proxy {
+                        proxy: proxy.to_string(),
+                        failure,
+                    },
+                    TunnelError::Resolve(e) => e.into(),
+                })?
+        }
+    };
     let mut stream = wrap_tls(tcp, &endpoint, tls).await?;
     stream.write_all(&bytes).await?;
     stream.flush().await?;
@@ -280,11 +313,11 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 
 /// A parsed response head.
 #[derive(Debug)]
-struct ResponseHead {
+pub(super) struct ResponseHead {
     /// `HTTP/1.<minor>`.
-    minor_version: u8,
-    status: StatusCode,
-    headers: HeaderMap,
+    pub(super) minor_version: u8,
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
 }
 
 /// What a `101` response must carry for this request.
@@ -339,7 +372,7 @@ impl Expected {
 
 /// Reads the response head, at most [`MAX_RESPONSE_HEAD`] bytes of it, and returns it with
 /// the bytes that came after it (the server may send frames right after a `101`).
-async fn read_head<S>(stream: &mut S) -> Result<(ResponseHead, Vec<u8>), WsError>
+pub(super) async fn read_head<S>(stream: &mut S) -> Result<(ResponseHead, Vec<u8>), WsError>
 where
     S: AsyncRead + Unpin,
 {

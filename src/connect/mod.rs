@@ -22,6 +22,7 @@
 //! ```
 
 mod handshake;
+mod proxy;
 mod status;
 mod tungstenite;
 
@@ -32,6 +33,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tower::Service;
 
+pub use self::proxy::{ProxyFailure, SocksReply};
 pub use self::status::{parse_retry_after, StatusPolicy};
 pub use self::tungstenite::{TungsteniteConnection, TungsteniteConnector};
 use crate::error::BoxError;

@@ -12,6 +12,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::Service;
 
 use super::handshake::{self, HandshakeError, Tls};
+use super::proxy::ProxyConfig;
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
 use crate::target::{redact_uri, Target};
@@ -25,7 +26,8 @@ pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The connector performs the HTTP upgrade itself and hands the upgraded socket to
 /// tokio-tungstenite: tungstenite's own client handshake logs the whole request, query
 /// and header values included, as a `log` record. Nothing here logs more than the URL
-/// without user-info and query, and the response status.
+/// without user-info and query, the proxy without its credentials, and the response
+/// status.
 ///
 /// - A URL that is not `ws://` or `wss://` with a host fails with
 ///   [`Error::InvalidUrl`] before any network traffic.
@@ -44,6 +46,11 @@ pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 ///
 /// Nagle's algorithm is disabled (WebSocket messages are small and latency matters).
 ///
+/// Connections go through the proxy the environment names (`HTTPS_PROXY`, `HTTP_PROXY`,
+/// `ALL_PROXY`, `NO_PROXY`), read at each attempt, unless [`proxy`](Self::proxy) sets one
+/// or [`no_proxy`](Self::no_proxy) turns proxies off. A proxy that refuses is
+/// [`Error::Proxy`].
+///
 /// ```
 /// use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// use ws_reconnect::{StatusPolicy, TungsteniteConnector};
@@ -59,6 +66,7 @@ pub struct TungsteniteConnector {
     status_policy: StatusPolicy,
     #[cfg(feature = "rustls")]
     rustls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    proxy: ProxyConfig,
 }
 
 impl fmt::Debug for TungsteniteConnector {
@@ -66,6 +74,7 @@ impl fmt::Debug for TungsteniteConnector {
         f.debug_struct("TungsteniteConnector")
             .field("config", &self.config)
             .field("status_policy", &self.status_policy)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +122,56 @@ impl TungsteniteConnector {
         self
     }
 
+    /// Sends every connection through this proxy, whatever the environment says:
+    ///
+    /// - `http://[user:password@]host[:port]`: an HTTP proxy, asked for a `CONNECT`
+    ///   tunnel, with Basic credentials from the user-info (default port 80);
+    /// - `socks5://[user:password@]host[:port]`: a SOCKS5 proxy, given the server's
+    ///   address: the host name is resolved here, as curl does (default port 1080);
+    /// - `socks5h://…`: the same, but the proxy resolves the host name (use it when only
+    ///   the proxy's side can resolve it, or to keep names out of local DNS).
+    ///
+    /// A URL without a scheme is an HTTP proxy. User-info is percent-decoded
+    /// (`p%40ss` for `p@ss`) and never appears in logs, `Debug` output or errors. For
+    /// `wss://`, TLS runs inside the tunnel and is checked against the server's host
+    /// name; the proxy sees only `host:port`.
+    ///
+    /// The URL is parsed here and a malformed or unsupported one (`https://` to the proxy,
+    /// `socks4://`) makes every connection attempt fail with [`Error::InvalidUrl`], which
+    /// is not retried; [`Builder::build`](crate::Builder::build) reports it before any.
+    ///
+    /// ```
+    /// use ws_reconnect::TungsteniteConnector;
+    ///
+    /// let connector = TungsteniteConnector::new().proxy("socks5h://user:secret@127.0.0.1:1080");
+    /// // Debug output names the proxy, never its credentials.
+    /// let debug = format!("{connector:?}");
+    /// assert!(debug.contains("socks5h://127.0.0.1:1080") && !debug.contains("secret"));
+    /// ```
+    pub fn proxy(mut self, url: impl AsRef<str>) -> Self {
+        self.proxy = ProxyConfig::fixed(url.as_ref());
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables and any
+    /// [`proxy`](Self::proxy) set before: tokio-tungstenite's behaviour.
+    ///
+    /// ```
+    /// use ws_reconnect::TungsteniteConnector;
+    ///
+    /// let connector = TungsteniteConnector::new().no_proxy();
+    /// assert!(format!("{connector:?}").contains("proxy: none"));
+    /// ```
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyConfig::Direct;
+        self
+    }
+
+    /// The error of a proxy URL set with [`proxy`](Self::proxy) that does not parse.
+    pub(crate) fn check_proxy(&self) -> Result<(), Error> {
+        Ok(self.proxy.check()?)
+    }
+
     #[cfg(feature = "rustls")]
     fn tls(&self) -> Tls {
         Tls::Rustls(self.rustls.clone().unwrap_or_else(default_rustls_config))
@@ -148,11 +207,12 @@ impl Service<Target> for TungsteniteConnector {
         let config = self.config;
         let policy = self.status_policy.clone();
         let tls = self.tls();
+        let proxy = self.proxy.clone();
         Box::pin(async move {
             let request = target.request()?;
             let url = redact_uri(request.uri());
             tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
-            match handshake::connect(&request, config, &tls).await {
+            match handshake::connect(&request, config, &tls, &proxy).await {
                 Ok(stream) => {
                     tracing::debug!(%url, status = 101, "WebSocket handshake done");
                     Ok(stream)
@@ -165,6 +225,15 @@ impl Service<Target> for TungsteniteConnector {
                         retryable: policy.is_retryable(status),
                     })
                 }
+                Err(HandshakeError::Proxy { proxy, failure }) => {
+                    tracing::debug!(%url, %proxy, %failure, "the proxy did not open the tunnel");
+                    Err(Error::Proxy {
+                        retryable: failure.is_retryable(),
+                        proxy,
+                        failure,
+                    })
+                }
+                Err(HandshakeError::InvalidProxy(e)) => Err(e.into()),
                 Err(HandshakeError::Ws(WsError::Url(e))) => Err(Error::InvalidUrl {
                     url,
                     reason: url_reason(&e),

@@ -395,6 +395,47 @@ impl Builder {
         self
     }
 
+    /// Sends every connection through this proxy (see [`TungsteniteConnector::proxy`]):
+    /// `http://[user:password@]host:port` for an HTTP `CONNECT` tunnel,
+    /// `socks5://…` (the host name resolved here) or `socks5h://…` (resolved by the
+    /// proxy) for SOCKS5. It wins over the environment. A malformed or unsupported URL is
+    /// [`Error::InvalidUrl`] from `build`/`connect`; the credentials never appear in logs,
+    /// `Debug` output or errors.
+    ///
+    /// Without this setter, connections follow `HTTPS_PROXY` (`wss://`), `HTTP_PROXY`
+    /// (`ws://`), `ALL_PROXY` and `NO_PROXY`, read at each attempt, as curl and reqwest
+    /// do; [`no_proxy`](Self::no_proxy) turns that off.
+    ///
+    /// ```
+    /// use ws_reconnect::{Error, ReconnectingSink};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .proxy("http://user:secret@127.0.0.1:3128")
+    ///     .build("wss://example.com/feed")?;
+    /// # let _ = ws;
+    ///
+    /// let bad = ReconnectingSink::builder().proxy("socks4://127.0.0.1:1080").build("ws://example.com/");
+    /// assert!(matches!(bad, Err(Error::InvalidUrl { .. })));
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn proxy(mut self, url: impl AsRef<str>) -> Self {
+        self.connector = self.connector.proxy(url);
+        self
+    }
+
+    /// Connects directly: no proxy, whatever the environment says (see
+    /// [`TungsteniteConnector::no_proxy`]).
+    ///
+    /// ```
+    /// let ws = ws_reconnect::ReconnectingSink::builder().no_proxy().build("ws://127.0.0.1:9000/")?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn no_proxy(mut self) -> Self {
+        self.connector = self.connector.no_proxy();
+        self
+    }
+
     /// Uptime after which any connection counts as healthy: the next drop then starts the
     /// backoff over, with an immediate attempt. A shorter-lived connection also counts as
     /// healthy once it carried traffic (it delivered a message or an acknowledgement, or
@@ -534,9 +575,11 @@ impl Builder {
     /// the target.
     ///
     /// # Errors
-    /// [`Error::InvalidBackoff`].
+    /// [`Error::InvalidBackoff`], or [`Error::InvalidUrl`] for a bad
+    /// [`proxy`](Self::proxy) URL.
     pub fn build_with(self, target: Target) -> Result<ReconnectingSink, Error> {
         let policy = self.backoff.clone().build()?;
+        self.connector.check_proxy()?;
         let limiter = self
             .limiter
             .clone()

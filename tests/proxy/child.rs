@@ -1,0 +1,151 @@
+//! Tests that run in a child process of this test binary: one with an environment of its
+//! own (set on the child's command, so no test changes the environment the others read),
+//! one with a global tracing subscriber (tracing's callsite cache is process-wide).
+
+use std::io::Write;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::time::timeout;
+use ws_reconnect::Message;
+
+use crate::support::BOUND;
+
+/// The child's test, and the variables that tell it what to do.
+const DIAL_TEST: &str = "child_dial_with_this_environment";
+const CHILD_URL: &str = "WS_RECONNECT_PROXY_CHILD_URL";
+const CHILD_SETUP: &str = "WS_RECONNECT_PROXY_CHILD_SETUP";
+/// Set in a child process that runs one named test alone.
+const CHILD_TEST: &str = "WS_RECONNECT_PROXY_CHILD_TEST";
+/// Marks the dial's outcome in the child's output.
+pub const OUTCOME: &str = "OUTCOME: ";
+
+/// Every variable the proxy rules read: removed from each child's environment first.
+const PROXY_VARIABLES: [&str; 9] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "REQUEST_METHOD",
+];
+
+/// Runs `test` alone in a child process of this binary with `env` added, and returns its
+/// output once it passed.
+async fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_TEST, test)
+        .kill_on_drop(true);
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = timeout(BOUND, command.output())
+        .await
+        .expect("the child test process hung")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{test} failed in its child process:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child ran exactly this test; a filter that matched nothing would pass silently.
+    assert!(stdout.contains("1 passed"), "the child did not run {test}");
+    out
+}
+
+/// Dials `url` in a child process whose environment has `env`, with the builder set up by
+/// `setup` (`default`, `no_proxy` or `proxy=<url>`), and returns the outcome:
+/// `connected` (a message made the round trip) or the error's `Debug`.
+pub async fn dial(url: &str, setup: &str, env: &[(&str, &str)]) -> String {
+    let mut env = env.to_vec();
+    env.extend([(CHILD_URL, url), (CHILD_SETUP, setup)]);
+    let out = run_child(DIAL_TEST, &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let start = stdout
+        .find(OUTCOME)
+        .unwrap_or_else(|| panic!("no outcome in the child's output:\n{stdout}"))
+        + OUTCOME.len();
+    stdout[start..]
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// In the child started by [`dial`]: dials as told and returns the outcome. `None` in any
+/// other process.
+pub async fn dial_as_child() -> Option<String> {
+    if std::env::var(CHILD_TEST).as_deref() != Ok(DIAL_TEST) {
+        return None;
+    }
+    let url = std::env::var(CHILD_URL).unwrap();
+    let setup = std::env::var(CHILD_SETUP).unwrap();
+    // A proxy that is used but dead makes the backoff give up soon.
+    let builder = crate::quick().max_elapsed_time(Some(Duration::from_secs(1)));
+    let builder = match setup.as_str() {
+        "default" => builder,
+        "no_proxy" => builder.no_proxy(),
+        other => builder.proxy(other.strip_prefix("proxy=").expect("a known setup")),
+    };
+    let outcome = match timeout(BOUND, builder.connect(&url)).await {
+        Err(_) => "the dial hung".to_owned(),
+        Ok(Err(e)) => format!("{e:?}"),
+        Ok(Ok(mut ws)) => {
+            ws.send(Message::text("hello")).await.unwrap();
+            let echoed = timeout(BOUND, ws.next()).await.expect("no echo");
+            assert_eq!(echoed.unwrap().unwrap(), Message::text("hello"));
+            "connected".to_owned()
+        }
+    };
+    Some(outcome)
+}
+
+/// Runs the test `name` alone in a child process of this test binary. Returns `true` in
+/// the parent, which has nothing more to do (the child passed), and `false` in the child,
+/// which runs the test body.
+pub async fn in_child_process(name: &str) -> bool {
+    if std::env::var(CHILD_TEST).as_deref() == Ok(name) {
+        return false;
+    }
+    run_child(name, &[]).await;
+    true
+}
+
+/// A `MakeWriter` that collects every log line.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
