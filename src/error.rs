@@ -268,6 +268,15 @@ impl Error {
                 retry_after: *retry_after,
                 retryable: *retryable,
             },
+            Error::Proxy {
+                proxy,
+                failure,
+                retryable,
+            } => Error::Proxy {
+                proxy: proxy.clone(),
+                failure: failure.duplicate(),
+                retryable: *retryable,
+            },
             Error::Transport(e) => Error::Transport(match e {
                 Ws::ConnectionClosed => Ws::ConnectionClosed,
                 Ws::AlreadyClosed => Ws::AlreadyClosed,

@@ -67,6 +67,18 @@ impl ProxyFailure {
         }
     }
 
+    /// A copy (an I/O error keeps its kind and message).
+    pub(crate) fn duplicate(&self) -> ProxyFailure {
+        match self {
+            ProxyFailure::Status(status) => ProxyFailure::Status(*status),
+            ProxyFailure::Socks(reply) => ProxyFailure::Socks(*reply),
+            ProxyFailure::AuthRequired => ProxyFailure::AuthRequired,
+            ProxyFailure::AuthRejected => ProxyFailure::AuthRejected,
+            ProxyFailure::Protocol(what) => ProxyFailure::Protocol(what),
+            ProxyFailure::Io(e) => ProxyFailure::Io(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
     /// What the user can do about it, for the error message.
     pub(crate) fn advice(&self, retryable: bool) -> &'static str {
         match self {
