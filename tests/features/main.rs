@@ -136,6 +136,17 @@ async fn state_transitions_are_published_in_order() {
         assert!(Instant::now() < deadline);
         let _ = timeout(Duration::from_millis(20), ws.next()).await;
     }
+    // A watch channel keeps only the latest value: let the watcher see the second
+    // Connected before the next transitions replace it.
+    eventually("the watcher saw the reconnection", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| **s == ConnectionState::Connected)
+            .count()
+            >= 2
+    })
+    .await;
     ws.close().await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     drop(ws);
