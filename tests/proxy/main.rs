@@ -603,10 +603,21 @@ async fn environment_variables_choose_the_proxy() {
     ) else {
         return;
     };
-    let target = server.addr.to_string();
-    let url = server.url();
+    // The environment never applies to loopback names and addresses, so these cases dial
+    // 0.0.0.0, which Linux connects to this machine (through loopback) and which is not a
+    // loopback address to the proxy rules.
+    let port = server.addr.port();
+    let target = format!("0.0.0.0:{port}");
+    let url = format!("ws://{target}/");
     let dead = format!("http://{}", dead_port().await);
     let http_url = http.url("http", None);
+
+    // Loopback goes direct whatever the environment says.
+    let env = [("HTTP_PROXY", dead.as_str()), ("ALL_PROXY", dead.as_str())];
+    assert_eq!(
+        child::dial(&server.url(), "default", &env).await,
+        "connected"
+    );
 
     // Read by default: ws:// takes HTTP_PROXY.
     let outcome = child::dial(&url, "default", &[("HTTP_PROXY", &http_url)]).await;
@@ -616,7 +627,7 @@ async fn environment_variables_choose_the_proxy() {
     // NO_PROXY sends the host direct.
     let env = [
         ("HTTP_PROXY", http_url.as_str()),
-        ("NO_PROXY", "localhost,127.0.0.1"),
+        ("NO_PROXY", "localhost,0.0.0.0"),
     ];
     assert_eq!(child::dial(&url, "default", &env).await, "connected");
     assert_eq!(http.connects_to(&target), 1);

@@ -12,6 +12,8 @@
 //! any client can send ("httpoxy"); reqwest and Go do the same.
 //!
 //! `no_proxy`, then `NO_PROXY`, lists the hosts reached directly; see [`NoProxy`].
+//! Loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) are always reached directly, as
+//! Go's `ProxyFromEnvironment` does: a proxy cannot reach this machine's loopback.
 
 use std::net::IpAddr;
 
@@ -27,6 +29,11 @@ pub(crate) fn proxy_for<F>(
 where
     F: Fn(&str) -> Option<String>,
 {
+    if is_loopback(host) {
+        // A proxy cannot reach this machine's loopback: as Go's ProxyFromEnvironment does,
+        // the environment never applies to it (an explicit proxy still does).
+        return None;
+    }
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
     let cgi = get("REQUEST_METHOD").is_some();
     let by_scheme: &[&str] = match (secure, cgi) {
@@ -43,6 +50,15 @@ where
         return None;
     }
     Some(ProxyUrl::parse(&value))
+}
+
+/// `localhost` (and its subdomains), `127.0.0.0/8` and `::1`.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A `NO_PROXY` list: comma-separated entries, each one of
@@ -229,6 +245,26 @@ mod tests {
         assert_eq!(p.kind, ProxyKind::Socks5 { remote_dns: true });
         let c = p.credentials.unwrap();
         assert_eq!((c.user.as_str(), c.password.as_str()), ("u", "p"));
+    }
+
+    #[test]
+    fn the_environment_never_sends_loopback_through_a_proxy() {
+        let vars = [
+            ("https_proxy", "http://proxy:3128"),
+            ("http_proxy", "http://proxy:3128"),
+        ];
+        for host in [
+            "localhost",
+            "api.localhost",
+            "127.0.0.1",
+            "127.9.9.9",
+            "[::1]",
+            "::1",
+        ] {
+            assert_eq!(proxy(true, host, &vars), None, "{host}");
+            assert_eq!(proxy(false, host, &vars), None, "{host}");
+        }
+        assert!(proxy(true, "example.com", &vars).is_some());
     }
 
     #[test]
