@@ -1,7 +1,5 @@
 //! Acknowledged delivery: a replay window that makes reconnection lose nothing.
 
-#[path = "../support/mock.rs"]
-mod mock;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -15,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::timeout;
 use ws_reconnect::{Acknowledge, Message, ReconnectingSink, Target};
 
-use support::{serve, Reply, Ws, BOUND};
+use support::{mock, serve, Reply, Ws, BOUND};
 
 /// Tracked messages are "t<id>" (or "<id>" padded); the peer acknowledges with "ack:<id>".
 struct TestAcks;

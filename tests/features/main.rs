@@ -1,8 +1,6 @@
 //! Beyond the seed: keepalive, connect timeout, visible state, close codes, jitter,
 //! redaction, input limits, cancellation.
 
-#[path = "../support/mock.rs"]
-mod mock;
 #[path = "../support/proxy.rs"]
 mod proxy;
 #[path = "../support/mod.rs"]
@@ -18,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use ws_reconnect::sink::{CloseAction, ConnectionState};
 use ws_reconnect::{DialKind, Error, Message, ReconnectingSink, Target};
 
-use support::{echo, eventually, serve, silent_listener, Reply, Ws, BOUND};
+use support::{echo, eventually, mock, serve, silent_listener, Reply, Ws, BOUND};
 
 fn quick() -> ws_reconnect::Builder {
     ReconnectingSink::builder()
@@ -78,14 +76,14 @@ async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
 
 #[tokio::test]
 async fn a_silent_server_hits_the_connect_timeout_is_retried_and_given_up() {
-    let (addr, accepted, _task) = silent_listener().await;
+    let server = silent_listener().await;
     let started = Instant::now();
     let err = timeout(
         BOUND,
         quick()
             .connect_timeout(Duration::from_millis(150))
             .max_elapsed_time(Some(Duration::from_millis(600)))
-            .connect(format!("ws://{addr}/")),
+            .connect(server.url()),
     )
     .await
     .expect("connect hung on a silent server")
@@ -94,7 +92,7 @@ async fn a_silent_server_hits_the_connect_timeout_is_retried_and_given_up() {
         Error::GaveUp { source, .. } => assert!(matches!(*source, Error::Timeout), "{source:?}"),
         other => panic!("{other:?}"),
     }
-    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(server.attempts() >= 2);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tower::ServiceExt;
@@ -19,7 +19,7 @@ use ws_reconnect::tungstenite::handshake::server::{Request, Response};
 use ws_reconnect::tungstenite::Error as WsError;
 use ws_reconnect::{Error, Message, Target, TungsteniteConnection, TungsteniteConnector};
 
-use support::{echo, raw_server, serve, RawServer, Reply, BOUND};
+use support::{echo, raw_server, read_request, reply_and_hold, serve, RawServer, Reply, BOUND};
 
 /// One attempt of the default connector, bounded.
 async fn dial(target: Target) -> Result<TungsteniteConnection, Error> {
@@ -30,19 +30,6 @@ async fn dial(target: Target) -> Result<TungsteniteConnection, Error> {
 
 async fn dial_url(url: &str) -> Result<TungsteniteConnection, Error> {
     dial(Target::new(url).unwrap()).await
-}
-
-/// Reads a request head (up to the empty line) and returns it as text.
-async fn read_request(tcp: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tcp.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// The `Sec-WebSocket-Accept` that answers a request head.
@@ -61,11 +48,9 @@ fn accept_for(request: &str) -> String {
 /// A server that reads the request, writes `response(request)`, then holds the connection
 /// until the client goes away.
 async fn scripted(response: fn(&str) -> Vec<u8>) -> RawServer {
-    raw_server("127.0.0.1:0", move |mut tcp: TcpStream| async move {
+    raw_server("127.0.0.1:0", move |_, mut tcp: TcpStream| async move {
         let request = read_request(&mut tcp).await;
-        let _ = tcp.write_all(&response(&request)).await;
-        let mut sink = [0u8; 1024];
-        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+        reply_and_hold(&mut tcp, &response(&request)).await;
     })
     .await
     .unwrap()
@@ -75,7 +60,7 @@ async fn scripted(response: fn(&str) -> Vec<u8>) -> RawServer {
 async fn recording_upgrades(bind: &str) -> std::io::Result<(RawServer, Arc<Mutex<Vec<Request>>>)> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let server = raw_server(bind, move |tcp: TcpStream| {
+    let server = raw_server(bind, move |_, tcp: TcpStream| {
         let record = record.clone();
         async move {
             // tungstenite's callback signature fixes the error type.
@@ -178,9 +163,7 @@ async fn a_101_with_a_wrong_accept_key_is_a_protocol_error() {
             .to_vec()
     })
     .await;
-    let err = dial_url(&format!("ws://{}/", server.addr))
-        .await
-        .unwrap_err();
+    let err = dial_url(&server.url()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -203,9 +186,7 @@ async fn a_response_head_over_64_kib_is_a_capacity_error() {
         head
     })
     .await;
-    let err = dial_url(&format!("ws://{}/", server.addr))
-        .await
-        .unwrap_err();
+    let err = dial_url(&server.url()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -220,7 +201,7 @@ async fn a_response_head_over_64_kib_is_a_capacity_error() {
 
 #[tokio::test]
 async fn eof_in_the_middle_of_the_response_is_an_incomplete_handshake_and_retryable() {
-    let server = raw_server("127.0.0.1:0", |mut tcp: TcpStream| async move {
+    let server = raw_server("127.0.0.1:0", |_, mut tcp: TcpStream| async move {
         read_request(&mut tcp).await;
         let _ = tcp
             .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
@@ -228,9 +209,7 @@ async fn eof_in_the_middle_of_the_response_is_an_incomplete_handshake_and_retrya
     })
     .await
     .unwrap();
-    let err = dial_url(&format!("ws://{}/", server.addr))
-        .await
-        .unwrap_err();
+    let err = dial_url(&server.url()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -256,7 +235,7 @@ async fn a_frame_sent_with_the_101_is_the_first_message() {
         bytes
     })
     .await;
-    let mut ws = dial_url(&format!("ws://{}/", server.addr)).await.unwrap();
+    let mut ws = dial_url(&server.url()).await.unwrap();
     let first = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(first, Message::text("early"));
 }

@@ -231,20 +231,17 @@ async fn a_dead_port_gives_up_after_max_elapsed_time() {
 
 #[tokio::test]
 async fn towers_timeout_around_a_silent_listener_is_retried_then_gives_up() {
-    let (addr, accepted, _task) = silent_listener().await;
+    let server = silent_listener().await;
     let mut make = ServiceBuilder::new()
         .layer(BackoffRetryLayer::new(fast_backoff(Some(
             Duration::from_millis(800),
         ))))
         .timeout(Duration::from_millis(150))
         .service(TungsteniteConnector::default());
-    let err = timeout(
-        BOUND,
-        make.call(Target::new(format!("ws://{addr}/")).unwrap()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
+        .await
+        .unwrap()
+        .unwrap_err();
     match err {
         Error::GaveUp {
             source, attempts, ..
@@ -254,7 +251,7 @@ async fn towers_timeout_around_a_silent_listener_is_retried_then_gives_up() {
         }
         other => panic!("expected GaveUp(Timeout), got {other:?}"),
     }
-    assert!(accepted.load(Ordering::SeqCst) >= 2);
+    assert!(server.attempts() >= 2);
 }
 
 // ---- paused time, no sockets -------------------------------------------------------

@@ -4,14 +4,16 @@
 //! messages arrive once each, in the order accepted; no panic; every operation
 //! completes within a bounded number of polls (no busy loop).
 
-#[path = "../support/mock.rs"]
-mod mock;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::task::Poll;
 
 use futures::{Sink, Stream};
 use proptest::prelude::*;
 use ws_reconnect::{Error, Message, ReconnectingSink, Target};
+
+use support::mock;
 
 #[derive(Debug, Clone)]
 enum Op {

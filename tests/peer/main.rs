@@ -10,12 +10,11 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-#[path = "../support/python.rs"]
-mod python;
+#[path = "../support/mod.rs"]
+mod support;
 
-use python::PythonServer;
-
-const BOUND: Duration = Duration::from_secs(20);
+use support::python::{self, PythonServer};
+use support::BOUND;
 
 /// Starts the Python server, or explains why it cannot and returns `None`.
 fn peer() -> Option<PythonServer> {

@@ -1,72 +1,56 @@
 //! 6. `close()` wherever the sink is (dialing, reconnecting), `close()` cancelled
 //!    half-way, and every operation cancelled at random points.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::testing::{Fault, FaultProxy};
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{echo, eventually, serve, Log, Reply, Ws, BOUND};
+use crate::support::{echo, eventually, raw_server, serve, Log, RawServer, Reply, Ws, BOUND};
 use crate::{drain, proxy_url, quick};
 
 /// A target whose every connection attempt fails: it accepts TCP connections and drops
-/// them at once (the handshake fails), counting them.
-async fn refusing() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepts = Arc::new(AtomicUsize::new(0));
-    let count = accepts.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            drop(tcp);
-        }
-    });
-    (addr, accepts, task)
+/// them at once (the handshake fails).
+async fn refusing() -> RawServer {
+    raw_server("127.0.0.1:0", |_, tcp| async move { drop(tcp) })
+        .await
+        .unwrap()
 }
 
-/// An undialed sink on `addr` whose `dial()` was started and dropped after 200 ms: it is
-/// in the middle of a first dial that keeps failing.
-async fn mid_dial(addr: SocketAddr, accepts: &AtomicUsize) -> ReconnectingSink {
+/// An undialed sink on `server` whose `dial()` was started and dropped after 200 ms: it
+/// is in the middle of a first dial that keeps failing.
+async fn mid_dial(server: &RawServer) -> ReconnectingSink {
     let mut ws = ReconnectingSink::builder()
         .initial_interval(Duration::from_millis(20))
         .close_timeout(Duration::from_secs(1))
-        .build(format!("ws://{addr}/"))
+        .build(server.url())
         .unwrap();
     let dialing = timeout(Duration::from_millis(200), ws.dial()).await;
     assert!(
         dialing.is_err(),
         "dial() to a target that drops every connection returned {dialing:?}"
     );
-    eventually("a connection attempt", || {
-        accepts.load(Ordering::SeqCst) > 0
-    })
-    .await;
+    eventually("a connection attempt", || server.attempts() > 0).await;
     ws
 }
 
 /// After a completed `close()`: the state says Closed, the stream has ended, and no
 /// connection attempt starts over the next second.
-async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize) {
+async fn assert_closed_for_good(ws: &mut ReconnectingSink, server: &RawServer) {
     assert_eq!(*ws.state().borrow(), ConnectionState::Closed);
-    let attempts = accepts.load(Ordering::SeqCst);
+    let attempts = server.attempts();
     let next = timeout(BOUND, ws.next())
         .await
         .expect("next() after close() hung");
     assert!(next.is_none(), "next() after close(): {next:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        accepts.load(Ordering::SeqCst),
+        server.attempts(),
         attempts,
         "connection attempts after close() completed"
     );
@@ -74,8 +58,8 @@ async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize
 
 #[tokio::test]
 async fn close_during_a_failing_first_dial_ends_the_dial() {
-    let (addr, accepts, _server) = refusing().await;
-    let mut ws = mid_dial(addr, &accepts).await;
+    let server = refusing().await;
+    let mut ws = mid_dial(&server).await;
     let closed = timeout(BOUND, ws.close())
         .await
         .expect("close() during a failing first dial did not complete before BOUND");
@@ -83,13 +67,13 @@ async fn close_during_a_failing_first_dial_ends_the_dial() {
         closed.is_ok(),
         "close() with nothing owed returned {closed:?}"
     );
-    assert_closed_for_good(&mut ws, &accepts).await;
+    assert_closed_for_good(&mut ws, &server).await;
 }
 
 #[tokio::test]
 async fn close_during_a_failing_first_dial_hands_back_what_was_fed() {
-    let (addr, accepts, _server) = refusing().await;
-    let mut ws = mid_dial(addr, &accepts).await;
+    let server = refusing().await;
+    let mut ws = mid_dial(&server).await;
     let fed: Vec<Message> = (0..3).map(|i| Message::text(format!("m{i}"))).collect();
     // `feed` waits in poll_ready for the connection, which never comes; `start_send`
     // keeps a message in the outbox whenever it has room, connected or not.
@@ -105,7 +89,7 @@ async fn close_during_a_failing_first_dial_hands_back_what_was_fed() {
         "close() owing 3 messages returned {closed:?}"
     );
     assert_eq!(ws.take_undelivered(), fed);
-    assert_closed_for_good(&mut ws, &accepts).await;
+    assert_closed_for_good(&mut ws, &server).await;
 }
 
 #[tokio::test]

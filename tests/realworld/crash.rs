@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
-use crate::python::{self, PythonServer};
+use crate::support::python::{self, PythonServer};
 use crate::support::{eventually, BOUND};
 use crate::{numbers, Numbered};
 

@@ -18,8 +18,6 @@
 //! Every await that could hang is bounded by [`BOUND`](support::BOUND); no test asserts
 //! how long something took.
 
-#[path = "../support/python.rs"]
-mod python;
 #[path = "../support/mod.rs"]
 mod support;
 

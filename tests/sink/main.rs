@@ -1,7 +1,5 @@
 //! ReconnectingSink end to end (loopback sockets) and against a scripted mock.
 
-#[path = "../support/mock.rs"]
-mod mock;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -13,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
 
-use support::{dead_port, echo, eventually, recording_server, serve, Log, Reply, Ws, BOUND};
+use support::{dead_port, echo, eventually, mock, recording_server, serve, Log, Reply, Ws, BOUND};
 
 fn quick() -> Builder {
     ReconnectingSink::builder()

@@ -5,7 +5,6 @@
 //! a test that needs Python must run, and a broken interpreter fails it. Without the
 //! variable, `python3` is tried, and when it lacks `websockets` the test prints
 //! `SKIPPED: <why>` and returns.
-#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -5,22 +5,17 @@ mod support;
 #[path = "../../examples/wscat.rs"]
 mod wscat;
 
-use std::time::Duration;
-
-use support::{echo, serve, Reply};
+use support::{echo, serve, Reply, BOUND};
 
 #[tokio::test]
 async fn two_lines_through_an_echo_server() {
     let server = serve(|_| Reply::Upgrade, echo).await;
     let input: &[u8] = b"first line\nsecond line\n";
     let mut output = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        wscat::run(&server.url(), &[], input, &mut output),
-    )
-    .await
-    .expect("wscat hung")
-    .expect("wscat failed");
+    tokio::time::timeout(BOUND, wscat::run(&server.url(), &[], input, &mut output))
+        .await
+        .expect("wscat hung")
+        .expect("wscat failed");
     assert_eq!(
         String::from_utf8(output).unwrap(),
         "first line\nsecond line\n"

@@ -1,0 +1,81 @@
+//! The client side: builders with short delays, bounded connects and reads, and the
+//! acknowledgement scheme the test servers speak.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::{timeout, Instant};
+use ws_reconnect::testing::FaultProxy;
+use ws_reconnect::{Acknowledge, Builder, Error, Message, ReconnectingSink};
+
+use super::BOUND;
+
+/// Quick, predictable reconnections for loopback tests: a 20 ms first delay, doubling,
+/// no randomization, at most 200 ms.
+pub fn quick() -> Builder {
+    ReconnectingSink::builder()
+        .initial_interval(Duration::from_millis(20))
+        .randomization_factor(0.0)
+        .multiplier(2.0)
+        .max_interval(Duration::from_millis(200))
+}
+
+/// [`quick`], and every connection counts as healthy at once: after any close the
+/// backoff starts over, so a reconnection follows without a delay.
+pub fn quick_healthy() -> Builder {
+    quick().healthy_after(Duration::ZERO)
+}
+
+/// Dials `url` with `builder`, bounded by [`BOUND`]; panics if that fails.
+pub async fn connect(builder: Builder, url: impl AsRef<str>) -> ReconnectingSink {
+    timeout(BOUND, builder.connect(url))
+        .await
+        .expect("connect hung")
+        .expect("connect")
+}
+
+/// Dials `url` with `builder`, bounded by [`BOUND`], and returns the error it must end in.
+pub async fn connect_err(builder: Builder, url: impl AsRef<str>) -> Error {
+    match timeout(BOUND, builder.connect(url)).await {
+        Ok(Ok(ws)) => panic!("connected, expected an error: {ws:?}"),
+        Ok(Err(e)) => e,
+        Err(_) => panic!("connect hung, expected an error"),
+    }
+}
+
+/// Reads (and so lets the sink notice closes and reconnect) until `cond(ws)` holds;
+/// returns the error items seen. Bounded by [`BOUND`].
+pub async fn read_until(
+    ws: &mut ReconnectingSink,
+    what: &str,
+    mut cond: impl FnMut(&ReconnectingSink) -> bool,
+) -> Vec<Error> {
+    let deadline = Instant::now() + BOUND;
+    let mut errors = Vec::new();
+    while !cond(ws) {
+        assert!(Instant::now() < deadline, "timed out reading until: {what}");
+        if let Ok(Some(Err(e))) = timeout(Duration::from_millis(20), ws.next()).await {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+/// The URL that reaches the server through `proxy`.
+pub fn proxy_url(proxy: &FaultProxy) -> String {
+    format!("ws://{}/", proxy.addr())
+}
+
+/// Acknowledged mode as the test servers speak it: the message `"<n>"` (or `"t<n>"`) is
+/// tracked with id `n`, and `"ack:<n>"` acknowledges every id up to `n`.
+pub struct Numbered;
+
+impl Acknowledge for Numbered {
+    fn id(&mut self, outbound: &Message) -> Option<u64> {
+        let text = outbound.to_text().ok()?;
+        text.strip_prefix('t').unwrap_or(text).parse().ok()
+    }
+    fn acked(&mut self, inbound: &Message) -> Option<u64> {
+        inbound.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
+    }
+}
