@@ -15,7 +15,7 @@ use ws_reconnect::tungstenite::error::ProtocolError;
 use ws_reconnect::tungstenite::Error as WsError;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use support::{raw_server, read_request, reply_and_hold, RawServer, BOUND};
+use support::{connect, quick, raw_server, read_request, reply_and_hold, RawServer, BOUND};
 
 /// A raw server's script (see [`support::raw_server`]), boxed so that a table can hold
 /// different ones.
@@ -38,11 +38,10 @@ fn answer(reply: &'static [u8]) -> Script {
     })
 }
 
-fn quick() -> ws_reconnect::Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(20))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(100))
+/// [`quick`] reconnections that give up within about a second: every case here must end
+/// in an error, not retry forever.
+fn gives_up_quickly() -> ws_reconnect::Builder {
+    quick()
         .max_elapsed_time(Some(Duration::from_millis(800)))
         .connect_timeout(Duration::from_millis(300))
 }
@@ -118,7 +117,7 @@ async fn handshake_level_hostility_is_a_typed_error_in_bounded_time() {
         let server = start(script).await;
         let started = Instant::now();
         let cpu_before = process_cpu();
-        let err = timeout(BOUND, quick().connect(server.url()))
+        let err = timeout(BOUND, gives_up_quickly().connect(server.url()))
             .await
             .unwrap_or_else(|_| panic!("{name}: hung"))
             .expect_err(name);
@@ -195,7 +194,7 @@ async fn frame_level_hostility_is_an_error_item_then_a_reconnection() {
     ];
     for (name, raw, check) in cases {
         let server = start(after_handshake(raw)).await;
-        let mut ws = quick().connect(server.url()).await.unwrap();
+        let mut ws = connect(gives_up_quickly(), server.url()).await;
         let first = timeout(BOUND, ws.next())
             .await
             .unwrap_or_else(|_| panic!("{name}: hung"));
@@ -219,7 +218,7 @@ async fn a_close_frame_with_an_invalid_code_ends_the_stream_as_a_protocol_error(
     // tungstenite answers an invalid code (999) as a protocol violation, 1002, which the
     // default close policy does not reconnect on.
     let server = start(after_handshake(b"\x88\x02\x03\xe7")).await;
-    let mut ws = quick().connect(server.url()).await.unwrap();
+    let mut ws = connect(gives_up_quickly(), server.url()).await;
     let first = timeout(BOUND, ws.next()).await.expect("hung");
     assert!(
         matches!(first, Some(Err(Error::ClosedByServer { code: 1002, .. }))),
@@ -242,13 +241,14 @@ async fn a_server_that_accepts_and_resets_every_connection_is_stopped_by_the_lim
         })
     }))
     .await;
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::ZERO)
-        .max_reconnections_total(3)
-        .max_reconnections_time(Duration::from_secs(60))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::ZERO)
+            .max_reconnections_total(3)
+            .max_reconnections_time(Duration::from_secs(60)),
+        server.url(),
+    )
+    .await;
     let cpu_before = process_cpu();
     let refused = timeout(BOUND, async {
         loop {
@@ -288,12 +288,13 @@ async fn a_server_that_resets_every_handshake_gets_growing_delays_not_a_spin() {
         })
     }))
     .await;
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::ZERO)
-        .max_elapsed_time(Some(Duration::from_millis(1000)))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::ZERO)
+            .max_elapsed_time(Some(Duration::from_millis(1000))),
+        server.url(),
+    )
+    .await;
     let cpu_before = process_cpu();
     let item = timeout(BOUND, ws.next()).await.expect("hung");
     assert!(matches!(item, Some(Err(Error::GaveUp { .. }))), "{item:?}");

@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Message, ReconnectingSink};
 
-use crate::support::{serve, Log, Reply, Ws, BOUND};
+use crate::support::{connect, drop_at_once, quick, serve, Log, Reply, Ws, BOUND};
 
 /// Records what each connection receives and resets it (RST: zero linger, then drop)
 /// after every `n` messages.
@@ -41,15 +41,11 @@ async fn productive_connections_are_followed_by_an_immediate_reconnection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, reset_after(50, log.clone())).await;
     // Any backoff wait would be 30 s or more: longer than BOUND.
-    let mut ws = timeout(
-        BOUND,
-        ReconnectingSink::builder()
-            .initial_interval(Duration::from_secs(60))
-            .connect(server.url()),
+    let mut ws = connect(
+        ReconnectingSink::builder().initial_interval(Duration::from_secs(60)),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     let mut sent = 0;
     let all = timeout(BOUND, async {
@@ -80,20 +76,14 @@ async fn productive_connections_are_followed_by_an_immediate_reconnection() {
 /// at once, met by a client that writes all the time.
 #[tokio::test]
 async fn an_accept_and_drop_server_meets_growing_delays_while_the_client_writes() {
-    let server = serve(|_| Reply::Upgrade, |_, ws: Ws| async move { drop(ws) }).await;
-    let mut ws = timeout(
-        BOUND,
-        ReconnectingSink::builder()
-            .initial_interval(Duration::from_millis(20))
-            .randomization_factor(0.0)
-            .multiplier(2.0)
+    let server = serve(|_| Reply::Upgrade, drop_at_once).await;
+    let mut ws = connect(
+        quick()
             .max_interval(Duration::from_secs(10))
-            .max_reconnections_total(1000)
-            .connect(server.url()),
+            .max_reconnections_total(1000),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
     // Write for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so about 7
     // connections; a tight loop would make hundreds.
     let until = Instant::now() + Duration::from_millis(1300);

@@ -11,8 +11,11 @@ use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::testing::{Fault, FaultProxy};
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{echo, eventually, raw_server, serve, Log, RawServer, Reply, Ws, BOUND};
-use crate::{drain, proxy_url, quick};
+use crate::drain;
+use crate::support::{
+    connect, echo, eventually, proxy_url, quick, raw_server, serve, Log, RawServer, Reply, Ws,
+    BOUND,
+};
 
 /// A target whose every connection attempt fails: it accepts TCP connections and drops
 /// them at once (the handshake fails).
@@ -95,10 +98,7 @@ async fn close_during_a_failing_first_dial_hands_back_what_was_fed() {
 #[tokio::test]
 async fn close_while_reconnecting_publishes_closed() {
     let server = serve(|_| Reply::Upgrade, drain).await;
-    let mut ws = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let mut ws = connect(quick(), server.url()).await;
     let mut state = ws.state();
 
     // The server dies and stays down; the reader notices.
@@ -148,10 +148,7 @@ async fn dial_after_a_dropped_close_makes_a_new_connection() {
         },
     )
     .await;
-    let mut ws = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let mut ws = connect(quick(), server.url()).await;
     timeout(BOUND, ws.send(Message::text("before")))
         .await
         .expect("send hung")
@@ -200,10 +197,7 @@ async fn operations_cancelled_at_random_points_leave_a_usable_truthful_sink() {
     eprintln!("seed {seed} (WS_RECONNECT_SEED={seed} repeats this run)");
     let server = serve(|_| Reply::Upgrade, echo).await;
     let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = timeout(BOUND, quick().connect(proxy_url(&proxy)))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let mut ws = connect(quick(), proxy_url(&proxy)).await;
     let mut rng = SmallRng::seed_from_u64(seed);
 
     const OPS: [&str; 6] = ["send", "feed", "flush", "close", "dial", "next"];

@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
 use crate::support::python::{self, PythonServer};
-use crate::support::{eventually, BOUND};
+use crate::support::{connect, eventually, BOUND};
 use crate::{numbers, Numbered};
 
 const SCRIPT: &str = "tests/realworld/server.py";
@@ -109,10 +109,7 @@ async fn a_reader_sees_no_error_item_across_three_server_crashes() {
         return;
     };
     let mut server = start(&python, 0, 0, None).await;
-    let ws = timeout(BOUND, readme().connect(server.url("/push")))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let ws = connect(readme(), server.url("/push")).await;
     let (tx, mut seen) = watch::channel(None);
     let mut reader = tokio::spawn(follow(ws, 3, tx));
 
@@ -140,15 +137,7 @@ async fn acknowledged_writes_survive_two_server_crashes() {
     const MESSAGES: usize = 300;
     let log = log_file("ack");
     let mut server = start(&python, 0, 0, Some(&log)).await;
-    let mut ws = timeout(
-        BOUND,
-        readme()
-            .acknowledged(Numbered, 32)
-            .connect(server.url("/ack")),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let mut ws = connect(readme().acknowledged(Numbered, 32), server.url("/ack")).await;
 
     let sent = Arc::new(AtomicUsize::new(0));
     let progress = sent.clone();
@@ -214,10 +203,7 @@ async fn a_split_reader_and_writer_carry_on_across_server_crashes() {
     };
     const MESSAGES: usize = 200;
     let mut server = start(&python, 0, 0, None).await;
-    let ws = timeout(BOUND, readme().connect(server.url("/echo")))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let ws = connect(readme(), server.url("/echo")).await;
     let (mut sink, stream) = ws.split();
 
     // The README loop again, on the stream half: it ends at the echo of "last".

@@ -9,8 +9,8 @@ use tokio::time::{timeout, Instant};
 use ws_reconnect::testing::{Fault, FaultProxy};
 use ws_reconnect::Message;
 
-use crate::support::{serve, Log, Reply, BOUND};
-use crate::{acknowledging, drain, numbers, proxy_url, quick, Numbered};
+use crate::support::{connect, proxy_url, quick, serve, Log, Reply, BOUND};
+use crate::{acknowledging, drain, numbers, Numbered};
 
 /// Keepalive interval and timeout: a frozen connection is replaced within about 400 ms.
 const KEEPALIVE: Duration = Duration::from_millis(200);
@@ -19,15 +19,7 @@ const KEEPALIVE: Duration = Duration::from_millis(200);
 async fn a_send_blocked_by_a_frozen_path_completes_on_a_new_connection() {
     let server = serve(|_| Reply::Upgrade, drain).await;
     let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .keepalive(KEEPALIVE, KEEPALIVE)
-            .connect(proxy_url(&proxy)),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let mut ws = connect(quick().keepalive(KEEPALIVE, KEEPALIVE), proxy_url(&proxy)).await;
     let stats = ws.stats_handle();
     let message = Message::binary(vec![0x5a; 64 * 1024]);
     timeout(BOUND, ws.send(message.clone()))
@@ -86,15 +78,7 @@ async fn a_send_blocked_by_a_frozen_path_completes_on_a_new_connection() {
 async fn a_parked_reader_replaces_a_frozen_connection() {
     let server = serve(|_| Reply::Upgrade, drain).await;
     let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .keepalive(KEEPALIVE, KEEPALIVE)
-            .connect(proxy_url(&proxy)),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let mut ws = connect(quick().keepalive(KEEPALIVE, KEEPALIVE), proxy_url(&proxy)).await;
     let stats = ws.stats_handle();
     let read = ws.next();
     tokio::pin!(read);
@@ -127,17 +111,14 @@ async fn acknowledged_sends_waiting_for_acks_replace_a_frozen_connection() {
     let server = serve(|_| Reply::Upgrade, acknowledging(log.clone())).await;
     let proxy = FaultProxy::start(server.addr).await.unwrap();
     // The ack timeout is out of reach: only the keepalive can act within BOUND.
-    let mut ws = timeout(
-        BOUND,
+    let mut ws = connect(
         quick()
             .keepalive(KEEPALIVE, KEEPALIVE)
             .acknowledged(Numbered, 8)
-            .ack_timeout(Duration::from_secs(60))
-            .connect(proxy_url(&proxy)),
+            .ack_timeout(Duration::from_secs(60)),
+        proxy_url(&proxy),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     const MESSAGES: u64 = 40;
     for n in 1..=MESSAGES {

@@ -8,7 +8,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{serve, Reply, Ws, BOUND};
+use crate::support::{connect, serve, Reply, Ws, BOUND};
 use crate::Numbered;
 
 /// Pushes `count` messages `"<prefix><i>"` as fast as it can (one flush).
@@ -40,16 +40,13 @@ async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
         },
     )
     .await;
-    let mut ws = timeout(
-        BOUND,
+    let mut ws = connect(
         ReconnectingSink::builder()
             .max_queued_inbound(16)
-            .keepalive(Duration::from_millis(200), Duration::from_millis(200))
-            .connect(server.url()),
+            .keepalive(Duration::from_millis(200), Duration::from_millis(200)),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     // Only write, for 3 s: one message every 50 ms.
     for i in 0..60 {
@@ -102,16 +99,13 @@ async fn acknowledged_mode_tells_the_reader_how_many_messages_it_dropped_past_th
         },
     )
     .await;
-    let mut ws = timeout(
-        BOUND,
+    let mut ws = connect(
         ReconnectingSink::builder()
             .acknowledged(Numbered, 64)
-            .max_queued_inbound(INBOX)
-            .connect(server.url()),
+            .max_queued_inbound(INBOX),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     // Write 50 and flush, reading nothing: the flush must read the acks past the data.
     for n in 1..=50 {

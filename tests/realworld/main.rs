@@ -29,21 +29,10 @@ mod inbox;
 mod limit;
 mod protocol;
 
-use std::time::Duration;
-
 use futures::{SinkExt, StreamExt};
-use ws_reconnect::testing::FaultProxy;
-use ws_reconnect::{Acknowledge, Builder, Message, ReconnectingSink};
+use ws_reconnect::{Acknowledge, Message};
 
 use support::{Log, Ws};
-
-/// Quick reconnections: 20 ms first delay, no randomization, at most 200 ms.
-fn quick() -> Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(20))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(200))
-}
 
 /// Acknowledged mode as the servers here speak it: the message `"<n>"` is acknowledged
 /// by `"ack <n>"`.
@@ -56,11 +45,6 @@ impl Acknowledge for Numbered {
     fn acked(&mut self, inbound: &Message) -> Option<u64> {
         inbound.to_text().ok()?.strip_prefix("ack ")?.parse().ok()
     }
-}
-
-/// The URL that reaches the server through `proxy`.
-fn proxy_url(proxy: &FaultProxy) -> String {
-    format!("ws://{}/", proxy.addr())
 }
 
 /// A handler that acknowledges: records every text message `"<n>"` with its connection

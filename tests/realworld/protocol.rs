@@ -7,8 +7,7 @@ use tokio::time::timeout;
 use ws_reconnect::tungstenite::error::ProtocolError;
 use ws_reconnect::{tungstenite, Error, Message};
 
-use crate::quick;
-use crate::support::{eventually, serve, Log, Reply, Ws, BOUND};
+use crate::support::{connect, eventually, quick, serve, Log, Reply, Ws, BOUND};
 
 /// The first connection: "hello", then a text frame with RSV1 set (no extension was
 /// negotiated, so the bit is a violation), written as raw bytes after tungstenite's
@@ -44,10 +43,7 @@ fn violating(
 async fn a_protocol_violation_met_while_writing_is_reported_once_and_the_stream_goes_on() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, violating(log.clone())).await;
-    let mut ws = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let mut ws = connect(quick(), server.url()).await;
 
     let first = timeout(BOUND, ws.next()).await.expect("next() hung");
     assert!(

@@ -11,15 +11,10 @@ use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
 
-use support::{dead_port, echo, eventually, mock, recording_server, serve, Log, Reply, Ws, BOUND};
-
-fn quick() -> Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(10))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(200))
-        .healthy_after(Duration::from_millis(0))
-}
+use support::{
+    connect, connect_err, dead_port, drop_at_once, echo, eventually, mock, quick, quick_healthy,
+    read_until, recording_server, serve, Log, Reply, Ws, BOUND,
+};
 
 /// A handler that records text messages and, after `n` on a connection, sends Close and
 /// keeps reading until the client closes or goes away (RFC 6455 allows this).
@@ -47,24 +42,6 @@ fn close_after(
     }
 }
 
-/// Reads (and so lets the sink notice closes and reconnect) until `cond` holds; returns
-/// the error items seen. Bounded by `BOUND`.
-async fn read_until(
-    ws: &mut ReconnectingSink,
-    what: &str,
-    mut cond: impl FnMut() -> bool,
-) -> Vec<Error> {
-    let deadline = Instant::now() + BOUND;
-    let mut errors = Vec::new();
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out reading until: {what}");
-        if let Ok(Some(Err(e))) = timeout(Duration::from_millis(20), ws.next()).await {
-            errors.push(e);
-        }
-    }
-    errors
-}
-
 /// Sends until a send fails, bounded by `BOUND`; returns that error.
 async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
     let deadline = Instant::now() + BOUND;
@@ -86,10 +63,7 @@ async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), 
 #[tokio::test]
 async fn dial_connects_and_messages_arrive() {
     let (server, log) = recording_server().await;
-    let mut ws = timeout(BOUND, ReconnectingSink::connect(server.url()))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut ws = connect(ReconnectingSink::builder(), server.url()).await;
     assert!(ws.is_connected());
     assert!(ws.can_connect());
     send(&mut ws, "one").await.unwrap();
@@ -102,7 +76,7 @@ async fn dial_connects_and_messages_arrive() {
 #[tokio::test]
 async fn dial_close_dial_close_with_sends_between() {
     let (server, log) = recording_server().await;
-    let mut ws = quick().build(server.url()).unwrap();
+    let mut ws = quick_healthy().build(server.url()).unwrap();
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     send(&mut ws, "a").await.unwrap();
     timeout(BOUND, ws.close()).await.unwrap().unwrap();
@@ -145,15 +119,11 @@ async fn invalid_urls_fail_fast() {
 async fn server_down_fails_after_max_elapsed_time() {
     let addr = dead_port().await;
     let started = Instant::now();
-    let err = timeout(
-        BOUND,
-        quick()
-            .max_elapsed_time(Some(Duration::from_millis(700)))
-            .connect(format!("ws://{addr}/")),
+    let err = connect_err(
+        quick_healthy().max_elapsed_time(Some(Duration::from_millis(700))),
+        format!("ws://{addr}/"),
     )
-    .await
-    .unwrap()
-    .unwrap_err();
+    .await;
     assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
     let took = started.elapsed();
     assert!(
@@ -165,10 +135,7 @@ async fn server_down_fails_after_max_elapsed_time() {
 #[tokio::test]
 async fn a_400_fails_after_one_attempt() {
     let server = serve(|_| Reply::Status(400, vec![]), echo).await;
-    let err = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = connect_err(quick_healthy(), server.url()).await;
     match err {
         Error::Rejected { status, .. } => assert_eq!(status.as_u16(), 400),
         other => panic!("{other:?}"),
@@ -179,7 +146,7 @@ async fn a_400_fails_after_one_attempt() {
 #[tokio::test]
 async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
     let (server, _log) = recording_server().await;
-    let mut ws = quick().build(server.url()).unwrap();
+    let mut ws = quick_healthy().build(server.url()).unwrap();
     assert!(matches!(
         send(&mut ws, "early").await,
         Err(Error::NotDialed)
@@ -194,7 +161,7 @@ async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
 async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let mut ws = quick().connect(server.url()).await.unwrap();
+    let mut ws = connect(quick_healthy(), server.url()).await;
     send(&mut ws, "first").await.unwrap();
     // Wait until the server has closed; the client does not read.
     eventually("server saw the first message", || log.len() == 1).await;
@@ -208,11 +175,7 @@ async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
 async fn zero_reconnections_allowed_gives_too_many_reconnects() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let mut ws = quick()
-        .max_reconnections_total(0)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(quick_healthy().max_reconnections_total(0), server.url()).await;
     send(&mut ws, "first").await.unwrap();
     eventually("first", || log.len() == 1).await;
     // The close may take a moment to arrive; sends before it still succeed.
@@ -228,12 +191,13 @@ async fn zero_reconnections_allowed_gives_too_many_reconnects() {
 #[tokio::test]
 async fn with_the_server_gone_the_error_is_not_too_many_reconnects() {
     let (server, _log) = recording_server().await;
-    let mut ws = quick()
-        .max_reconnections_total(1)
-        .max_elapsed_time(Some(Duration::from_millis(300)))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        quick_healthy()
+            .max_reconnections_total(1)
+            .max_elapsed_time(Some(Duration::from_millis(300))),
+        server.url(),
+    )
+    .await;
     drop(server); // stops listening and drops the connection
     let err = send_until_error(&mut ws, "x").await;
     assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
@@ -244,17 +208,18 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
     let window = Duration::from_secs(2);
-    let mut ws = quick()
-        .max_reconnections_total(3)
-        .max_reconnections_time(window)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        quick_healthy()
+            .max_reconnections_total(3)
+            .max_reconnections_time(window),
+        server.url(),
+    )
+    .await;
     let started = Instant::now();
     // Every message makes the server close; reading notices it and reconnects.
     for k in 1..=3 {
         send(&mut ws, format!("m{k}")).await.unwrap();
-        let errors = read_until(&mut ws, "reconnected", || server.upgrades() == k + 1).await;
+        let errors = read_until(&mut ws, "reconnected", |_| server.upgrades() == k + 1).await;
         assert!(errors.is_empty(), "{errors:?}");
     }
     send(&mut ws, "m4").await.unwrap();
@@ -310,14 +275,14 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
 async fn on_connect_is_the_first_message_of_every_connection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(2, log.clone())).await;
-    let mut ws = quick()
-        .on_connect(Message::text("hello"))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        quick_healthy().on_connect(Message::text("hello")),
+        server.url(),
+    )
+    .await;
     for i in 0..3 {
         send(&mut ws, format!("m{i}")).await.unwrap();
-        read_until(&mut ws, "reconnected", || server.upgrades() == i + 2).await;
+        read_until(&mut ws, "reconnected", |_| server.upgrades() == i + 2).await;
     }
     let entries = log.entries();
     let connections = entries.iter().map(|(c, _)| *c).max().unwrap() + 1;
@@ -343,7 +308,7 @@ async fn reads_continue_across_a_server_close_without_an_error_item() {
         },
     )
     .await;
-    let mut ws = quick().connect(server.url()).await.unwrap();
+    let mut ws = connect(quick_healthy(), server.url()).await;
     let mut got = Vec::new();
     while got.len() < 6 {
         let item = timeout(BOUND, ws.next()).await.unwrap().unwrap();
@@ -361,11 +326,7 @@ async fn reads_continue_across_a_server_close_without_an_error_item() {
 async fn ten_thousand_messages_through_forward_across_graceful_closes() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1000, log.clone())).await;
-    let ws = quick()
-        .max_reconnections_total(100)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let ws = connect(quick_healthy().max_reconnections_total(100), server.url()).await;
     // 1 KiB each: with tiny messages all 10,000 fit in the loopback socket buffers before
     // the server has read its first 1,000, and no client could see the Close in time.
     let source =
@@ -426,7 +387,7 @@ async fn split_halves_share_one_connection_across_reconnects() {
         },
     )
     .await;
-    let ws = quick().connect(server.url()).await.unwrap();
+    let ws = connect(quick_healthy(), server.url()).await;
     let (mut tx, mut rx) = ws.split();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -457,16 +418,14 @@ async fn split_halves_share_one_connection_across_reconnects() {
 
 #[tokio::test]
 async fn an_accept_and_drop_server_meets_growing_delays() {
-    let server = serve(|_| Reply::Upgrade, |_, ws: Ws| async move { drop(ws) }).await;
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(20))
-        .randomization_factor(0.0)
-        .multiplier(2.0)
-        .max_interval(Duration::from_secs(10))
-        .max_reconnections_total(1000)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let server = serve(|_| Reply::Upgrade, drop_at_once).await;
+    let mut ws = connect(
+        quick()
+            .max_interval(Duration::from_secs(10))
+            .max_reconnections_total(1000),
+        server.url(),
+    )
+    .await;
     // Keep reading for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so
     // at most about 7 connections; a tight loop would make hundreds.
     let until = Instant::now() + Duration::from_millis(1300);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::testing::FaultProxy;
 use ws_reconnect::{Acknowledge, Builder, Error, Message, ReconnectingSink};
@@ -59,6 +59,19 @@ pub async fn read_until(
         }
     }
     errors
+}
+
+/// The next item of `ws`, which must be a message (not an error, not the end); bounded
+/// by [`BOUND`].
+pub async fn next_message<S>(ws: &mut S) -> Message
+where
+    S: Stream<Item = Result<Message, Error>> + Unpin,
+{
+    match timeout(BOUND, ws.next()).await {
+        Ok(Some(Ok(m))) => m,
+        Ok(other) => panic!("expected a message, got {other:?}"),
+        Err(_) => panic!("next() hung"),
+    }
 }
 
 /// The URL that reaches the server through `proxy`.

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 use tokio_rustls::rustls;
-use ws_reconnect::{Error, Message, ReconnectingSink};
+use ws_reconnect::{Error, Message};
 
-use support::{raw_server, RawServer, BOUND};
+use support::{connect, connect_err, next_message, quick, raw_server, read_until, RawServer};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -85,27 +85,17 @@ async fn wss_with_a_trusted_self_signed_certificate_reconnects() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(10))
-        .rustls_config(Arc::new(client))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(quick().rustls_config(Arc::new(client)), server.url()).await;
     ws.send(Message::text("one")).await.unwrap();
-    assert_eq!(
-        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
-        Message::text("one")
-    );
+    assert_eq!(next_message(&mut ws).await, Message::text("one"));
     // The server closes the first connection after echoing; reading notices and
     // reconnects over TLS.
-    let deadline = Instant::now() + BOUND;
-    while server.upgrades.load(Ordering::SeqCst) < 2 || !ws.is_connected() {
-        assert!(Instant::now() < deadline, "no second TLS connection");
-        let _ = timeout(Duration::from_millis(20), ws.next()).await;
-    }
+    read_until(&mut ws, "a second TLS connection", |ws| {
+        server.upgrades.load(Ordering::SeqCst) >= 2 && ws.is_connected()
+    })
+    .await;
     ws.send(Message::text("two")).await.unwrap();
-    let echoed = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(echoed, Message::text("two"));
+    assert_eq!(next_message(&mut ws).await, Message::text("two"));
     assert_eq!(server.upgrades.load(Ordering::SeqCst), 2);
 }
 
@@ -113,15 +103,8 @@ async fn wss_with_a_trusted_self_signed_certificate_reconnects() {
 async fn an_untrusted_certificate_is_a_clear_error_and_is_not_retried() {
     let server = tls_server().await;
     let started = Instant::now();
-    let err = timeout(
-        BOUND,
-        ReconnectingSink::builder()
-            .initial_interval(Duration::from_millis(10))
-            .connect(server.url()),
-    )
-    .await
-    .expect("an untrusted certificate must not be retried forever")
-    .unwrap_err();
+    // Bounded: an untrusted certificate must not be retried forever.
+    let err = connect_err(quick(), server.url()).await;
     assert!(matches!(err, Error::Tls(_)), "{err:?}");
     assert!(!err.is_retryable());
     let text = err.to_string();
