@@ -1,8 +1,6 @@
 //! Beyond the seed: keepalive, connect timeout, visible state, close codes, jitter,
 //! redaction, input limits, cancellation.
 
-#[path = "../support/proxy.rs"]
-mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -14,26 +12,32 @@ use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use ws_reconnect::sink::{CloseAction, ConnectionState};
+use ws_reconnect::testing::{Fault, FaultProxy};
 use ws_reconnect::{DialKind, Error, Message, ReconnectingSink, Target};
 
 use support::{
-    connect, connect_err, echo, eventually, mock, quick, read_until, serve, silent_listener, Reply,
-    Ws, BOUND,
+    connect, connect_err, echo, eventually, mock, proxy_url, quick, read_until, serve,
+    silent_listener, Reply, Ws, BOUND,
 };
 
 #[tokio::test]
 async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
     let server = serve(|_| Reply::Upgrade, echo).await;
-    let proxy = proxy::Proxy::start(server.addr).await;
+    let proxy = FaultProxy::start(server.addr).await.unwrap();
     let (interval, keep_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
-    let mut ws = connect(quick().keepalive(interval, keep_timeout), proxy.url()).await;
+    let mut ws = connect(quick().keepalive(interval, keep_timeout), proxy_url(&proxy)).await;
     ws.send(Message::text("before")).await.unwrap();
     assert_eq!(
         timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
         Message::text("before")
     );
     let state = ws.state();
-    proxy.blackhole_current();
+    proxy.inject(Fault::HalfOpen);
+    assert_eq!(
+        proxy.stats().half_opens,
+        1,
+        "one open connection black-holed"
+    );
     let cut = Instant::now();
     // A reader waiting in next() is enough to run the keepalive.
     let reader = async {
