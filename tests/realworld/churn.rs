@@ -3,38 +3,11 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Message, ReconnectingSink};
 
-use crate::support::{connect, drop_at_once, quick, serve, Log, Reply, Ws, BOUND};
-
-/// Records what each connection receives and resets it (RST: zero linger, then drop)
-/// after every `n` messages.
-fn reset_after(
-    n: usize,
-    log: Log,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
-    move |conn, mut ws: Ws| {
-        let log = log.clone();
-        Box::pin(async move {
-            let mut seen = 0;
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    log.push(conn, t.to_string());
-                    seen += 1;
-                    if seen == n {
-                        let _ = ws.get_ref().set_zero_linger();
-                        return;
-                    }
-                }
-            }
-        })
-    }
-}
+use crate::support::{connect, drop_at_once, quick, reset_after, serve, Log, Reply, BOUND};
 
 #[tokio::test]
 async fn productive_connections_are_followed_by_an_immediate_reconnection() {

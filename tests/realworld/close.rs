@@ -11,10 +11,9 @@ use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::testing::{Fault, FaultProxy};
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::drain;
 use crate::support::{
-    connect, echo, eventually, proxy_url, quick, raw_server, serve, Log, RawServer, Reply, Ws,
-    BOUND,
+    connect, drain, echo, eventually, proxy_url, quick, raw_server, serve, Log, RawServer, Reply,
+    Ws, BOUND,
 };
 
 /// A target whose every connection attempt fails: it accepts TCP connections and drops

@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
+use crate::numbers;
 use crate::support::python::{self, PythonServer};
-use crate::support::{connect, eventually, BOUND};
-use crate::{numbers, Numbered};
+use crate::support::{connect, eventually, Numbered, BOUND};
 
 const SCRIPT: &str = "tests/realworld/server.py";
 

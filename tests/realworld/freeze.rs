@@ -9,8 +9,10 @@ use tokio::time::{timeout, Instant};
 use ws_reconnect::testing::{Fault, FaultProxy};
 use ws_reconnect::Message;
 
-use crate::support::{connect, proxy_url, quick, serve, Log, Reply, BOUND};
-use crate::{acknowledging, drain, numbers, Numbered};
+use crate::numbers;
+use crate::support::{
+    acknowledging, connect, drain, proxy_url, quick, serve, Log, Numbered, Reply, BOUND,
+};
 
 /// Keepalive interval and timeout: a frozen connection is replaced within about 400 ms.
 const KEEPALIVE: Duration = Duration::from_millis(200);

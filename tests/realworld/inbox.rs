@@ -8,8 +8,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{connect, serve, Reply, Ws, BOUND};
-use crate::Numbered;
+use crate::support::{acknowledging, connect, drain, serve, Log, Numbered, Reply, Ws, BOUND};
 
 /// Pushes `count` messages `"<prefix><i>"` as fast as it can (one flush).
 async fn push(ws: &mut Ws, prefix: &str, count: usize) -> bool {
@@ -36,7 +35,7 @@ async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
             if conn == 0 && !push(&mut ws, "", PUSHED).await {
                 return;
             }
-            while let Some(Ok(_)) = ws.next().await {}
+            drain(conn, ws).await;
         },
     )
     .await;
@@ -85,16 +84,9 @@ async fn acknowledged_mode_tells_the_reader_how_many_messages_it_dropped_past_th
     // Each connection: push 100 data messages at once, then acknowledge everything.
     let server = serve(
         |_| Reply::Upgrade,
-        |_, mut ws: Ws| async move {
-            if !push(&mut ws, "d", PUSHED).await {
-                return;
-            }
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    if ws.send(Message::text(format!("ack {t}"))).await.is_err() {
-                        break;
-                    }
-                }
+        |conn, mut ws: Ws| async move {
+            if push(&mut ws, "d", PUSHED).await {
+                acknowledging(Log::default())(conn, ws).await;
             }
         },
     )

@@ -8,7 +8,7 @@ Usage: server.py [--port P] [--tag T] [--log FILE]
 Paths:
   /push   send "<tag>:<n>" every 10 ms, n = 0, 1, ... on each connection
   /echo   echo every message
-  /ack    to a message "<n>": append "<n>" to the log file (flushed), then reply "ack <n>"
+  /ack    to a message "<n>": append "<n>" to the log file (flushed), then reply "ack:<n>"
 """
 import argparse
 import asyncio
@@ -45,7 +45,7 @@ async def handler(ws):
                 # Logged before it is acknowledged: an acknowledged message was processed.
                 log.write(f"{message}\n")
                 log.flush()
-                await ws.send(f"ack {message}")
+                await ws.send(f"ack:{message}")
     else:
         await ws.close(1008, f"no such path {path}")
 

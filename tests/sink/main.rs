@@ -12,35 +12,9 @@ use tokio::time::{timeout, Instant};
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
 
 use support::{
-    connect, connect_err, dead_port, drop_at_once, echo, eventually, mock, quick, quick_healthy,
-    read_until, recording_server, serve, Log, Reply, Ws, BOUND,
+    close_after, connect, connect_err, dead_port, drop_at_once, echo, eventually, mock, quick,
+    quick_healthy, read_until, recording_server, responding, serve, Log, Reply, Respond, Ws, BOUND,
 };
-
-/// A handler that records text messages and, after `n` on a connection, sends Close and
-/// keeps reading until the client closes or goes away (RFC 6455 allows this).
-fn close_after(
-    n: usize,
-    log: Log,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
-    move |conn, mut ws: Ws| {
-        let log = log.clone();
-        Box::pin(async move {
-            let mut seen = 0;
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    log.push(conn, t.to_string());
-                    seen += 1;
-                    if seen == n {
-                        let _ = ws.close(None).await;
-                    }
-                }
-            }
-        })
-    }
-}
 
 /// Sends until a send fails, bounded by `BOUND`; returns that error.
 async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
@@ -365,28 +339,16 @@ async fn ten_thousand_messages_through_forward_across_graceful_closes() {
 #[tokio::test]
 async fn split_halves_share_one_connection_across_reconnects() {
     let log = Log::default();
-    let l2 = log.clone();
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |conn, mut ws: Ws| {
-            let log = l2.clone();
-            async move {
-                // Echo with the connection number; close the first connection after 2.
-                let mut n = 0;
-                while let Some(Ok(m)) = ws.next().await {
-                    if let Message::Text(t) = m {
-                        log.push(conn, t.to_string());
-                        let _ = ws.send(Message::text(format!("{conn}:{t}"))).await;
-                        n += 1;
-                        if conn == 0 && n == 2 {
-                            let _ = ws.close(None).await;
-                        }
-                    }
-                }
-            }
-        },
-    )
-    .await;
+    // Echo with the connection number; close the first connection after 2.
+    let echo_numbered = responding(log.clone(), |conn, seen, t| {
+        let reply = format!("{conn}:{t}");
+        if conn == 0 && seen == 2 {
+            Respond::SendAndClose(reply)
+        } else {
+            Respond::Send(reply)
+        }
+    });
+    let server = serve(|_| Reply::Upgrade, echo_numbered).await;
     let ws = connect(quick_healthy(), server.url()).await;
     let (mut tx, mut rx) = ws.split();
     let reader = tokio::spawn(async move {

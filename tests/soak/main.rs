@@ -5,74 +5,16 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::testing::{FaultProxy, RandomFaults};
-use ws_reconnect::{Acknowledge, Message, ReconnectingSink};
+use ws_reconnect::{Message, ReconnectingSink};
 
-use support::{serve, Reply, Ws};
-
-struct Acks;
-
-impl Acknowledge for Acks {
-    fn id(&mut self, m: &Message) -> Option<u64> {
-        m.to_text().ok()?.parse().ok()
-    }
-    fn acked(&mut self, m: &Message) -> Option<u64> {
-        m.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
-    }
-}
-
-#[derive(Default)]
-struct Ledger {
-    highest: AtomicU64,
-    duplicates: AtomicU64,
-    gaps: Mutex<Vec<(u64, u64)>>,
-}
-
-fn server(
-    ledger: Arc<Ledger>,
-) -> impl Fn(usize, Ws) -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static {
-    move |_, mut ws: Ws| {
-        let ledger = ledger.clone();
-        Box::pin(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            let mut acked = 0;
-            loop {
-                tokio::select! {
-                    m = ws.next() => {
-                        let Some(Ok(Message::Text(t))) = m else { return };
-                        let Ok(id) = t.as_str().parse::<u64>() else { continue };
-                        let highest = ledger.highest.load(SeqCst);
-                        if id <= highest {
-                            ledger.duplicates.fetch_add(1, SeqCst);
-                        } else if id == highest + 1 {
-                            ledger.highest.store(id, SeqCst);
-                        } else {
-                            ledger.gaps.lock().unwrap().push((highest, id));
-                        }
-                    }
-                    _ = tick.tick() => {}
-                }
-                let highest = ledger.highest.load(SeqCst);
-                if highest != acked {
-                    acked = highest;
-                    if ws
-                        .send(Message::text(format!("ack:{highest}")))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        })
-    }
-}
+use support::{ledger_server, serve, Ledger, LedgerPlan, Numbered, Reply, Ws};
 
 #[tokio::test]
 async fn acknowledged_soak_through_random_faults_loses_nothing() {
@@ -81,7 +23,12 @@ async fn acknowledged_soak_through_random_faults_loses_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let ledger = Arc::new(Ledger::default());
-    let upstream = serve(|_| Reply::Upgrade, server(ledger.clone())).await;
+    // The server acknowledges after every message and every 5 ms.
+    let plan = LedgerPlan {
+        ack_every: 1,
+        resets: None,
+    };
+    let upstream = serve(|_| Reply::Upgrade, ledger_server(ledger.clone(), plan)).await;
     let proxy = FaultProxy::start(upstream.addr).await.unwrap();
     proxy.random(RandomFaults {
         seed: 11,
@@ -95,7 +42,7 @@ async fn acknowledged_soak_through_random_faults_loses_nothing() {
         .max_reconnections_total(1_000_000)
         .keepalive(Duration::from_millis(200), Duration::from_millis(200))
         .ack_timeout(Duration::from_millis(500))
-        .acknowledged(Acks, 512)
+        .acknowledged(Numbered, 512)
         .connect(format!("ws://{}/", proxy.addr()))
         .await
         .unwrap();
