@@ -10,28 +10,22 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
-use ws_reconnect::{Message, ReconnectingSink, Target};
+use ws_reconnect::{Message, ReconnectingSink};
 
-use support::{ledger_server, mock, serve, Ledger, LedgerPlan, Numbered, Reply, Ws, BOUND};
-
-fn count() -> u64 {
-    std::env::var("WS_RECONNECT_ACK_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
-}
+use support::{
+    env_or, mock, serve, serve_ledger, sharing, Ledger, LedgerPlan, Numbered, Reply, Ws, BOUND,
+};
 
 #[tokio::test]
 async fn nothing_is_lost_through_random_resets() {
-    let n = count();
-    let ledger = Arc::new(Ledger::default());
+    let n: u64 = env_or("WS_RECONNECT_ACK_MESSAGES", 10_000);
     // The server acknowledges every 64 messages and every 5 ms, and resets each
     // connection after a random number of messages, up to 3,000.
-    let plan = LedgerPlan {
+    let (server, ledger) = serve_ledger(LedgerPlan {
         ack_every: 64,
         resets: Some((7, 3000)),
-    };
-    let server = serve(|_| Reply::Upgrade, ledger_server(ledger.clone(), plan)).await;
+    })
+    .await;
     let ws = ReconnectingSink::builder()
         .initial_interval(Duration::from_millis(1))
         .randomization_factor(0.0)
@@ -67,27 +61,16 @@ async fn nothing_is_lost_through_random_resets() {
     );
 }
 
-fn tracked_mock(
-    window: usize,
-) -> (
-    Arc<mock::Script>,
-    ReconnectingSink<
-        impl ws_reconnect::MakeConnection<
-                Connection = mock::MockConn,
-                Error = ws_reconnect::Error,
-                SinkError = std::io::Error,
-                StreamError = std::io::Error,
-            > + Unpin,
-    >,
-) {
+/// An undialed acknowledged sink over a mock, with a window of `window` and a 1 s ack
+/// timeout.
+fn tracked_mock(window: usize) -> (Arc<mock::Script>, ReconnectingSink<mock::Make>) {
     let script = mock::Script::new();
-    let ws = ReconnectingSink::builder()
-        .acknowledged(Numbered, window)
-        .ack_timeout(Duration::from_secs(1))
-        .build_over(
-            mock::make(script.clone()),
-            Target::new("ws://mock/").unwrap(),
-        );
+    let ws = mock::sink(
+        &script,
+        ReconnectingSink::builder()
+            .acknowledged(Numbered, window)
+            .ack_timeout(Duration::from_secs(1)),
+    );
     (script, ws)
 }
 
@@ -228,22 +211,15 @@ async fn no_ack_within_ack_timeout_replaces_the_connection_and_resends() {
 async fn forward_completes_with_nobody_reading_even_past_a_full_inbox() {
     // The server sends chatter as well as acks; nobody reads the stream.
     let ledger = Arc::new(Ledger::default());
-    let l = ledger.clone();
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |_, mut ws: Ws| {
-            let ledger = l.clone();
-            async move {
-                while let Some(Ok(Message::Text(t))) = ws.next().await {
-                    let id: u64 = t.trim_start_matches('t').parse().unwrap();
-                    ledger.highest.store(id, Ordering::SeqCst);
-                    let _ = ws.send(Message::text(format!("chatter {id}"))).await;
-                    let _ = ws.send(Message::text(format!("ack:{id}"))).await;
-                }
-            }
-        },
-    )
-    .await;
+    let chatty = sharing(ledger.clone(), |ledger, _, mut ws: Ws| async move {
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            let id: u64 = t.trim_start_matches('t').parse().unwrap();
+            ledger.highest.store(id, Ordering::SeqCst);
+            let _ = ws.send(Message::text(format!("chatter {id}"))).await;
+            let _ = ws.send(Message::text(format!("ack:{id}"))).await;
+        }
+    });
+    let server = serve(|_| Reply::Upgrade, chatty).await;
     let ws = ReconnectingSink::builder()
         .max_queued_inbound(8)
         .acknowledged(Numbered, 16)

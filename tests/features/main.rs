@@ -12,20 +12,19 @@ use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use ws_reconnect::sink::{CloseAction, ConnectionState};
-use ws_reconnect::testing::{Fault, FaultProxy};
-use ws_reconnect::{DialKind, Error, Message, ReconnectingSink, Target};
+use ws_reconnect::testing::Fault;
+use ws_reconnect::{DialKind, Error, Message, ReconnectingSink};
 
 use support::{
-    connect, connect_err, echo, eventually, mock, proxy_url, quick, read_until, serve,
-    silent_listener, Reply, Ws, BOUND,
+    connect, connect_err, echo, eventually, mock, quick, read_until, serve, sharing,
+    silent_listener, through_proxy, Reply, Ws, BOUND,
 };
 
 #[tokio::test]
 async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
     let server = serve(|_| Reply::Upgrade, echo).await;
-    let proxy = FaultProxy::start(server.addr).await.unwrap();
     let (interval, keep_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
-    let mut ws = connect(quick().keepalive(interval, keep_timeout), proxy_url(&proxy)).await;
+    let (proxy, mut ws) = through_proxy(&server, quick().keepalive(interval, keep_timeout)).await;
     ws.send(Message::text("before")).await.unwrap();
     assert_eq!(
         timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
@@ -192,12 +191,10 @@ async fn each_close_code_of_the_table_is_followed() {
     ] {
         let script = mock::Script::new();
         // Healthy at once: only the close policy decides whether the backoff starts over.
-        let mut ws = ReconnectingSink::builder()
-            .healthy_after(Duration::ZERO)
-            .build_over(
-                mock::make(script.clone()),
-                Target::new("ws://mock/").unwrap(),
-            );
+        let mut ws = mock::sink(
+            &script,
+            ReconnectingSink::builder().healthy_after(Duration::ZERO),
+        );
         ws.dial().await.unwrap();
         script.push(0, close_with(code));
         let expected = ws_reconnect::sink::ClosePolicy::default().decide(Some(code));
@@ -238,13 +235,12 @@ async fn each_close_code_of_the_table_is_followed() {
 async fn reconnect_jitter_spreads_a_thousand_reconnections_within_its_bound() {
     let max = Duration::from_secs(1);
     let script = mock::Script::new();
-    let mut ws = ReconnectingSink::builder()
-        .reconnect_jitter(max)
-        .no_keepalive()
-        .build_over(
-            mock::make(script.clone()),
-            Target::new("ws://mock/").unwrap(),
-        );
+    let mut ws = mock::sink(
+        &script,
+        ReconnectingSink::builder()
+            .reconnect_jitter(max)
+            .no_keepalive(),
+    );
     ws.dial().await.unwrap();
     let mut delays = Vec::new();
     for i in 0..1000 {
@@ -319,18 +315,11 @@ async fn an_oversized_message_is_an_error_item_then_a_reconnection() {
 async fn dropping_the_sink_or_both_halves_stops_everything() {
     for split in [false, true] {
         let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = closed.clone();
-        let server = serve(
-            |_| Reply::Upgrade,
-            move |_, mut ws: Ws| {
-                let c = c.clone();
-                async move {
-                    while let Some(Ok(_)) = ws.next().await {}
-                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            },
-        )
-        .await;
+        let counting = sharing(closed.clone(), |closed, _, mut ws: Ws| async move {
+            while let Some(Ok(_)) = ws.next().await {}
+            closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let server = serve(|_| Reply::Upgrade, counting).await;
         let tasks_before = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();

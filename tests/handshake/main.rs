@@ -32,6 +32,16 @@ async fn dial_url(url: &str) -> Result<TungsteniteConnection, Error> {
     dial(Target::new(url).unwrap()).await
 }
 
+/// Sends `text` over `ws` and reads it back from the echo server, bounded.
+async fn echo_round_trip(ws: &mut TungsteniteConnection, text: &str) {
+    timeout(BOUND, ws.send(Message::text(text)))
+        .await
+        .expect("send hung")
+        .expect("send");
+    let back = timeout(BOUND, ws.next()).await.expect("no echo").unwrap();
+    assert_eq!(back.unwrap(), Message::text(text));
+}
+
 /// The `Sec-WebSocket-Accept` that answers a request head.
 fn accept_for(request: &str) -> String {
     let key = request
@@ -85,12 +95,7 @@ async fn recording_upgrades(bind: &str) -> std::io::Result<(RawServer, Arc<Mutex
 async fn a_tokio_tungstenite_server_upgrades_and_the_connection_carries_messages() {
     let server = serve(|_| Reply::Upgrade, echo).await;
     let mut ws = dial_url(&server.url()).await.unwrap();
-    timeout(BOUND, ws.send(Message::text("hello")))
-        .await
-        .unwrap()
-        .unwrap();
-    let back = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(back, Message::text("hello"));
+    echo_round_trip(&mut ws, "hello").await;
     assert!(ws.get_ref().get_ref().nodelay().unwrap(), "Nagle is on");
 }
 
@@ -104,11 +109,7 @@ async fn the_path_query_and_the_users_headers_arrive_at_the_server() {
         .header("X-Client", "demo")
         .unwrap();
     let mut ws = dial(target).await.unwrap();
-    timeout(BOUND, ws.send(Message::text("ping")))
-        .await
-        .unwrap()
-        .unwrap();
-    timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
+    echo_round_trip(&mut ws, "ping").await;
 
     let requests = seen.lock().unwrap();
     assert_eq!(requests.len(), 1);
@@ -251,12 +252,7 @@ async fn ipv6_literals_connect() {
     };
     let port = server.addr.port();
     let mut ws = dial_url(&format!("ws://[::1]:{port}/v6")).await.unwrap();
-    timeout(BOUND, ws.send(Message::text("six")))
-        .await
-        .unwrap()
-        .unwrap();
-    let back = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(back, Message::text("six"));
+    echo_round_trip(&mut ws, "six").await;
     let requests = seen.lock().unwrap();
     assert_eq!(
         requests[0].headers()["host"],

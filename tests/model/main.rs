@@ -11,7 +11,7 @@ use std::task::Poll;
 
 use futures::{Sink, Stream};
 use proptest::prelude::*;
-use ws_reconnect::{Error, Message, ReconnectingSink, Target};
+use ws_reconnect::{Error, Message, ReconnectingSink};
 
 use support::mock;
 
@@ -65,13 +65,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .unwrap();
     rt.block_on(async move {
         let script = mock::Script::new();
-        let mut ws = ReconnectingSink::builder()
-            .no_keepalive()
-            .max_unflushed_messages(16)
-            .build_over(
-                mock::make(script.clone()),
-                Target::new("ws://mock/").unwrap(),
-            );
+        let mut ws = mock::sink(
+            &script,
+            ReconnectingSink::builder()
+                .no_keepalive()
+                .max_unflushed_messages(16),
+        );
         let mut task = tokio_test::task::spawn(());
         let mut accepted: Vec<String> = Vec::new();
         let mut taken: Vec<String> = Vec::new();

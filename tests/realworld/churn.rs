@@ -7,7 +7,7 @@ use futures::SinkExt;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Message, ReconnectingSink};
 
-use crate::support::{connect, drop_at_once, quick, reset_after, serve, Log, Reply, BOUND};
+use crate::support::{accept_and_drop, connect, reset_after, serve, Log, Reply, BOUND};
 
 #[tokio::test]
 async fn productive_connections_are_followed_by_an_immediate_reconnection() {
@@ -49,14 +49,7 @@ async fn productive_connections_are_followed_by_an_immediate_reconnection() {
 /// at once, met by a client that writes all the time.
 #[tokio::test]
 async fn an_accept_and_drop_server_meets_growing_delays_while_the_client_writes() {
-    let server = serve(|_| Reply::Upgrade, drop_at_once).await;
-    let mut ws = connect(
-        quick()
-            .max_interval(Duration::from_secs(10))
-            .max_reconnections_total(1000),
-        server.url(),
-    )
-    .await;
+    let (server, mut ws) = accept_and_drop().await;
     // Write for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so about 7
     // connections; a tight loop would make hundreds.
     let until = Instant::now() + Duration::from_millis(1300);

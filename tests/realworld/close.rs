@@ -8,12 +8,12 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::timeout;
 use ws_reconnect::sink::ConnectionState;
-use ws_reconnect::testing::{Fault, FaultProxy};
+use ws_reconnect::testing::Fault;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
 use crate::support::{
-    connect, drain, echo, eventually, proxy_url, quick, raw_server, serve, Log, RawServer, Reply,
-    Ws, BOUND,
+    connect, drain, echo, env_or, eventually, quick, raw_server, serve, sharing, through_proxy,
+    Log, RawServer, Reply, Ws, BOUND,
 };
 
 /// A target whose every connection attempt fails: it accepts TCP connections and drops
@@ -126,27 +126,20 @@ async fn close_while_reconnecting_publishes_closed() {
 #[tokio::test]
 async fn dial_after_a_dropped_close_makes_a_new_connection() {
     let log = Log::default();
-    let l = log.clone();
     // The first connection holds back its reply to the client's Close for 5 s (it stops
     // reading); later ones record what they receive.
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |conn, mut ws: Ws| {
-            let log = l.clone();
-            async move {
-                while let Some(Ok(m)) = ws.next().await {
-                    match m {
-                        Message::Text(t) => log.push(conn, t.to_string()),
-                        Message::Close(_) if conn == 0 => {
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                        }
-                        _ => {}
-                    }
+    let holding_back = sharing(log.clone(), |log, conn, mut ws: Ws| async move {
+        while let Some(Ok(m)) = ws.next().await {
+            match m {
+                Message::Text(t) => log.push(conn, t.to_string()),
+                Message::Close(_) if conn == 0 => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 }
+                _ => {}
             }
-        },
-    )
-    .await;
+        }
+    });
+    let server = serve(|_| Reply::Upgrade, holding_back).await;
     let mut ws = connect(quick(), server.url()).await;
     timeout(BOUND, ws.send(Message::text("before")))
         .await
@@ -189,14 +182,10 @@ const SEED: u64 = 0x5eed_0006;
 
 #[tokio::test]
 async fn operations_cancelled_at_random_points_leave_a_usable_truthful_sink() {
-    let seed = std::env::var("WS_RECONNECT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEED);
+    let seed = env_or("WS_RECONNECT_SEED", SEED);
     eprintln!("seed {seed} (WS_RECONNECT_SEED={seed} repeats this run)");
     let server = serve(|_| Reply::Upgrade, echo).await;
-    let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = connect(quick(), proxy_url(&proxy)).await;
+    let (proxy, mut ws) = through_proxy(&server, quick()).await;
     let mut rng = SmallRng::seed_from_u64(seed);
 
     const OPS: [&str; 6] = ["send", "feed", "flush", "close", "dial", "next"];

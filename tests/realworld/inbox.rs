@@ -8,7 +8,9 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{acknowledging, connect, drain, serve, Log, Numbered, Reply, Ws, BOUND};
+use crate::support::{
+    acknowledging, connect, drain, expect_text, serve, Log, Numbered, Reply, Ws, BOUND,
+};
 
 /// Pushes `count` messages `"<prefix><i>"` as fast as it can (one flush).
 async fn push(ws: &mut Ws, prefix: &str, count: usize) -> bool {
@@ -67,13 +69,7 @@ async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
     );
 
     for i in 0..PUSHED {
-        let item = timeout(BOUND, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("message {i} of {PUSHED} never came"));
-        assert!(
-            matches!(&item, Some(Ok(m)) if *m == Message::text(i.to_string())),
-            "message {i}: {item:?}"
-        );
+        expect_text(&mut ws, &i.to_string(), &format!("message {i} of {PUSHED}")).await;
     }
 }
 

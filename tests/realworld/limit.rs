@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{connect, serve, Reply, Server, Ws, BOUND};
+use crate::support::{connect, expect_text, serve, Reply, Server, Ws, BOUND};
 
 /// Echoes the first message of each connection, with a Close 1000 in the same write,
 /// then reads until the client answers or goes away.
@@ -38,13 +38,7 @@ async fn round_trip(ws: &mut ReconnectingSink, i: usize) -> Result<(), Error> {
     timeout(BOUND, ws.send(Message::text(i.to_string())))
         .await
         .unwrap_or_else(|_| panic!("send({i}) did not complete before BOUND"))?;
-    let echo = timeout(BOUND, ws.next())
-        .await
-        .unwrap_or_else(|_| panic!("no echo of {i} before BOUND"));
-    assert!(
-        matches!(&echo, Some(Ok(m)) if *m == Message::text(i.to_string())),
-        "echo of {i}: {echo:?}"
-    );
+    expect_text(ws, &i.to_string(), &format!("the echo of {i}")).await;
     Ok(())
 }
 

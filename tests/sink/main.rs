@@ -3,16 +3,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
-use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
+use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
 use support::{
-    close_after, connect, connect_err, dead_port, drop_at_once, echo, eventually, mock, quick,
+    accept_and_drop, close_after, connect, connect_err, dead_port, echo, eventually, join, mock,
     quick_healthy, read_until, recording_server, responding, serve, Log, Reply, Respond, Ws, BOUND,
 };
 
@@ -373,21 +371,14 @@ async fn split_halves_share_one_connection_across_reconnects() {
             eventually("reader reconnected", || server.upgrades() == 2).await;
         }
     }
-    let got = timeout(BOUND, reader).await.unwrap().unwrap();
+    let got = join(reader, "the reader").await;
     assert_eq!(got, ["0:m0", "0:m1", "1:m2", "1:m3"]);
     assert_eq!(server.upgrades(), 2);
 }
 
 #[tokio::test]
 async fn an_accept_and_drop_server_meets_growing_delays() {
-    let server = serve(|_| Reply::Upgrade, drop_at_once).await;
-    let mut ws = connect(
-        quick()
-            .max_interval(Duration::from_secs(10))
-            .max_reconnections_total(1000),
-        server.url(),
-    )
-    .await;
+    let (server, mut ws) = accept_and_drop().await;
     // Keep reading for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so
     // at most about 7 connections; a tight loop would make hundreds.
     let until = Instant::now() + Duration::from_millis(1300);
@@ -406,12 +397,7 @@ async fn unflushed_messages_are_resent_in_order_exactly_once() {
     // The 2nd and 3rd flushes fail: the messages they held go to the next connection.
     script.fail_flush(1);
     script.fail_flush(2);
-    let mut ws = Builder::default()
-        .on_connect(Message::text("hi"))
-        .build_over(
-            mock::make(script.clone()),
-            Target::new("ws://mock/").unwrap(),
-        );
+    let mut ws = mock::sink(&script, Builder::default().on_connect(Message::text("hi")));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0 delivers "hi"
     for batch in 0..4 {
         for i in 0..5 {
@@ -450,10 +436,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     let script = mock::Script::new();
     script.fail_flush(1);
     script.fail_flush(3);
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default());
     timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0
     ws.feed(Message::text("a")).await.unwrap();
     ws.feed(Message::text("b")).await.unwrap();
@@ -486,14 +469,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
 
 #[tokio::test]
 async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
-    let gate = Arc::new(Notify::new());
-    let script = mock::Script::gated(gate.clone());
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
-    gate.notify_one();
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    let (gate, script, mut ws) = mock::gated_and_dialed().await;
     script.hang_up(0);
 
     let mut task = tokio_test::task::spawn(());
@@ -512,14 +488,7 @@ async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
 
 #[tokio::test]
 async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
-    let gate = Arc::new(Notify::new());
-    let script = mock::Script::gated(gate.clone());
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
-    gate.notify_one();
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    let (gate, script, mut ws) = mock::gated_and_dialed().await;
 
     let mut reader = tokio_test::task::spawn(());
     let mut writer = tokio_test::task::spawn(());
@@ -544,10 +513,7 @@ async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
 #[tokio::test]
 async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
     let script = mock::Script::new();
-    let mut ws = Builder::default().max_queued_inbound(3).build_over(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default().max_queued_inbound(3));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     for i in 0..5 {
         script.push(0, Message::text(format!("in{i}")));
@@ -569,10 +535,7 @@ async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
 #[tokio::test]
 async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
     let script = mock::Script::new();
-    let mut ws = Builder::default().max_unflushed_messages(4).build_over(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default().max_unflushed_messages(4));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     let mut accepted = 0;
     let mut refused = 0;
@@ -595,10 +558,7 @@ async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
 #[tokio::test]
 async fn close_and_frame_messages_are_refused_not_sent() {
     let script = mock::Script::new();
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default());
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     assert!(matches!(
         ws.send(Message::Close(None)).await,

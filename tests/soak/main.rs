@@ -14,38 +14,45 @@ use tokio::time::timeout;
 use ws_reconnect::testing::{FaultProxy, RandomFaults};
 use ws_reconnect::{Message, ReconnectingSink};
 
-use support::{ledger_server, serve, Ledger, LedgerPlan, Numbered, Reply, Ws};
+use support::{
+    connect, env_or, proxy_url, serve, serve_ledger, sharing, LedgerPlan, Numbered, Reply, Server,
+    Ws,
+};
+
+/// `upstream` behind a proxy whose every new connection draws a fault after 16 KiB on
+/// average (cut, reset, half-open and delay `weights`), and refuses one in ten.
+async fn random_faults(upstream: &Server, seed: u64, weights: [u32; 4]) -> FaultProxy {
+    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+    proxy.random(RandomFaults {
+        seed,
+        mean_bytes: 16 * 1024,
+        weights,
+        refuse_probability: 0.1,
+    });
+    proxy
+}
 
 #[tokio::test]
 async fn acknowledged_soak_through_random_faults_loses_nothing() {
-    let n: u64 = std::env::var("WS_RECONNECT_SOAK_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let ledger = Arc::new(Ledger::default());
+    let n: u64 = env_or("WS_RECONNECT_SOAK_MESSAGES", 10_000);
     // The server acknowledges after every message and every 5 ms.
-    let plan = LedgerPlan {
+    let (upstream, ledger) = serve_ledger(LedgerPlan {
         ack_every: 1,
         resets: None,
-    };
-    let upstream = serve(|_| Reply::Upgrade, ledger_server(ledger.clone(), plan)).await;
-    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-    proxy.random(RandomFaults {
-        seed: 11,
-        mean_bytes: 16 * 1024,
-        weights: [1, 1, 1, 1],
-        refuse_probability: 0.1,
-    });
-    let ws = ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(5))
-        .max_interval(Duration::from_millis(100))
-        .max_reconnections_total(1_000_000)
-        .keepalive(Duration::from_millis(200), Duration::from_millis(200))
-        .ack_timeout(Duration::from_millis(500))
-        .acknowledged(Numbered, 512)
-        .connect(format!("ws://{}/", proxy.addr()))
-        .await
-        .unwrap();
+    })
+    .await;
+    let proxy = random_faults(&upstream, 11, [1, 1, 1, 1]).await;
+    let ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::from_millis(5))
+            .max_interval(Duration::from_millis(100))
+            .max_reconnections_total(1_000_000)
+            .keepalive(Duration::from_millis(200), Duration::from_millis(200))
+            .ack_timeout(Duration::from_millis(500))
+            .acknowledged(Numbered, 512),
+        proxy_url(&proxy),
+    )
+    .await;
     let stats = ws.stats_handle();
     let source = futures::stream::iter((1..=n).map(|i| Ok(Message::text(i.to_string()))));
     let mut ws = ws;
@@ -196,35 +203,19 @@ mod recording {
 
 #[tokio::test]
 async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_died() {
-    let n: u64 = std::env::var("WS_RECONNECT_SOAK_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let n: u64 = env_or("WS_RECONNECT_SOAK_MESSAGES", 10_000);
     let received = Arc::new(Mutex::new(vec![0u32; n as usize + 1]));
-    let r = received.clone();
-    let upstream = serve(
-        |_| Reply::Upgrade,
-        move |_, mut ws: Ws| {
-            let r = r.clone();
-            async move {
-                while let Some(Ok(Message::Text(t))) = ws.next().await {
-                    if let Ok(id) = t.as_str().parse::<usize>() {
-                        if let Some(c) = r.lock().unwrap().get_mut(id) {
-                            *c += 1;
-                        }
-                    }
+    let counting = sharing(received.clone(), |received, _, mut ws: Ws| async move {
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            if let Ok(id) = t.as_str().parse::<usize>() {
+                if let Some(c) = received.lock().unwrap().get_mut(id) {
+                    *c += 1;
                 }
             }
-        },
-    )
-    .await;
-    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-    proxy.random(RandomFaults {
-        seed: 5,
-        mean_bytes: 16 * 1024,
-        weights: [1, 1, 1, 0],
-        refuse_probability: 0.1,
+        }
     });
+    let upstream = serve(|_| Reply::Upgrade, counting).await;
+    let proxy = random_faults(&upstream, 5, [1, 1, 1, 0]).await;
     let flushed: recording::Flushed = Arc::default();
     let stack = tower::ServiceBuilder::new()
         .layer(ws_reconnect::BackoffRetryLayer::new(
@@ -240,7 +231,7 @@ async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_d
         })
         .timeout(Duration::from_secs(5))
         .service(ws_reconnect::TungsteniteConnector::default());
-    let target = ws_reconnect::Target::new(format!("ws://{}/", proxy.addr())).unwrap();
+    let target = ws_reconnect::Target::new(proxy_url(&proxy)).unwrap();
     let mut ws = ReconnectingSink::builder()
         .keepalive(Duration::from_millis(200), Duration::from_millis(200))
         .build_over(stack, target);

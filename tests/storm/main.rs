@@ -28,7 +28,7 @@ mod common;
 mod support;
 
 use common::{raise_fd_limit, rss_kib};
-use support::{echo, serve_on, Reply, Server};
+use support::{echo, env_or, serve_on, Reply, Server};
 
 /// The jitter delays the sinks drew: the `delay` field of every "reconnect jitter" event
 /// (or what it said, when that is not a duration).
@@ -209,10 +209,7 @@ async fn storm(clients: usize, jitter: Duration) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_brings_every_client_back_spread_by_the_jitter() {
     raise_fd_limit();
-    let clients: usize = std::env::var("WS_RECONNECT_STORM_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let clients: usize = env_or("WS_RECONNECT_STORM_CLIENTS", 1000);
     let jitter = Duration::from_millis(500);
     let jitters = Jitters::install();
     let fds_before = open_fds();

@@ -8,7 +8,7 @@ use tokio::time::{timeout, Instant};
 use ws_reconnect::testing::FaultProxy;
 use ws_reconnect::{Acknowledge, Builder, Error, Message, ReconnectingSink};
 
-use super::BOUND;
+use super::{drop_at_once, serve, Reply, Server, BOUND};
 
 /// Quick, predictable reconnections for loopback tests: a 20 ms first delay, doubling,
 /// no randomization, at most 200 ms.
@@ -24,6 +24,18 @@ pub fn quick() -> Builder {
 /// backoff starts over, so a reconnection follows without a delay.
 pub fn quick_healthy() -> Builder {
     quick().healthy_after(Duration::ZERO)
+}
+
+/// The growing-delays control: a server that drops every connection as soon as it is
+/// upgraded, and a connected [`quick`] client allowed 1,000 reconnections with delays
+/// doubling from 20 ms up to 10 s (20, 40, 80, 160, 320, 640 ms in the first 1.3 s).
+pub async fn accept_and_drop() -> (Server, ReconnectingSink) {
+    let server = serve(|_| Reply::Upgrade, drop_at_once).await;
+    let builder = quick()
+        .max_interval(Duration::from_secs(10))
+        .max_reconnections_total(1000);
+    let ws = connect(builder, server.url()).await;
+    (server, ws)
 }
 
 /// Dials `url` with `builder`, bounded by [`BOUND`]; panics if that fails.
@@ -72,6 +84,29 @@ where
         Ok(other) => panic!("expected a message, got {other:?}"),
         Err(_) => panic!("next() hung"),
     }
+}
+
+/// Puts `server` behind a new [`FaultProxy`] and connects `builder` through it
+/// (bounded, as [`connect`]).
+pub async fn through_proxy(server: &Server, builder: Builder) -> (FaultProxy, ReconnectingSink) {
+    let proxy = FaultProxy::start(server.addr).await.unwrap();
+    let ws = connect(builder, proxy_url(&proxy)).await;
+    (proxy, ws)
+}
+
+/// Reads the next item of `ws` (bounded by [`BOUND`]) and asserts that it is the text
+/// message `text`; `what` names it in a failure.
+pub async fn expect_text<S>(ws: &mut S, text: &str, what: &str)
+where
+    S: Stream<Item = Result<Message, Error>> + Unpin,
+{
+    let item = timeout(BOUND, ws.next())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing came before BOUND"));
+    assert!(
+        matches!(&item, Some(Ok(m)) if *m == Message::text(text)),
+        "{what}: expected {text:?}, got {item:?}"
+    );
 }
 
 /// The URL that reaches the server through `proxy`.

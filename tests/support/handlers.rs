@@ -40,7 +40,19 @@ impl Log {
     }
 }
 
+/// A handler with shared state: `handler(state, conn, ws)` runs each connection with
+/// its own clone of `state` (an `Arc`, a [`Log`]).
+pub fn sharing<S, H, F>(state: S, handler: H) -> impl Fn(usize, Ws) -> F + Send + Sync
+where
+    S: Clone + Send + Sync + 'static,
+    H: Fn(S, usize, Ws) -> F + Send + Sync,
+    F: Future<Output = ()> + Send,
+{
+    move |conn, ws| handler(state.clone(), conn, ws)
+}
+
 /// What a [`responding`] handler does after recording a text message.
+#[derive(Clone)]
 pub enum Respond {
     /// Keep reading.
     Nothing,
@@ -58,10 +70,7 @@ pub enum Respond {
 /// A handler that records every text message in `log` with its connection, then does what
 /// `respond(conn, seen, text)` says (`seen` counts this connection's text messages from
 /// 1), until the peer goes away.
-pub fn responding<R>(
-    log: Log,
-    respond: R,
-) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static
+pub fn responding<R>(log: Log, respond: R) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync
 where
     R: Fn(usize, usize, &str) -> Respond + Send + Sync + 'static,
 {
@@ -98,7 +107,7 @@ where
 }
 
 /// Records every text message until the peer goes away.
-pub fn recording(log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static {
+pub fn recording(log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
     responding(log, |_, _, _| Respond::Nothing)
 }
 
@@ -109,31 +118,30 @@ pub async fn recording_server() -> (Server, Log) {
     (server, log)
 }
 
-/// Records, and closes each connection (Close frame) after its `n`th text message.
-pub fn close_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static {
+/// Records, and does `then` once after each connection's `n`th text message.
+fn after(n: usize, then: Respond, log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
     responding(log, move |_, seen, _| {
         if seen == n {
-            Respond::Close
+            then.clone()
         } else {
             Respond::Nothing
         }
     })
 }
 
+/// Records, and closes each connection (Close frame) after its `n`th text message.
+pub fn close_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
+    after(n, Respond::Close, log)
+}
+
 /// Records, and resets each connection (RST) after its `n`th text message.
-pub fn reset_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static {
-    responding(log, move |_, seen, _| {
-        if seen == n {
-            Respond::Reset
-        } else {
-            Respond::Nothing
-        }
-    })
+pub fn reset_after(n: usize, log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
+    after(n, Respond::Reset, log)
 }
 
 /// Records, and acknowledges every text message `"<n>"` with `"ack:<n>"` (the form
 /// [`Numbered`](super::Numbered) reads).
-pub fn acknowledging(log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static {
+pub fn acknowledging(log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
     responding(log, |_, _, t| Respond::Send(format!("ack:{t}")))
 }
 
@@ -200,12 +208,19 @@ pub struct LedgerPlan {
     pub resets: Option<(u64, u32)>,
 }
 
-/// A server that applies numbered messages `"<id>"` (or `"t<id>"`) in order to `ledger`,
-/// and acknowledges the contiguous prefix with `"ack:<highest>"` as `plan` says.
-pub fn ledger_server(
+/// A server that applies numbered messages `"<id>"` (or `"t<id>"`) in order to its
+/// [`Ledger`], and acknowledges the contiguous prefix with `"ack:<highest>"` as `plan`
+/// says.
+pub async fn serve_ledger(plan: LedgerPlan) -> (Server, Arc<Ledger>) {
+    let ledger = Arc::new(Ledger::default());
+    let server = serve(|_| Reply::Upgrade, ledger_server(ledger.clone(), plan)).await;
+    (server, ledger)
+}
+
+fn ledger_server(
     ledger: Arc<Ledger>,
     plan: LedgerPlan,
-) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static {
+) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
     move |conn, mut ws: Ws| {
         let ledger = ledger.clone();
         Box::pin(async move {

@@ -160,6 +160,20 @@ pub fn sink(script: &Arc<Script>, builder: Builder) -> ReconnectingSink<Make> {
     builder.build_over(make(script.clone()), target())
 }
 
+/// A default sink over a gated script, dialed (the gate opened once for it): the next
+/// connection attempt waits until the test calls `notify_one` on the gate.
+pub async fn gated_and_dialed() -> (Arc<Notify>, Arc<Script>, ReconnectingSink<Make>) {
+    let gate = Arc::new(Notify::new());
+    let script = Script::gated(gate.clone());
+    let mut ws = sink(&script, Builder::default());
+    gate.notify_one();
+    tokio::time::timeout(super::BOUND, ws.dial())
+        .await
+        .expect("dial hung")
+        .expect("dial");
+    (gate, script, ws)
+}
+
 impl tower::Service<Target> for Make {
     type Response = MockConn;
     type Error = Error;

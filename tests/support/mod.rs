@@ -45,6 +45,25 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits (bounded) for a spawned task and returns its output; `what` names it if it hangs
+/// or panics.
+pub async fn join<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
+    match tokio::time::timeout(BOUND, task).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("{what} panicked: {e}"),
+        Err(_) => panic!("{what} did not finish before BOUND"),
+    }
+}
+
+/// The number in the environment variable `name`, or `default` when it is unset or not a
+/// number: how a run asks for more messages, more clients or another seed.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Installs a test subscriber once (`RUST_LOG` controls it), for debugging a test.
 pub fn trace() {
     let _ = tracing_subscriber::fmt()
