@@ -12,9 +12,8 @@ Paths:
 """
 import argparse
 import asyncio
-import sys
 
-from websockets.asyncio.server import serve
+from python_server import run
 
 
 def parse_args():
@@ -50,15 +49,5 @@ async def handler(ws):
         await ws.close(1008, f"no such path {path}")
 
 
-async def main():
-    async with serve(handler, "127.0.0.1", ARGS.port) as server:
-        port = server.sockets[0].getsockname()[1]
-        print(port, flush=True)
-        await asyncio.get_running_loop().create_future()
-
-
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(handler, ARGS.port)

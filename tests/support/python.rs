@@ -47,7 +47,8 @@ pub struct PythonServer {
 
 impl PythonServer {
     /// Runs `script` (a path under the crate root) with `args`, and waits for the port it
-    /// prints as the first line of its stdout. Blocks the thread while Python starts:
+    /// prints as the first line of its stdout (`python_server.run` does that; it is on the
+    /// script's `PYTHONPATH`). Blocks the thread while Python starts:
     /// call it through `spawn_blocking` when a sink must keep running meanwhile.
     ///
     /// # Panics
@@ -55,9 +56,21 @@ impl PythonServer {
     /// syntax error: its stderr is the test's).
     pub fn start(python: &str, script: &str, args: &[String]) -> PythonServer {
         let path = format!("{}/{script}", env!("CARGO_MANIFEST_DIR"));
+        // python_server.py, the shared start-up, lives next to this file.
+        let support = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support");
+        let pythonpath = match std::env::var_os("PYTHONPATH") {
+            Some(p) if !p.is_empty() => {
+                let mut all = std::ffi::OsString::from(support);
+                all.push(":");
+                all.push(p);
+                all
+            }
+            _ => support.into(),
+        };
         let mut child = Command::new(python)
             .arg(&path)
             .args(args)
+            .env("PYTHONPATH", pythonpath)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
