@@ -246,7 +246,7 @@ async fn ipv6_literals_connect() {
     let (server, seen) = match recording_upgrades("[::1]:0").await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("skipped: no IPv6 loopback here ({e})");
+            support::skip(format!("no IPv6 loopback here ({e})"));
             return;
         }
     };

@@ -2,7 +2,8 @@
 //!
 //! `.ci/run` installs `websockets` into a local virtual environment and sets
 //! `WS_RECONNECT_PYTHON`; then these tests must run. Without it they look for `python3`
-//! with `websockets` and, when that is missing, say so and skip.
+//! with `websockets` and, when that is missing, skip visibly: `SKIPPED: <test>: <why>`,
+//! recorded for `.ci/run`'s summary (see `support::skip`).
 
 use futures::SinkExt;
 use ws_reconnect::{Error, Message, ReconnectingSink};
@@ -13,7 +14,7 @@ mod support;
 use support::python::{self, PythonServer};
 use support::{connect, connect_err, next_message, quick, read_until};
 
-/// Starts the Python server, or explains why it cannot and returns `None`.
+/// Starts the Python server, or records that the calling test skips and returns `None`.
 fn peer() -> Option<PythonServer> {
     let python = python::interpreter()?;
     Some(PythonServer::start(&python, "tests/peer/server.py", &[]))

@@ -23,6 +23,7 @@ pub mod mock;
 pub mod python;
 pub mod server;
 
+use std::io::Write;
 use std::time::Duration;
 
 // Each binary uses some of these.
@@ -62,6 +63,38 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Where [`skip`] records skipped tests: `skipped.log` in the directory cargo gives
+/// integration tests (`CARGO_TARGET_TMPDIR`, `target/tmp`). `.ci/run` removes it before
+/// `cargo test` and reports its lines after.
+pub fn skipped_log() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.log")
+}
+
+/// Says that the calling test skips, where a user sees it: prints
+/// `SKIPPED: <test>: <reason>` on stderr (shown with `--nocapture`) and appends the same
+/// line to [`skipped_log`], which `.ci/run` counts and prints. The test then returns,
+/// and libtest counts it as passed.
+///
+/// `<test>` is the name libtest gives the test's thread: call this from the test body
+/// (an `async` test body runs on that thread too), not from a spawned task.
+pub fn skip(reason: impl std::fmt::Display) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("<unnamed test>");
+    let line = format!("SKIPPED: {test}: {reason}\n");
+    eprint!("{line}");
+    // One append of the whole line: lines written at the same time by other tests, in
+    // this binary or another, do not interleave.
+    let log = skipped_log();
+    let recorded = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = recorded {
+        eprintln!("could not record the skip in {}: {e}", log.display());
+    }
 }
 
 /// Installs a test subscriber once (`RUST_LOG` controls it), for debugging a test.

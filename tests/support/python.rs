@@ -3,14 +3,16 @@
 //!
 //! `.ci/run` installs `websockets` into `.venv-peer` and sets `WS_RECONNECT_PYTHON`; then
 //! a test that needs Python must run, and a broken interpreter fails it. Without the
-//! variable, `python3` is tried, and when it lacks `websockets` the test prints
-//! `SKIPPED: <why>` and returns.
+//! variable, `python3` is tried, and when it lacks `websockets` the test skips through
+//! [`skip`](super::skip): `SKIPPED: <test>: <why>` on stderr and in the skipped log that
+//! `.ci/run` reports.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-/// The Python interpreter to run servers with, or `None` (after printing why) when there
-/// is none and none was required.
+/// The Python interpreter to run servers with, or `None` when there is none and none was
+/// required: then the calling test is recorded as skipped ([`skip`](super::skip)) and
+/// should return. Call it from the test body.
 ///
 /// # Panics
 /// `WS_RECONNECT_PYTHON` is set but cannot import `websockets`.
@@ -30,10 +32,10 @@ pub fn interpreter() -> Option<String> {
             !required,
             "WS_RECONNECT_PYTHON={python} cannot import websockets"
         );
-        eprintln!(
-            "SKIPPED: no Python with the `websockets` package ({python}); \
-             .ci/run installs one: python3 -m venv .venv-peer && .venv-peer/bin/pip install websockets"
-        );
+        super::skip(format!(
+            "no Python with the `websockets` package ({python}); .ci/run installs one: \
+             python3 -m venv .venv-peer && .venv-peer/bin/pip install websockets"
+        ));
         return None;
     }
     Some(python)
