@@ -143,21 +143,11 @@ impl Stream for MockConn {
 /// The connection factory over a [`Script`]: each attempt waits for the script's gate (if
 /// any), is refused while the script says so, and otherwise opens a [`MockConn`].
 #[derive(Clone)]
-pub struct Make(pub Arc<Script>);
+pub struct Make(Arc<Script>);
 
-/// The factory over `script`.
-pub fn make(script: Arc<Script>) -> Make {
-    Make(script)
-}
-
-/// The target every mock sink dials.
-pub fn target() -> Target {
-    Target::new("ws://mock/").unwrap()
-}
-
-/// An undialed sink over `script`, with `builder`'s settings.
+/// An undialed sink over `script` (its target: `ws://mock/`), with `builder`'s settings.
 pub fn sink(script: &Arc<Script>, builder: Builder) -> ReconnectingSink<Make> {
-    builder.build_over(make(script.clone()), target())
+    builder.build_over(Make(script.clone()), Target::new("ws://mock/").unwrap())
 }
 
 /// A default sink over a gated script, dialed (the gate opened once for it): the next

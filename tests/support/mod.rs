@@ -11,10 +11,12 @@
 //! | [`handlers`] | what a server does with each connection: record, echo, close, reset, acknowledge |
 //! | [`client`] | quick builders, bounded connects and reads, the acknowledgement scheme |
 //! | [`mock`] | a scripted connection factory without sockets |
-//! | [`python`] | Python `websockets` servers as separate processes |
+//! | [`python`] | Python `websockets` servers as separate processes (their shared start-up: `python_server.py`) |
 //!
-//! Faults on the path between client and server come from the crate's own
-//! [`ws_reconnect::testing::FaultProxy`], as a user would inject them.
+//! Here too: [`BOUND`] on every await that could hang, [`eventually`], [`join`],
+//! [`env_or`], and [`skip`] for a test that cannot run here. Faults on the path between
+//! client and server come from the crate's own [`ws_reconnect::testing::FaultProxy`], as
+//! a user would inject them.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod client;

@@ -145,8 +145,7 @@ pub fn refuse_first(
 /// A WebSocket server: a [`RawServer`] that answers handshakes and counts upgrades.
 pub struct Server {
     pub addr: SocketAddr,
-    /// Successful upgrades.
-    pub upgrades: Arc<AtomicUsize>,
+    upgrades: Arc<AtomicUsize>,
     raw: RawServer,
 }
 
@@ -161,6 +160,7 @@ impl Server {
         self.raw.attempts()
     }
 
+    /// Successful upgrades so far.
     pub fn upgrades(&self) -> usize {
         self.upgrades.load(Ordering::SeqCst)
     }
