@@ -1,126 +1,37 @@
 //! Acknowledged delivery: a replay window that makes reconnection lose nothing.
 
-#[path = "../support/mock.rs"]
-mod mock;
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use rand::{Rng, SeedableRng};
 use tokio::time::timeout;
-use ws_reconnect::{Acknowledge, Message, ReconnectingSink, Target};
+use ws_reconnect::{Message, ReconnectingSink};
 
-use support::{serve, Reply, Ws, BOUND};
-
-/// Tracked messages are "t<id>" (or "<id>" padded); the peer acknowledges with "ack:<id>".
-struct TestAcks;
-
-impl Acknowledge for TestAcks {
-    fn id(&mut self, outbound: &Message) -> Option<u64> {
-        let text = outbound.to_text().ok()?;
-        text.strip_prefix('t').unwrap_or(text).parse().ok()
-    }
-    fn acked(&mut self, inbound: &Message) -> Option<u64> {
-        inbound.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
-    }
-}
-
-/// What the deduplicating server saw.
-#[derive(Default)]
-struct Ledger {
-    /// Highest id applied, in order (ids start at 1).
-    highest: AtomicU64,
-    duplicates: AtomicU64,
-    /// Ids that arrived after a gap: would mean a loss or reordering.
-    gaps: Mutex<Vec<(u64, u64)>>,
-    resets: AtomicUsize,
-}
-
-/// A server that applies ids in order (dropping duplicates), acknowledges the contiguous
-/// prefix every 64 messages and every 5 ms, and resets its connection (RST) after a
-/// random number of messages.
-fn resetting_server(
-    ledger: Arc<Ledger>,
-    seed: u64,
-    max_before_reset: u32,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
-    move |conn, mut ws: Ws| {
-        let ledger = ledger.clone();
-        Box::pin(async move {
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ conn as u64);
-            let reset_after = rng.random_range(1..=max_before_reset);
-            let mut on_this = 0;
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            let mut last_acked = 0;
-            loop {
-                let ack = tokio::select! {
-                    m = ws.next() => {
-                        let Some(Ok(Message::Text(t))) = m else { return };
-                        let id: u64 = t.trim_start_matches('t').parse().unwrap();
-                        let highest = ledger.highest.load(Ordering::SeqCst);
-                        if id <= highest {
-                            ledger.duplicates.fetch_add(1, Ordering::SeqCst);
-                        } else if id == highest + 1 {
-                            ledger.highest.store(id, Ordering::SeqCst);
-                        } else {
-                            ledger.gaps.lock().unwrap().push((highest, id));
-                        }
-                        on_this += 1;
-                        if on_this >= reset_after {
-                            ledger.resets.fetch_add(1, Ordering::SeqCst);
-                            let _ = ws.get_ref().set_zero_linger();
-                            return; // drop: RST, whatever was in flight is gone
-                        }
-                        on_this % 64 == 0
-                    }
-                    _ = tick.tick() => true,
-                };
-                let highest = ledger.highest.load(Ordering::SeqCst);
-                if ack && highest != last_acked {
-                    last_acked = highest;
-                    if ws
-                        .send(Message::text(format!("ack:{highest}")))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        })
-    }
-}
-
-fn count() -> u64 {
-    std::env::var("WS_RECONNECT_ACK_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
-}
+use support::{
+    env_or, mock, serve, serve_ledger, sharing, Ledger, LedgerPlan, Numbered, Reply, Ws, BOUND,
+};
 
 #[tokio::test]
 async fn nothing_is_lost_through_random_resets() {
-    let n = count();
-    let ledger = Arc::new(Ledger::default());
-    let server = serve(
-        |_| Reply::Upgrade,
-        resetting_server(ledger.clone(), 7, 3000),
-    )
+    let n: u64 = env_or("WS_RECONNECT_ACK_MESSAGES", 10_000);
+    // The server acknowledges every 64 messages and every 5 ms, and resets each
+    // connection after a random number of messages, up to 3,000.
+    let (server, ledger) = serve_ledger(LedgerPlan {
+        ack_every: 64,
+        resets: Some((7, 3000)),
+    })
     .await;
     let ws = ReconnectingSink::builder()
         .initial_interval(Duration::from_millis(1))
         .randomization_factor(0.0)
         .max_interval(Duration::from_millis(20))
         .max_reconnections_total(100_000)
-        .acknowledged(TestAcks, 1024)
+        .acknowledged(Numbered, 1024)
         .connect(server.url())
         .await
         .unwrap();
@@ -150,27 +61,16 @@ async fn nothing_is_lost_through_random_resets() {
     );
 }
 
-fn tracked_mock(
-    window: usize,
-) -> (
-    Arc<mock::Script>,
-    ReconnectingSink<
-        impl ws_reconnect::MakeConnection<
-                Connection = mock::MockConn,
-                Error = ws_reconnect::Error,
-                SinkError = std::io::Error,
-                StreamError = std::io::Error,
-            > + Unpin,
-    >,
-) {
+/// An undialed acknowledged sink over a mock, with a window of `window` and a 1 s ack
+/// timeout.
+fn tracked_mock(window: usize) -> (Arc<mock::Script>, ReconnectingSink<mock::Make>) {
     let script = mock::Script::new();
-    let ws = ReconnectingSink::builder()
-        .acknowledged(TestAcks, window)
-        .ack_timeout(Duration::from_secs(1))
-        .build_over(
-            mock::make(script.clone()),
-            Target::new("ws://mock/").unwrap(),
-        );
+    let ws = mock::sink(
+        &script,
+        ReconnectingSink::builder()
+            .acknowledged(Numbered, window)
+            .ack_timeout(Duration::from_secs(1)),
+    );
     (script, ws)
 }
 
@@ -311,25 +211,18 @@ async fn no_ack_within_ack_timeout_replaces_the_connection_and_resends() {
 async fn forward_completes_with_nobody_reading_even_past_a_full_inbox() {
     // The server sends chatter as well as acks; nobody reads the stream.
     let ledger = Arc::new(Ledger::default());
-    let l = ledger.clone();
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |_, mut ws: Ws| {
-            let ledger = l.clone();
-            async move {
-                while let Some(Ok(Message::Text(t))) = ws.next().await {
-                    let id: u64 = t.trim_start_matches('t').parse().unwrap();
-                    ledger.highest.store(id, Ordering::SeqCst);
-                    let _ = ws.send(Message::text(format!("chatter {id}"))).await;
-                    let _ = ws.send(Message::text(format!("ack:{id}"))).await;
-                }
-            }
-        },
-    )
-    .await;
+    let chatty = sharing(ledger.clone(), |ledger, _, mut ws: Ws| async move {
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            let id: u64 = t.trim_start_matches('t').parse().unwrap();
+            ledger.highest.store(id, Ordering::SeqCst);
+            let _ = ws.send(Message::text(format!("chatter {id}"))).await;
+            let _ = ws.send(Message::text(format!("ack:{id}"))).await;
+        }
+    });
+    let server = serve(|_| Reply::Upgrade, chatty).await;
     let ws = ReconnectingSink::builder()
         .max_queued_inbound(8)
-        .acknowledged(TestAcks, 16)
+        .acknowledged(Numbered, 16)
         .connect(server.url())
         .await
         .unwrap();

@@ -1,10 +1,6 @@
 //! Beyond reconnecting: keepalive, connect timeout, visible state, close codes, jitter,
 //! redaction, input limits, cancellation.
 
-#[path = "../support/mock.rs"]
-mod mock;
-#[path = "../support/proxy.rs"]
-mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -16,34 +12,31 @@ use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use ws_reconnect::sink::{CloseAction, ConnectionState};
-use ws_reconnect::{DialKind, Error, Message, ReconnectingSink, Target};
+use ws_reconnect::testing::Fault;
+use ws_reconnect::{DialKind, Error, Message, ReconnectingSink};
 
-use support::{echo, eventually, serve, silent_listener, Reply, Ws, BOUND};
-
-fn quick() -> ws_reconnect::Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(10))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(100))
-}
+use support::{
+    connect, connect_err, echo, eventually, mock, quick, read_until, serve, sharing,
+    silent_listener, through_proxy, Reply, Ws, BOUND,
+};
 
 #[tokio::test]
 async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
     let server = serve(|_| Reply::Upgrade, echo).await;
-    let proxy = proxy::Proxy::start(server.addr).await;
     let (interval, keep_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
-    let mut ws = quick()
-        .keepalive(interval, keep_timeout)
-        .connect(proxy.url())
-        .await
-        .unwrap();
+    let (proxy, mut ws) = through_proxy(&server, quick().keepalive(interval, keep_timeout)).await;
     ws.send(Message::text("before")).await.unwrap();
     assert_eq!(
         timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
         Message::text("before")
     );
     let state = ws.state();
-    proxy.blackhole_current();
+    proxy.inject(Fault::HalfOpen);
+    assert_eq!(
+        proxy.stats().half_opens,
+        1,
+        "one open connection black-holed"
+    );
     let cut = Instant::now();
     // A reader waiting in next() is enough to run the keepalive.
     let reader = async {
@@ -78,23 +71,20 @@ async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
 
 #[tokio::test]
 async fn a_silent_server_hits_the_connect_timeout_is_retried_and_given_up() {
-    let (addr, accepted, _task) = silent_listener().await;
+    let server = silent_listener().await;
     let started = Instant::now();
-    let err = timeout(
-        BOUND,
+    let err = connect_err(
         quick()
             .connect_timeout(Duration::from_millis(150))
-            .max_elapsed_time(Some(Duration::from_millis(600)))
-            .connect(format!("ws://{addr}/")),
+            .max_elapsed_time(Some(Duration::from_millis(600))),
+        server.url(),
     )
-    .await
-    .expect("connect hung on a silent server")
-    .unwrap_err();
+    .await;
     match err {
         Error::GaveUp { source, .. } => assert!(matches!(*source, Error::Timeout), "{source:?}"),
         other => panic!("{other:?}"),
     }
-    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(server.attempts() >= 2);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -131,11 +121,10 @@ async fn state_transitions_are_published_in_order() {
     ws.dial().await.unwrap();
     ws.send(Message::text("x")).await.unwrap();
     // Reading notices the Close and reconnects through two refusals.
-    let deadline = Instant::now() + BOUND;
-    while server.upgrades() < 2 || !ws.is_connected() {
-        assert!(Instant::now() < deadline);
-        let _ = timeout(Duration::from_millis(20), ws.next()).await;
-    }
+    read_until(&mut ws, "reconnected", |ws| {
+        server.upgrades() >= 2 && ws.is_connected()
+    })
+    .await;
     // A watch channel keeps only the latest value: let the watcher see the second
     // Connected before the next transitions replace it.
     eventually("the watcher saw the reconnection", || {
@@ -213,12 +202,10 @@ async fn each_close_code_of_the_table_is_followed() {
     ] {
         let script = mock::Script::new();
         // Healthy at once: only the close policy decides whether the backoff starts over.
-        let mut ws = ReconnectingSink::builder()
-            .healthy_after(Duration::ZERO)
-            .build_over(
-                mock::make(script.clone()),
-                Target::new("ws://mock/").unwrap(),
-            );
+        let mut ws = mock::sink(
+            &script,
+            ReconnectingSink::builder().healthy_after(Duration::ZERO),
+        );
         ws.dial().await.unwrap();
         script.push(0, close_with(code));
         let expected = ws_reconnect::sink::ClosePolicy::default().decide(Some(code));
@@ -259,13 +246,12 @@ async fn each_close_code_of_the_table_is_followed() {
 async fn reconnect_jitter_spreads_a_thousand_reconnections_within_its_bound() {
     let max = Duration::from_secs(1);
     let script = mock::Script::new();
-    let mut ws = ReconnectingSink::builder()
-        .reconnect_jitter(max)
-        .no_keepalive()
-        .build_over(
-            mock::make(script.clone()),
-            Target::new("ws://mock/").unwrap(),
-        );
+    let mut ws = mock::sink(
+        &script,
+        ReconnectingSink::builder()
+            .reconnect_jitter(max)
+            .no_keepalive(),
+    );
     ws.dial().await.unwrap();
     let mut delays = Vec::new();
     for i in 0..1000 {
@@ -317,15 +303,10 @@ async fn an_oversized_message_is_an_error_item_then_a_reconnection() {
         },
     )
     .await;
-    let mut ws = quick()
-        .websocket_config(
-            WebSocketConfig::default()
-                .max_message_size(Some(1024))
-                .max_frame_size(Some(1024)),
-        )
-        .connect(server.url())
-        .await
-        .unwrap();
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(1024))
+        .max_frame_size(Some(1024));
+    let mut ws = connect(quick().websocket_config(config), server.url()).await;
     let first = timeout(BOUND, ws.next()).await.unwrap().unwrap();
     assert!(
         matches!(
@@ -345,22 +326,15 @@ async fn an_oversized_message_is_an_error_item_then_a_reconnection() {
 async fn dropping_the_sink_or_both_halves_stops_everything() {
     for split in [false, true] {
         let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = closed.clone();
-        let server = serve(
-            |_| Reply::Upgrade,
-            move |_, mut ws: Ws| {
-                let c = c.clone();
-                async move {
-                    while let Some(Ok(_)) = ws.next().await {}
-                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            },
-        )
-        .await;
+        let counting = sharing(closed.clone(), |closed, _, mut ws: Ws| async move {
+            while let Some(Ok(_)) = ws.next().await {}
+            closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let server = serve(|_| Reply::Upgrade, counting).await;
         let tasks_before = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
-        let ws = quick().connect(server.url()).await.unwrap();
+        let ws = connect(quick(), server.url()).await;
         if split {
             let (tx, rx) = ws.split();
             drop(tx);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tower::ServiceExt;
@@ -19,7 +19,7 @@ use ws_reconnect::tungstenite::handshake::server::{Request, Response};
 use ws_reconnect::tungstenite::Error as WsError;
 use ws_reconnect::{Error, Message, Target, TungsteniteConnection, TungsteniteConnector};
 
-use support::{echo, raw_server, serve, RawServer, Reply, BOUND};
+use support::{echo, raw_server, read_request, reply_and_hold, serve, RawServer, Reply, BOUND};
 
 /// One attempt of the default connector, bounded.
 async fn dial(target: Target) -> Result<TungsteniteConnection, Error> {
@@ -32,17 +32,14 @@ async fn dial_url(url: &str) -> Result<TungsteniteConnection, Error> {
     dial(Target::new(url).unwrap()).await
 }
 
-/// Reads a request head (up to the empty line) and returns it as text.
-async fn read_request(tcp: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tcp.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
+/// Sends `text` over `ws` and reads it back from the echo server, bounded.
+async fn echo_round_trip(ws: &mut TungsteniteConnection, text: &str) {
+    timeout(BOUND, ws.send(Message::text(text)))
+        .await
+        .expect("send hung")
+        .expect("send");
+    let back = timeout(BOUND, ws.next()).await.expect("no echo").unwrap();
+    assert_eq!(back.unwrap(), Message::text(text));
 }
 
 /// The `Sec-WebSocket-Accept` that answers a request head.
@@ -61,11 +58,9 @@ fn accept_for(request: &str) -> String {
 /// A server that reads the request, writes `response(request)`, then holds the connection
 /// until the client goes away.
 async fn scripted(response: fn(&str) -> Vec<u8>) -> RawServer {
-    raw_server("127.0.0.1:0", move |mut tcp: TcpStream| async move {
+    raw_server("127.0.0.1:0", move |_, mut tcp: TcpStream| async move {
         let request = read_request(&mut tcp).await;
-        let _ = tcp.write_all(&response(&request)).await;
-        let mut sink = [0u8; 1024];
-        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+        reply_and_hold(&mut tcp, &response(&request)).await;
     })
     .await
     .unwrap()
@@ -75,7 +70,7 @@ async fn scripted(response: fn(&str) -> Vec<u8>) -> RawServer {
 async fn recording_upgrades(bind: &str) -> std::io::Result<(RawServer, Arc<Mutex<Vec<Request>>>)> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let server = raw_server(bind, move |tcp: TcpStream| {
+    let server = raw_server(bind, move |_, tcp: TcpStream| {
         let record = record.clone();
         async move {
             // tungstenite's callback signature fixes the error type.
@@ -100,12 +95,7 @@ async fn recording_upgrades(bind: &str) -> std::io::Result<(RawServer, Arc<Mutex
 async fn a_tokio_tungstenite_server_upgrades_and_the_connection_carries_messages() {
     let server = serve(|_| Reply::Upgrade, echo).await;
     let mut ws = dial_url(&server.url()).await.unwrap();
-    timeout(BOUND, ws.send(Message::text("hello")))
-        .await
-        .unwrap()
-        .unwrap();
-    let back = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(back, Message::text("hello"));
+    echo_round_trip(&mut ws, "hello").await;
     assert!(ws.get_ref().get_ref().nodelay().unwrap(), "Nagle is on");
 }
 
@@ -119,11 +109,7 @@ async fn the_path_query_and_the_users_headers_arrive_at_the_server() {
         .header("X-Client", "demo")
         .unwrap();
     let mut ws = dial(target).await.unwrap();
-    timeout(BOUND, ws.send(Message::text("ping")))
-        .await
-        .unwrap()
-        .unwrap();
-    timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
+    echo_round_trip(&mut ws, "ping").await;
 
     let requests = seen.lock().unwrap();
     assert_eq!(requests.len(), 1);
@@ -178,9 +164,7 @@ async fn a_101_with_a_wrong_accept_key_is_a_protocol_error() {
             .to_vec()
     })
     .await;
-    let err = dial_url(&format!("ws://{}/", server.addr))
-        .await
-        .unwrap_err();
+    let err = dial_url(&server.url()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -203,9 +187,7 @@ async fn a_response_head_over_64_kib_is_a_capacity_error() {
         head
     })
     .await;
-    let err = dial_url(&format!("ws://{}/", server.addr))
-        .await
-        .unwrap_err();
+    let err = dial_url(&server.url()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -220,7 +202,7 @@ async fn a_response_head_over_64_kib_is_a_capacity_error() {
 
 #[tokio::test]
 async fn eof_in_the_middle_of_the_response_is_an_incomplete_handshake_and_retryable() {
-    let server = raw_server("127.0.0.1:0", |mut tcp: TcpStream| async move {
+    let server = raw_server("127.0.0.1:0", |_, mut tcp: TcpStream| async move {
         read_request(&mut tcp).await;
         let _ = tcp
             .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
@@ -228,9 +210,7 @@ async fn eof_in_the_middle_of_the_response_is_an_incomplete_handshake_and_retrya
     })
     .await
     .unwrap();
-    let err = dial_url(&format!("ws://{}/", server.addr))
-        .await
-        .unwrap_err();
+    let err = dial_url(&server.url()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -256,7 +236,7 @@ async fn a_frame_sent_with_the_101_is_the_first_message() {
         bytes
     })
     .await;
-    let mut ws = dial_url(&format!("ws://{}/", server.addr)).await.unwrap();
+    let mut ws = dial_url(&server.url()).await.unwrap();
     let first = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(first, Message::text("early"));
 }
@@ -266,18 +246,13 @@ async fn ipv6_literals_connect() {
     let (server, seen) = match recording_upgrades("[::1]:0").await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("skipped: no IPv6 loopback here ({e})");
+            support::skip(format!("no IPv6 loopback here ({e})"));
             return;
         }
     };
     let port = server.addr.port();
     let mut ws = dial_url(&format!("ws://[::1]:{port}/v6")).await.unwrap();
-    timeout(BOUND, ws.send(Message::text("six")))
-        .await
-        .unwrap()
-        .unwrap();
-    let back = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(back, Message::text("six"));
+    echo_round_trip(&mut ws, "six").await;
     let requests = seen.lock().unwrap();
     assert_eq!(
         requests[0].headers()["host"],

@@ -4,56 +4,44 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::tungstenite::error::ProtocolError;
 use ws_reconnect::tungstenite::Error as WsError;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-const BOUND: Duration = Duration::from_secs(20);
+use support::{connect, quick, raw_server, read_request, reply_and_hold, RawServer, BOUND};
 
+/// A raw server's script (see [`support::raw_server`]), boxed so that a table can hold
+/// different ones.
 type Script =
     Arc<dyn Fn(usize, TcpStream) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
-/// A raw TCP server: `script(attempt, socket)` for every connection; counts them.
-async fn raw_server(script: Script) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    let task = tokio::spawn(async move {
-        let mut tasks = tokio::task::JoinSet::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            tasks.spawn(script(n, tcp));
-        }
-    });
-    (url, count, task)
+async fn start(script: Script) -> RawServer {
+    raw_server("127.0.0.1:0", move |n, tcp| script(n, tcp))
+        .await
+        .unwrap()
 }
 
-/// Reads the HTTP request head, then writes `reply`.
+/// Reads the HTTP request head, then writes `reply` and holds the connection.
 fn answer(reply: &'static [u8]) -> Script {
     Arc::new(move |_, mut tcp| {
         Box::pin(async move {
-            let mut buf = vec![0u8; 4096];
-            let _ = tcp.read(&mut buf).await;
-            let _ = tcp.write_all(reply).await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            read_request(&mut tcp).await;
+            reply_and_hold(&mut tcp, reply).await;
         })
     })
 }
 
-fn quick() -> ws_reconnect::Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(20))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(100))
+/// [`quick`] reconnections that give up within about a second: every case here must end
+/// in an error, not retry forever.
+fn gives_up_quickly() -> ws_reconnect::Builder {
+    quick()
         .max_elapsed_time(Some(Duration::from_millis(800)))
         .connect_timeout(Duration::from_millis(300))
 }
@@ -90,8 +78,7 @@ async fn handshake_level_hostility_is_a_typed_error_in_bounded_time() {
             "a handshake dribbled one byte per second",
             Arc::new(|_, mut tcp: TcpStream| {
                 Box::pin(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = tcp.read(&mut buf).await;
+                    read_request(&mut tcp).await;
                     for b in b"HTTP/1.1 101 Switching Protocols\r\n".iter() {
                         if tcp.write_all(&[*b]).await.is_err() {
                             return;
@@ -107,8 +94,7 @@ async fn handshake_level_hostility_is_a_typed_error_in_bounded_time() {
             "a connection closed in the middle of the handshake",
             Arc::new(|_, mut tcp: TcpStream| {
                 Box::pin(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = tcp.read(&mut buf).await;
+                    read_request(&mut tcp).await;
                     let _ = tcp.write_all(b"HTTP/1.1 101 Switching").await;
                 })
             }),
@@ -128,17 +114,17 @@ async fn handshake_level_hostility_is_a_typed_error_in_bounded_time() {
         ),
     ];
     for (name, script, check, attempts) in cases {
-        let (url, count, _task) = raw_server(script).await;
+        let server = start(script).await;
         let started = Instant::now();
         let cpu_before = process_cpu();
-        let err = timeout(BOUND, quick().connect(&url))
+        let err = timeout(BOUND, gives_up_quickly().connect(server.url()))
             .await
             .unwrap_or_else(|_| panic!("{name}: hung"))
             .expect_err(name);
         let took = started.elapsed();
         assert!(check(&err), "{name}: unexpected {err:?}");
         assert!(took < Duration::from_secs(3), "{name}: took {took:?}");
-        let n = count.load(Ordering::SeqCst);
+        let n = server.attempts();
         match attempts {
             Some(expected) => assert_eq!(n, expected, "{name}: attempts"),
             // Retried with backoff (20, 30, 45... ms within 800 ms): a handful, not a spin.
@@ -207,8 +193,8 @@ async fn frame_level_hostility_is_an_error_item_then_a_reconnection() {
         ),
     ];
     for (name, raw, check) in cases {
-        let (url, count, _task) = raw_server(after_handshake(raw)).await;
-        let mut ws = quick().connect(&url).await.unwrap();
+        let server = start(after_handshake(raw)).await;
+        let mut ws = connect(gives_up_quickly(), server.url()).await;
         let first = timeout(BOUND, ws.next())
             .await
             .unwrap_or_else(|_| panic!("{name}: hung"));
@@ -223,7 +209,7 @@ async fn frame_level_hostility_is_an_error_item_then_a_reconnection() {
             matches!(second, Some(Ok(ref m)) if *m == Message::text("ok")),
             "{name}: {second:?}"
         );
-        assert_eq!(count.load(Ordering::SeqCst), 2, "{name}");
+        assert_eq!(server.attempts(), 2, "{name}");
     }
 }
 
@@ -231,15 +217,15 @@ async fn frame_level_hostility_is_an_error_item_then_a_reconnection() {
 async fn a_close_frame_with_an_invalid_code_ends_the_stream_as_a_protocol_error() {
     // tungstenite answers an invalid code (999) as a protocol violation, 1002, which the
     // default close policy does not reconnect on.
-    let (url, count, _task) = raw_server(after_handshake(b"\x88\x02\x03\xe7")).await;
-    let mut ws = quick().connect(&url).await.unwrap();
+    let server = start(after_handshake(b"\x88\x02\x03\xe7")).await;
+    let mut ws = connect(gives_up_quickly(), server.url()).await;
     let first = timeout(BOUND, ws.next()).await.expect("hung");
     assert!(
         matches!(first, Some(Err(Error::ClosedByServer { code: 1002, .. }))),
         "{first:?}"
     );
     assert!(timeout(BOUND, ws.next()).await.expect("hung").is_none());
-    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(server.attempts(), 1);
 }
 
 #[tokio::test]
@@ -247,7 +233,7 @@ async fn a_server_that_accepts_and_resets_every_connection_is_stopped_by_the_lim
     // Every connection is upgraded, then reset at once: each reconnection succeeds and
     // dies, so it is the limiter (3 per minute) that stops the loop, and the backoff
     // (connections that never prove healthy) that spaces it.
-    let (url, count, _task) = raw_server(Arc::new(|_, tcp: TcpStream| {
+    let server = start(Arc::new(|_, tcp: TcpStream| {
         Box::pin(async move {
             if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
                 let _ = ws.get_ref().set_zero_linger();
@@ -255,13 +241,14 @@ async fn a_server_that_accepts_and_resets_every_connection_is_stopped_by_the_lim
         })
     }))
     .await;
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::ZERO)
-        .max_reconnections_total(3)
-        .max_reconnections_time(Duration::from_secs(60))
-        .connect(&url)
-        .await
-        .unwrap();
+    let mut ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::ZERO)
+            .max_reconnections_total(3)
+            .max_reconnections_time(Duration::from_secs(60)),
+        server.url(),
+    )
+    .await;
     let cpu_before = process_cpu();
     let refused = timeout(BOUND, async {
         loop {
@@ -278,14 +265,10 @@ async fn a_server_that_accepts_and_resets_every_connection_is_stopped_by_the_lim
         refused,
         Error::TooManyReconnects { max_total: 3, .. }
     ));
-    assert_eq!(
-        count.load(Ordering::SeqCst),
-        4,
-        "first dial + 3 reconnections"
-    );
+    assert_eq!(server.attempts(), 4, "first dial + 3 reconnections");
     // Afterwards the reader waits for the window (a minute): no attempt, no CPU.
     let _ = timeout(Duration::from_millis(300), ws.next()).await;
-    assert_eq!(count.load(Ordering::SeqCst), 4);
+    assert_eq!(server.attempts(), 4);
     let cpu = process_cpu() - cpu_before;
     assert!(cpu < Duration::from_millis(500), "{cpu:?} of CPU");
 }
@@ -293,7 +276,7 @@ async fn a_server_that_accepts_and_resets_every_connection_is_stopped_by_the_lim
 #[tokio::test]
 async fn a_server_that_resets_every_handshake_gets_growing_delays_not_a_spin() {
     // Zero initial interval: the first retry is immediate, then 1, 2, 4... ms.
-    let (url, count, _task) = raw_server(Arc::new(|n, tcp: TcpStream| {
+    let server = start(Arc::new(|n, tcp: TcpStream| {
         Box::pin(async move {
             if n == 0 {
                 if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
@@ -305,16 +288,17 @@ async fn a_server_that_resets_every_handshake_gets_growing_delays_not_a_spin() {
         })
     }))
     .await;
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::ZERO)
-        .max_elapsed_time(Some(Duration::from_millis(1000)))
-        .connect(&url)
-        .await
-        .unwrap();
+    let mut ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::ZERO)
+            .max_elapsed_time(Some(Duration::from_millis(1000))),
+        server.url(),
+    )
+    .await;
     let cpu_before = process_cpu();
     let item = timeout(BOUND, ws.next()).await.expect("hung");
     assert!(matches!(item, Some(Err(Error::GaveUp { .. }))), "{item:?}");
-    let attempts = count.load(Ordering::SeqCst);
+    let attempts = server.attempts();
     // 1 + 2 + 4 + ... ms within a second: about 11 attempts (randomized), not thousands.
     assert!((3..=40).contains(&attempts), "{attempts} attempts");
     let cpu = process_cpu() - cpu_before;

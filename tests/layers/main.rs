@@ -11,11 +11,11 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use ws_reconnect::{
-    BackoffRetryLayer, DialKind, Error, ExponentialBackoff, Message, ReconnectBudget,
+    BackoffRetry, BackoffRetryLayer, DialKind, Error, ExponentialBackoff, Message, ReconnectBudget,
     ReconnectLimitLayer, Target, TungsteniteConnector,
 };
 
-use support::{dead_port, echo, serve, silent_listener, Reply, BOUND};
+use support::{dead_port, echo, refuse_first, serve, silent_listener, Reply, Server, BOUND};
 
 fn fast_backoff(max_elapsed: Option<Duration>) -> ExponentialBackoff {
     ExponentialBackoff::builder()
@@ -26,6 +26,40 @@ fn fast_backoff(max_elapsed: Option<Duration>) -> ExponentialBackoff {
         .max_elapsed_time(max_elapsed)
         .build()
         .unwrap()
+}
+
+/// The target for `url`, which must be valid.
+fn target(url: &str) -> Target {
+    Target::new(url).unwrap()
+}
+
+/// One call of `make` for `target`, bounded by [`BOUND`].
+async fn dial<S>(make: &mut S, target: Target) -> Result<S::Response, S::Error>
+where
+    S: Service<Target>,
+{
+    timeout(BOUND, make.call(target))
+        .await
+        .expect("the dial hung")
+}
+
+/// An echo server that refuses the first handshake with `status` and a `Retry-After` of
+/// `seconds`.
+async fn retry_after_once(status: u16, seconds: &str) -> Server {
+    let headers = vec![("retry-after", seconds.to_string())];
+    serve(refuse_first(1, status, headers), echo).await
+}
+
+/// Dials `url` through `make`, which must connect; returns how long that took.
+async fn connects_after(make: &mut BackoffRetry<TungsteniteConnector>, url: &str) -> Duration {
+    let started = Instant::now();
+    dial(make, target(url)).await.unwrap();
+    started.elapsed()
+}
+
+/// The default connector behind a backoff-retry layer with [`fast_backoff`].
+fn retrying(max_elapsed: Option<Duration>) -> BackoffRetry<TungsteniteConnector> {
+    BackoffRetryLayer::new(fast_backoff(max_elapsed)).layer_on(TungsteniteConnector::default())
 }
 
 #[tokio::test]
@@ -50,13 +84,8 @@ async fn the_documented_composition_connects_and_carries_messages() {
 #[tokio::test]
 async fn a_400_is_rejected_after_exactly_one_attempt() {
     let server = serve(|_| Reply::Status(400, vec![]), echo).await;
-    let mut make = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::new(fast_backoff(None)))
-        .service(TungsteniteConnector::default());
-    let err = timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let mut make = retrying(None);
+    let err = dial(&mut make, target(&server.url())).await.unwrap_err();
     match err {
         Error::Rejected {
             status, retryable, ..
@@ -71,53 +100,18 @@ async fn a_400_is_rejected_after_exactly_one_attempt() {
 
 #[tokio::test]
 async fn a_503_twice_then_upgrade_connects_on_the_third_attempt() {
-    let server = serve(
-        |n| {
-            if n < 2 {
-                Reply::Status(503, vec![])
-            } else {
-                Reply::Upgrade
-            }
-        },
-        echo,
-    )
-    .await;
-    let mut make = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::new(fast_backoff(None)))
-        .service(TungsteniteConnector::default());
-    let started = Instant::now();
-    timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
-        .await
-        .unwrap()
-        .unwrap();
+    let server = serve(refuse_first(2, 503, vec![]), echo).await;
+    let took = connects_after(&mut retrying(None), &server.url()).await;
     assert_eq!(server.attempts(), 3);
     assert_eq!(server.upgrades(), 1);
     // Two delays without jitter: 20 ms + 30 ms.
-    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert!(took >= Duration::from_millis(50));
 }
 
 #[tokio::test]
 async fn retry_after_on_429_is_honoured() {
-    let server = serve(
-        |n| {
-            if n == 0 {
-                Reply::Status(429, vec![("retry-after", "1".into())])
-            } else {
-                Reply::Upgrade
-            }
-        },
-        echo,
-    )
-    .await;
-    let mut make = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::new(fast_backoff(None)))
-        .service(TungsteniteConnector::default());
-    let started = Instant::now();
-    timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
-        .await
-        .unwrap()
-        .unwrap();
-    let waited = started.elapsed();
+    let server = retry_after_once(429, "1").await;
+    let waited = connects_after(&mut retrying(None), &server.url()).await;
     assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
     assert!(waited < Duration::from_secs(5), "waited {waited:?}");
     assert_eq!(server.attempts(), 2);
@@ -125,17 +119,7 @@ async fn retry_after_on_429_is_honoured() {
 
 #[tokio::test]
 async fn retry_after_is_capped_by_max_interval() {
-    let server = serve(
-        |n| {
-            if n == 0 {
-                Reply::Status(503, vec![("retry-after", "3600".into())])
-            } else {
-                Reply::Upgrade
-            }
-        },
-        echo,
-    )
-    .await;
+    let server = retry_after_once(503, "3600").await;
     let policy = ExponentialBackoff::builder()
         .initial_interval(Duration::from_millis(10))
         .randomization_factor(0.0)
@@ -143,12 +127,7 @@ async fn retry_after_is_capped_by_max_interval() {
         .build()
         .unwrap();
     let mut make = BackoffRetryLayer::new(policy).layer_on(TungsteniteConnector::default());
-    let started = Instant::now();
-    timeout(BOUND, make.call(Target::new(server.url()).unwrap()))
-        .await
-        .unwrap()
-        .unwrap();
-    let waited = started.elapsed();
+    let waited = connects_after(&mut make, &server.url()).await;
     assert!(
         waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
         "{waited:?}"
@@ -184,13 +163,8 @@ async fn invalid_urls_fail_without_any_connection() {
             .uri(format!("http://{addr}/"))
             .body(())?)
     });
-    let mut make = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::new(fast_backoff(None)))
-        .service(TungsteniteConnector::default());
-    let err = timeout(BOUND, make.call(target))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let mut make = retrying(None);
+    let err = dial(&mut make, target).await.unwrap_err();
     assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(server.attempts(), 0);
@@ -199,19 +173,11 @@ async fn invalid_urls_fail_without_any_connection() {
 #[tokio::test]
 async fn a_dead_port_gives_up_after_max_elapsed_time() {
     let addr = dead_port().await;
-    let mut make = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::new(fast_backoff(Some(
-            Duration::from_secs(1),
-        ))))
-        .service(TungsteniteConnector::default());
+    let mut make = retrying(Some(Duration::from_secs(1)));
     let started = Instant::now();
-    let err = timeout(
-        BOUND,
-        make.call(Target::new(format!("ws://{addr}/")).unwrap()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = dial(&mut make, target(&format!("ws://{addr}/")))
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     match &err {
         Error::GaveUp {
@@ -231,20 +197,14 @@ async fn a_dead_port_gives_up_after_max_elapsed_time() {
 
 #[tokio::test]
 async fn towers_timeout_around_a_silent_listener_is_retried_then_gives_up() {
-    let (addr, accepted, _task) = silent_listener().await;
+    let server = silent_listener().await;
     let mut make = ServiceBuilder::new()
         .layer(BackoffRetryLayer::new(fast_backoff(Some(
             Duration::from_millis(800),
         ))))
         .timeout(Duration::from_millis(150))
         .service(TungsteniteConnector::default());
-    let err = timeout(
-        BOUND,
-        make.call(Target::new(format!("ws://{addr}/")).unwrap()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = dial(&mut make, target(&server.url())).await.unwrap_err();
     match err {
         Error::GaveUp {
             source, attempts, ..
@@ -254,7 +214,7 @@ async fn towers_timeout_around_a_silent_listener_is_retried_then_gives_up() {
         }
         other => panic!("expected GaveUp(Timeout), got {other:?}"),
     }
-    assert!(accepted.load(Ordering::SeqCst) >= 2);
+    assert!(server.attempts() >= 2);
 }
 
 // ---- paused time, no sockets -------------------------------------------------------

@@ -2,10 +2,10 @@
 //! recorder installed for this test binary. Needs `--features metrics` (Cargo.toml says
 //! so with `required-features`).
 
-#[path = "../support/mock.rs"]
-mod mock;
 #[path = "../support/mod.rs"]
 mod support;
+
+use support::mock;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,14 +4,16 @@
 //! messages arrive once each, in the order accepted; no panic; every operation
 //! completes within a bounded number of polls (no busy loop).
 
-#[path = "../support/mock.rs"]
-mod mock;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::task::Poll;
 
 use futures::{Sink, Stream};
 use proptest::prelude::*;
-use ws_reconnect::{Error, Message, ReconnectingSink, Target};
+use ws_reconnect::{Error, Message, ReconnectingSink};
+
+use support::mock;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -63,13 +65,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .unwrap();
     rt.block_on(async move {
         let script = mock::Script::new();
-        let mut ws = ReconnectingSink::builder()
-            .no_keepalive()
-            .max_unflushed_messages(16)
-            .build_over(
-                mock::make(script.clone()),
-                Target::new("ws://mock/").unwrap(),
-            );
+        let mut ws = mock::sink(
+            &script,
+            ReconnectingSink::builder()
+                .no_keepalive()
+                .max_unflushed_messages(16),
+        );
         let mut task = tokio_test::task::spawn(());
         let mut accepted: Vec<String> = Vec::new();
         let mut taken: Vec<String> = Vec::new();

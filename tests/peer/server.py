@@ -8,10 +8,7 @@ Prints its port on the first line of stdout. Paths:
   /flaky503     refuse the first two handshakes with 503, then upgrade and echo
   /count/<p>    send the number of handshake attempts seen for path /<p>, then close
 """
-import asyncio
-import sys
-
-from websockets.asyncio.server import serve
+from python_server import run
 
 attempts = {}
 connections = {}
@@ -52,15 +49,5 @@ async def handler(ws):
                 await ws.close(1000)
 
 
-async def main():
-    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
-        port = server.sockets[0].getsockname()[1]
-        print(port, flush=True)
-        await asyncio.get_running_loop().create_future()
-
-
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(handler, process_request=process_request)

@@ -4,8 +4,10 @@
 #[path = "../../examples/custom_backoff.rs"]
 #[allow(dead_code)]
 mod custom_backoff;
-#[path = "../support/mock.rs"]
-mod mock;
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::mock;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

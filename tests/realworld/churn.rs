@@ -3,53 +3,22 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Message, ReconnectingSink};
 
-use crate::support::{serve, Log, Reply, Ws, BOUND};
-
-/// Records what each connection receives and resets it (RST: zero linger, then drop)
-/// after every `n` messages.
-fn reset_after(
-    n: usize,
-    log: Log,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
-    move |conn, mut ws: Ws| {
-        let log = log.clone();
-        Box::pin(async move {
-            let mut seen = 0;
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    log.push(conn, t.to_string());
-                    seen += 1;
-                    if seen == n {
-                        let _ = ws.get_ref().set_zero_linger();
-                        return;
-                    }
-                }
-            }
-        })
-    }
-}
+use crate::support::{accept_and_drop, connect, reset_after, serve, Log, Reply, BOUND};
 
 #[tokio::test]
 async fn productive_connections_are_followed_by_an_immediate_reconnection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, reset_after(50, log.clone())).await;
     // Any backoff wait would be 30 s or more: longer than BOUND.
-    let mut ws = timeout(
-        BOUND,
-        ReconnectingSink::builder()
-            .initial_interval(Duration::from_secs(60))
-            .connect(server.url()),
+    let mut ws = connect(
+        ReconnectingSink::builder().initial_interval(Duration::from_secs(60)),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     let mut sent = 0;
     let all = timeout(BOUND, async {
@@ -80,20 +49,7 @@ async fn productive_connections_are_followed_by_an_immediate_reconnection() {
 /// at once, met by a client that writes all the time.
 #[tokio::test]
 async fn an_accept_and_drop_server_meets_growing_delays_while_the_client_writes() {
-    let server = serve(|_| Reply::Upgrade, |_, ws: Ws| async move { drop(ws) }).await;
-    let mut ws = timeout(
-        BOUND,
-        ReconnectingSink::builder()
-            .initial_interval(Duration::from_millis(20))
-            .randomization_factor(0.0)
-            .multiplier(2.0)
-            .max_interval(Duration::from_secs(10))
-            .max_reconnections_total(1000)
-            .connect(server.url()),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let (server, mut ws) = accept_and_drop().await;
     // Write for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so about 7
     // connections; a tight loop would make hundreds.
     let until = Instant::now() + Duration::from_millis(1300);

@@ -1,72 +1,58 @@
 //! 6. `close()` wherever the sink is (dialing, reconnecting), `close()` cancelled
 //!    half-way, and every operation cancelled at random points.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::sink::ConnectionState;
-use ws_reconnect::testing::{Fault, FaultProxy};
+use ws_reconnect::testing::Fault;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{echo, eventually, serve, Log, Reply, Ws, BOUND};
-use crate::{drain, proxy_url, quick};
+use crate::support::{
+    connect, drain, echo, env_or, eventually, quick, raw_server, serve, sharing, through_proxy,
+    Log, RawServer, Reply, Ws, BOUND,
+};
 
 /// A target whose every connection attempt fails: it accepts TCP connections and drops
-/// them at once (the handshake fails), counting them.
-async fn refusing() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepts = Arc::new(AtomicUsize::new(0));
-    let count = accepts.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            drop(tcp);
-        }
-    });
-    (addr, accepts, task)
+/// them at once (the handshake fails).
+async fn refusing() -> RawServer {
+    raw_server("127.0.0.1:0", |_, tcp| async move { drop(tcp) })
+        .await
+        .unwrap()
 }
 
-/// An undialed sink on `addr` whose `dial()` was started and dropped after 200 ms: it is
-/// in the middle of a first dial that keeps failing.
-async fn mid_dial(addr: SocketAddr, accepts: &AtomicUsize) -> ReconnectingSink {
+/// An undialed sink on `server` whose `dial()` was started and dropped after 200 ms: it
+/// is in the middle of a first dial that keeps failing.
+async fn mid_dial(server: &RawServer) -> ReconnectingSink {
     let mut ws = ReconnectingSink::builder()
         .initial_interval(Duration::from_millis(20))
         .close_timeout(Duration::from_secs(1))
-        .build(format!("ws://{addr}/"))
+        .build(server.url())
         .unwrap();
     let dialing = timeout(Duration::from_millis(200), ws.dial()).await;
     assert!(
         dialing.is_err(),
         "dial() to a target that drops every connection returned {dialing:?}"
     );
-    eventually("a connection attempt", || {
-        accepts.load(Ordering::SeqCst) > 0
-    })
-    .await;
+    eventually("a connection attempt", || server.attempts() > 0).await;
     ws
 }
 
 /// After a completed `close()`: the state says Closed, the stream has ended, and no
 /// connection attempt starts over the next second.
-async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize) {
+async fn assert_closed_for_good(ws: &mut ReconnectingSink, server: &RawServer) {
     assert_eq!(*ws.state().borrow(), ConnectionState::Closed);
     // An attempt dropped by close() may have sent its SYN already; the server's accept
     // loop (late on a loaded machine) may count it after close() returned. Wait until the
     // count settles, then no new attempt may come.
-    let mut attempts = accepts.load(Ordering::SeqCst);
+    let mut attempts = server.attempts();
     let settle = tokio::time::Instant::now() + BOUND;
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = accepts.load(Ordering::SeqCst);
+        let now = server.attempts();
         if now == attempts {
             break;
         }
@@ -82,7 +68,7 @@ async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize
     assert!(next.is_none(), "next() after close(): {next:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        accepts.load(Ordering::SeqCst),
+        server.attempts(),
         attempts,
         "connection attempts after close() completed"
     );
@@ -90,8 +76,8 @@ async fn assert_closed_for_good(ws: &mut ReconnectingSink, accepts: &AtomicUsize
 
 #[tokio::test]
 async fn close_during_a_failing_first_dial_ends_the_dial() {
-    let (addr, accepts, _server) = refusing().await;
-    let mut ws = mid_dial(addr, &accepts).await;
+    let server = refusing().await;
+    let mut ws = mid_dial(&server).await;
     let closed = timeout(BOUND, ws.close())
         .await
         .expect("close() during a failing first dial did not complete before BOUND");
@@ -99,13 +85,13 @@ async fn close_during_a_failing_first_dial_ends_the_dial() {
         closed.is_ok(),
         "close() with nothing owed returned {closed:?}"
     );
-    assert_closed_for_good(&mut ws, &accepts).await;
+    assert_closed_for_good(&mut ws, &server).await;
 }
 
 #[tokio::test]
 async fn close_during_a_failing_first_dial_hands_back_what_was_fed() {
-    let (addr, accepts, _server) = refusing().await;
-    let mut ws = mid_dial(addr, &accepts).await;
+    let server = refusing().await;
+    let mut ws = mid_dial(&server).await;
     let fed: Vec<Message> = (0..3).map(|i| Message::text(format!("m{i}"))).collect();
     // `feed` waits in poll_ready for the connection, which never comes; `start_send`
     // keeps a message in the outbox whenever it has room, connected or not.
@@ -121,16 +107,13 @@ async fn close_during_a_failing_first_dial_hands_back_what_was_fed() {
         "close() owing 3 messages returned {closed:?}"
     );
     assert_eq!(ws.take_undelivered(), fed);
-    assert_closed_for_good(&mut ws, &accepts).await;
+    assert_closed_for_good(&mut ws, &server).await;
 }
 
 #[tokio::test]
 async fn close_while_reconnecting_publishes_closed() {
     let server = serve(|_| Reply::Upgrade, drain).await;
-    let mut ws = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let mut ws = connect(quick(), server.url()).await;
     let mut state = ws.state();
 
     // The server dies and stays down; the reader notices.
@@ -159,31 +142,21 @@ async fn close_while_reconnecting_publishes_closed() {
 #[tokio::test]
 async fn dial_after_a_dropped_close_makes_a_new_connection() {
     let log = Log::default();
-    let l = log.clone();
     // The first connection holds back its reply to the client's Close for 5 s (it stops
     // reading); later ones record what they receive.
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |conn, mut ws: Ws| {
-            let log = l.clone();
-            async move {
-                while let Some(Ok(m)) = ws.next().await {
-                    match m {
-                        Message::Text(t) => log.push(conn, t.to_string()),
-                        Message::Close(_) if conn == 0 => {
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                        }
-                        _ => {}
-                    }
+    let holding_back = sharing(log.clone(), |log, conn, mut ws: Ws| async move {
+        while let Some(Ok(m)) = ws.next().await {
+            match m {
+                Message::Text(t) => log.push(conn, t.to_string()),
+                Message::Close(_) if conn == 0 => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 }
+                _ => {}
             }
-        },
-    )
-    .await;
-    let mut ws = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+        }
+    });
+    let server = serve(|_| Reply::Upgrade, holding_back).await;
+    let mut ws = connect(quick(), server.url()).await;
     timeout(BOUND, ws.send(Message::text("before")))
         .await
         .expect("send hung")
@@ -225,17 +198,10 @@ const SEED: u64 = 0x5eed_0006;
 
 #[tokio::test]
 async fn operations_cancelled_at_random_points_leave_a_usable_truthful_sink() {
-    let seed = std::env::var("WS_RECONNECT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEED);
+    let seed = env_or("WS_RECONNECT_SEED", SEED);
     eprintln!("seed {seed} (WS_RECONNECT_SEED={seed} repeats this run)");
     let server = serve(|_| Reply::Upgrade, echo).await;
-    let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = timeout(BOUND, quick().connect(proxy_url(&proxy)))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let (proxy, mut ws) = through_proxy(&server, quick()).await;
     let mut rng = SmallRng::seed_from_u64(seed);
 
     const OPS: [&str; 6] = ["send", "feed", "flush", "close", "dial", "next"];

@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
-use crate::python::{self, PythonServer};
-use crate::support::{eventually, BOUND};
-use crate::{numbers, Numbered};
+use crate::numbers;
+use crate::support::python::{self, PythonServer};
+use crate::support::{connect, eventually, join, Numbered, BOUND};
 
 const SCRIPT: &str = "tests/realworld/server.py";
 
@@ -54,6 +54,52 @@ async fn crash(server: PythonServer, python: &str, tag: u32, log: Option<&Path>)
     server.kill();
     tokio::time::sleep(DOWN).await;
     start(python, port, tag, log).await
+}
+
+/// Crashes the server twice, once the writer has sent a third and then two thirds of
+/// `messages` (or not, if `stopped()` says a task ended first); returns the server that
+/// runs now.
+async fn crash_twice_while_writing(
+    mut server: PythonServer,
+    python: &str,
+    log: Option<&Path>,
+    messages: usize,
+    sent: &AtomicUsize,
+    stopped: impl Fn() -> bool,
+) -> PythonServer {
+    for (tag, at) in [(1, messages / 3), (2, 2 * messages / 3)] {
+        eventually("the writer's progress", || {
+            sent.load(Ordering::SeqCst) >= at || stopped()
+        })
+        .await;
+        if stopped() {
+            break;
+        }
+        server = crash(server, python, tag, log).await;
+    }
+    server
+}
+
+/// Sends `"1"` to `"<messages>"`, one every 10 ms, each bounded by [`BOUND`], and
+/// publishes in `progress` how many were sent; says which send failed or hung.
+async fn send_numbers<S>(
+    sink: &mut S,
+    messages: usize,
+    progress: &AtomicUsize,
+) -> Result<(), String>
+where
+    S: Sink<Message, Error = Error> + Unpin,
+{
+    for n in 1..=messages {
+        match timeout(BOUND, sink.send(Message::text(n.to_string()))).await {
+            Err(_) => return Err(format!("send({n}) did not complete before BOUND")),
+            Ok(Err(e)) => return Err(format!("send({n}) failed: {e:?}")),
+            Ok(Ok(())) => {}
+        }
+        progress.store(n, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// A log file for the acknowledging servers, fresh for this test.
@@ -106,13 +152,10 @@ async fn wait_for_tag(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_sees_no_error_item_across_three_server_crashes() {
     let Some(python) = python::interpreter() else {
-        return;
+        return; // recorded as skipped
     };
     let mut server = start(&python, 0, 0, None).await;
-    let ws = timeout(BOUND, readme().connect(server.url("/push")))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let ws = connect(readme(), server.url("/push")).await;
     let (tx, mut seen) = watch::channel(None);
     let mut reader = tokio::spawn(follow(ws, 3, tx));
 
@@ -121,10 +164,7 @@ async fn a_reader_sees_no_error_item_across_three_server_crashes() {
         server = crash(server, &python, tag, None).await;
         wait_for_tag(&mut seen, tag, &mut reader).await;
     }
-    let outcome = timeout(BOUND, reader)
-        .await
-        .expect("the reader did not return")
-        .expect("the reader panicked");
+    let outcome = join(reader, "the reader").await;
     assert!(
         matches!(outcome, Ok(true)),
         "the README loop across 3 crashes returned {outcome:?}"
@@ -135,33 +175,17 @@ async fn a_reader_sees_no_error_item_across_three_server_crashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_two_server_crashes() {
     let Some(python) = python::interpreter() else {
-        return;
+        return; // recorded as skipped
     };
     const MESSAGES: usize = 300;
     let log = log_file("ack");
-    let mut server = start(&python, 0, 0, Some(&log)).await;
-    let mut ws = timeout(
-        BOUND,
-        readme()
-            .acknowledged(Numbered, 32)
-            .connect(server.url("/ack")),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let server = start(&python, 0, 0, Some(&log)).await;
+    let mut ws = connect(readme().acknowledged(Numbered, 32), server.url("/ack")).await;
 
     let sent = Arc::new(AtomicUsize::new(0));
     let progress = sent.clone();
     let writer = tokio::spawn(async move {
-        for n in 1..=MESSAGES {
-            match timeout(BOUND, ws.send(Message::text(n.to_string()))).await {
-                Err(_) => return Err(format!("send({n}) did not complete before BOUND")),
-                Ok(Err(e)) => return Err(format!("send({n}) failed: {e:?}")),
-                Ok(Ok(())) => {}
-            }
-            progress.store(n, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        send_numbers(&mut ws, MESSAGES, &progress).await?;
         match timeout(BOUND, ws.flush()).await {
             Err(_) => Err(format!(
                 "flush() at the end did not complete before BOUND; {} unacknowledged",
@@ -172,20 +196,12 @@ async fn acknowledged_writes_survive_two_server_crashes() {
         }
     });
 
-    for (tag, at) in [(1, MESSAGES / 3), (2, 2 * MESSAGES / 3)] {
-        eventually("the writer's progress", || {
-            sent.load(Ordering::SeqCst) >= at || writer.is_finished()
-        })
-        .await;
-        if writer.is_finished() {
-            break;
-        }
-        server = crash(server, &python, tag, Some(&log)).await;
-    }
-    let ws = timeout(BOUND, writer)
+    let server = crash_twice_while_writing(server, &python, Some(&log), MESSAGES, &sent, || {
+        writer.is_finished()
+    })
+    .await;
+    let ws = join(writer, "the writer")
         .await
-        .expect("the writer did not finish")
-        .expect("the writer panicked")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ws.unacknowledged_count(), 0);
     assert!(ws.stats().reconnects >= 2, "{:?}", ws.stats());
@@ -210,14 +226,11 @@ async fn acknowledged_writes_survive_two_server_crashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_reader_and_writer_carry_on_across_server_crashes() {
     let Some(python) = python::interpreter() else {
-        return;
+        return; // recorded as skipped
     };
     const MESSAGES: usize = 200;
-    let mut server = start(&python, 0, 0, None).await;
-    let ws = timeout(BOUND, readme().connect(server.url("/echo")))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let server = start(&python, 0, 0, None).await;
+    let ws = connect(readme(), server.url("/echo")).await;
     let (mut sink, stream) = ws.split();
 
     // The README loop again, on the stream half: it ends at the echo of "last".
@@ -233,15 +246,7 @@ async fn a_split_reader_and_writer_carry_on_across_server_crashes() {
     let sent = Arc::new(AtomicUsize::new(0));
     let progress = sent.clone();
     let writer = tokio::spawn(async move {
-        for n in 1..=MESSAGES {
-            match timeout(BOUND, sink.send(Message::text(n.to_string()))).await {
-                Err(_) => return Err(format!("send({n}) did not complete before BOUND")),
-                Ok(Err(e)) => return Err(format!("send({n}) failed: {e:?}")),
-                Ok(Ok(())) => {}
-            }
-            progress.store(n, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        send_numbers(&mut sink, MESSAGES, &progress).await?;
         match timeout(BOUND, sink.send(Message::text("last"))).await {
             Err(_) => Err("send(last) did not complete before BOUND".to_string()),
             Ok(Err(e)) => Err(format!("send(last) failed: {e:?}")),
@@ -249,25 +254,18 @@ async fn a_split_reader_and_writer_carry_on_across_server_crashes() {
         }
     });
 
-    for (tag, at) in [(1, MESSAGES / 3), (2, 2 * MESSAGES / 3)] {
-        eventually("the writer's progress", || {
-            sent.load(Ordering::SeqCst) >= at || writer.is_finished() || reader.is_finished()
-        })
-        .await;
-        if writer.is_finished() || reader.is_finished() {
-            break;
-        }
-        server = crash(server, &python, tag, None).await;
-    }
-    let sink = timeout(BOUND, writer)
+    let server = crash_twice_while_writing(server, &python, None, MESSAGES, &sent, || {
+        writer.is_finished() || reader.is_finished()
+    })
+    .await;
+    let sink = join(writer, "the writer")
         .await
-        .expect("the writer did not finish")
-        .expect("the writer panicked")
         .unwrap_or_else(|e| panic!("{e}"));
-    let outcome = timeout(BOUND, reader)
-        .await
-        .expect("the reader never saw the echo of the writer's last message")
-        .expect("the reader panicked");
+    let outcome = join(
+        reader,
+        "the reader, waiting for the echo of the last message",
+    )
+    .await;
     assert!(
         matches!(outcome, Ok(true)),
         "the reader's README loop returned {outcome:?}"

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
-use ws_reconnect::testing::{Fault, FaultProxy};
+use ws_reconnect::testing::Fault;
 use ws_reconnect::Message;
 
-use crate::support::{serve, Log, Reply, BOUND};
-use crate::{acknowledging, drain, numbers, proxy_url, quick, Numbered};
+use crate::numbers;
+use crate::support::{
+    acknowledging, drain, quick, serve, through_proxy, Log, Numbered, Reply, BOUND,
+};
 
 /// Keepalive interval and timeout: a frozen connection is replaced within about 400 ms.
 const KEEPALIVE: Duration = Duration::from_millis(200);
@@ -18,16 +20,7 @@ const KEEPALIVE: Duration = Duration::from_millis(200);
 #[tokio::test]
 async fn a_send_blocked_by_a_frozen_path_completes_on_a_new_connection() {
     let server = serve(|_| Reply::Upgrade, drain).await;
-    let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .keepalive(KEEPALIVE, KEEPALIVE)
-            .connect(proxy_url(&proxy)),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let (proxy, mut ws) = through_proxy(&server, quick().keepalive(KEEPALIVE, KEEPALIVE)).await;
     let stats = ws.stats_handle();
     let message = Message::binary(vec![0x5a; 64 * 1024]);
     timeout(BOUND, ws.send(message.clone()))
@@ -85,16 +78,7 @@ async fn a_send_blocked_by_a_frozen_path_completes_on_a_new_connection() {
 #[tokio::test]
 async fn a_parked_reader_replaces_a_frozen_connection() {
     let server = serve(|_| Reply::Upgrade, drain).await;
-    let proxy = FaultProxy::start(server.addr).await.unwrap();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .keepalive(KEEPALIVE, KEEPALIVE)
-            .connect(proxy_url(&proxy)),
-    )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    let (proxy, mut ws) = through_proxy(&server, quick().keepalive(KEEPALIVE, KEEPALIVE)).await;
     let stats = ws.stats_handle();
     let read = ws.next();
     tokio::pin!(read);
@@ -125,19 +109,15 @@ async fn a_parked_reader_replaces_a_frozen_connection() {
 async fn acknowledged_sends_waiting_for_acks_replace_a_frozen_connection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, acknowledging(log.clone())).await;
-    let proxy = FaultProxy::start(server.addr).await.unwrap();
     // The ack timeout is out of reach: only the keepalive can act within BOUND.
-    let mut ws = timeout(
-        BOUND,
+    let (proxy, mut ws) = through_proxy(
+        &server,
         quick()
             .keepalive(KEEPALIVE, KEEPALIVE)
             .acknowledged(Numbered, 8)
-            .ack_timeout(Duration::from_secs(60))
-            .connect(proxy_url(&proxy)),
+            .ack_timeout(Duration::from_secs(60)),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     const MESSAGES: u64 = 40;
     for n in 1..=MESSAGES {

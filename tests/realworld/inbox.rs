@@ -8,8 +8,9 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{serve, Reply, Ws, BOUND};
-use crate::Numbered;
+use crate::support::{
+    acknowledging, connect, drain, expect_text, serve, Log, Numbered, Reply, Ws, BOUND,
+};
 
 /// Pushes `count` messages `"<prefix><i>"` as fast as it can (one flush).
 async fn push(ws: &mut Ws, prefix: &str, count: usize) -> bool {
@@ -36,20 +37,17 @@ async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
             if conn == 0 && !push(&mut ws, "", PUSHED).await {
                 return;
             }
-            while let Some(Ok(_)) = ws.next().await {}
+            drain(conn, ws).await;
         },
     )
     .await;
-    let mut ws = timeout(
-        BOUND,
+    let mut ws = connect(
         ReconnectingSink::builder()
             .max_queued_inbound(16)
-            .keepalive(Duration::from_millis(200), Duration::from_millis(200))
-            .connect(server.url()),
+            .keepalive(Duration::from_millis(200), Duration::from_millis(200)),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     // Only write, for 3 s: one message every 50 ms.
     for i in 0..60 {
@@ -71,13 +69,7 @@ async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
     );
 
     for i in 0..PUSHED {
-        let item = timeout(BOUND, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("message {i} of {PUSHED} never came"));
-        assert!(
-            matches!(&item, Some(Ok(m)) if *m == Message::text(i.to_string())),
-            "message {i}: {item:?}"
-        );
+        expect_text(&mut ws, &i.to_string(), &format!("message {i} of {PUSHED}")).await;
     }
 }
 
@@ -88,30 +80,20 @@ async fn acknowledged_mode_tells_the_reader_how_many_messages_it_dropped_past_th
     // Each connection: push 100 data messages at once, then acknowledge everything.
     let server = serve(
         |_| Reply::Upgrade,
-        |_, mut ws: Ws| async move {
-            if !push(&mut ws, "d", PUSHED).await {
-                return;
-            }
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    if ws.send(Message::text(format!("ack {t}"))).await.is_err() {
-                        break;
-                    }
-                }
+        |conn, mut ws: Ws| async move {
+            if push(&mut ws, "d", PUSHED).await {
+                acknowledging(Log::default())(conn, ws).await;
             }
         },
     )
     .await;
-    let mut ws = timeout(
-        BOUND,
+    let mut ws = connect(
         ReconnectingSink::builder()
             .acknowledged(Numbered, 64)
-            .max_queued_inbound(INBOX)
-            .connect(server.url()),
+            .max_queued_inbound(INBOX),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     // Write 50 and flush, reading nothing: the flush must read the acks past the data.
     for n in 1..=50 {

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{serve, Reply, Server, Ws, BOUND};
+use crate::support::{connect, expect_text, serve, Reply, Server, Ws, BOUND};
 
 /// Echoes the first message of each connection, with a Close 1000 in the same write,
 /// then reads until the client answers or goes away.
@@ -38,32 +38,23 @@ async fn round_trip(ws: &mut ReconnectingSink, i: usize) -> Result<(), Error> {
     timeout(BOUND, ws.send(Message::text(i.to_string())))
         .await
         .unwrap_or_else(|_| panic!("send({i}) did not complete before BOUND"))?;
-    let echo = timeout(BOUND, ws.next())
-        .await
-        .unwrap_or_else(|_| panic!("no echo of {i} before BOUND"));
-    assert!(
-        matches!(&echo, Some(Ok(m)) if *m == Message::text(i.to_string())),
-        "echo of {i}: {echo:?}"
-    );
+    expect_text(ws, &i.to_string(), &format!("the echo of {i}")).await;
     Ok(())
 }
 
 #[tokio::test]
 async fn the_default_builder_has_no_reconnection_count_limit() {
     let server = echo_once_server().await;
-    let mut ws = timeout(
-        BOUND,
-        // Each connection here lives a few milliseconds (the server answers and closes),
-        // which the backoff would otherwise space with growing delays: healthy_after(0)
-        // makes every reconnection immediate, so only a count limit could stop these.
+    // Each connection here lives a few milliseconds (the server answers and closes),
+    // which the backoff would otherwise space with growing delays: healthy_after(0)
+    // makes every reconnection immediate, so only a count limit could stop these.
+    let mut ws = connect(
         ReconnectingSink::builder()
             .initial_interval(Duration::from_millis(10))
-            .healthy_after(Duration::ZERO)
-            .connect(server.url()),
+            .healthy_after(Duration::ZERO),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
     for i in 0..15 {
         if let Err(e) = round_trip(&mut ws, i).await {
             panic!(
@@ -78,17 +69,14 @@ async fn the_default_builder_has_no_reconnection_count_limit() {
 #[tokio::test]
 async fn once_the_limit_refuses_every_operation_says_so_at_once() {
     let server = echo_once_server().await;
-    let mut ws = timeout(
-        BOUND,
+    let mut ws = connect(
         ReconnectingSink::builder()
             .initial_interval(Duration::from_millis(10))
             .max_reconnections_total(2)
-            .max_reconnections_time(Duration::from_secs(60))
-            .connect(server.url()),
+            .max_reconnections_time(Duration::from_secs(60)),
+        server.url(),
     )
-    .await
-    .expect("connect hung")
-    .expect("connect");
+    .await;
 
     // Message 0 on the first connection, 1 and 2 on the two reconnections allowed; the
     // third reconnection, for message 3, is refused.

@@ -18,8 +18,6 @@
 //! Every await that could hang is bounded by [`BOUND`](support::BOUND); no test asserts
 //! how long something took.
 
-#[path = "../support/python.rs"]
-mod python;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -30,68 +28,6 @@ mod freeze;
 mod inbox;
 mod limit;
 mod protocol;
-
-use std::time::Duration;
-
-use futures::{SinkExt, StreamExt};
-use ws_reconnect::testing::FaultProxy;
-use ws_reconnect::{Acknowledge, Builder, Message, ReconnectingSink};
-
-use support::{Log, Ws};
-
-/// Quick reconnections: 20 ms first delay, no randomization, at most 200 ms.
-fn quick() -> Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(20))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(200))
-}
-
-/// Acknowledged mode as the servers here speak it: the message `"<n>"` is acknowledged
-/// by `"ack <n>"`.
-struct Numbered;
-
-impl Acknowledge for Numbered {
-    fn id(&mut self, outbound: &Message) -> Option<u64> {
-        outbound.to_text().ok()?.parse().ok()
-    }
-    fn acked(&mut self, inbound: &Message) -> Option<u64> {
-        inbound.to_text().ok()?.strip_prefix("ack ")?.parse().ok()
-    }
-}
-
-/// The URL that reaches the server through `proxy`.
-fn proxy_url(proxy: &FaultProxy) -> String {
-    format!("ws://{}/", proxy.addr())
-}
-
-/// A handler that acknowledges: records every text message `"<n>"` with its connection
-/// and answers `"ack <n>"`.
-fn acknowledging(
-    log: Log,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
-    move |conn, mut ws: Ws| {
-        let log = log.clone();
-        Box::pin(async move {
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    log.push(conn, t.to_string());
-                    if ws.send(Message::text(format!("ack {t}"))).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// A handler that reads (and so answers Pings) and discards until the peer goes away.
-async fn drain(_conn: usize, mut ws: Ws) {
-    while let Some(Ok(_)) = ws.next().await {}
-}
 
 /// The numbers `"<n>"` a log holds, as a sorted set.
 fn numbers(texts: impl IntoIterator<Item = String>) -> std::collections::BTreeSet<u64> {

@@ -7,19 +7,15 @@ use tokio::time::timeout;
 use ws_reconnect::tungstenite::error::ProtocolError;
 use ws_reconnect::{tungstenite, Error, Message};
 
-use crate::quick;
-use crate::support::{eventually, serve, Log, Reply, Ws, BOUND};
+use crate::support::{
+    connect, eventually, quick, recording, serve, BoxHandler, Log, Reply, Ws, BOUND,
+};
 
 /// The first connection: "hello", then a text frame with RSV1 set (no extension was
 /// negotiated, so the bit is a violation), written as raw bytes after tungstenite's
 /// server handshake. Later connections push "second". Every connection records what it
 /// receives.
-fn violating(
-    log: Log,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
+fn violating(log: Log) -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static {
     move |conn, mut ws: Ws| {
         let log = log.clone();
         Box::pin(async move {
@@ -31,11 +27,7 @@ fn violating(
             } else if ws.send(Message::text("second")).await.is_err() {
                 return;
             }
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    log.push(conn, t.to_string());
-                }
-            }
+            recording(log)(conn, ws).await;
         })
     }
 }
@@ -44,10 +36,7 @@ fn violating(
 async fn a_protocol_violation_met_while_writing_is_reported_once_and_the_stream_goes_on() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, violating(log.clone())).await;
-    let mut ws = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .expect("connect hung")
-        .expect("connect");
+    let mut ws = connect(quick(), server.url()).await;
 
     let first = timeout(BOUND, ws.next()).await.expect("next() hung");
     assert!(

@@ -8,13 +8,12 @@ Usage: server.py [--port P] [--tag T] [--log FILE]
 Paths:
   /push   send "<tag>:<n>" every 10 ms, n = 0, 1, ... on each connection
   /echo   echo every message
-  /ack    to a message "<n>": append "<n>" to the log file (flushed), then reply "ack <n>"
+  /ack    to a message "<n>": append "<n>" to the log file (flushed), then reply "ack:<n>"
 """
 import argparse
 import asyncio
-import sys
 
-from websockets.asyncio.server import serve
+from python_server import run
 
 
 def parse_args():
@@ -45,20 +44,10 @@ async def handler(ws):
                 # Logged before it is acknowledged: an acknowledged message was processed.
                 log.write(f"{message}\n")
                 log.flush()
-                await ws.send(f"ack {message}")
+                await ws.send(f"ack:{message}")
     else:
         await ws.close(1008, f"no such path {path}")
 
 
-async def main():
-    async with serve(handler, "127.0.0.1", ARGS.port) as server:
-        port = server.sockets[0].getsockname()[1]
-        print(port, flush=True)
-        await asyncio.get_running_loop().create_future()
-
-
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(handler, ARGS.port)

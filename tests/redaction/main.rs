@@ -7,15 +7,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use futures::SinkExt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures::{SinkExt, StreamExt};
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 use ws_reconnect::ReconnectingSink;
 
-use support::{serve, Reply, Ws, BOUND};
+use support::{close_first, connect, quick, read_until, refuse_first, serve, Reply, Server, BOUND};
 
 /// Set in the child process that runs one test alone.
 const CHILD: &str = "WS_RECONNECT_REDACTION_CHILD";
@@ -51,11 +49,13 @@ async fn in_child_process(name: &str) -> bool {
     true
 }
 
-fn quick() -> ws_reconnect::Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(10))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(100))
+/// Dials `server` with a secret in the query, the `Authorization` header and a cookie.
+async fn connect_with_secrets(server: &Server) -> ReconnectingSink {
+    let secrets = quick()
+        .header("Authorization", "Bearer SECRET-HEADER")
+        .header("Cookie", "session=SECRET-COOKIE");
+    let url = format!("ws://{}/feed?token=SECRET-QUERY", server.addr);
+    connect(secrets, url).await
 }
 
 /// A `MakeWriter` that collects every log line.
@@ -90,35 +90,11 @@ async fn secrets_stay_out_of_logs_debug_output_and_errors() {
     // Global, in a test binary of its own: tracing's callsite cache is process-wide.
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let server = serve(
-        |n| {
-            if n == 0 {
-                Reply::Status(503, vec![])
-            } else {
-                Reply::Upgrade
-            }
-        },
-        |conn, mut ws: Ws| async move {
-            if conn == 0 {
-                let _ = ws.close(None).await;
-            }
-            while let Some(Ok(_)) = ws.next().await {}
-        },
-    )
-    .await;
-    let url = format!("ws://{}/feed?token=SECRET-QUERY", server.addr);
-    let mut ws = quick()
-        .header("Authorization", "Bearer SECRET-HEADER")
-        .header("Cookie", "session=SECRET-COOKIE")
-        .connect(&url)
-        .await
-        .unwrap();
-    // The server closes the first connection: reconnect.
-    let deadline = Instant::now() + BOUND;
-    while server.upgrades() < 2 {
-        assert!(Instant::now() < deadline);
-        let _ = timeout(Duration::from_millis(20), ws.next()).await;
-    }
+    // The first handshake is refused, the first connection closed: the client retries
+    // and reconnects.
+    let server = serve(refuse_first(1, 503, vec![]), close_first).await;
+    let mut ws = connect_with_secrets(&server).await;
+    read_until(&mut ws, "reconnected", |_| server.upgrades() >= 2).await;
     let debug = format!("{ws:?} {:?}", ws.target());
     let bad = ReconnectingSink::builder()
         .build("https://user:SECRET-PW@host/?token=SECRET-Q2")
@@ -134,21 +110,6 @@ async fn secrets_stay_out_of_logs_debug_output_and_errors() {
     for text in [&logs, &debug, &errors] {
         assert!(!text.contains("SECRET"), "a secret leaked:\n{text}");
     }
-}
-
-/// The server for the log tests: it closes the first connection, so the client
-/// reconnects.
-async fn closes_first_connection() -> support::Server {
-    serve(
-        |_| Reply::Upgrade,
-        |conn, mut ws: Ws| async move {
-            if conn == 0 {
-                let _ = ws.close(None).await;
-            }
-            while let Some(Ok(_)) = ws.next().await {}
-        },
-    )
-    .await
 }
 
 /// An application whose subscriber also forwards `log` records (what
@@ -167,23 +128,9 @@ async fn log_records_of_the_websocket_stack_carry_no_secrets() {
         .with_ansi(false)
         .init();
 
-    let server = closes_first_connection().await;
-    let url = format!("ws://{}/feed?token=SECRET-QUERY", server.addr);
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .header("Authorization", "Bearer SECRET-HEADER")
-            .header("Cookie", "session=SECRET-COOKIE")
-            .connect(&url),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let deadline = Instant::now() + BOUND;
-    while server.upgrades() < 2 {
-        assert!(Instant::now() < deadline, "no reconnection");
-        let _ = timeout(Duration::from_millis(20), ws.next()).await;
-    }
+    let server = serve(|_| Reply::Upgrade, close_first).await;
+    let mut ws = connect_with_secrets(&server).await;
+    read_until(&mut ws, "reconnected", |_| server.upgrades() >= 2).await;
     timeout(BOUND, ws.close()).await.unwrap().unwrap();
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

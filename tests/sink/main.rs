@@ -1,71 +1,18 @@
 //! ReconnectingSink end to end (loopback sockets) and against a scripted mock.
 
-#[path = "../support/mock.rs"]
-mod mock;
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
-use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
+use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
-use support::{dead_port, echo, eventually, recording_server, serve, Log, Reply, Ws, BOUND};
-
-fn quick() -> Builder {
-    ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(10))
-        .randomization_factor(0.0)
-        .max_interval(Duration::from_millis(200))
-        .healthy_after(Duration::from_millis(0))
-}
-
-/// A handler that records text messages and, after `n` on a connection, sends Close and
-/// keeps reading until the client closes or goes away (RFC 6455 allows this).
-fn close_after(
-    n: usize,
-    log: Log,
-) -> impl Fn(usize, Ws) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-       + Send
-       + Sync
-       + 'static {
-    move |conn, mut ws: Ws| {
-        let log = log.clone();
-        Box::pin(async move {
-            let mut seen = 0;
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    log.push(conn, t.to_string());
-                    seen += 1;
-                    if seen == n {
-                        let _ = ws.close(None).await;
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// Reads (and so lets the sink notice closes and reconnect) until `cond` holds; returns
-/// the error items seen. Bounded by `BOUND`.
-async fn read_until(
-    ws: &mut ReconnectingSink,
-    what: &str,
-    mut cond: impl FnMut() -> bool,
-) -> Vec<Error> {
-    let deadline = Instant::now() + BOUND;
-    let mut errors = Vec::new();
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out reading until: {what}");
-        if let Ok(Some(Err(e))) = timeout(Duration::from_millis(20), ws.next()).await {
-            errors.push(e);
-        }
-    }
-    errors
-}
+use support::{
+    accept_and_drop, close_after, connect, connect_err, dead_port, echo, eventually, join, mock,
+    quick_healthy, read_until, recording_server, responding, serve, Log, Reply, Respond, Ws, BOUND,
+};
 
 /// Sends until a send fails, bounded by `BOUND`; returns that error.
 async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
@@ -88,10 +35,7 @@ async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), 
 #[tokio::test]
 async fn dial_connects_and_messages_arrive() {
     let (server, log) = recording_server().await;
-    let mut ws = timeout(BOUND, ReconnectingSink::connect(server.url()))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut ws = connect(ReconnectingSink::builder(), server.url()).await;
     assert!(ws.is_connected());
     assert!(ws.can_connect());
     send(&mut ws, "one").await.unwrap();
@@ -104,7 +48,7 @@ async fn dial_connects_and_messages_arrive() {
 #[tokio::test]
 async fn dial_close_dial_close_with_sends_between() {
     let (server, log) = recording_server().await;
-    let mut ws = quick().build(server.url()).unwrap();
+    let mut ws = quick_healthy().build(server.url()).unwrap();
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     send(&mut ws, "a").await.unwrap();
     timeout(BOUND, ws.close()).await.unwrap().unwrap();
@@ -147,15 +91,11 @@ async fn invalid_urls_fail_fast() {
 async fn server_down_fails_after_max_elapsed_time() {
     let addr = dead_port().await;
     let started = Instant::now();
-    let err = timeout(
-        BOUND,
-        quick()
-            .max_elapsed_time(Some(Duration::from_millis(700)))
-            .connect(format!("ws://{addr}/")),
+    let err = connect_err(
+        quick_healthy().max_elapsed_time(Some(Duration::from_millis(700))),
+        format!("ws://{addr}/"),
     )
-    .await
-    .unwrap()
-    .unwrap_err();
+    .await;
     assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
     let took = started.elapsed();
     assert!(
@@ -167,10 +107,7 @@ async fn server_down_fails_after_max_elapsed_time() {
 #[tokio::test]
 async fn a_400_fails_after_one_attempt() {
     let server = serve(|_| Reply::Status(400, vec![]), echo).await;
-    let err = timeout(BOUND, quick().connect(server.url()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = connect_err(quick_healthy(), server.url()).await;
     match err {
         Error::Rejected { status, .. } => assert_eq!(status.as_u16(), 400),
         other => panic!("{other:?}"),
@@ -181,7 +118,7 @@ async fn a_400_fails_after_one_attempt() {
 #[tokio::test]
 async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
     let (server, _log) = recording_server().await;
-    let mut ws = quick().build(server.url()).unwrap();
+    let mut ws = quick_healthy().build(server.url()).unwrap();
     assert!(matches!(
         send(&mut ws, "early").await,
         Err(Error::NotDialed)
@@ -196,7 +133,7 @@ async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
 async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let mut ws = quick().connect(server.url()).await.unwrap();
+    let mut ws = connect(quick_healthy(), server.url()).await;
     send(&mut ws, "first").await.unwrap();
     // Wait until the server has closed; the client does not read.
     eventually("server saw the first message", || log.len() == 1).await;
@@ -210,11 +147,7 @@ async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
 async fn zero_reconnections_allowed_gives_too_many_reconnects() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let mut ws = quick()
-        .max_reconnections_total(0)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(quick_healthy().max_reconnections_total(0), server.url()).await;
     send(&mut ws, "first").await.unwrap();
     eventually("first", || log.len() == 1).await;
     // The close may take a moment to arrive; sends before it still succeed.
@@ -230,12 +163,13 @@ async fn zero_reconnections_allowed_gives_too_many_reconnects() {
 #[tokio::test]
 async fn with_the_server_gone_the_error_is_not_too_many_reconnects() {
     let (server, _log) = recording_server().await;
-    let mut ws = quick()
-        .max_reconnections_total(1)
-        .max_elapsed_time(Some(Duration::from_millis(300)))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        quick_healthy()
+            .max_reconnections_total(1)
+            .max_elapsed_time(Some(Duration::from_millis(300))),
+        server.url(),
+    )
+    .await;
     drop(server); // stops listening and drops the connection
     let err = send_until_error(&mut ws, "x").await;
     assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
@@ -246,17 +180,18 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
     let window = Duration::from_secs(2);
-    let mut ws = quick()
-        .max_reconnections_total(3)
-        .max_reconnections_time(window)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        quick_healthy()
+            .max_reconnections_total(3)
+            .max_reconnections_time(window),
+        server.url(),
+    )
+    .await;
     let started = Instant::now();
     // Every message makes the server close; reading notices it and reconnects.
     for k in 1..=3 {
         send(&mut ws, format!("m{k}")).await.unwrap();
-        let errors = read_until(&mut ws, "reconnected", || server.upgrades() == k + 1).await;
+        let errors = read_until(&mut ws, "reconnected", |_| server.upgrades() == k + 1).await;
         assert!(errors.is_empty(), "{errors:?}");
     }
     send(&mut ws, "m4").await.unwrap();
@@ -312,14 +247,14 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
 async fn on_connect_is_the_first_message_of_every_connection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(2, log.clone())).await;
-    let mut ws = quick()
-        .on_connect(Message::text("hello"))
-        .connect(server.url())
-        .await
-        .unwrap();
+    let mut ws = connect(
+        quick_healthy().on_connect(Message::text("hello")),
+        server.url(),
+    )
+    .await;
     for i in 0..3 {
         send(&mut ws, format!("m{i}")).await.unwrap();
-        read_until(&mut ws, "reconnected", || server.upgrades() == i + 2).await;
+        read_until(&mut ws, "reconnected", |_| server.upgrades() == i + 2).await;
     }
     let entries = log.entries();
     let connections = entries.iter().map(|(c, _)| *c).max().unwrap() + 1;
@@ -345,7 +280,7 @@ async fn reads_continue_across_a_server_close_without_an_error_item() {
         },
     )
     .await;
-    let mut ws = quick().connect(server.url()).await.unwrap();
+    let mut ws = connect(quick_healthy(), server.url()).await;
     let mut got = Vec::new();
     while got.len() < 6 {
         let item = timeout(BOUND, ws.next()).await.unwrap().unwrap();
@@ -363,11 +298,7 @@ async fn reads_continue_across_a_server_close_without_an_error_item() {
 async fn ten_thousand_messages_through_forward_across_graceful_closes() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1000, log.clone())).await;
-    let ws = quick()
-        .max_reconnections_total(100)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let ws = connect(quick_healthy().max_reconnections_total(100), server.url()).await;
     // 1 KiB each: with tiny messages all 10,000 fit in the loopback socket buffers before
     // the server has read its first 1,000, and no client could see the Close in time.
     let source =
@@ -406,29 +337,17 @@ async fn ten_thousand_messages_through_forward_across_graceful_closes() {
 #[tokio::test]
 async fn split_halves_share_one_connection_across_reconnects() {
     let log = Log::default();
-    let l2 = log.clone();
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |conn, mut ws: Ws| {
-            let log = l2.clone();
-            async move {
-                // Echo with the connection number; close the first connection after 2.
-                let mut n = 0;
-                while let Some(Ok(m)) = ws.next().await {
-                    if let Message::Text(t) = m {
-                        log.push(conn, t.to_string());
-                        let _ = ws.send(Message::text(format!("{conn}:{t}"))).await;
-                        n += 1;
-                        if conn == 0 && n == 2 {
-                            let _ = ws.close(None).await;
-                        }
-                    }
-                }
-            }
-        },
-    )
-    .await;
-    let ws = quick().connect(server.url()).await.unwrap();
+    // Echo with the connection number; close the first connection after 2.
+    let echo_numbered = responding(log.clone(), |conn, seen, t| {
+        let reply = format!("{conn}:{t}");
+        if conn == 0 && seen == 2 {
+            Respond::SendAndClose(reply)
+        } else {
+            Respond::Send(reply)
+        }
+    });
+    let server = serve(|_| Reply::Upgrade, echo_numbered).await;
+    let ws = connect(quick_healthy(), server.url()).await;
     let (mut tx, mut rx) = ws.split();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -452,23 +371,14 @@ async fn split_halves_share_one_connection_across_reconnects() {
             eventually("reader reconnected", || server.upgrades() == 2).await;
         }
     }
-    let got = timeout(BOUND, reader).await.unwrap().unwrap();
+    let got = join(reader, "the reader").await;
     assert_eq!(got, ["0:m0", "0:m1", "1:m2", "1:m3"]);
     assert_eq!(server.upgrades(), 2);
 }
 
 #[tokio::test]
 async fn an_accept_and_drop_server_meets_growing_delays() {
-    let server = serve(|_| Reply::Upgrade, |_, ws: Ws| async move { drop(ws) }).await;
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(20))
-        .randomization_factor(0.0)
-        .multiplier(2.0)
-        .max_interval(Duration::from_secs(10))
-        .max_reconnections_total(1000)
-        .connect(server.url())
-        .await
-        .unwrap();
+    let (server, mut ws) = accept_and_drop().await;
     // Keep reading for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so
     // at most about 7 connections; a tight loop would make hundreds.
     let until = Instant::now() + Duration::from_millis(1300);
@@ -487,12 +397,7 @@ async fn unflushed_messages_are_resent_in_order_exactly_once() {
     // The 2nd and 3rd flushes fail: the messages they held go to the next connection.
     script.fail_flush(1);
     script.fail_flush(2);
-    let mut ws = Builder::default()
-        .on_connect(Message::text("hi"))
-        .build_over(
-            mock::make(script.clone()),
-            Target::new("ws://mock/").unwrap(),
-        );
+    let mut ws = mock::sink(&script, Builder::default().on_connect(Message::text("hi")));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0 delivers "hi"
     for batch in 0..4 {
         for i in 0..5 {
@@ -531,10 +436,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
     let script = mock::Script::new();
     script.fail_flush(1);
     script.fail_flush(3);
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default());
     timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0
     ws.feed(Message::text("a")).await.unwrap();
     ws.feed(Message::text("b")).await.unwrap();
@@ -573,14 +475,7 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
 
 #[tokio::test]
 async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
-    let gate = Arc::new(Notify::new());
-    let script = mock::Script::gated(gate.clone());
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
-    gate.notify_one();
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    let (gate, script, mut ws) = mock::gated_and_dialed().await;
     script.hang_up(0);
 
     let mut task = tokio_test::task::spawn(());
@@ -599,14 +494,7 @@ async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
 
 #[tokio::test]
 async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
-    let gate = Arc::new(Notify::new());
-    let script = mock::Script::gated(gate.clone());
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
-    gate.notify_one();
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    let (gate, script, mut ws) = mock::gated_and_dialed().await;
 
     let mut reader = tokio_test::task::spawn(());
     let mut writer = tokio_test::task::spawn(());
@@ -631,10 +519,7 @@ async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
 #[tokio::test]
 async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
     let script = mock::Script::new();
-    let mut ws = Builder::default().max_queued_inbound(3).build_over(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default().max_queued_inbound(3));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     for i in 0..5 {
         script.push(0, Message::text(format!("in{i}")));
@@ -656,10 +541,7 @@ async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
 #[tokio::test]
 async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
     let script = mock::Script::new();
-    let mut ws = Builder::default().max_unflushed_messages(4).build_over(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default().max_unflushed_messages(4));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     let mut accepted = 0;
     let mut refused = 0;
@@ -682,10 +564,7 @@ async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
 #[tokio::test]
 async fn close_and_frame_messages_are_refused_not_sent() {
     let script = mock::Script::new();
-    let mut ws = ReconnectingSink::new(
-        mock::make(script.clone()),
-        Target::new("ws://mock/").unwrap(),
-    );
+    let mut ws = mock::sink(&script, Builder::default());
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     assert!(matches!(
         ws.send(Message::Close(None)).await,

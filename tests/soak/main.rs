@@ -5,100 +5,54 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::testing::{FaultProxy, RandomFaults};
-use ws_reconnect::{Acknowledge, Message, ReconnectingSink};
+use ws_reconnect::{Message, ReconnectingSink};
 
-use support::{serve, Reply, Ws};
+use support::{
+    connect, env_or, proxy_url, serve, serve_ledger, sharing, LedgerPlan, Numbered, Reply, Server,
+    Ws,
+};
 
-struct Acks;
-
-impl Acknowledge for Acks {
-    fn id(&mut self, m: &Message) -> Option<u64> {
-        m.to_text().ok()?.parse().ok()
-    }
-    fn acked(&mut self, m: &Message) -> Option<u64> {
-        m.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
-    }
-}
-
-#[derive(Default)]
-struct Ledger {
-    highest: AtomicU64,
-    duplicates: AtomicU64,
-    gaps: Mutex<Vec<(u64, u64)>>,
-}
-
-fn server(
-    ledger: Arc<Ledger>,
-) -> impl Fn(usize, Ws) -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static {
-    move |_, mut ws: Ws| {
-        let ledger = ledger.clone();
-        Box::pin(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            let mut acked = 0;
-            loop {
-                tokio::select! {
-                    m = ws.next() => {
-                        let Some(Ok(Message::Text(t))) = m else { return };
-                        let Ok(id) = t.as_str().parse::<u64>() else { continue };
-                        let highest = ledger.highest.load(SeqCst);
-                        if id <= highest {
-                            ledger.duplicates.fetch_add(1, SeqCst);
-                        } else if id == highest + 1 {
-                            ledger.highest.store(id, SeqCst);
-                        } else {
-                            ledger.gaps.lock().unwrap().push((highest, id));
-                        }
-                    }
-                    _ = tick.tick() => {}
-                }
-                let highest = ledger.highest.load(SeqCst);
-                if highest != acked {
-                    acked = highest;
-                    if ws
-                        .send(Message::text(format!("ack:{highest}")))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        })
-    }
+/// `upstream` behind a proxy whose every new connection draws a fault after 16 KiB on
+/// average (cut, reset, half-open and delay `weights`), and refuses one in ten.
+async fn random_faults(upstream: &Server, seed: u64, weights: [u32; 4]) -> FaultProxy {
+    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+    proxy.random(RandomFaults {
+        seed,
+        mean_bytes: 16 * 1024,
+        weights,
+        refuse_probability: 0.1,
+    });
+    proxy
 }
 
 #[tokio::test]
 async fn acknowledged_soak_through_random_faults_loses_nothing() {
-    let n: u64 = std::env::var("WS_RECONNECT_SOAK_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let ledger = Arc::new(Ledger::default());
-    let upstream = serve(|_| Reply::Upgrade, server(ledger.clone())).await;
-    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-    proxy.random(RandomFaults {
-        seed: 11,
-        mean_bytes: 16 * 1024,
-        weights: [1, 1, 1, 1],
-        refuse_probability: 0.1,
-    });
-    let ws = ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(5))
-        .max_interval(Duration::from_millis(100))
-        .max_reconnections_total(1_000_000)
-        .keepalive(Duration::from_millis(200), Duration::from_millis(200))
-        .ack_timeout(Duration::from_millis(500))
-        .acknowledged(Acks, 512)
-        .connect(format!("ws://{}/", proxy.addr()))
-        .await
-        .unwrap();
+    let n: u64 = env_or("WS_RECONNECT_SOAK_MESSAGES", 10_000);
+    // The server acknowledges after every message and every 5 ms.
+    let (upstream, ledger) = serve_ledger(LedgerPlan {
+        ack_every: 1,
+        resets: None,
+    })
+    .await;
+    let proxy = random_faults(&upstream, 11, [1, 1, 1, 1]).await;
+    let ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::from_millis(5))
+            .max_interval(Duration::from_millis(100))
+            .max_reconnections_total(1_000_000)
+            .keepalive(Duration::from_millis(200), Duration::from_millis(200))
+            .ack_timeout(Duration::from_millis(500))
+            .acknowledged(Numbered, 512),
+        proxy_url(&proxy),
+    )
+    .await;
     let stats = ws.stats_handle();
     let source = futures::stream::iter((1..=n).map(|i| Ok(Message::text(i.to_string()))));
     let mut ws = ws;
@@ -249,35 +203,19 @@ mod recording {
 
 #[tokio::test]
 async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_died() {
-    let n: u64 = std::env::var("WS_RECONNECT_SOAK_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let n: u64 = env_or("WS_RECONNECT_SOAK_MESSAGES", 10_000);
     let received = Arc::new(Mutex::new(vec![0u32; n as usize + 1]));
-    let r = received.clone();
-    let upstream = serve(
-        |_| Reply::Upgrade,
-        move |_, mut ws: Ws| {
-            let r = r.clone();
-            async move {
-                while let Some(Ok(Message::Text(t))) = ws.next().await {
-                    if let Ok(id) = t.as_str().parse::<usize>() {
-                        if let Some(c) = r.lock().unwrap().get_mut(id) {
-                            *c += 1;
-                        }
-                    }
+    let counting = sharing(received.clone(), |received, _, mut ws: Ws| async move {
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            if let Ok(id) = t.as_str().parse::<usize>() {
+                if let Some(c) = received.lock().unwrap().get_mut(id) {
+                    *c += 1;
                 }
             }
-        },
-    )
-    .await;
-    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-    proxy.random(RandomFaults {
-        seed: 5,
-        mean_bytes: 16 * 1024,
-        weights: [1, 1, 1, 0],
-        refuse_probability: 0.1,
+        }
     });
+    let upstream = serve(|_| Reply::Upgrade, counting).await;
+    let proxy = random_faults(&upstream, 5, [1, 1, 1, 0]).await;
     let flushed: recording::Flushed = Arc::default();
     let stack = tower::ServiceBuilder::new()
         .layer(ws_reconnect::BackoffRetryLayer::new(
@@ -293,7 +231,7 @@ async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_d
         })
         .timeout(Duration::from_secs(5))
         .service(ws_reconnect::TungsteniteConnector::default());
-    let target = ws_reconnect::Target::new(format!("ws://{}/", proxy.addr())).unwrap();
+    let target = ws_reconnect::Target::new(proxy_url(&proxy)).unwrap();
     let mut ws = ReconnectingSink::builder()
         .keepalive(Duration::from_millis(200), Duration::from_millis(200))
         .build_over(stack, target);

@@ -13,8 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
+use futures::StreamExt;
 use tokio::time::{timeout, Instant};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::filter::Targets;
@@ -25,8 +24,11 @@ use ws_reconnect::ReconnectingSink;
 
 #[path = "../../benches/common/mod.rs"]
 mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
 use common::{raise_fd_limit, rss_kib};
+use support::{echo, env_or, serve_on, Reply, Server};
 
 /// The jitter delays the sinks drew: the `delay` field of every "reconnect jitter" event
 /// (or what it said, when that is not a duration).
@@ -126,31 +128,17 @@ fn trim() {
     }
 }
 
-/// Serves on `addr` (port 0 the first time); records when each upgrade happened.
-async fn server(
-    addr: SocketAddr,
-    upgrades: Arc<Mutex<Vec<Instant>>>,
-) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut tasks = tokio::task::JoinSet::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            let upgrades = upgrades.clone();
-            tasks.spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                upgrades.lock().unwrap().push(Instant::now());
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() && ws.send(m).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, task)
+/// An echo server on `addr` (port 0 the first time); records when each upgrade happened.
+async fn server(addr: SocketAddr, upgrades: Arc<Mutex<Vec<Instant>>>) -> Server {
+    serve_on(
+        addr,
+        |_| Reply::Upgrade,
+        move |conn, ws| {
+            upgrades.lock().unwrap().push(Instant::now());
+            echo(conn, ws)
+        },
+    )
+    .await
 }
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -162,8 +150,8 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 /// dropped. Returns the first reconnections' delays after the restart, in ms.
 async fn storm(clients: usize, jitter: Duration) -> Vec<f64> {
     let upgrades = Arc::new(Mutex::new(Vec::new()));
-    let (addr, first) = server("127.0.0.1:0".parse().unwrap(), upgrades.clone()).await;
-    let url = format!("ws://{addr}/");
+    let first = server("127.0.0.1:0".parse().unwrap(), upgrades.clone()).await;
+    let (addr, url) = (first.addr, first.url());
     let mut readers = Vec::new();
     for _ in 0..clients {
         let ws = ReconnectingSink::builder()
@@ -190,11 +178,10 @@ async fn storm(clients: usize, jitter: Duration) -> Vec<f64> {
     .expect("not every client connected");
 
     // Restart: every connection drops, the same port listens again at once.
-    first.abort();
-    let _ = first.await;
+    first.stop().await;
     upgrades.lock().unwrap().clear();
     let restarted = Instant::now();
-    let (_, second) = server(addr, upgrades.clone()).await;
+    let second = server(addr, upgrades.clone()).await;
     timeout(Duration::from_secs(60), async {
         while upgrades.lock().unwrap().len() < clients {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -214,8 +201,7 @@ async fn storm(clients: usize, jitter: Duration) -> Vec<f64> {
     for r in readers {
         let _ = r.await;
     }
-    second.abort();
-    let _ = second.await;
+    second.stop().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     delays
 }
@@ -223,10 +209,7 @@ async fn storm(clients: usize, jitter: Duration) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_brings_every_client_back_spread_by_the_jitter() {
     raise_fd_limit();
-    let clients: usize = std::env::var("WS_RECONNECT_STORM_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let clients: usize = env_or("WS_RECONNECT_STORM_CLIENTS", 1000);
     let jitter = Duration::from_millis(500);
     let jitters = Jitters::install();
     let fds_before = open_fds();

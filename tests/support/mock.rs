@@ -1,7 +1,6 @@
 //! A scripted connection factory without sockets: each connection records what it
 //! delivers (what was flushed), fails the flushes the script names, and yields inbound
 //! messages the test pushes.
-#![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashSet;
 use std::io;
@@ -13,7 +12,7 @@ use std::task::{Context, Poll};
 use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
 use tokio::sync::Notify;
-use ws_reconnect::{Error, Message, Target};
+use ws_reconnect::{Builder, Error, Message, ReconnectingSink, Target};
 
 #[derive(Default)]
 pub struct Script {
@@ -141,20 +140,46 @@ impl Stream for MockConn {
     }
 }
 
-/// The connection factory over `script`.
-pub fn make(
-    script: Arc<Script>,
-) -> impl tower::Service<
-    Target,
-    Response = MockConn,
-    Error = Error,
-    Future = Pin<Box<dyn std::future::Future<Output = Result<MockConn, Error>> + Send>>,
-> + Clone
-       + Send
-       + Unpin
-       + 'static {
-    tower::service_fn(move |t: Target| {
-        let script = script.clone();
+/// The connection factory over a [`Script`]: each attempt waits for the script's gate (if
+/// any), is refused while the script says so, and otherwise opens a [`MockConn`].
+#[derive(Clone)]
+pub struct Make(Arc<Script>);
+
+/// The connection factory over `script`, for a stack of the test's own.
+pub fn make(script: Arc<Script>) -> Make {
+    Make(script)
+}
+
+/// An undialed sink over `script` (its target: `ws://mock/`), with `builder`'s settings.
+pub fn sink(script: &Arc<Script>, builder: Builder) -> ReconnectingSink<Make> {
+    builder.build_over(Make(script.clone()), Target::new("ws://mock/").unwrap())
+}
+
+/// A default sink over a gated script, dialed (the gate opened once for it): the next
+/// connection attempt waits until the test calls `notify_one` on the gate.
+pub async fn gated_and_dialed() -> (Arc<Notify>, Arc<Script>, ReconnectingSink<Make>) {
+    let gate = Arc::new(Notify::new());
+    let script = Script::gated(gate.clone());
+    let mut ws = sink(&script, Builder::default());
+    gate.notify_one();
+    tokio::time::timeout(super::BOUND, ws.dial())
+        .await
+        .expect("dial hung")
+        .expect("dial");
+    (gate, script, ws)
+}
+
+impl tower::Service<Target> for Make {
+    type Response = MockConn;
+    type Error = Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<MockConn, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, t: Target) -> Self::Future {
+        let script = self.0.clone();
         script
             .targets
             .lock()
@@ -181,6 +206,6 @@ pub fn make(
                 rx,
                 dead: false,
             })
-        }) as Pin<Box<dyn std::future::Future<Output = Result<MockConn, Error>> + Send>>
-    })
+        })
+    }
 }

@@ -3,15 +3,16 @@
 //!
 //! `.ci/run` installs `websockets` into `.venv-peer` and sets `WS_RECONNECT_PYTHON`; then
 //! a test that needs Python must run, and a broken interpreter fails it. Without the
-//! variable, `python3` is tried, and when it lacks `websockets` the test prints
-//! `SKIPPED: <why>` and returns.
-#![allow(dead_code, unreachable_pub)]
+//! variable, `python3` is tried, and when it lacks `websockets` the test skips through
+//! [`skip`](super::skip): `SKIPPED: <test>: <why>` on stderr and in the skipped log that
+//! `.ci/run` reports.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-/// The Python interpreter to run servers with, or `None` (after printing why) when there
-/// is none and none was required.
+/// The Python interpreter to run servers with, or `None` when there is none and none was
+/// required: then the calling test is recorded as skipped ([`skip`](super::skip)) and
+/// should return. Call it from the test body.
 ///
 /// # Panics
 /// `WS_RECONNECT_PYTHON` is set but cannot import `websockets`.
@@ -31,10 +32,10 @@ pub fn interpreter() -> Option<String> {
             !required,
             "WS_RECONNECT_PYTHON={python} cannot import websockets"
         );
-        eprintln!(
-            "SKIPPED: no Python with the `websockets` package ({python}); \
-             .ci/run installs one: python3 -m venv .venv-peer && .venv-peer/bin/pip install websockets"
-        );
+        super::skip(format!(
+            "no Python with the `websockets` package ({python}); .ci/run installs one: \
+             python3 -m venv .venv-peer && .venv-peer/bin/pip install websockets"
+        ));
         return None;
     }
     Some(python)
@@ -48,7 +49,8 @@ pub struct PythonServer {
 
 impl PythonServer {
     /// Runs `script` (a path under the crate root) with `args`, and waits for the port it
-    /// prints as the first line of its stdout. Blocks the thread while Python starts:
+    /// prints as the first line of its stdout (`python_server.run` does that; it is on the
+    /// script's `PYTHONPATH`). Blocks the thread while Python starts:
     /// call it through `spawn_blocking` when a sink must keep running meanwhile.
     ///
     /// # Panics
@@ -56,9 +58,21 @@ impl PythonServer {
     /// syntax error: its stderr is the test's).
     pub fn start(python: &str, script: &str, args: &[String]) -> PythonServer {
         let path = format!("{}/{script}", env!("CARGO_MANIFEST_DIR"));
+        // python_server.py, the shared start-up, lives next to this file.
+        let support = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support");
+        let pythonpath = match std::env::var_os("PYTHONPATH") {
+            Some(p) if !p.is_empty() => {
+                let mut all = std::ffi::OsString::from(support);
+                all.push(":");
+                all.push(p);
+                all
+            }
+            _ => support.into(),
+        };
         let mut child = Command::new(python)
             .arg(&path)
             .args(args)
+            .env("PYTHONPATH", pythonpath)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,33 +1,33 @@
 //! wss:// end to end against a local TLS server with a certificate made by the test.
 #![cfg(feature = "rustls")]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 use tokio_rustls::rustls;
-use ws_reconnect::{Error, Message, ReconnectingSink};
+use ws_reconnect::{Error, Message};
 
-const BOUND: Duration = Duration::from_secs(20);
+use support::{connect, connect_err, next_message, quick, raw_server, read_until, RawServer};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 struct TlsServer {
-    port: u16,
-    attempts: Arc<AtomicUsize>,
+    raw: RawServer,
     upgrades: Arc<AtomicUsize>,
     cert: rustls::pki_types::CertificateDer<'static>,
-    task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        self.task.abort();
+impl TlsServer {
+    fn url(&self) -> String {
+        format!("wss://localhost:{}/", self.raw.addr.port())
     }
 }
 
@@ -44,41 +44,34 @@ async fn tls_server() -> TlsServer {
         .with_single_cert(vec![cert.clone()], private)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let attempts = Arc::new(AtomicUsize::new(0));
     let upgrades = Arc::new(AtomicUsize::new(0));
-    let (a, u) = (attempts.clone(), upgrades.clone());
-    let task = tokio::spawn(async move {
-        let mut tasks = tokio::task::JoinSet::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            a.fetch_add(1, Ordering::SeqCst);
-            let (acceptor, u) = (acceptor.clone(), u.clone());
-            tasks.spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-                    return;
-                };
-                let conn = u.fetch_add(1, Ordering::SeqCst);
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() {
-                        let _ = ws.send(m).await;
-                        if conn == 0 {
-                            let _ = ws.close(None).await;
-                        }
+    let u = upgrades.clone();
+    let raw = raw_server("127.0.0.1:0", move |_, tcp| {
+        let (acceptor, u) = (acceptor.clone(), u.clone());
+        async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                return;
+            };
+            let conn = u.fetch_add(1, Ordering::SeqCst);
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_text() {
+                    let _ = ws.send(m).await;
+                    if conn == 0 {
+                        let _ = ws.close(None).await;
                     }
                 }
-            });
+            }
         }
-    });
+    })
+    .await
+    .unwrap();
     TlsServer {
-        port,
-        attempts,
+        raw,
         upgrades,
         cert,
-        task,
     }
 }
 
@@ -92,27 +85,17 @@ async fn wss_with_a_trusted_self_signed_certificate_reconnects() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut ws = ReconnectingSink::builder()
-        .initial_interval(Duration::from_millis(10))
-        .rustls_config(Arc::new(client))
-        .connect(format!("wss://localhost:{}/", server.port))
-        .await
-        .unwrap();
+    let mut ws = connect(quick().rustls_config(Arc::new(client)), server.url()).await;
     ws.send(Message::text("one")).await.unwrap();
-    assert_eq!(
-        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
-        Message::text("one")
-    );
+    assert_eq!(next_message(&mut ws).await, Message::text("one"));
     // The server closes the first connection after echoing; reading notices and
     // reconnects over TLS.
-    let deadline = Instant::now() + BOUND;
-    while server.upgrades.load(Ordering::SeqCst) < 2 || !ws.is_connected() {
-        assert!(Instant::now() < deadline, "no second TLS connection");
-        let _ = timeout(Duration::from_millis(20), ws.next()).await;
-    }
+    read_until(&mut ws, "a second TLS connection", |ws| {
+        server.upgrades.load(Ordering::SeqCst) >= 2 && ws.is_connected()
+    })
+    .await;
     ws.send(Message::text("two")).await.unwrap();
-    let echoed = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(echoed, Message::text("two"));
+    assert_eq!(next_message(&mut ws).await, Message::text("two"));
     assert_eq!(server.upgrades.load(Ordering::SeqCst), 2);
 }
 
@@ -120,15 +103,8 @@ async fn wss_with_a_trusted_self_signed_certificate_reconnects() {
 async fn an_untrusted_certificate_is_a_clear_error_and_is_not_retried() {
     let server = tls_server().await;
     let started = Instant::now();
-    let err = timeout(
-        BOUND,
-        ReconnectingSink::builder()
-            .initial_interval(Duration::from_millis(10))
-            .connect(format!("wss://localhost:{}/", server.port)),
-    )
-    .await
-    .expect("an untrusted certificate must not be retried forever")
-    .unwrap_err();
+    // Bounded: an untrusted certificate must not be retried forever.
+    let err = connect_err(quick(), server.url()).await;
     assert!(matches!(err, Error::Tls(_)), "{err:?}");
     assert!(!err.is_retryable());
     let text = err.to_string();
@@ -136,6 +112,6 @@ async fn an_untrusted_certificate_is_a_clear_error_and_is_not_retried() {
         text.contains("certificate") || text.contains("Certificate"),
         "{text}"
     );
-    assert_eq!(server.attempts.load(Ordering::SeqCst), 1, "retried");
+    assert_eq!(server.raw.attempts(), 1, "retried");
     assert!(started.elapsed() < Duration::from_secs(2));
 }

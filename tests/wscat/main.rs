@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream}
 use tokio::sync::watch;
 use tokio::time::timeout;
 
-use support::{dead_port, echo, raw_server, serve, Reply, BOUND};
+use support::{dead_port, echo, serve, serve_on, Reply, BOUND};
 use wscat::Console;
 
 /// What a pipe has carried so far, collected by a task as it arrives.
@@ -153,15 +153,7 @@ async fn a_server_that_comes_up_late_gets_the_queued_line() {
                 "wscat: connecting to ws://{addr}/chat (attempt 2, last error: "
             ))
             .await;
-        server = Some(
-            raw_server(&addr.to_string(), |tcp| async move {
-                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
-                    echo(0, ws).await;
-                }
-            })
-            .await
-            .expect("the dead port was taken meanwhile"),
-        );
+        server = Some(serve_on(addr, |_| Reply::Upgrade, echo).await);
         s.stdout.wait_for("typed while down\n").await;
         s.stderr.wait_for("wscat: connected\n").await;
         s.stdin.shutdown().await.unwrap();
