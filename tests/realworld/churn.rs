@@ -67,3 +67,45 @@ async fn an_accept_and_drop_server_meets_growing_delays_while_the_client_writes(
     let n = server.upgrades();
     assert!((2..=12).contains(&n), "{n} connections in 1.3 s of writing");
 }
+
+/// A server that greets and closes at once (an application-level refusal: "invalid
+/// token", then Close 1000). Each connection delivered a message, but lived no time: the
+/// backoff must space the reconnections, not reconnect back to back.
+#[tokio::test]
+async fn a_server_that_greets_and_closes_at_once_meets_growing_delays() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    let server = serve(
+        |_| Reply::Upgrade,
+        |_, mut ws: crate::support::Ws| async move {
+            let _ = ws.send(Message::text("error: invalid token")).await;
+            let _ = ws
+                .close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "bye".into(),
+                }))
+                .await;
+            while let Some(Ok(_)) = ws.next().await {}
+        },
+    )
+    .await;
+    let mut ws = connect(
+        ReconnectingSink::builder()
+            .initial_interval(Duration::from_millis(20))
+            .randomization_factor(0.0)
+            .multiplier(2.0)
+            .max_interval(Duration::from_secs(10)),
+        server.url(),
+    )
+    .await;
+    // Read for 1.3 s: delays of 20, 40, 80, 160, 320, 640 ms allow about 7 connections;
+    // back to back, there were over a thousand.
+    let until = Instant::now() + Duration::from_millis(1300);
+    while Instant::now() < until {
+        let _ = timeout(until - Instant::now(), ws.next()).await;
+    }
+    let n = server.upgrades();
+    assert!((2..=12).contains(&n), "{n} connections");
+}

@@ -152,3 +152,47 @@ async fn acknowledged_sends_waiting_for_acks_replace_a_frozen_connection() {
     let missing: Vec<u64> = (1..=MESSAGES).filter(|n| !got.contains(n)).collect();
     assert!(missing.is_empty(), "never reached the server: {missing:?}");
 }
+
+/// A writer that never reads, its inbox full, behind a path that freezes: the inbox
+/// holds the keepalive clock (silence proves nothing while the socket is left unread),
+/// but a write blocked on the full socket means nothing moves either way, and the
+/// keepalive must still end the connection.
+#[tokio::test]
+async fn a_send_blocked_by_a_frozen_path_completes_even_with_a_full_inbox() {
+    let server = serve(
+        |_| Reply::Upgrade,
+        |_, mut ws: crate::support::Ws| async move {
+            for i in 0..4 {
+                if ws.send(Message::text(format!("in{i}"))).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        },
+    )
+    .await;
+    let (proxy, mut ws) = through_proxy(
+        &server,
+        quick()
+            .keepalive(KEEPALIVE, KEEPALIVE)
+            .max_queued_inbound(2),
+    )
+    .await;
+    for i in 0..3 {
+        timeout(BOUND, ws.send(Message::text(format!("s{i}"))))
+            .await
+            .expect("a send before the freeze hung")
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.inject(Fault::Freeze);
+    let big = Message::binary(vec![0u8; 256 * 1024]);
+    timeout(BOUND, async {
+        for _ in 0..200 {
+            ws.send(big.clone()).await.expect("send");
+        }
+    })
+    .await
+    .expect("50 MiB of sends over a frozen path never completed");
+    assert!(ws.stats().reconnects >= 1, "{:?}", ws.stats());
+}

@@ -14,6 +14,7 @@
 //! | `close.rs` | `close()` while dialing, while reconnecting, dropped half-way; random cancellation |
 //! | `churn.rs` | every connection is reset after some messages; the accept-and-drop control |
 //! | `limit.rs` | the reconnection limit: none by default, `Refused` when configured |
+//! | `lifecycle.rs` | `dial()`, `close()`, `state()` and the reader while a reconnection is under way or has failed |
 //!
 //! Every await that could hang is bounded by [`BOUND`](support::BOUND); no test asserts
 //! how long something took.
@@ -26,6 +27,7 @@ mod close;
 mod crash;
 mod freeze;
 mod inbox;
+mod lifecycle;
 mod limit;
 mod protocol;
 
