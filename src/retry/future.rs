@@ -15,7 +15,8 @@ use crate::target::Target;
 
 pin_project! {
     /// The future of a [`BackoffRetry`](super::BackoffRetry) call: attempts, and the sleeps between
-    /// them.
+    /// them. Each retry's target carries the failure of the attempt before it
+    /// ([`Target::previous_failure`]), for request hooks to see.
     ///
     /// ```text
     /// Waiting  --sleep done-->  Readying --inner ready--> Calling --Ok--> done
@@ -170,6 +171,11 @@ where
                 error = %failure,
                 "connection attempt failed; retrying"
             );
+            // The next attempt's request hook is told how this one failed.
+            *this.target = this
+                .target
+                .clone()
+                .with_previous_failure(Some(Arc::new(failure)));
             if delay.is_zero() {
                 this.state.set(State::Readying);
             } else {

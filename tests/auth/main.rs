@@ -1,0 +1,159 @@
+//! Authentication that refreshes: an async request hook awaited for every attempt, told
+//! the attempt and the failure before it, and the retry of a 401/403 on a reconnection.
+//! Scripted services in paused time where no socket is involved; loopback servers that
+//! check an `Authorization` header otherwise.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::timeout;
+use tower::{Service, ServiceExt};
+use ws_reconnect::retry::{BackoffRetry, IterBackoff};
+use ws_reconnect::tungstenite::client::IntoClientRequest;
+use ws_reconnect::{Attempt, BoxError, ClientRequest, DialKind, Error, Target};
+
+use support::BOUND;
+
+fn rejected(status: u16, retryable: bool) -> Error {
+    Error::Rejected {
+        status: http::StatusCode::from_u16(status).unwrap(),
+        retry_after: None,
+        retryable,
+    }
+}
+
+/// A short name for a failure, for comparing what hooks saw.
+fn describe(failure: &Error) -> String {
+    match failure {
+        Error::Rejected { status, .. } => status.as_u16().to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What a hook saw of one attempt: number, kind, previous failure.
+type Seen = (u32, DialKind, Option<String>);
+
+/// Records every attempt a hook is told about.
+#[derive(Clone, Default)]
+struct HookLog {
+    log: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl HookLog {
+    fn record(&self, attempt: &Attempt) {
+        self.log.lock().unwrap().push((
+            attempt.number(),
+            attempt.kind(),
+            attempt.previous_failure().map(describe),
+        ));
+    }
+
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+/// A connection factory without sockets: it resolves the target's request (awaiting its
+/// hook, as the connector does), then answers with the next scripted result; once the
+/// script is empty it connects. The "connection" is the request it resolved.
+#[derive(Clone, Default)]
+struct Scripted {
+    script: Arc<Mutex<VecDeque<Error>>>,
+}
+
+impl Scripted {
+    fn failing_with(failures: impl IntoIterator<Item = Error>) -> Self {
+        let scripted = Scripted::default();
+        scripted.script.lock().unwrap().extend(failures);
+        scripted
+    }
+}
+
+impl Service<Target> for Scripted {
+    type Response = ClientRequest;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<ClientRequest, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, target: Target) -> Self::Future {
+        let script = Arc::clone(&self.script);
+        Box::pin(async move {
+            let request = target.resolve().await?;
+            match script.lock().unwrap().pop_front() {
+                Some(failure) => Err(failure),
+                None => Ok(request),
+            }
+        })
+    }
+}
+
+/// A hook that records what it is told and builds a request carrying the attempt number.
+fn recording_hook(seen: HookLog) -> Target {
+    Target::from_async_fn(move |attempt: Attempt| {
+        let seen = seen.clone();
+        async move {
+            // Awaited for real: the record is made after a suspension point.
+            tokio::task::yield_now().await;
+            seen.record(&attempt);
+            let mut request = "ws://auth.test/".into_client_request()?;
+            let value = format!("Bearer token-{}", attempt.number());
+            request
+                .headers_mut()
+                .insert("authorization", value.parse()?);
+            Ok::<_, BoxError>(request)
+        }
+    })
+}
+
+/// Retries at once, forever.
+fn immediate() -> IterBackoff<fn() -> std::iter::Repeat<Duration>, std::iter::Repeat<Duration>> {
+    IterBackoff::new(|| std::iter::repeat(Duration::ZERO))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hook_is_awaited_for_each_attempt_and_sees_the_failure_before_it() {
+    let seen = HookLog::default();
+    let target = recording_hook(seen.clone());
+    let scripted = Scripted::failing_with([rejected(503, true), Error::Timeout]);
+    let mut service = BackoffRetry::new(scripted.clone(), immediate());
+
+    let request = timeout(BOUND, service.ready().await.unwrap().call(target.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    // The request that connected is the one the last attempt's hook built.
+    assert_eq!(request.headers()["authorization"], "Bearer token-2");
+    assert_eq!(
+        seen.take(),
+        [
+            (0, DialKind::First, None),
+            (1, DialKind::First, Some("503".into())),
+            (2, DialKind::First, Some("Timeout".into())),
+        ]
+    );
+
+    // A new run starts with no previous failure, and says it is a reconnection.
+    scripted.script.lock().unwrap().push_back(Error::Timeout);
+    let reconnect = target.with_kind(DialKind::Reconnect);
+    timeout(BOUND, service.ready().await.unwrap().call(reconnect))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen.take(),
+        [
+            (0, DialKind::Reconnect, None),
+            (1, DialKind::Reconnect, Some("Timeout".into())),
+        ]
+    );
+}
