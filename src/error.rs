@@ -61,6 +61,11 @@ pub enum Error {
         reason: &'static str,
     },
     /// The server answered the upgrade request with an HTTP status instead of `101`.
+    ///
+    /// A 401 or 403 is permanent by default; during a reconnection,
+    /// [`BackoffRetry::refresh_on_unauthorized`](crate::BackoffRetry::refresh_on_unauthorized)
+    /// retries it a number of times with a rebuilt request, and this error comes back
+    /// once those are spent.
     Rejected {
         /// The HTTP status the server answered with.
         status: StatusCode,

@@ -157,3 +157,103 @@ async fn the_hook_is_awaited_for_each_attempt_and_sees_the_failure_before_it() {
         ]
     );
 }
+
+/// Calls `service` once with `target`, bounded.
+async fn call<S>(service: &mut S, target: Target) -> Result<ClientRequest, Error>
+where
+    S: Service<Target, Response = ClientRequest, Error = Error>,
+{
+    timeout(BOUND, service.ready().await?.call(target))
+        .await
+        .expect("the call hangs")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_on_a_reconnection_is_retried_with_a_refreshed_request() {
+    let seen = HookLog::default();
+    let target = recording_hook(seen.clone()).with_kind(DialKind::Reconnect);
+    let scripted = Scripted::failing_with([rejected(401, false), rejected(403, false)]);
+    let mut service = BackoffRetry::new(scripted, immediate()).refresh_on_unauthorized(2);
+
+    let request = call(&mut service, target).await.unwrap();
+    assert_eq!(request.headers()["authorization"], "Bearer token-2");
+    assert_eq!(
+        seen.take(),
+        [
+            (0, DialKind::Reconnect, None),
+            (1, DialKind::Reconnect, Some("401".into())),
+            (2, DialKind::Reconnect, Some("403".into())),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_max_tries_the_last_refusal_comes_back_as_it_is() {
+    let seen = HookLog::default();
+    let target = recording_hook(seen.clone()).with_kind(DialKind::Reconnect);
+    let scripted = Scripted::failing_with((0..10).map(|_| rejected(401, false)));
+    let mut service = BackoffRetry::new(scripted.clone(), immediate()).refresh_on_unauthorized(2);
+
+    let err = call(&mut service, target.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Rejected { status, retryable: false, .. } if status == 401),
+        "{err:?}"
+    );
+    assert_eq!(seen.take().len(), 3, "one attempt and two retries");
+
+    // The count is per reconnection run: the next run gets its retries again.
+    call(&mut service, target).await.unwrap_err();
+    assert_eq!(seen.take().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_ends_a_first_dial_and_ends_a_reconnection_without_the_setting() {
+    let seen = HookLog::default();
+    let first = recording_hook(seen.clone());
+    let scripted = Scripted::failing_with((0..10).map(|_| rejected(401, false)));
+
+    // A first dial: not retried, even with the setting.
+    let mut refreshing =
+        BackoffRetry::new(scripted.clone(), immediate()).refresh_on_unauthorized(3);
+    let err = call(&mut refreshing, first.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Rejected { status, .. } if status == 401),
+        "{err:?}"
+    );
+    assert_eq!(seen.take().len(), 1);
+
+    // A reconnection without the setting: not retried either.
+    let mut plain = BackoffRetry::new(scripted, immediate());
+    let err = call(&mut plain, first.with_kind(DialKind::Reconnect))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Rejected { status, .. } if status == 401),
+        "{err:?}"
+    );
+    assert_eq!(seen.take().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_retried_waits_the_backoff_and_the_policy_can_run_out_first() {
+    let seen = HookLog::default();
+    let target = recording_hook(seen.clone()).with_kind(DialKind::Reconnect);
+    let scripted = Scripted::failing_with((0..10).map(|_| rejected(403, false)));
+    let one_retry = IterBackoff::new(|| std::iter::once(Duration::from_secs(1)));
+    let mut service = BackoffRetry::new(scripted, one_retry).refresh_on_unauthorized(5);
+
+    let started = tokio::time::Instant::now();
+    let err = call(&mut service, target).await.unwrap_err();
+    match err {
+        Error::GaveUp {
+            attempts, source, ..
+        } => {
+            assert_eq!(attempts, 2);
+            assert!(matches!(*source, Error::Rejected { status, .. } if status == 403));
+        }
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+    // Paused time: exactly the policy's one delay passed.
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(seen.take().len(), 2);
+}
