@@ -147,8 +147,8 @@ impl<S, P> BackoffRetry<S, P> {
     /// Retries a 401 Unauthorized or 403 Forbidden refusal of a *reconnection*, up to
     /// `max_tries` times per reconnection run, instead of ending the run with it. The
     /// request worked when the connection was opened, so the server most likely rotated
-    /// its credentials meanwhile: the request hook ([`Target::from_async_fn`]) sees the
-    /// refusal
+    /// its credentials meanwhile: the request hook ([`Target::from_async_fn`],
+    /// [`HeadersLayer`](crate::HeadersLayer)) sees the refusal
     /// ([`Attempt::after_unauthorized`](crate::Attempt::after_unauthorized)) and fetches
     /// fresh ones for the next attempt. Default 0: off.
     ///

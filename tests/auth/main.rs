@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::HeaderMap;
 use tokio::time::timeout;
-use tower::{Service, ServiceExt};
-use ws_reconnect::retry::{BackoffRetry, IterBackoff};
+use tower::{Layer, Service, ServiceExt};
+use ws_reconnect::retry::{BackoffRetry, BackoffRetryLayer, IterBackoff};
 use ws_reconnect::tungstenite::client::IntoClientRequest;
-use ws_reconnect::{Attempt, BoxError, ClientRequest, DialKind, Error, Target};
+use ws_reconnect::{Attempt, BoxError, ClientRequest, DialKind, Error, HeadersLayer, Target};
 
 use support::BOUND;
 
@@ -256,4 +257,93 @@ async fn a_refused_token_retried_waits_the_backoff_and_the_policy_can_run_out_fi
     // Paused time: exactly the policy's one delay passed.
     assert_eq!(started.elapsed(), Duration::from_secs(1));
     assert_eq!(seen.take().len(), 2);
+}
+
+/// The future of a boxed headers hook.
+type HeadersHookFuture = Pin<Box<dyn Future<Output = Result<HeaderMap, BoxError>> + Send>>;
+
+/// A headers hook that records what it is told and answers with a token per attempt.
+fn recording_headers(seen: HookLog) -> HeadersLayer<impl Fn(Attempt) -> HeadersHookFuture> {
+    HeadersLayer::new(move |attempt: Attempt| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            seen.record(&attempt);
+            let mut headers = HeaderMap::new();
+            let value = format!("Bearer layer-{}", attempt.number());
+            headers.insert("authorization", value.parse()?);
+            Ok::<_, BoxError>(headers)
+        }) as HeadersHookFuture
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_headers_layer_adds_its_hooks_headers_to_each_retry_below_the_backoff() {
+    let seen = HookLog::default();
+    let scripted = Scripted::failing_with([rejected(401, false)]);
+    let mut service = tower::ServiceBuilder::new()
+        .layer(BackoffRetryLayer::new(immediate()).refresh_on_unauthorized(1))
+        .layer(recording_headers(seen.clone()))
+        .service(scripted.clone());
+    // The hook's header replaces the target's own header of that name; others stay.
+    let target = Target::new("ws://auth.test/feed")
+        .unwrap()
+        .header("authorization", "Bearer from-target")
+        .unwrap()
+        .header("x-client", "test")
+        .unwrap()
+        .with_kind(DialKind::Reconnect);
+
+    let request = call(&mut service, target).await.unwrap();
+    let auth: Vec<_> = request.headers().get_all("authorization").iter().collect();
+    assert_eq!(auth, ["Bearer layer-1"]);
+    assert_eq!(request.headers()["x-client"], "test");
+    assert_eq!(request.uri().path(), "/feed");
+    assert_eq!(
+        seen.take(),
+        [
+            (0, DialKind::Reconnect, None),
+            (1, DialKind::Reconnect, Some("401".into())),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_headers_layer_resolves_an_async_target_before_its_own_hook() {
+    let target_seen = HookLog::default();
+    let layer_seen = HookLog::default();
+    let mut service = recording_headers(layer_seen.clone()).layer(Scripted::default());
+    let target = recording_hook(target_seen.clone()).with_attempt(4);
+
+    let request = call(&mut service, target).await.unwrap();
+    assert_eq!(request.headers()["authorization"], "Bearer layer-4");
+    assert_eq!(target_seen.take(), [(4, DialKind::First, None)]);
+    assert_eq!(layer_seen.take(), [(4, DialKind::First, None)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_headers_hooks_error_is_a_request_error_and_the_inner_service_is_not_called() {
+    let inner_calls = Arc::new(Mutex::new(0));
+    let counted = inner_calls.clone();
+    let inner = tower::service_fn(move |_: Target| {
+        *counted.lock().unwrap() += 1;
+        async { Ok::<_, Error>(ClientRequest::new(())) }
+    });
+    let mut service = tower::ServiceBuilder::new()
+        .layer(BackoffRetryLayer::new(immediate()))
+        .layer(HeadersLayer::new(|_: Attempt| async {
+            Err::<HeaderMap, _>(BoxError::from("identity provider down"))
+        }))
+        .service(inner);
+
+    let err = call(&mut service, Target::new("ws://auth.test/").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Request(_)), "{err:?}");
+    assert!(err.to_string().contains("identity provider down"), "{err}");
+    assert_eq!(
+        *inner_calls.lock().unwrap(),
+        0,
+        "not retried, nothing dialed"
+    );
 }
