@@ -34,6 +34,17 @@ pub type ClientRequest = tokio_tungstenite::tungstenite::handshake::client::Requ
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 type RequestFn = dyn Fn() -> Result<ClientRequest, BoxError> + Send + Sync;
 type AsyncRequestFn = dyn Fn(Attempt) -> BoxFuture<Result<ClientRequest, BoxError>> + Send + Sync;
+/// A hook computing headers for an attempt, as the builder keeps it.
+pub(crate) type HeadersFn = dyn Fn(Attempt) -> BoxFuture<Result<HeaderMap, BoxError>> + Send + Sync;
+
+/// Boxes a headers hook for [`Target::with_headers_hook`].
+pub(crate) fn headers_hook<F, Fut>(hook: F) -> Arc<HeadersFn>
+where
+    F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HeaderMap, BoxError>> + Send + 'static,
+{
+    Arc::new(move |attempt| Box::pin(hook(attempt)))
+}
 
 /// Whether an attempt is the first dial of a connection or a reconnection after a drop.
 ///
@@ -197,6 +208,12 @@ enum Source {
     },
     Func(Arc<RequestFn>),
     Async(Arc<AsyncRequestFn>),
+    /// Another source's request, plus the headers a hook computes for the attempt
+    /// ([`Builder::headers_with`](crate::Builder::headers_with)).
+    WithHeaders {
+        base: Arc<Source>,
+        hook: Arc<HeadersFn>,
+    },
     /// A request a layer above resolved for this attempt ([`HeadersService`]): sent as
     /// it is.
     Resolved(Arc<ResolvedRequest>),
@@ -247,7 +264,7 @@ impl Source {
                 check_ws_uri(request.uri(), &request.uri().to_string())?;
                 Ok(request)
             }
-            Source::Async(_) => Err(Error::Request(
+            Source::Async(_) | Source::WithHeaders { .. } => Err(Error::Request(
                 "this target builds its request asynchronously: use Target::resolve".into(),
             )),
             Source::Resolved(resolved) => Ok(resolved.request()),
@@ -264,9 +281,53 @@ impl Source {
                     check_ws_uri(request.uri(), &request.uri().to_string())?;
                     Ok(request)
                 }
+                Source::WithHeaders { base, hook } => {
+                    let mut request = Source::clone(&base).resolve(attempt.clone()).await?;
+                    let headers = hook(attempt).await.map_err(hook_error)?;
+                    request.headers_mut().extend(headers);
+                    Ok(request)
+                }
                 sync => sync.request(),
             }
         })
+    }
+
+    /// The URL when it is known before any attempt.
+    #[cfg(feature = "metrics")]
+    fn fixed_uri(&self) -> Option<&Uri> {
+        match self {
+            Source::Fixed { uri, .. } => Some(uri),
+            Source::Resolved(resolved) => Some(&resolved.uri),
+            Source::WithHeaders { base, .. } => base.fixed_uri(),
+            Source::Func(_) | Source::Async(_) => None,
+        }
+    }
+
+    /// The URL without user-info or query, and the header names: never the values.
+    fn describe(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        let names = |headers: &HeaderMap| -> Vec<String> {
+            headers
+                .keys()
+                .map(|name| name.as_str().to_owned())
+                .collect()
+        };
+        match self {
+            Source::Fixed { uri, headers } => {
+                d.field("url", &redact_uri(uri));
+                d.field("headers", &names(headers));
+            }
+            Source::Func(_) | Source::Async(_) => {
+                d.field("url", &"<from closure>");
+            }
+            Source::WithHeaders { base, .. } => {
+                base.describe(d);
+                d.field("headers_hook", &true);
+            }
+            Source::Resolved(resolved) => {
+                d.field("url", &redact_uri(&resolved.uri));
+                d.field("headers", &names(&resolved.headers));
+            }
+        }
     }
 }
 
@@ -441,11 +502,7 @@ impl Target {
     /// The URL of a fixed-URL target; `None` for a closure's, known only per attempt.
     #[cfg(feature = "metrics")]
     pub(crate) fn fixed_uri(&self) -> Option<&Uri> {
-        match &self.source {
-            Source::Fixed { uri, .. } => Some(uri),
-            Source::Resolved(resolved) => Some(&resolved.uri),
-            Source::Func(_) | Source::Async(_) => None,
-        }
+        self.source.fixed_uri()
     }
 
     /// Adds a header to every request of a fixed-URL target.
@@ -469,7 +526,7 @@ impl Target {
                 headers.append(name, value);
                 Ok(self)
             }
-            Source::Func(_) | Source::Async(_) | Source::Resolved(_) => Err(Error::Request(
+            _ => Err(Error::Request(
                 "headers of a target made from a closure are set by the closure".into(),
             )),
         }
@@ -530,6 +587,16 @@ impl Target {
     /// resolved the request passes down.
     fn with_request(mut self, request: ClientRequest) -> Target {
         self.source = Source::Resolved(Arc::new(ResolvedRequest::new(request)));
+        self
+    }
+
+    /// This target, with the headers `hook` computes for each attempt added to its
+    /// request (replacing those of the same name).
+    pub(crate) fn with_headers_hook(mut self, hook: Arc<HeadersFn>) -> Target {
+        self.source = Source::WithHeaders {
+            base: Arc::new(self.source),
+            hook,
+        };
         self
     }
 
@@ -634,21 +701,7 @@ impl Target {
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Target");
-        match &self.source {
-            Source::Fixed { uri, headers } => {
-                d.field("url", &redact_uri(uri));
-                let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-                d.field("headers", &names);
-            }
-            Source::Func(_) | Source::Async(_) => {
-                d.field("url", &"<from closure>");
-            }
-            Source::Resolved(resolved) => {
-                d.field("url", &redact_uri(&resolved.uri));
-                let names: Vec<&str> = resolved.headers.keys().map(HeaderName::as_str).collect();
-                d.field("headers", &names);
-            }
-        }
+        self.source.describe(&mut d);
         d.field("kind", &self.kind)
             .field("attempt", &self.attempt)
             .finish()
@@ -657,7 +710,8 @@ impl fmt::Debug for Target {
 
 /// Adds headers computed by an async hook to the request of every connection attempt:
 /// a token fetched from an identity provider, refreshed when the server refused the last
-/// one. The layer form of [`Target::from_async_fn`], for a connection stack of your own.
+/// one. The layer form of [`Target::from_async_fn`], for a connection stack of your own;
+/// the [`Builder`](crate::Builder) has [`headers_with`](crate::Builder::headers_with).
 ///
 /// The service resolves the request of the [`Target`] it is called with, awaits the
 /// hook, adds its headers (replacing those of the same name) and calls the inner service
@@ -1160,6 +1214,33 @@ mod tests {
             .resolve()
             .await;
         assert!(matches!(&io, Err(e) if e.is_retryable()), "{io:?}");
+    }
+
+    #[tokio::test]
+    async fn a_headers_hook_adds_to_the_base_request_and_replaces_same_names() {
+        let base = Target::new("ws://user:pw@localhost/p?token=abc")
+            .unwrap()
+            .header("authorization", "Bearer old")
+            .unwrap()
+            .header("x-client", "demo")
+            .unwrap();
+        let t = base.with_headers_hook(headers_hook(|attempt: Attempt| async move {
+            let mut headers = HeaderMap::new();
+            let value = format!("Bearer new-{}", attempt.number());
+            headers.insert("authorization", value.parse()?);
+            Ok(headers)
+        }));
+        let request = t.clone().with_attempt(2).resolve().await.unwrap();
+        let auth: Vec<_> = request.headers().get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer new-2"]);
+        assert_eq!(request.headers()["x-client"], "demo");
+        assert!(matches!(t.request(), Err(Error::Request(_))));
+        let debug = format!("{t:?}");
+        assert!(debug.contains("ws://localhost/p?<redacted>"), "{debug}");
+        assert!(debug.contains("headers_hook"), "{debug}");
+        for secret in ["pw", "abc", "old", "demo"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
     }
 
     #[test]

@@ -8,19 +8,29 @@ mod support;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tower::{Layer, Service, ServiceExt};
 use ws_reconnect::retry::{BackoffRetry, BackoffRetryLayer, IterBackoff};
 use ws_reconnect::tungstenite::client::IntoClientRequest;
-use ws_reconnect::{Attempt, BoxError, ClientRequest, DialKind, Error, HeadersLayer, Target};
+use ws_reconnect::{
+    Attempt, BoxError, Builder, ClientRequest, DialKind, Error, HeadersLayer, Message,
+    ReconnectingSink, StatusPolicy, Target,
+};
 
-use support::BOUND;
+use support::{eventually, Log, BOUND};
 
 fn rejected(status: u16, retryable: bool) -> Error {
     Error::Rejected {
@@ -345,5 +355,458 @@ async fn a_headers_hooks_error_is_a_request_error_and_the_inner_service_is_not_c
         *inner_calls.lock().unwrap(),
         0,
         "not retried, nothing dialed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Loopback: a server that checks the token, an identity provider that issues them.
+
+/// A WebSocket server that upgrades a handshake only when its `Authorization` is
+/// `Bearer <the current token>`, and answers 401 otherwise (the first `unavailable`
+/// handshakes get a 503 whatever they carry). Each upgraded connection sends
+/// `welcome <n>` (n counts upgrades from 0), then records the text it receives.
+/// [`rotate`](Self::rotate) changes the token and drops every open connection without a
+/// Close frame, as a server that revoked its sessions does.
+struct AuthServer {
+    addr: SocketAddr,
+    token: Arc<Mutex<String>>,
+    /// The `Authorization` of every handshake, in order (`-` when there was none).
+    presented: Arc<Mutex<Vec<String>>>,
+    log: Log,
+    kick: watch::Sender<u64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl AuthServer {
+    async fn start(token: &str, unavailable: usize) -> AuthServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = Arc::new(Mutex::new(token.to_owned()));
+        let presented = Arc::new(Mutex::new(Vec::new()));
+        let log = Log::default();
+        let (kick, kicked) = watch::channel(0);
+        let (t, p, l) = (token.clone(), presented.clone(), log.clone());
+        let task =
+            tokio::spawn(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                let upgrades = Arc::new(AtomicUsize::new(0));
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (token, presented, log) = (t.clone(), p.clone(), l.clone());
+                    let (mut kicked, upgrades) = (kicked.clone(), upgrades.clone());
+                    tasks.spawn(async move {
+                    // tungstenite's callback signature fixes the error type.
+                    #[allow(clippy::result_large_err)]
+                    let check = move |request: &Request, response: Response| {
+                        let shown = request
+                            .headers()
+                            .get("authorization")
+                            .map_or("-".to_owned(), |v| v.to_str().unwrap().to_owned());
+                        let mut presented = presented.lock().unwrap();
+                        presented.push(shown.clone());
+                        let status = if presented.len() <= unavailable {
+                            503
+                        } else if shown == format!("Bearer {}", token.lock().unwrap()) {
+                            return Ok(response);
+                        } else {
+                            401
+                        };
+                        let mut refusal = ErrorResponse::new(Some("refused".into()));
+                        *refusal.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        Err(refusal)
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, check).await else {
+                        return;
+                    };
+                    let conn = upgrades.fetch_add(1, Ordering::SeqCst);
+                    kicked.borrow_and_update();
+                    if ws.send(Message::text(format!("welcome {conn}"))).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        tokio::select! {
+                            _ = kicked.changed() => return, // dropped: no Close frame
+                            message = ws.next() => match message {
+                                Some(Ok(Message::Text(text))) => log.push(conn, text.to_string()),
+                                Some(Ok(_)) => {}
+                                _ => return,
+                            },
+                        }
+                    }
+                });
+                }
+            });
+        AuthServer {
+            addr,
+            token,
+            presented,
+            log,
+            kick,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/feed", self.addr)
+    }
+
+    /// Accepts only `token` from now on and drops every open connection.
+    fn rotate(&self, token: &str) {
+        *self.token.lock().unwrap() = token.to_owned();
+        self.kick.send_modify(|generation| *generation += 1);
+    }
+
+    fn presented(&self) -> Vec<String> {
+        self.presented.lock().unwrap().clone()
+    }
+}
+
+/// An identity provider: every fetch issues the next token, `t1`, `t2`, …
+#[derive(Clone, Default)]
+struct Idp {
+    issued: Arc<AtomicUsize>,
+}
+
+impl Idp {
+    async fn fetch(&self) -> String {
+        tokio::task::yield_now().await; // stands in for an HTTP call
+        format!("t{}", self.issued.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    fn fetches(&self) -> usize {
+        self.issued.load(Ordering::SeqCst)
+    }
+}
+
+/// The client's hook: reuses its cached token, and fetches one when it has none or the
+/// server refused the last one. Records what it is told.
+fn token_hook(
+    idp: Idp,
+    seen: HookLog,
+) -> impl Fn(Attempt) -> HeadersHookFuture + Send + Sync + 'static {
+    let cached = Arc::new(Mutex::new(None::<String>));
+    move |attempt: Attempt| {
+        let (idp, seen, cached) = (idp.clone(), seen.clone(), cached.clone());
+        Box::pin(async move {
+            seen.record(&attempt);
+            let reuse = cached.lock().unwrap().clone();
+            let token = match reuse {
+                Some(token) if !attempt.after_unauthorized() => token,
+                _ => {
+                    let token = idp.fetch().await;
+                    *cached.lock().unwrap() = Some(token.clone());
+                    token
+                }
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {token}").parse()?);
+            Ok::<_, BoxError>(headers)
+        }) as HeadersHookFuture
+    }
+}
+
+fn quick() -> Builder {
+    ReconnectingSink::builder()
+        .initial_interval(Duration::from_millis(10))
+        .randomization_factor(0.0)
+        .max_interval(Duration::from_millis(100))
+        .healthy_after(Duration::ZERO)
+        .no_proxy()
+}
+
+/// The next item of the stream, bounded.
+async fn next(ws: &mut ReconnectingSink) -> Option<Result<Message, Error>> {
+    timeout(BOUND, ws.next()).await.expect("the stream hangs")
+}
+
+fn bearer(tokens: &[&str]) -> Vec<String> {
+    tokens.iter().map(|t| format!("Bearer {t}")).collect()
+}
+
+fn is_401(item: &Option<Result<Message, Error>>) -> bool {
+    matches!(item, Some(Err(Error::Rejected { status, retryable: false, .. })) if *status == 401)
+}
+
+#[tokio::test]
+async fn the_hooks_request_reaches_the_server_on_every_attempt() {
+    let server = AuthServer::start("t1", 2).await;
+    let seen = HookLog::default();
+    let idp = Idp::default();
+    // The whole request from the hook, through build_with.
+    let hook = token_hook(idp.clone(), seen.clone());
+    let url = server.url();
+    let target = Target::from_async_fn(move |attempt: Attempt| {
+        let headers = hook(attempt);
+        let url = url.clone();
+        async move {
+            let mut request = url.into_client_request()?;
+            request.headers_mut().extend(headers.await?);
+            Ok::<_, BoxError>(request)
+        }
+    });
+    let mut ws = timeout(BOUND, quick().connect_with(target))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap().unwrap(),
+        Message::text("welcome 0")
+    );
+    // Two 503s, then the token is accepted; the hook ran once per attempt.
+    assert_eq!(server.presented(), bearer(&["t1", "t1", "t1"]));
+    assert_eq!(
+        seen.take(),
+        [
+            (0, DialKind::First, None),
+            (1, DialKind::First, Some("503".into())),
+            (2, DialKind::First, Some("503".into())),
+        ]
+    );
+    assert_eq!(idp.fetches(), 1, "a 503 is no reason to refresh");
+}
+
+#[tokio::test]
+async fn a_token_refreshed_after_a_401_on_a_reconnection_lets_the_sink_carry_on() {
+    let server = AuthServer::start("t1", 0).await;
+    let seen = HookLog::default();
+    let idp = Idp::default();
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .headers_with(token_hook(idp.clone(), seen.clone()))
+            .refresh_on_unauthorized(2)
+            .connect(server.url()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap().unwrap(),
+        Message::text("welcome 0")
+    );
+    timeout(BOUND, ws.send(Message::text("before")))
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("the server got 'before'", || server.log.len() == 1).await;
+
+    // The server revokes the session and now wants the token the provider issues next.
+    server.rotate("t2");
+    // Reading lets the sink notice the drop and reconnect: 401 with the cached token,
+    // then the refreshed one is accepted.
+    assert_eq!(
+        next(&mut ws).await.unwrap().unwrap(),
+        Message::text("welcome 1")
+    );
+    timeout(BOUND, ws.send(Message::text("after")))
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("the server got 'after'", || server.log.len() == 2).await;
+
+    assert_eq!(
+        server.log.entries(),
+        [(0, "before".to_owned()), (1, "after".to_owned())]
+    );
+    assert_eq!(server.presented(), bearer(&["t1", "t1", "t2"]));
+    assert_eq!(
+        seen.take(),
+        [
+            (0, DialKind::First, None),
+            (0, DialKind::Reconnect, None),
+            (1, DialKind::Reconnect, Some("401".into())),
+        ]
+    );
+    assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test]
+async fn without_the_setting_a_401_on_a_reconnection_ends_the_stream() {
+    let server = AuthServer::start("t1", 0).await;
+    let seen = HookLog::default();
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .headers_with(token_hook(Idp::default(), seen.clone()))
+            .connect(server.url()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap().unwrap(),
+        Message::text("welcome 0")
+    );
+
+    server.rotate("t2");
+    let item = next(&mut ws).await;
+    assert!(is_401(&item), "{item:?}");
+    assert!(next(&mut ws).await.is_none(), "the stream ends");
+    assert_eq!(server.presented(), bearer(&["t1", "t1"]));
+    assert_eq!(seen.take().len(), 2);
+}
+
+#[tokio::test]
+async fn past_max_tries_a_401_on_a_reconnection_ends_the_stream_the_same_way() {
+    let server = AuthServer::start("t1", 0).await;
+    let seen = HookLog::default();
+    let idp = Idp::default();
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .headers_with(token_hook(idp.clone(), seen.clone()))
+            .refresh_on_unauthorized(2)
+            .connect(server.url()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap().unwrap(),
+        Message::text("welcome 0")
+    );
+
+    // A token the provider never issues: every refresh is refused too.
+    server.rotate("revoked-for-good");
+    let item = next(&mut ws).await;
+    assert!(is_401(&item), "{item:?}");
+    assert!(next(&mut ws).await.is_none(), "the stream ends");
+    // The reconnection: one attempt and two refreshed retries.
+    assert_eq!(server.presented(), bearer(&["t1", "t1", "t2", "t3"]));
+    let reconnection: Vec<Seen> = seen.take().into_iter().skip(1).collect();
+    assert_eq!(
+        reconnection,
+        [
+            (0, DialKind::Reconnect, None),
+            (1, DialKind::Reconnect, Some("401".into())),
+            (2, DialKind::Reconnect, Some("401".into())),
+        ]
+    );
+    assert_eq!(idp.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_first_dial_refused_with_401_is_not_retried_unless_the_status_policy_says_so() {
+    // The server wants the second token the provider issues; the first dial brings the
+    // first one.
+    let server = AuthServer::start("t2", 0).await;
+    let idp = Idp::default();
+    let err = timeout(
+        BOUND,
+        quick()
+            .headers_with(token_hook(idp.clone(), HookLog::default()))
+            .refresh_on_unauthorized(3) // reconnections only
+            .connect(server.url()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(is_401(&Some(Err(err))));
+    assert_eq!(server.presented(), bearer(&["t1"]));
+
+    // A status policy that calls 401 retryable: the first dial is retried, and the hook,
+    // told of the refusal, refreshes the token.
+    let server = AuthServer::start("t2", 0).await;
+    let retry_401 = StatusPolicy::from_fn(|status| {
+        status == http::StatusCode::UNAUTHORIZED || StatusPolicy::default().is_retryable(status)
+    });
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .headers_with(token_hook(Idp::default(), HookLog::default()))
+            .status_policy(retry_401)
+            .connect(server.url()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap().unwrap(),
+        Message::text("welcome 0")
+    );
+    assert_eq!(server.presented(), bearer(&["t1", "t2"]));
+}
+
+#[tokio::test]
+async fn the_hooks_own_error_is_a_request_error_and_nothing_is_dialed() {
+    let server = AuthServer::start("t1", 0).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let err = timeout(
+        BOUND,
+        quick()
+            .headers_with(move |_: Attempt| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Err::<HeaderMap, _>(BoxError::from("identity provider down")) }
+            })
+            .connect(server.url()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(&err, Error::Request(_)), "{err:?}");
+    assert!(err.to_string().contains("identity provider down"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
+    assert!(server.presented().is_empty(), "nothing dialed");
+}
+
+/// Counts the hook futures started and those dropped before they finished.
+#[derive(Clone, Default)]
+struct Lifecycle {
+    started: Arc<AtomicUsize>,
+    cancelled: Arc<AtomicUsize>,
+}
+
+struct CancelGuard(Arc<AtomicUsize>);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_hook_is_bounded_by_the_connect_timeout_and_retried() {
+    // The hook never finishes, so the host is never looked up nor dialed: no socket is
+    // involved and paused time is exact.
+    let lifecycle = Lifecycle::default();
+    let hook_lifecycle = lifecycle.clone();
+    let mut ws = ReconnectingSink::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .initial_interval(Duration::from_millis(100))
+        .randomization_factor(0.0)
+        .max_elapsed_time(Some(Duration::from_millis(2500)))
+        .headers_with(move |_: Attempt| {
+            let lifecycle = hook_lifecycle.clone();
+            async move {
+                lifecycle.started.fetch_add(1, Ordering::SeqCst);
+                let _guard = CancelGuard(lifecycle.cancelled.clone());
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(HeaderMap::new())
+            }
+        })
+        .build("ws://never-dialed.invalid/")
+        .unwrap();
+
+    let err = timeout(BOUND, ws.dial()).await.unwrap().unwrap_err();
+    match err {
+        Error::GaveUp {
+            attempts, source, ..
+        } => {
+            assert!(matches!(*source, Error::Timeout), "{source:?}");
+            assert!(attempts >= 2, "a timed-out hook is retried: {attempts}");
+            assert_eq!(lifecycle.started.load(Ordering::SeqCst), attempts as usize);
+        }
+        other => panic!("expected GaveUp after timeouts, got {other:?}"),
+    }
+    assert_eq!(
+        lifecycle.cancelled.load(Ordering::SeqCst),
+        lifecycle.started.load(Ordering::SeqCst),
+        "every slow hook was dropped by the timeout"
     );
 }
