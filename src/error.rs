@@ -61,6 +61,12 @@ pub enum Error {
         reason: &'static str,
     },
     /// The server answered the upgrade request with an HTTP status instead of `101`.
+    ///
+    /// A 401 or 403 is permanent by default; during a reconnection,
+    /// [`Builder::refresh_on_unauthorized`](crate::Builder::refresh_on_unauthorized) (or
+    /// [`BackoffRetry::refresh_on_unauthorized`](crate::BackoffRetry::refresh_on_unauthorized))
+    /// retries it a number of times with a rebuilt request, and this error comes back
+    /// once those are spent.
     Rejected {
         /// The HTTP status the server answered with.
         status: StatusCode,
@@ -152,7 +158,15 @@ pub enum Error {
     },
     /// An invalid backoff setting.
     InvalidBackoff(InvalidBackoff),
-    /// The request factory supplied by the user failed.
+    /// The request factory supplied by the user failed: a [`Target::from_fn`] closure,
+    /// a [`Target::from_async_fn`] or [`Builder::headers_with`] hook, a
+    /// [`HeadersLayer`]'s hook. Not retried; a hook that returns one of this crate's
+    /// errors, boxed, gets that error instead.
+    ///
+    /// [`Target::from_fn`]: crate::Target::from_fn
+    /// [`Target::from_async_fn`]: crate::Target::from_async_fn
+    /// [`Builder::headers_with`]: crate::Builder::headers_with
+    /// [`HeadersLayer`]: crate::HeadersLayer
     Request(BoxError),
     /// Any other error from a custom connection stack.
     Connection(BoxError),

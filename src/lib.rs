@@ -124,7 +124,9 @@ pub use crate::sink::{
     ReconnectingSink, Stats, StatsHandle,
 };
 #[doc(inline)]
-pub use crate::target::{ClientRequest, DialKind, Target};
+pub use crate::target::{
+    Attempt, ClientRequest, DialKind, HeadersFuture, HeadersLayer, HeadersService, Target,
+};
 
 /// Names from 0.1, kept for one release so that code written for it still compiles.
 #[allow(deprecated)]

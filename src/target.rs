@@ -3,14 +3,27 @@
 //!
 //! A [`Target`] builds a fresh upgrade request for every attempt, so a new
 //! `Sec-WebSocket-Key` is used each time, and a user-supplied closure can put a fresh
-//! auth token or a different URL into each one ([`Target::from_fn`]).
+//! auth token or a different URL into each one ([`Target::from_fn`]), or an async hook
+//! can fetch one first ([`Target::from_async_fn`]), told which [`Attempt`] it serves.
+//!
+//! # Why requests are resolved inside the connection attempt
+//!
+//! A token fetched from an identity provider is an HTTP call: it can be slow, and it
+//! belongs to the attempt it is for. The connector awaits [`Target::resolve`] inside its
+//! connection future, so the connect timeout bounds the hook as it bounds the TCP and
+//! WebSocket handshakes, and a hook that hangs is an attempt that timed out (retried).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
 
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Uri, Version};
+use pin_project_lite::pin_project;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tower::{Layer, Service};
 
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
@@ -18,7 +31,20 @@ use crate::limit::ReconnectBudget;
 /// The HTTP upgrade request that opens a WebSocket connection (tungstenite's).
 pub type ClientRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
 
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 type RequestFn = dyn Fn() -> Result<ClientRequest, BoxError> + Send + Sync;
+type AsyncRequestFn = dyn Fn(Attempt) -> BoxFuture<Result<ClientRequest, BoxError>> + Send + Sync;
+/// A hook computing headers for an attempt, as the builder keeps it.
+pub(crate) type HeadersFn = dyn Fn(Attempt) -> BoxFuture<Result<HeaderMap, BoxError>> + Send + Sync;
+
+/// Boxes a headers hook for [`Target::with_headers_hook`].
+pub(crate) fn headers_hook<F, Fut>(hook: F) -> Arc<HeadersFn>
+where
+    F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HeaderMap, BoxError>> + Send + 'static,
+{
+    Arc::new(move |attempt| Box::pin(hook(attempt)))
+}
 
 /// Whether an attempt is the first dial of a connection or a reconnection after a drop.
 ///
@@ -32,10 +58,287 @@ pub enum DialKind {
     Reconnect,
 }
 
+/// What a request hook is told about the attempt it builds the request for: its number
+/// within the run of attempts, whether the run is a first dial or a reconnection, and
+/// how the previous attempt of the run failed.
+///
+/// A hook gets it by value, so its future can keep it.
+///
+/// ```
+/// use ws_reconnect::{Attempt, DialKind, Target};
+/// use ws_reconnect::tungstenite::client::IntoClientRequest;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_reconnect::Error> {
+/// let target = Target::from_async_fn(|attempt: Attempt| async move {
+///     assert_eq!(attempt.number(), 2);
+///     assert_eq!(attempt.kind(), DialKind::Reconnect);
+///     assert!(attempt.previous_failure().is_none());
+///     Ok::<_, ws_reconnect::BoxError>("ws://127.0.0.1:9000/".into_client_request()?)
+/// });
+/// // BackoffRetry sets these for each attempt; here by hand.
+/// let request = target.with_kind(DialKind::Reconnect).with_attempt(2).resolve().await?;
+/// assert_eq!(request.uri().port_u16(), Some(9000));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    number: u32,
+    kind: DialKind,
+    previous_failure: Option<Arc<Error>>,
+}
+
+impl Attempt {
+    /// The attempt number within its run: 0 for the first attempt of a first dial or of
+    /// a reconnection, then 1, 2, … for the retries ([`Target::attempt`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use ws_reconnect::{Attempt, Target};
+    /// use ws_reconnect::tungstenite::client::IntoClientRequest;
+    ///
+    /// let target = Target::from_async_fn(|attempt: Attempt| async move {
+    ///     let url = format!("ws://127.0.0.1:9000/?try={}", attempt.number());
+    ///     Ok::<_, ws_reconnect::BoxError>(url.into_client_request()?)
+    /// });
+    /// let request = target.with_attempt(3).resolve().await?;
+    /// assert_eq!(request.uri().query(), Some("try=3"));
+    /// # Ok(()) }
+    /// ```
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// Whether the run is a first dial or a reconnection ([`Target::kind`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use ws_reconnect::{Attempt, DialKind, Target};
+    /// use ws_reconnect::tungstenite::client::IntoClientRequest;
+    ///
+    /// let target = Target::from_async_fn(|attempt: Attempt| async move {
+    ///     let mut request = "ws://127.0.0.1:9000/".into_client_request()?;
+    ///     if attempt.kind() == DialKind::Reconnect {
+    ///         request.headers_mut().insert("x-resume", "1".parse()?);
+    ///     }
+    ///     Ok::<_, ws_reconnect::BoxError>(request)
+    /// });
+    /// assert!(target.resolve().await?.headers().get("x-resume").is_none());
+    /// let again = target.with_kind(DialKind::Reconnect).resolve().await?;
+    /// assert_eq!(again.headers()["x-resume"], "1");
+    /// # Ok(()) }
+    /// ```
+    pub fn kind(&self) -> DialKind {
+        self.kind
+    }
+
+    /// How the previous attempt of this run failed; `None` for the first attempt of a
+    /// run. [`BackoffRetry`](crate::BackoffRetry) records it on the target it passes to
+    /// the next attempt ([`Target::with_previous_failure`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use std::sync::Arc;
+    /// use ws_reconnect::{Attempt, Error, Target};
+    /// use ws_reconnect::tungstenite::client::IntoClientRequest;
+    ///
+    /// let target = Target::from_async_fn(|attempt: Attempt| async move {
+    ///     let timed_out = matches!(attempt.previous_failure(), Some(Error::Timeout));
+    ///     let host = if timed_out { "backup.example" } else { "main.example" };
+    ///     Ok::<_, ws_reconnect::BoxError>(format!("ws://{host}/").into_client_request()?)
+    /// });
+    /// let retry = target.with_attempt(1).with_previous_failure(Some(Arc::new(Error::Timeout)));
+    /// assert_eq!(retry.resolve().await?.uri().host(), Some("backup.example"));
+    /// # Ok(()) }
+    /// ```
+    pub fn previous_failure(&self) -> Option<&Error> {
+        self.previous_failure.as_deref()
+    }
+
+    /// Whether the previous attempt of this run was refused with 401 Unauthorized or 403
+    /// Forbidden: the moment to fetch a new token instead of reusing a cached one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use std::sync::Arc;
+    /// use ws_reconnect::{Attempt, Error, Target};
+    /// use ws_reconnect::tungstenite::client::IntoClientRequest;
+    ///
+    /// let target = Target::from_async_fn(|attempt: Attempt| async move {
+    ///     let token = if attempt.after_unauthorized() { "refreshed" } else { "cached" };
+    ///     let mut request = "ws://127.0.0.1:9000/".into_client_request()?;
+    ///     request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    ///     Ok::<_, ws_reconnect::BoxError>(request)
+    /// });
+    /// let refused = Error::Rejected {
+    ///     status: http::StatusCode::UNAUTHORIZED,
+    ///     retry_after: None,
+    ///     retryable: false,
+    /// };
+    /// let retry = target.with_attempt(1).with_previous_failure(Some(Arc::new(refused)));
+    /// assert_eq!(retry.resolve().await?.headers()["authorization"], "Bearer refreshed");
+    /// # Ok(()) }
+    /// ```
+    pub fn after_unauthorized(&self) -> bool {
+        self.previous_failure
+            .as_deref()
+            .is_some_and(is_unauthorized)
+    }
+}
+
+/// Whether `failure` is the server refusing the credentials: a 401 or 403 answer to the
+/// upgrade request.
+pub(crate) fn is_unauthorized(failure: &Error) -> bool {
+    matches!(
+        failure,
+        Error::Rejected { status, .. }
+            if *status == http::StatusCode::UNAUTHORIZED || *status == http::StatusCode::FORBIDDEN
+    )
+}
+
 #[derive(Clone)]
 enum Source {
-    Fixed { uri: Uri, headers: HeaderMap },
+    Fixed {
+        uri: Uri,
+        headers: HeaderMap,
+    },
     Func(Arc<RequestFn>),
+    Async(Arc<AsyncRequestFn>),
+    /// Another source's request, plus the headers a hook computes for the attempt
+    /// ([`Builder::headers_with`](crate::Builder::headers_with)).
+    WithHeaders {
+        base: Arc<Source>,
+        hook: Arc<HeadersFn>,
+    },
+    /// A request a layer above resolved for this attempt ([`HeadersService`]): sent as
+    /// it is.
+    Resolved(Arc<ResolvedRequest>),
+}
+
+/// A resolved request, kept in parts: `http::Request` is not `Clone`, a `Target` is.
+struct ResolvedRequest {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl ResolvedRequest {
+    fn new(request: ClientRequest) -> Self {
+        let (parts, ()) = request.into_parts();
+        ResolvedRequest {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+        }
+    }
+
+    fn request(&self) -> ClientRequest {
+        let mut request = ClientRequest::new(());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+impl Source {
+    /// The request, for the sources that need no awaiting.
+    fn request(&self) -> Result<ClientRequest, Error> {
+        match self {
+            Source::Fixed { uri, headers } => {
+                let mut request = uri.clone().into_client_request()?;
+                for (name, value) in headers {
+                    request.headers_mut().append(name.clone(), value.clone());
+                }
+                Ok(request)
+            }
+            Source::Func(make) => {
+                let request = make().map_err(hook_error)?;
+                check_ws_uri(request.uri(), &request.uri().to_string())?;
+                Ok(request)
+            }
+            Source::Async(_) | Source::WithHeaders { .. } => Err(Error::Request(
+                "this target builds its request asynchronously: use Target::resolve".into(),
+            )),
+            Source::Resolved(resolved) => Ok(resolved.request()),
+        }
+    }
+
+    /// The request for `attempt`, awaiting the hooks that build it. The future owns
+    /// what it needs.
+    fn resolve(self, attempt: Attempt) -> BoxFuture<Result<ClientRequest, Error>> {
+        Box::pin(async move {
+            match self {
+                Source::Async(make) => {
+                    let request = make(attempt).await.map_err(hook_error)?;
+                    check_ws_uri(request.uri(), &request.uri().to_string())?;
+                    Ok(request)
+                }
+                Source::WithHeaders { base, hook } => {
+                    let mut request = Source::clone(&base).resolve(attempt.clone()).await?;
+                    let headers = hook(attempt).await.map_err(hook_error)?;
+                    request.headers_mut().extend(headers);
+                    Ok(request)
+                }
+                sync => sync.request(),
+            }
+        })
+    }
+
+    /// The URL when it is known before any attempt.
+    #[cfg(feature = "metrics")]
+    fn fixed_uri(&self) -> Option<&Uri> {
+        match self {
+            Source::Fixed { uri, .. } => Some(uri),
+            Source::Resolved(resolved) => Some(&resolved.uri),
+            Source::WithHeaders { base, .. } => base.fixed_uri(),
+            Source::Func(_) | Source::Async(_) => None,
+        }
+    }
+
+    /// The URL without user-info or query, and the header names: never the values.
+    fn describe(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        let names = |headers: &HeaderMap| -> Vec<String> {
+            headers
+                .keys()
+                .map(|name| name.as_str().to_owned())
+                .collect()
+        };
+        match self {
+            Source::Fixed { uri, headers } => {
+                d.field("url", &redact_uri(uri));
+                d.field("headers", &names(headers));
+            }
+            Source::Func(_) | Source::Async(_) => {
+                d.field("url", &"<from closure>");
+            }
+            Source::WithHeaders { base, .. } => {
+                base.describe(d);
+                d.field("headers_hook", &true);
+            }
+            Source::Resolved(resolved) => {
+                d.field("url", &redact_uri(&resolved.uri));
+                d.field("headers", &names(&resolved.headers));
+            }
+        }
+    }
+}
+
+/// A request hook's error: this crate's own errors (boxed) and the ones
+/// [`Error::from_boxed`] recognises keep their classification, anything else is
+/// [`Error::Request`], not retried.
+fn hook_error(e: BoxError) -> Error {
+    match Error::from_boxed(e) {
+        Error::Connection(e) => Error::Request(e),
+        other => other,
+    }
 }
 
 /// The request for one connection attempt, plus what kind of attempt it is.
@@ -60,6 +363,7 @@ pub struct Target {
     source: Source,
     kind: DialKind,
     attempt: u32,
+    previous_failure: Option<Arc<Error>>,
     reset_backoff: bool,
     /// The budget of the first reconnect limit layer that handled this target, shared by
     /// every clone: how a sink finds its stack's limiter.
@@ -116,11 +420,69 @@ impl Target {
         Target::from_source(Source::Func(Arc::new(make)))
     }
 
+    /// A target whose request is built by an async `hook` before every attempt: a token
+    /// fetched from an identity provider, a refresh when the server refused the last one.
+    /// The hook is told which [`Attempt`] it serves: its number, whether it is a first
+    /// dial or a reconnection, and how the previous attempt of the run failed
+    /// ([`Attempt::after_unauthorized`] says when that was a refused token). The
+    /// request's URL is checked like [`Target::new`]'s.
+    ///
+    /// The connector awaits the hook inside its connection attempt
+    /// ([`resolve`](Self::resolve)), so the connect timeout bounds the hook too: a hook
+    /// that takes longer fails the attempt with [`Error::Timeout`], which is retried.
+    ///
+    /// An error returned by the hook ends the attempt with [`Error::Request`], which is
+    /// not retried; return one of this crate's [`Error`]s (boxed) to choose otherwise (an
+    /// I/O error counts as [`Error::Transport`], retried, as in
+    /// [`Error::from_boxed`]). [`request`](Self::request) cannot run the hook: it
+    /// returns [`Error::Request`] for such a target.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use ws_reconnect::{Attempt, Target};
+    /// use ws_reconnect::tungstenite::client::IntoClientRequest;
+    ///
+    /// /// Stands in for an HTTP call to an identity provider.
+    /// async fn fetch_token() -> Result<String, ws_reconnect::BoxError> {
+    ///     Ok("fresh".to_owned())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// let cached = Arc::new(Mutex::new(String::from("stale")));
+    /// let target = Target::from_async_fn(move |attempt: Attempt| {
+    ///     let cached = Arc::clone(&cached);
+    ///     async move {
+    ///         // Reuse the cached token, unless the server just refused it.
+    ///         if attempt.after_unauthorized() {
+    ///             *cached.lock().unwrap() = fetch_token().await?;
+    ///         }
+    ///         let token = cached.lock().unwrap().clone();
+    ///         let mut request = "ws://127.0.0.1:9000/".into_client_request()?;
+    ///         request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    ///         Ok::<_, ws_reconnect::BoxError>(request)
+    ///     }
+    /// });
+    /// assert_eq!(target.resolve().await?.headers()["authorization"], "Bearer stale");
+    /// // The request is built by the hook: only `resolve` can await it.
+    /// assert!(matches!(target.request(), Err(ws_reconnect::Error::Request(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn from_async_fn<F, Fut>(hook: F) -> Target
+    where
+        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ClientRequest, BoxError>> + Send + 'static,
+    {
+        let hook: Arc<AsyncRequestFn> = Arc::new(move |attempt| Box::pin(hook(attempt)));
+        Target::from_source(Source::Async(hook))
+    }
+
     fn from_source(source: Source) -> Target {
         Target {
             source,
             kind: DialKind::First,
             attempt: 0,
+            previous_failure: None,
             reset_backoff: true,
             budget: Arc::default(),
         }
@@ -140,17 +502,15 @@ impl Target {
     /// The URL of a fixed-URL target; `None` for a closure's, known only per attempt.
     #[cfg(feature = "metrics")]
     pub(crate) fn fixed_uri(&self) -> Option<&Uri> {
-        match &self.source {
-            Source::Fixed { uri, .. } => Some(uri),
-            Source::Func(_) => None,
-        }
+        self.source.fixed_uri()
     }
 
     /// Adds a header to every request of a fixed-URL target.
     ///
     /// # Errors
     /// [`Error::Request`] when the name or value is not a valid header, or when the target
-    /// was made by [`Target::from_fn`] (set headers in the closure there).
+    /// was made by [`Target::from_fn`] or [`Target::from_async_fn`] (set headers in the
+    /// closure there).
     ///
     /// ```
     /// use ws_reconnect::Target;
@@ -166,8 +526,8 @@ impl Target {
                 headers.append(name, value);
                 Ok(self)
             }
-            Source::Func(_) => Err(Error::Request(
-                "headers of a Target::from_fn target are set by its closure".into(),
+            _ => Err(Error::Request(
+                "headers of a target made from a closure are set by the closure".into(),
             )),
         }
     }
@@ -176,7 +536,8 @@ impl Target {
     ///
     /// # Errors
     /// [`Error::InvalidUrl`] for a bad URL from a closure, [`Error::Request`] when the
-    /// closure fails.
+    /// closure fails or when the target was made by [`Target::from_async_fn`], whose
+    /// request only [`resolve`](Self::resolve) can build.
     ///
     /// ```
     /// use ws_reconnect::Target;
@@ -187,22 +548,64 @@ impl Target {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn request(&self) -> Result<ClientRequest, Error> {
-        match &self.source {
-            Source::Fixed { uri, headers } => {
-                let mut request = uri.clone().into_client_request()?;
-                for (name, value) in headers {
-                    request.headers_mut().append(name.clone(), value.clone());
-                }
-                Ok(request)
-            }
-            Source::Func(make) => {
-                let request = make().map_err(|e| match Error::from_boxed(e) {
-                    Error::Connection(e) => Error::Request(e),
-                    other => other,
-                })?;
-                check_ws_uri(request.uri(), &request.uri().to_string())?;
-                Ok(request)
-            }
+        self.source.request()
+    }
+
+    /// Builds the upgrade request for this attempt, awaiting the target's hook if it has
+    /// one ([`Target::from_async_fn`]); for the other targets it is
+    /// [`request`](Self::request). The hook is told this target's [`attempt`](Self::attempt),
+    /// [`kind`](Self::kind) and [`previous_failure`](Self::previous_failure). This is how
+    /// the [`TungsteniteConnector`](crate::TungsteniteConnector) obtains its request, and
+    /// what a connector of your own should call.
+    ///
+    /// The future owns what it needs: it does not borrow the target.
+    ///
+    /// # Errors
+    /// As [`request`](Self::request); a hook's error is [`Error::Request`] unless it is
+    /// one of this crate's errors, boxed.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future drops the hook's future: a token fetch in flight is abandoned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use ws_reconnect::{Attempt, Error, Target};
+    ///
+    /// let fixed = Target::new("ws://localhost:1234/x")?;
+    /// assert_eq!(fixed.resolve().await?.uri().path(), "/x");
+    ///
+    /// let failing = Target::from_async_fn(|_: Attempt| async { Err("identity provider down".into()) });
+    /// assert!(matches!(failing.resolve().await, Err(Error::Request(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn resolve(&self) -> impl Future<Output = Result<ClientRequest, Error>> + Send + 'static {
+        self.source.clone().resolve(self.attempt_info())
+    }
+
+    /// This target, with `request` as the request of its attempt: what a layer that
+    /// resolved the request passes down.
+    fn with_request(mut self, request: ClientRequest) -> Target {
+        self.source = Source::Resolved(Arc::new(ResolvedRequest::new(request)));
+        self
+    }
+
+    /// This target, with the headers `hook` computes for each attempt added to its
+    /// request (replacing those of the same name).
+    pub(crate) fn with_headers_hook(mut self, hook: Arc<HeadersFn>) -> Target {
+        self.source = Source::WithHeaders {
+            base: Arc::new(self.source),
+            hook,
+        };
+        self
+    }
+
+    /// What a request hook is told about this attempt.
+    pub(crate) fn attempt_info(&self) -> Attempt {
+        Attempt {
+            number: self.attempt,
+            kind: self.kind,
+            previous_failure: self.previous_failure.clone(),
         }
     }
 
@@ -242,6 +645,37 @@ impl Target {
         self
     }
 
+    /// How the previous attempt of this run failed, as a request hook sees it
+    /// ([`Attempt::previous_failure`]); `None` for the first attempt of a run.
+    ///
+    /// ```
+    /// use ws_reconnect::Target;
+    /// assert!(Target::new("ws://localhost/")?.previous_failure().is_none());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn previous_failure(&self) -> Option<&Error> {
+        self.previous_failure.as_deref()
+    }
+
+    /// Sets how the previous attempt of this run failed.
+    /// [`BackoffRetry`](crate::BackoffRetry) sets it on the target of each retry; a retry
+    /// layer of your own can do the same so that request hooks see it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ws_reconnect::{Error, Target};
+    ///
+    /// let target = Target::new("ws://localhost/")?
+    ///     .with_attempt(1)
+    ///     .with_previous_failure(Some(Arc::new(Error::Timeout)));
+    /// assert!(matches!(target.previous_failure(), Some(Error::Timeout)));
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn with_previous_failure(mut self, failure: Option<Arc<Error>>) -> Self {
+        self.previous_failure = failure;
+        self
+    }
+
     /// Whether the backoff should start over for this dial: true for a first dial and
     /// after a connection that proved healthy; false after a connection that dropped
     /// before it did, so the delays keep growing.
@@ -267,19 +701,355 @@ impl Target {
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Target");
-        match &self.source {
-            Source::Fixed { uri, headers } => {
-                d.field("url", &redact_uri(uri));
-                let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-                d.field("headers", &names);
-            }
-            Source::Func(_) => {
-                d.field("url", &"<from closure>");
-            }
-        }
+        self.source.describe(&mut d);
         d.field("kind", &self.kind)
             .field("attempt", &self.attempt)
             .finish()
+    }
+}
+
+/// Adds headers computed by an async hook to the request of every connection attempt:
+/// a token fetched from an identity provider, refreshed when the server refused the last
+/// one. The layer form of [`Target::from_async_fn`], for a connection stack of your own;
+/// the [`Builder`](crate::Builder) has [`headers_with`](crate::Builder::headers_with).
+///
+/// The service resolves the request of the [`Target`] it is called with, awaits the
+/// hook, adds its headers (replacing those of the same name) and calls the inner service
+/// with a target carrying that request, so the connector sends it as it is. The hook is
+/// told the [`Attempt`]: put the layer *below* [`BackoffRetryLayer`](crate::BackoffRetryLayer)
+/// so that it sees every retry's number and previous failure, and below the connect
+/// timeout so that the timeout bounds it:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ws_reconnect::{Attempt, BackoffRetryLayer, ExponentialBackoff, HeadersLayer, ReconnectingSink, Target, TungsteniteConnector};
+///
+/// /// Stands in for an HTTP call to an identity provider.
+/// async fn fetch_token(refresh: bool) -> Result<String, ws_reconnect::BoxError> {
+///     Ok(if refresh { "fresh" } else { "cached" }.to_owned())
+/// }
+///
+/// # async fn run() -> Result<(), ws_reconnect::Error> {
+/// let make = tower::ServiceBuilder::new()
+///     // A 401/403 on a reconnection gets 2 more attempts, each with a fresh token.
+///     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()).refresh_on_unauthorized(2))
+///     .timeout(Duration::from_secs(10)) // bounds the hook too
+///     .layer(HeadersLayer::new(|attempt: Attempt| async move {
+///         let token = fetch_token(attempt.after_unauthorized()).await?;
+///         let mut headers = http::HeaderMap::new();
+///         headers.insert("authorization", format!("Bearer {token}").parse()?);
+///         Ok::<_, ws_reconnect::BoxError>(headers)
+///     }))
+///     .service(TungsteniteConnector::default());
+/// let mut ws = ReconnectingSink::new(make, Target::new("ws://127.0.0.1:9000/")?);
+/// ws.dial().await?;
+/// # Ok(()) }
+/// ```
+///
+/// A hook's error ends the attempt with [`Error::Request`], not retried, unless it is one
+/// of this crate's errors, boxed (see [`Target::from_async_fn`]). The layer only clones
+/// the hook (shared behind an `Arc`).
+pub struct HeadersLayer<F> {
+    hook: Arc<F>,
+}
+
+impl<F> HeadersLayer<F> {
+    /// A layer adding the headers `hook` computes for each attempt.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use tower::{Layer, ServiceExt};
+    /// use ws_reconnect::{Attempt, HeadersLayer, Target};
+    ///
+    /// // An inner service that shows the request it would send.
+    /// let show = tower::service_fn(|target: Target| async move { target.request() });
+    /// let service = HeadersLayer::new(|attempt: Attempt| async move {
+    ///     let mut headers = http::HeaderMap::new();
+    ///     headers.insert("authorization", format!("Bearer token-{}", attempt.number()).parse()?);
+    ///     Ok::<_, ws_reconnect::BoxError>(headers)
+    /// })
+    /// .layer(show);
+    /// let request = service.oneshot(Target::new("ws://127.0.0.1:9000/feed")?.with_attempt(3)).await?;
+    /// assert_eq!(request.headers()["authorization"], "Bearer token-3");
+    /// assert_eq!(request.uri().path(), "/feed");
+    /// # Ok(()) }
+    /// ```
+    pub fn new<Fut>(hook: F) -> Self
+    where
+        F: Fn(Attempt) -> Fut,
+        Fut: Future<Output = Result<HeaderMap, BoxError>>,
+    {
+        HeadersLayer {
+            hook: Arc::new(hook),
+        }
+    }
+}
+
+impl<F> Clone for HeadersLayer<F> {
+    fn clone(&self) -> Self {
+        HeadersLayer {
+            hook: Arc::clone(&self.hook),
+        }
+    }
+}
+
+impl<F> fmt::Debug for HeadersLayer<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadersLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S, F> Layer<S> for HeadersLayer<F> {
+    type Service = HeadersService<S, F>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HeadersService {
+            inner,
+            hook: Arc::clone(&self.hook),
+        }
+    }
+}
+
+/// The service of a [`HeadersLayer`]: resolves each call's request, adds the hook's
+/// headers, and calls the inner service with a target carrying that request.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_reconnect::Error> {
+/// use tower::ServiceExt;
+/// use ws_reconnect::{Attempt, HeadersService, Target};
+///
+/// let show = tower::service_fn(|target: Target| async move { target.request() });
+/// let service = HeadersService::new(show, |_: Attempt| async {
+///     let mut headers = http::HeaderMap::new();
+///     headers.insert("x-client", "demo".parse()?);
+///     Ok::<_, ws_reconnect::BoxError>(headers)
+/// });
+/// let request = service.oneshot(Target::new("ws://127.0.0.1:9000/")?).await?;
+/// assert_eq!(request.headers()["x-client"], "demo");
+/// # Ok(()) }
+/// ```
+pub struct HeadersService<S, F> {
+    inner: S,
+    hook: Arc<F>,
+}
+
+impl<S, F> HeadersService<S, F> {
+    /// Wraps `inner`, adding the headers `hook` computes for each attempt.
+    ///
+    /// ```
+    /// use ws_reconnect::{Attempt, HeadersService, TungsteniteConnector};
+    ///
+    /// let service = HeadersService::new(TungsteniteConnector::default(), |_: Attempt| async {
+    ///     Ok::<_, ws_reconnect::BoxError>(http::HeaderMap::new())
+    /// });
+    /// # let _ = service;
+    /// ```
+    pub fn new<Fut>(inner: S, hook: F) -> Self
+    where
+        F: Fn(Attempt) -> Fut,
+        Fut: Future<Output = Result<HeaderMap, BoxError>>,
+    {
+        HeadersService {
+            inner,
+            hook: Arc::new(hook),
+        }
+    }
+
+    /// The inner service.
+    ///
+    /// ```
+    /// use ws_reconnect::{Attempt, HeadersService, TungsteniteConnector};
+    ///
+    /// let service = HeadersService::new(TungsteniteConnector::default(), |_: Attempt| async {
+    ///     Ok::<_, ws_reconnect::BoxError>(http::HeaderMap::new())
+    /// });
+    /// assert!(service.get_ref().websocket_config().max_message_size.is_some());
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    ///
+    /// ```
+    /// use ws_reconnect::{Attempt, HeadersService, TungsteniteConnector};
+    ///
+    /// let mut service = HeadersService::new(TungsteniteConnector::default(), |_: Attempt| async {
+    ///     Ok::<_, ws_reconnect::BoxError>(http::HeaderMap::new())
+    /// });
+    /// *service.get_mut() = TungsteniteConnector::new().no_proxy();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use ws_reconnect::{Attempt, HeadersService, TungsteniteConnector};
+    ///
+    /// let service = HeadersService::new(TungsteniteConnector::default(), |_: Attempt| async {
+    ///     Ok::<_, ws_reconnect::BoxError>(http::HeaderMap::new())
+    /// });
+    /// let connector: TungsteniteConnector = service.into_inner();
+    /// # let _ = connector;
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, F> Clone for HeadersService<S, F> {
+    fn clone(&self) -> Self {
+        HeadersService {
+            inner: self.inner.clone(),
+            hook: Arc::clone(&self.hook),
+        }
+    }
+}
+
+impl<S: fmt::Debug, F> fmt::Debug for HeadersService<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadersService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, Fut> Service<Target> for HeadersService<S, F>
+where
+    S: Service<Target> + Clone,
+    S::Error: Into<BoxError>,
+    F: Fn(Attempt) -> Fut,
+    Fut: Future<Output = Result<HeaderMap, BoxError>>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = HeadersFuture<S, Fut>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| Error::from_boxed(e.into()))
+    }
+
+    fn call(&mut self, target: Target) -> Self::Future {
+        let attempt = target.attempt_info();
+        let base = target.source.clone().resolve(attempt.clone());
+        let headers = (self.hook)(attempt);
+        // The inner service is ready (poll_ready passed); the clone serves the next call.
+        let next = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, next);
+        HeadersFuture {
+            service,
+            target,
+            state: HeadersState::Resolving {
+                base,
+                request: None,
+                headers,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`HeadersService`] call: the target's request, the hook's
+    /// headers, then the inner service's attempt.
+    ///
+    /// ```text
+    /// Resolving --request and headers--> Calling --inner done--> done
+    /// an error resolving either: done with it (the inner service is not called)
+    /// ```
+    ///
+    /// # Cancellation safety
+    /// Dropping it drops the hook's future and the inner attempt.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_reconnect::Error> {
+    /// use tower::{Service, ServiceExt};
+    /// use ws_reconnect::{Attempt, BoxError, Error, HeadersFuture, HeadersService, Target};
+    ///
+    /// let show = tower::service_fn(|target: Target| async move { target.request() });
+    /// let mut service = HeadersService::new(show, |_: Attempt| async {
+    ///     Err::<http::HeaderMap, _>(BoxError::from("identity provider down"))
+    /// });
+    /// let future: HeadersFuture<_, _> = service.ready().await?.call(Target::new("ws://127.0.0.1:9000/")?);
+    /// // The hook's own error: not retried.
+    /// assert!(matches!(future.await, Err(Error::Request(_))));
+    /// # Ok(()) }
+    /// ```
+    pub struct HeadersFuture<S: Service<Target>, Fut> {
+        service: S,
+        target: Target,
+        #[pin]
+        state: HeadersState<S::Future, Fut>,
+    }
+}
+
+pin_project! {
+    #[project = HeadersStateProj]
+    enum HeadersState<F, Fut> {
+        Resolving {
+            base: BoxFuture<Result<ClientRequest, Error>>,
+            // The target's request, once resolved, while the hook is still running.
+            request: Option<ClientRequest>,
+            #[pin]
+            headers: Fut,
+        },
+        Calling { #[pin] future: F },
+    }
+}
+
+impl<S: Service<Target>, Fut> fmt::Debug for HeadersFuture<S, Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadersFuture")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Fut> Future for HeadersFuture<S, Fut>
+where
+    S: Service<Target>,
+    S::Error: Into<BoxError>,
+    Fut: Future<Output = Result<HeaderMap, BoxError>>,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                HeadersStateProj::Resolving {
+                    base,
+                    request,
+                    headers,
+                } => {
+                    let mut resolved = match request.take() {
+                        Some(resolved) => resolved,
+                        None => ready!(base.as_mut().poll(cx))?,
+                    };
+                    let extra = match headers.poll(cx) {
+                        Poll::Ready(extra) => extra.map_err(hook_error)?,
+                        Poll::Pending => {
+                            *request = Some(resolved);
+                            return Poll::Pending;
+                        }
+                    };
+                    resolved.headers_mut().extend(extra);
+                    let target = this.target.clone().with_request(resolved);
+                    let future = this.service.call(target);
+                    // Resolving -> Calling
+                    this.state.set(HeadersState::Calling { future });
+                }
+                HeadersStateProj::Calling { future } => {
+                    return future.poll(cx).map_err(|e| Error::from_boxed(e.into()));
+                }
+            }
+        }
     }
 }
 
@@ -390,5 +1160,93 @@ mod tests {
     fn closure_urls_are_checked_too() {
         let t = Target::from_fn(|| Ok("http://localhost/".into_client_request()?));
         assert!(matches!(t.request(), Err(Error::InvalidUrl { .. })));
+    }
+
+    #[tokio::test]
+    async fn async_hook_urls_are_checked_too() {
+        let t = Target::from_async_fn(|_| async { Ok("http://localhost/".into_client_request()?) });
+        assert!(matches!(t.resolve().await, Err(Error::InvalidUrl { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_async_hook_is_told_the_attempt_and_the_previous_failure() {
+        let t = Target::from_async_fn(|attempt: Attempt| async move {
+            let mut request = "ws://localhost/".into_client_request()?;
+            let seen = format!(
+                "{} {:?} {}",
+                attempt.number(),
+                attempt.kind(),
+                attempt.after_unauthorized()
+            );
+            request.headers_mut().insert("x-seen", seen.parse()?);
+            Ok(request)
+        });
+        let seen = |r: ClientRequest| r.headers()["x-seen"].to_str().unwrap().to_owned();
+        assert_eq!(seen(t.resolve().await.unwrap()), "0 First false");
+        let forbidden = Error::Rejected {
+            status: http::StatusCode::FORBIDDEN,
+            retry_after: None,
+            retryable: false,
+        };
+        let retry = t
+            .clone()
+            .with_kind(DialKind::Reconnect)
+            .with_attempt(4)
+            .with_previous_failure(Some(Arc::new(forbidden)));
+        assert_eq!(seen(retry.resolve().await.unwrap()), "4 Reconnect true");
+        let timed_out = retry.with_previous_failure(Some(Arc::new(Error::Timeout)));
+        assert_eq!(
+            seen(timed_out.resolve().await.unwrap()),
+            "4 Reconnect false"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hook_error_is_a_request_error_unless_it_is_one_of_ours() {
+        let failing = |make: fn() -> BoxError| {
+            Target::from_async_fn(move |_| async move { Err::<ClientRequest, _>(make()) })
+        };
+        let own = failing(|| "identity provider down".into()).resolve().await;
+        assert!(matches!(own, Err(Error::Request(_))), "{own:?}");
+        let ours = failing(|| Box::new(Error::Timeout)).resolve().await;
+        assert!(matches!(ours, Err(Error::Timeout)), "{ours:?}");
+        let io = failing(|| Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)))
+            .resolve()
+            .await;
+        assert!(matches!(&io, Err(e) if e.is_retryable()), "{io:?}");
+    }
+
+    #[tokio::test]
+    async fn a_headers_hook_adds_to_the_base_request_and_replaces_same_names() {
+        let base = Target::new("ws://user:pw@localhost/p?token=abc")
+            .unwrap()
+            .header("authorization", "Bearer old")
+            .unwrap()
+            .header("x-client", "demo")
+            .unwrap();
+        let t = base.with_headers_hook(headers_hook(|attempt: Attempt| async move {
+            let mut headers = HeaderMap::new();
+            let value = format!("Bearer new-{}", attempt.number());
+            headers.insert("authorization", value.parse()?);
+            Ok(headers)
+        }));
+        let request = t.clone().with_attempt(2).resolve().await.unwrap();
+        let auth: Vec<_> = request.headers().get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer new-2"]);
+        assert_eq!(request.headers()["x-client"], "demo");
+        assert!(matches!(t.request(), Err(Error::Request(_))));
+        let debug = format!("{t:?}");
+        assert!(debug.contains("ws://localhost/p?<redacted>"), "{debug}");
+        assert!(debug.contains("headers_hook"), "{debug}");
+        for secret in ["pw", "abc", "old", "demo"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
+    fn an_async_target_has_no_synchronous_request() {
+        let t = Target::from_async_fn(|_| async { Ok("ws://localhost/".into_client_request()?) });
+        assert!(matches!(t.request(), Err(Error::Request(_))));
+        assert!(matches!(t.header("x", "y"), Err(Error::Request(_))));
     }
 }

@@ -209,7 +209,7 @@ impl Service<Target> for TungsteniteConnector {
         let tls = self.tls();
         let proxy = self.proxy.clone();
         Box::pin(async move {
-            let request = target.request()?;
+            let request = target.resolve().await?;
             let url = redact_uri(request.uri());
             tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
             match handshake::connect(&request, config, &tls, &proxy).await {

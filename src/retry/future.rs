@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::Service;
 
+use super::policy::RefreshOnUnauthorized;
 use super::{BackoffPolicy, Run};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
@@ -15,7 +16,8 @@ use crate::target::Target;
 
 pin_project! {
     /// The future of a [`BackoffRetry`](super::BackoffRetry) call: attempts, and the sleeps between
-    /// them.
+    /// them. Each retry's target carries the failure of the attempt before it
+    /// ([`Target::previous_failure`]), for request hooks to see.
     ///
     /// ```text
     /// Waiting  --sleep done-->  Readying --inner ready--> Calling --Ok--> done
@@ -24,11 +26,17 @@ pin_project! {
     ///                                    policy gives a delay
     /// permanent Err or policy ended: done with that error / GaveUp
     /// ```
+    ///
+    /// A 401 or 403 of a reconnection counts as retryable while
+    /// [`refresh_on_unauthorized`](super::BackoffRetry::refresh_on_unauthorized) allows.
     pub struct ResponseFuture<S: Service<Target>, P = ExponentialBackoff> {
         service: S,
         run: Arc<Mutex<Run<P>>>,
         target: Target,
         attempts: u32,
+        refresh: RefreshOnUnauthorized,
+        // Refusals of the credentials retried in this run.
+        refreshes: u32,
         #[pin]
         state: State<S::Future>,
     }
@@ -72,7 +80,13 @@ impl<S, P> ResponseFuture<S, P>
 where
     S: Service<Target>,
 {
-    pub(super) fn new(service: S, run: Arc<Mutex<Run<P>>>, target: Target, start: Start) -> Self {
+    pub(super) fn new(
+        service: S,
+        run: Arc<Mutex<Run<P>>>,
+        target: Target,
+        start: Start,
+        refresh: RefreshOnUnauthorized,
+    ) -> Self {
         let state = match start {
             Start::Now => State::First,
             // A zero delay goes straight to the attempt: a zero-length tokio sleep
@@ -94,6 +108,8 @@ where
             run,
             target,
             attempts: 0,
+            refresh,
+            refreshes: 0,
             state,
         }
     }
@@ -146,8 +162,15 @@ where
             };
 
             if !failure.is_retryable() {
-                tracing::debug!(error = %failure, attempts = *this.attempts, "connection attempt failed; not retryable");
-                return Poll::Ready(Err(failure));
+                if !this
+                    .refresh
+                    .retries(&failure, this.target.kind(), *this.refreshes)
+                {
+                    tracing::debug!(error = %failure, attempts = *this.attempts, "connection attempt failed; not retryable");
+                    return Poll::Ready(Err(failure));
+                }
+                *this.refreshes += 1;
+                tracing::info!(error = %failure, refreshes = *this.refreshes, "the server refused the credentials of a reconnection; retrying with a fresh request");
             }
             let (next, max_retry_after, elapsed) = {
                 let mut run = this.run.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,6 +193,11 @@ where
                 error = %failure,
                 "connection attempt failed; retrying"
             );
+            // The next attempt's request hook is told how this one failed.
+            *this.target = this
+                .target
+                .clone()
+                .with_previous_failure(Some(Arc::new(failure)));
             if delay.is_zero() {
                 this.state.set(State::Readying);
             } else {

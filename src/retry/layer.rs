@@ -1,5 +1,6 @@
 use tower::Layer;
 
+use super::policy::RefreshOnUnauthorized;
 use super::{BackoffPolicy, BackoffRetry};
 use crate::backoff::ExponentialBackoff;
 
@@ -24,6 +25,7 @@ use crate::backoff::ExponentialBackoff;
 #[derive(Debug, Clone)]
 pub struct BackoffRetryLayer<P = ExponentialBackoff> {
     policy: P,
+    refresh: RefreshOnUnauthorized,
 }
 
 impl<P> BackoffRetryLayer<P> {
@@ -39,7 +41,29 @@ impl<P> BackoffRetryLayer<P> {
     /// # let _ = layer;
     /// ```
     pub const fn new(policy: P) -> Self {
-        BackoffRetryLayer { policy }
+        BackoffRetryLayer {
+            policy,
+            refresh: RefreshOnUnauthorized::new(0),
+        }
+    }
+
+    /// Retries a 401 or 403 refusal of a reconnection up to `max_tries` times per
+    /// reconnection run, with the request its hook rebuilds; a first dial is not covered.
+    /// See [`BackoffRetry::refresh_on_unauthorized`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, TungsteniteConnector};
+    ///
+    /// let service = tower::ServiceBuilder::new()
+    ///     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()).refresh_on_unauthorized(1))
+    ///     .timeout(Duration::from_secs(10))
+    ///     .service(TungsteniteConnector::default());
+    /// # let _ = service;
+    /// ```
+    pub const fn refresh_on_unauthorized(mut self, max_tries: u32) -> Self {
+        self.refresh = RefreshOnUnauthorized::new(max_tries);
+        self
     }
 }
 
@@ -47,6 +71,8 @@ impl<S, P: BackoffPolicy> Layer<S> for BackoffRetryLayer<P> {
     type Service = BackoffRetry<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BackoffRetry::new(inner, self.policy.clone())
+        let mut service = BackoffRetry::new(inner, self.policy.clone());
+        service.refresh = self.refresh;
+        service
     }
 }

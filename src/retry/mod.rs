@@ -40,6 +40,7 @@ use tower::Service;
 pub use self::future::ResponseFuture;
 use self::future::Start;
 pub use self::layer::BackoffRetryLayer;
+use self::policy::RefreshOnUnauthorized;
 pub use self::policy::{BackoffPolicy, IterBackoff};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
@@ -60,6 +61,7 @@ pub struct BackoffRetry<S, P = ExponentialBackoff> {
     inner: S,
     policy: P,
     state: Arc<Mutex<Run<P>>>,
+    refresh: RefreshOnUnauthorized,
 }
 
 /// The policy a `BackoffRetry` is using, and when its run started (for
@@ -112,7 +114,9 @@ impl<S: Unpin, P> Unpin for BackoffRetry<S, P> {}
 
 impl<S: Clone, P: BackoffPolicy> Clone for BackoffRetry<S, P> {
     fn clone(&self) -> Self {
-        BackoffRetry::new(self.inner.clone(), self.policy.clone())
+        let mut clone = BackoffRetry::new(self.inner.clone(), self.policy.clone());
+        clone.refresh = self.refresh;
+        clone
     }
 }
 
@@ -134,11 +138,48 @@ impl<S, P: BackoffPolicy> BackoffRetry<S, P> {
             inner,
             state: Arc::new(Mutex::new(Run::new(policy.clone()))),
             policy,
+            refresh: RefreshOnUnauthorized::default(),
         }
     }
 }
 
 impl<S, P> BackoffRetry<S, P> {
+    /// Retries a 401 Unauthorized or 403 Forbidden refusal of a *reconnection*, up to
+    /// `max_tries` times per reconnection run, instead of ending the run with it. The
+    /// request worked when the connection was opened, so the server most likely rotated
+    /// its credentials meanwhile: the request hook ([`Target::from_async_fn`],
+    /// [`HeadersLayer`](crate::HeadersLayer)) sees the refusal
+    /// ([`Attempt::after_unauthorized`](crate::Attempt::after_unauthorized)) and fetches
+    /// fresh ones for the next attempt. Default 0: off.
+    ///
+    /// Each such retry waits the backoff policy's next delay, as any retry does, and
+    /// counts toward its limits (when the policy runs out first, the call ends with
+    /// [`Error::GaveUp`], the refusal as its source). Past `max_tries`, the last refusal
+    /// comes back as it would without this setting: [`Error::Rejected`] with
+    /// `retryable: false`.
+    ///
+    /// A first dial is not covered: there a 401 or 403, like any 4xx other than 408,
+    /// 425 and 429, ends the dial at once, because credentials wrong from the start do
+    /// not get better by retrying. To retry it anyway, make the status retryable with a
+    /// [`StatusPolicy`](crate::StatusPolicy) (on the connector, or
+    /// [`Builder::status_policy`](crate::Builder::status_policy)): it is then retried on
+    /// every attempt, first dial or reconnection, for as long as the backoff policy
+    /// allows.
+    ///
+    /// ```
+    /// use ws_reconnect::{BackoffRetry, ExponentialBackoff, TungsteniteConnector};
+    ///
+    /// // A reconnection refused with 401 or 403 gets two more attempts, each with the
+    /// // request its hook rebuilds.
+    /// let service = BackoffRetry::new(TungsteniteConnector::default(), ExponentialBackoff::default())
+    ///     .refresh_on_unauthorized(2);
+    /// # let _ = service;
+    /// ```
+    pub fn refresh_on_unauthorized(mut self, max_tries: u32) -> Self {
+        self.refresh = RefreshOnUnauthorized::new(max_tries);
+        self
+    }
+
     /// The policy as it was given: its settings (the delays in use are drawn from a copy).
     ///
     /// ```
@@ -196,6 +237,6 @@ where
         // The inner service is ready (poll_ready passed); the clone serves the retries.
         let retries = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, retries);
-        ResponseFuture::new(inner, Arc::clone(&self.state), target, start)
+        ResponseFuture::new(inner, Arc::clone(&self.state), target, start, self.refresh)
     }
 }

@@ -1,10 +1,13 @@
-//! What [`BackoffRetry`](super::BackoffRetry) asks of a backoff policy, and the two
-//! policies the crate ships: [`ExponentialBackoff`] and [`IterBackoff`].
+//! What [`BackoffRetry`](super::BackoffRetry) asks of a backoff policy, the two
+//! policies the crate ships ([`ExponentialBackoff`] and [`IterBackoff`]), and the rule
+//! that retries a refused token on a reconnection.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::backoff::ExponentialBackoff;
+use crate::error::Error;
+use crate::target::{is_unauthorized, DialKind};
 
 /// A backoff policy: the delays [`BackoffRetry`](super::BackoffRetry) waits between
 /// connection attempts.
@@ -212,9 +215,61 @@ where
     }
 }
 
+/// Which refusals of the credentials (401 Unauthorized, 403 Forbidden) a
+/// [`BackoffRetry`](super::BackoffRetry) retries although the status policy calls them
+/// permanent: those of a reconnection, at most `max_tries` per run. A first dial is never
+/// covered: credentials wrong from the start do not get better by retrying.
+///
+/// Why a reconnection differs: the request worked when the connection was opened, so a
+/// refusal now most likely means the server rotated its credentials while the connection
+/// was up, and the request hook can fetch fresh ones for the next attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RefreshOnUnauthorized {
+    max_tries: u32,
+}
+
+impl RefreshOnUnauthorized {
+    /// Retries up to `max_tries` refusals per reconnection run; 0 retries none.
+    pub(super) const fn new(max_tries: u32) -> Self {
+        RefreshOnUnauthorized { max_tries }
+    }
+
+    /// Whether `failure`, which the status policy calls permanent, is retried anyway:
+    /// a 401 or 403 refusal of a reconnection, when fewer than `max_tries` such refusals
+    /// were retried in this run (`retried`).
+    pub(super) fn retries(&self, failure: &Error, kind: DialKind, retried: u32) -> bool {
+        kind == DialKind::Reconnect && retried < self.max_tries && is_unauthorized(failure)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rejected(status: u16) -> Error {
+        Error::Rejected {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            retryable: false,
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_retried_on_a_reconnection_only_and_up_to_max_tries() {
+        let rule = RefreshOnUnauthorized::new(2);
+        for status in [401, 403] {
+            let failure = rejected(status);
+            assert!(rule.retries(&failure, DialKind::Reconnect, 0), "{status}");
+            assert!(rule.retries(&failure, DialKind::Reconnect, 1), "{status}");
+            assert!(!rule.retries(&failure, DialKind::Reconnect, 2), "{status}");
+            assert!(!rule.retries(&failure, DialKind::First, 0), "{status}");
+        }
+        for other in [rejected(400), rejected(404), Error::NotDialed] {
+            assert!(!rule.retries(&other, DialKind::Reconnect, 0), "{other:?}");
+        }
+        let off = RefreshOnUnauthorized::default();
+        assert!(!off.retries(&rejected(401), DialKind::Reconnect, 0));
+    }
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

@@ -1,8 +1,11 @@
 //! Settings of a [`ReconnectingSink`] and the default connection stack.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderMap;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower::timeout::Timeout;
 use tower::ServiceBuilder;
@@ -13,10 +16,10 @@ use super::{Acks, ClosePolicy, Keepalive, ReconnectingSink};
 use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 use crate::retry::{BackoffRetry, BackoffRetryLayer};
-use crate::target::Target;
+use crate::target::{headers_hook, Attempt, HeadersFn, Target};
 use crate::Message;
 
 /// What the sink takes from the builder besides the connection stack.
@@ -84,6 +87,8 @@ pub struct Builder {
     window: Duration,
     limiter: Option<ReconnectBudget>,
     headers: Vec<(String, String)>,
+    headers_with: Option<Arc<HeadersFn>>,
+    refresh_unauthorized: u32,
     on_connect: Vec<Message>,
     on_connect_with: Option<HelloFn>,
     connect_timeout: Duration,
@@ -112,6 +117,8 @@ impl Default for Builder {
             window: ReconnectBudget::DEFAULT_WINDOW,
             limiter: None,
             headers: Vec::new(),
+            headers_with: None,
+            refresh_unauthorized: 0,
             on_connect: Vec::new(),
             on_connect_with: None,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
@@ -298,6 +305,99 @@ impl Builder {
     /// [`Target::from_fn`] and use [`build_with`](Self::build_with).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Headers computed by an async `hook` before every connection attempt and added to
+    /// its request, replacing any [`header`](Self::header) of the same name: a token
+    /// fetched from an identity provider, refreshed when the server refused the last one.
+    /// The hook is told the [`Attempt`]: its number, whether it is a first dial or a
+    /// reconnection, and how the previous attempt of the run failed
+    /// ([`Attempt::after_unauthorized`]). With
+    /// [`refresh_on_unauthorized`](Self::refresh_on_unauthorized), a reconnection refused
+    /// with 401 or 403 is tried again with the headers the hook then computes.
+    ///
+    /// The hook is awaited inside the connection attempt, so
+    /// [`connect_timeout`](Self::connect_timeout) bounds it: a hook that takes longer fails
+    /// the attempt with [`Error::Timeout`], which is retried. Its error ends the attempt
+    /// with [`Error::Request`], not retried, unless it is one of this crate's errors,
+    /// boxed (see [`Target::from_async_fn`]). Header values never appear in logs, `Debug`
+    /// output or errors.
+    ///
+    /// The hook applies to [`build`](Self::build) and [`connect`](Self::connect) and to
+    /// the targets of [`build_with`](Self::build_with) and
+    /// [`connect_with`](Self::connect_with); a stack of your own
+    /// ([`build_over`](Self::build_over)) adds headers with a
+    /// [`HeadersLayer`](crate::HeadersLayer). To build the whole request, URL included,
+    /// use [`Target::from_async_fn`] with `build_with`.
+    ///
+    /// ```
+    /// use ws_reconnect::{Attempt, BoxError, ReconnectingSink};
+    ///
+    /// /// Stands in for an HTTP call to an identity provider.
+    /// async fn fetch_token(refresh: bool) -> Result<String, BoxError> {
+    ///     Ok(if refresh { "fresh" } else { "cached" }.to_owned())
+    /// }
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .header("x-client", "demo")
+    ///     .headers_with(|attempt: Attempt| async move {
+    ///         let token = fetch_token(attempt.after_unauthorized()).await?;
+    ///         let mut headers = http::HeaderMap::new();
+    ///         headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    ///         Ok::<_, BoxError>(headers)
+    ///     })
+    ///     .refresh_on_unauthorized(2)
+    ///     .build("ws://127.0.0.1:9000/feed")?;
+    /// // The target's request is built per attempt, by the connector.
+    /// assert!(ws.target().request().is_err());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn headers_with<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Attempt) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<HeaderMap, BoxError>> + Send + 'static,
+    {
+        self.headers_with = Some(headers_hook(hook));
+        self
+    }
+
+    /// On a reconnection refused with 401 Unauthorized or 403 Forbidden, tries again up to
+    /// `max_tries` times per reconnection, with the request rebuilt by
+    /// [`headers_with`](Self::headers_with) or the target's hook
+    /// ([`Target::from_async_fn`]), instead of ending the stream with
+    /// [`Error::Rejected`] (default 0: off). Each retry waits the backoff's next delay.
+    /// Past `max_tries`, the reader gets the last refusal, then the end of the stream, as
+    /// without this setting. See
+    /// [`BackoffRetry::refresh_on_unauthorized`](crate::BackoffRetry::refresh_on_unauthorized).
+    ///
+    /// The first dial is not covered: a 401 or 403 there makes `dial`/`connect` fail at
+    /// once, as any 4xx other than 408, 425 and 429 does. To retry it there too, call the
+    /// status retryable with [`status_policy`](Self::status_policy); it is then retried on
+    /// every attempt for as long as the backoff allows:
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use ws_reconnect::{ReconnectingSink, StatusPolicy};
+    ///
+    /// // A refused token on a reconnection: two more attempts.
+    /// let ws = ReconnectingSink::builder()
+    ///     .refresh_on_unauthorized(2)
+    ///     .build("ws://127.0.0.1:9000/feed")?;
+    /// # let _ = ws;
+    ///
+    /// // 401 retried everywhere, the first dial included.
+    /// let everywhere = StatusPolicy::from_fn(|s| {
+    ///     s == StatusCode::UNAUTHORIZED || StatusPolicy::default().is_retryable(s)
+    /// });
+    /// let ws = ReconnectingSink::builder()
+    ///     .status_policy(everywhere)
+    ///     .build("ws://127.0.0.1:9000/feed")?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn refresh_on_unauthorized(mut self, max_tries: u32) -> Self {
+        self.refresh_unauthorized = max_tries;
         self
     }
 
@@ -571,8 +671,9 @@ impl Builder {
     }
 
     /// An undialed sink for a [`Target`], e.g. one that builds a fresh request per attempt
-    /// ([`Target::from_fn`]). Headers set on the builder are ignored here: put them in
-    /// the target.
+    /// ([`Target::from_fn`], [`Target::from_async_fn`]). Headers set with
+    /// [`header`](Self::header) are ignored here: put them in the target. Those of
+    /// [`headers_with`](Self::headers_with) are added to the target's request.
     ///
     /// # Errors
     /// [`Error::InvalidBackoff`], or [`Error::InvalidUrl`] for a bad
@@ -585,9 +686,15 @@ impl Builder {
             .clone()
             .unwrap_or_else(|| ReconnectBudget::new(self.max_total, self.window));
         let connector = self.connector.clone();
+        let target = match &self.headers_with {
+            Some(hook) => target.with_headers_hook(Arc::clone(hook)),
+            None => target,
+        };
         let make = ServiceBuilder::new()
             .layer(ReconnectLimitLayer::with_budget(limiter.clone()))
-            .layer(BackoffRetryLayer::new(policy))
+            .layer(
+                BackoffRetryLayer::new(policy).refresh_on_unauthorized(self.refresh_unauthorized),
+            )
             .timeout(self.connect_timeout)
             .service(connector);
         Ok(self.build_core(make, target, Some(limiter)))
