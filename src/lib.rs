@@ -83,6 +83,7 @@ pub mod ack;
 pub mod backoff;
 pub mod connect;
 mod error;
+mod headers;
 pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -115,6 +116,8 @@ pub use crate::connect::{
 #[doc(inline)]
 pub use crate::error::{BoxError, Error};
 #[doc(inline)]
+pub use crate::headers::{HeadersFuture, HeadersLayer, HeadersService};
+#[doc(inline)]
 pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 #[doc(inline)]
 pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
@@ -124,9 +127,7 @@ pub use crate::sink::{
     ReconnectingSink, Stats, StatsHandle,
 };
 #[doc(inline)]
-pub use crate::target::{
-    Attempt, ClientRequest, DialKind, HeadersFuture, HeadersLayer, HeadersService, Target,
-};
+pub use crate::target::{Attempt, ClientRequest, DialKind, Target};
 
 /// Names from 0.1, kept for one release so that code written for it still compiles.
 #[allow(deprecated)]
