@@ -301,8 +301,9 @@ impl Builder {
 
     /// Adds a header to every upgrade request (authentication, a client id). Invalid names
     /// or values are reported by `build`/`connect`. Values never appear in logs, `Debug`
-    /// output or errors. For a value that changes per attempt (a fresh token), build a
-    /// [`Target::from_fn`] and use [`build_with`](Self::build_with).
+    /// output or errors. For a value that changes per attempt (a fresh token), use
+    /// [`headers_with`](Self::headers_with) (async), or build a [`Target::from_fn`] and use
+    /// [`build_with`](Self::build_with).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -479,7 +480,9 @@ impl Builder {
 
     /// Which refused-handshake statuses are retried (by default 408, 425, 429, 500, 502,
     /// 503, 504). Change it when your server answers a transient condition with another
-    /// status, or to retry a 401 after a token refresh in [`Target::from_fn`].
+    /// status. A 401/403 on a reconnection is better handled by
+    /// [`refresh_on_unauthorized`](Self::refresh_on_unauthorized), which retries it only
+    /// after the token hook ran again; this policy also covers the first dial.
     pub fn status_policy(mut self, policy: StatusPolicy) -> Self {
         self.connector = self.connector.status_policy(policy);
         self
