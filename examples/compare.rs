@@ -458,17 +458,21 @@ struct DefaultDropRound {
 /// Sends numbered 64-byte text messages until the server has dropped `drops` connections,
 /// then [`TAIL`] more (at most `max_total` in all), and flushes.
 ///
-/// Paced: one message per millisecond; after a stall (a reconnection wait) the sender
-/// goes on at 1,000 msg/s from where it is instead of bursting to catch up. Unpaced:
-/// `feed` only, the sink decides when to write.
+/// It drives the sink as `Stream::forward` does: `poll_ready` and `start_send` for each
+/// message, and `poll_flush` while the next message is not due yet, so a sink is polled
+/// between paced messages (acknowledged mode reads its acknowledgements then; plain
+/// mode's flush has nothing owed and returns at once). Paced: one message per
+/// millisecond; after a stall (a reconnection wait) the sender goes on at 1,000 msg/s
+/// from where it is instead of bursting to catch up. Unpaced: the next message is always
+/// due, and the sink decides when to write.
 ///
-/// A send that returns an error is counted in `errors`; the sender then flushes and sends
-/// the same message again, as a caller that must not lose it would do; a run of 100
-/// errors in a row ends the round. Messages lost are the ones whose send returned `Ok`.
-/// (stream-reconnect's `start_send` passes the dead connection's I/O error through, and
-/// only a failing `poll_ready` or `poll_flush` makes it reconnect; tungstenite's
-/// `poll_ready` does not fail, and its `start_send` fails before `send` gets to flush, so
-/// a caller that does not call `flush` after the error never reconnects.)
+/// Unlike `forward`, an error does not end the run: it is counted in `errors`, the
+/// sender flushes and offers the same message again, as a caller that must not lose it
+/// would do; 100 errors in a row end the round. Messages lost are the ones whose send
+/// returned `Ok`. (stream-reconnect's `start_send` passes the dead connection's I/O error
+/// through, and only a failing `poll_ready` or `poll_flush` makes it reconnect;
+/// tungstenite's `poll_ready` does not fail, so a caller that does not flush after the
+/// error never reconnects.)
 async fn send_until_drops<S>(
     ws: &mut S,
     ledger: &DropLedger,
@@ -482,55 +486,89 @@ where
     S: Sink<Message> + Unpin,
     S::Error: std::fmt::Debug,
 {
+    use std::future::Future;
+    use std::task::Poll;
+
     let period = Duration::from_millis(1);
-    let mut next = tokio::time::Instant::now();
+    let mut due = tokio::time::Instant::now();
+    let mut sleep = Box::pin(tokio::time::sleep_until(due));
+    let mut item: Option<(usize, Message)> = None;
+    let mut last = 0usize;
     let mut stop_at = max_total;
-    for i in 1..=max_total {
-        if i > stop_at {
-            break;
+    let mut in_a_row = 0u32;
+    let mut recovering = false;
+    let failed = |e: &dyn std::fmt::Debug, in_a_row: &mut u32| {
+        errors.fetch_add(1, SeqCst);
+        *in_a_row += 1;
+        if *in_a_row >= 100 {
+            Err(format!("{in_a_row} errors in a row, the last {e:?}"))
+        } else {
+            Ok(())
         }
-        if stop_at == max_total && ledger.drops.load(SeqCst) >= drops {
-            stop_at = (i - 1 + TAIL).min(max_total);
-        }
-        if paced {
-            let now = tokio::time::Instant::now();
-            if now > next + 2 * period {
-                next = now;
-            }
-            tokio::time::sleep_until(next).await;
-            next += period;
-        }
-        let mut in_a_row = 0;
-        loop {
-            let message = Message::text(format!("{i:0>64}"));
-            let result = if paced {
-                ws.send(message).await
-            } else {
-                ws.feed(message).await
-            };
-            match result {
-                Ok(()) => break,
+    };
+    std::future::poll_fn(|cx| loop {
+        if recovering {
+            // A caller that was handed an error flushes before it tries again.
+            match futures::ready!(ws.poll_flush_unpin(cx)) {
+                Ok(()) => recovering = false,
                 Err(e) => {
-                    errors.fetch_add(1, SeqCst);
-                    in_a_row += 1;
-                    if in_a_row == 100 {
-                        return Err(format!("{in_a_row} send errors in a row, the last {e:?}"));
-                    }
-                    let _ = ws.flush().await;
+                    failed(&e, &mut in_a_row)?;
+                    continue;
                 }
             }
         }
-        sent.store(i as u64, SeqCst);
-    }
-    let mut in_a_row = 0;
-    while let Err(e) = ws.flush().await {
-        errors.fetch_add(1, SeqCst);
-        in_a_row += 1;
-        if in_a_row == 100 {
-            return Err(format!("{in_a_row} flush errors in a row, the last {e:?}"));
+        if let Some((id, message)) = item.take() {
+            let accepted = match futures::ready!(ws.poll_ready_unpin(cx)) {
+                Ok(()) => ws.start_send_unpin(message.clone()),
+                Err(e) => Err(e),
+            };
+            match accepted {
+                Ok(()) => {
+                    in_a_row = 0;
+                    last = id;
+                    sent.store(id as u64, SeqCst);
+                }
+                Err(e) => {
+                    failed(&e, &mut in_a_row)?;
+                    item = Some((id, message));
+                    recovering = true;
+                    continue;
+                }
+            }
         }
-    }
-    Ok(())
+        let id = last + 1;
+        if stop_at == max_total && ledger.drops.load(SeqCst) >= drops {
+            stop_at = (id - 1 + TAIL).min(max_total);
+        }
+        if id > stop_at {
+            // Done: everything accepted must be flushed.
+            match futures::ready!(ws.poll_flush_unpin(cx)) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(e) => {
+                    failed(&e, &mut in_a_row)?;
+                    continue;
+                }
+            }
+        }
+        if paced {
+            if sleep.as_mut().poll(cx).is_pending() {
+                // Not due yet: flush meanwhile, as forward() does.
+                match ws.poll_flush_unpin(cx) {
+                    Poll::Ready(Err(e)) => {
+                        failed(&e, &mut in_a_row)?;
+                        recovering = true;
+                        continue;
+                    }
+                    _ => return Poll::Pending,
+                }
+            }
+            let now = tokio::time::Instant::now();
+            due = (due + period).max(now.checked_sub(2 * period).unwrap_or(now));
+            sleep.as_mut().reset(due);
+        }
+        item = Some((id, Message::text(format!("{id:0>64}"))));
+    })
+    .await
 }
 
 /// One round: a fresh client sends until the server dropped `drops` connections; every
