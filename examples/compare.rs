@@ -517,20 +517,25 @@ where
                 }
             }
         }
-        if let Some((id, message)) = item.take() {
+        if item.is_some() {
+            // The message stays in `item` until the sink takes it: a Pending poll_ready
+            // returns here, and the next poll resumes the same readiness wait.
             let accepted = match futures::ready!(ws.poll_ready_unpin(cx)) {
-                Ok(()) => ws.start_send_unpin(message.clone()),
+                Ok(()) => {
+                    let (_, message) = item.as_ref().expect("an item is waiting");
+                    ws.start_send_unpin(message.clone())
+                }
                 Err(e) => Err(e),
             };
             match accepted {
                 Ok(()) => {
+                    let (id, _) = item.take().expect("an item is waiting");
                     in_a_row = 0;
                     last = id;
                     sent.store(id as u64, SeqCst);
                 }
                 Err(e) => {
                     failed(&e, &mut in_a_row)?;
-                    item = Some((id, message));
                     recovering = true;
                     continue;
                 }
