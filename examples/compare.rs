@@ -6,7 +6,12 @@
 //! round-trip p50/p99, reconnection gap and messages lost per server-side drop, and RSS per
 //! idle connection (each client in a process of its own, the server in another).
 //!
-//! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run).
+//! A second drop section runs the builder's defaults (only `initial_interval` set to zero)
+//! against stream-reconnect with its defaults: the server drops the TCP connection every
+//! 900 messages it received, with the client paced at 1,000 msg/s and unpaced.
+//!
+//! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
+//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -87,6 +92,24 @@ struct DropLedger {
     last_drop: Mutex<Option<Instant>>,
     gaps_first_message: Mutex<Vec<f64>>,
     drops: AtomicU64,
+}
+
+impl DropLedger {
+    /// Forgets the previous run, including a drop that no connection followed yet.
+    fn reset(&self) {
+        *self.counts.lock().unwrap() = Vec::new();
+        *self.last_drop.lock().unwrap() = None;
+        self.gaps_first_message.lock().unwrap().clear();
+        self.drops.store(0, SeqCst);
+    }
+
+    /// How many of the messages numbered `1..=sent` the server never received.
+    fn lost(&self, sent: usize) -> usize {
+        let counts = self.counts.lock().unwrap();
+        (1..=sent)
+            .filter(|&i| counts.get(i).copied().unwrap_or(0) == 0)
+            .count()
+    }
 }
 
 fn server_thread(ledger: Arc<DropLedger>) -> SocketAddr {
@@ -352,9 +375,7 @@ async fn drops(
     total: usize,
     k: usize,
 ) -> DropResult {
-    *ledger.counts.lock().unwrap() = Vec::new();
-    ledger.gaps_first_message.lock().unwrap().clear();
-    ledger.drops.store(0, SeqCst);
+    ledger.reset();
     let url = format!("ws://{addr}/drop/{k}/{}", u8::from(acked));
     // A connection that stayed up 100 ms counts as healthy here (the default, 5 s, would
     // treat these short-lived benchmark connections as an accept-and-drop loop and wait
@@ -379,16 +400,306 @@ async fn drops(
     });
     source.forward(ws).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let counts = ledger.counts.lock().unwrap().clone();
-    let lost = (1..=total)
-        .filter(|&i| counts.get(i).copied().unwrap_or(0) == 0)
-        .count();
+    let lost = ledger.lost(total);
     let drops = ledger.drops.load(SeqCst).max(1);
     let gaps = Samples(ledger.gaps_first_message.lock().unwrap().clone());
     DropResult {
         lost_per_drop: lost as f64 / drops as f64,
         gap_ms: gaps.median(),
         drops,
+    }
+}
+
+// ---- server-side drops with default settings ----------------------------------------
+
+/// The server drops the TCP connection after this many messages received on it.
+const DROP_EVERY: usize = 900;
+/// Messages sent after the last drop the sender waits for (they end the round on a
+/// connection that stays up, so every drop is followed by a first message).
+const TAIL: usize = DROP_EVERY / 2;
+/// Time for the server to read what was sent before the round is counted.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// A client of the default-settings drop scenario.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum DropClient {
+    /// stream-reconnect with its defaults (a fixed 5 s wait before each reconnection).
+    Peer,
+    /// `ReconnectingSink`, defaults except `initial_interval(0)`.
+    Plain,
+    /// The same, acknowledged mode (the server acks the contiguous prefix).
+    Acked,
+}
+
+impl DropClient {
+    const ALL: [DropClient; 3] = [DropClient::Peer, DropClient::Plain, DropClient::Acked];
+
+    fn name(self) -> &'static str {
+        match self {
+            DropClient::Peer => "stream-reconnect",
+            DropClient::Plain => "ReconnectingSink, plain",
+            DropClient::Acked => "ReconnectingSink, acknowledged",
+        }
+    }
+}
+
+/// One round of the default-settings drop scenario for one client.
+struct DefaultDropRound {
+    sent: usize,
+    /// Sends that returned an error (the message was sent again).
+    errors: u64,
+    lost: usize,
+    drops: u64,
+    gaps_ms: Vec<f64>,
+    /// The round hit its time bound, or the sink returned an error.
+    failed: Option<String>,
+}
+
+/// Sends numbered 64-byte text messages until the server has dropped `drops` connections,
+/// then [`TAIL`] more (at most `max_total` in all), and flushes.
+///
+/// It drives the sink as `Stream::forward` does: `poll_ready` and `start_send` for each
+/// message, and `poll_flush` while the next message is not due yet, so a sink is polled
+/// between paced messages (acknowledged mode reads its acknowledgements then; plain
+/// mode's flush has nothing owed and returns at once). Paced: one message per
+/// millisecond; after a stall (a reconnection wait) the sender goes on at 1,000 msg/s
+/// from where it is instead of bursting to catch up. Unpaced: the next message is always
+/// due, and the sink decides when to write.
+///
+/// Unlike `forward`, an error does not end the run: it is counted in `errors`, the
+/// sender flushes and offers the same message again, as a caller that must not lose it
+/// would do; 100 errors in a row end the round. Messages lost are the ones whose send
+/// returned `Ok`. (stream-reconnect's `start_send` passes the dead connection's I/O error
+/// through, and only a failing `poll_ready` or `poll_flush` makes it reconnect;
+/// tungstenite's `poll_ready` does not fail, so a caller that does not flush after the
+/// error never reconnects.)
+async fn send_until_drops<S>(
+    ws: &mut S,
+    ledger: &DropLedger,
+    paced: bool,
+    drops: u64,
+    max_total: usize,
+    sent: &AtomicU64,
+    errors: &AtomicU64,
+) -> Result<(), String>
+where
+    S: Sink<Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    use std::future::Future;
+    use std::task::Poll;
+
+    let period = Duration::from_millis(1);
+    let mut due = tokio::time::Instant::now();
+    let mut sleep = Box::pin(tokio::time::sleep_until(due));
+    let mut item: Option<(usize, Message)> = None;
+    let mut last = 0usize;
+    let mut stop_at = max_total;
+    let mut in_a_row = 0u32;
+    let mut recovering = false;
+    let failed = |e: &dyn std::fmt::Debug, in_a_row: &mut u32| {
+        errors.fetch_add(1, SeqCst);
+        *in_a_row += 1;
+        if *in_a_row >= 100 {
+            Err(format!("{in_a_row} errors in a row, the last {e:?}"))
+        } else {
+            Ok(())
+        }
+    };
+    std::future::poll_fn(|cx| loop {
+        if recovering {
+            // A caller that was handed an error flushes before it tries again.
+            match futures::ready!(ws.poll_flush_unpin(cx)) {
+                Ok(()) => recovering = false,
+                Err(e) => {
+                    failed(&e, &mut in_a_row)?;
+                    continue;
+                }
+            }
+        }
+        if item.is_some() {
+            // The message stays in `item` until the sink takes it: a Pending poll_ready
+            // returns here, and the next poll resumes the same readiness wait.
+            let accepted = match futures::ready!(ws.poll_ready_unpin(cx)) {
+                Ok(()) => {
+                    let (_, message) = item.as_ref().expect("an item is waiting");
+                    ws.start_send_unpin(message.clone())
+                }
+                Err(e) => Err(e),
+            };
+            match accepted {
+                Ok(()) => {
+                    let (id, _) = item.take().expect("an item is waiting");
+                    in_a_row = 0;
+                    last = id;
+                    sent.store(id as u64, SeqCst);
+                }
+                Err(e) => {
+                    failed(&e, &mut in_a_row)?;
+                    recovering = true;
+                    continue;
+                }
+            }
+        }
+        let id = last + 1;
+        if stop_at == max_total && ledger.drops.load(SeqCst) >= drops {
+            stop_at = (id - 1 + TAIL).min(max_total);
+        }
+        if id > stop_at {
+            // Done: everything accepted must be flushed.
+            match futures::ready!(ws.poll_flush_unpin(cx)) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(e) => {
+                    failed(&e, &mut in_a_row)?;
+                    continue;
+                }
+            }
+        }
+        if paced {
+            if sleep.as_mut().poll(cx).is_pending() {
+                // Not due yet: flush meanwhile, as forward() does.
+                match ws.poll_flush_unpin(cx) {
+                    Poll::Ready(Err(e)) => {
+                        failed(&e, &mut in_a_row)?;
+                        recovering = true;
+                        continue;
+                    }
+                    _ => return Poll::Pending,
+                }
+            }
+            let now = tokio::time::Instant::now();
+            due = (due + period).max(now.checked_sub(2 * period).unwrap_or(now));
+            sleep.as_mut().reset(due);
+        }
+        item = Some((id, Message::text(format!("{id:0>64}"))));
+    })
+    .await
+}
+
+/// One round: a fresh client sends until the server dropped `drops` connections; every
+/// phase is bounded, so a client that stops making progress ends the round as failed.
+async fn default_drops(
+    addr: SocketAddr,
+    ledger: &Arc<DropLedger>,
+    client: DropClient,
+    paced: bool,
+    drops: u64,
+) -> DefaultDropRound {
+    ledger.reset();
+    let url = format!(
+        "ws://{addr}/drop/{DROP_EVERY}/{}",
+        u8::from(client == DropClient::Acked)
+    );
+    // A cap on the messages a round sends: room for ~3,600 lost per drop. A client that
+    // loses more reaches it first and ends the round with fewer drops; loss is still
+    // counted per drop seen.
+    let max_total = (drops as usize + 1) * DROP_EVERY * 5;
+    // stream-reconnect waits 5 s before each reconnection; pacing takes 1 ms a message.
+    let bound = Duration::from_secs(20)
+        + Duration::from_secs(7) * drops as u32
+        + if paced {
+            Duration::from_millis(((drops as usize + 1) * DROP_EVERY) as u64)
+        } else {
+            Duration::ZERO
+        };
+    let sent = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let run = async {
+        match client {
+            DropClient::Peer => {
+                let mut ws = common::peer::connect(&url).await;
+                send_until_drops(&mut ws, ledger, paced, drops, max_total, &sent, &errors).await?;
+                // No close(): stream-reconnect's close starts a reconnection, and one
+                // called while it is reconnecting never completes.
+                tokio::time::sleep(SETTLE).await;
+            }
+            DropClient::Plain | DropClient::Acked => {
+                let builder = ReconnectingSink::builder().initial_interval(Duration::ZERO);
+                let builder = if client == DropClient::Acked {
+                    builder.acknowledged(TextAcks, 1024)
+                } else {
+                    builder
+                };
+                let mut ws = builder.connect(&url).await.map_err(|e| e.to_string())?;
+                send_until_drops(&mut ws, ledger, paced, drops, max_total, &sent, &errors).await?;
+                // Acknowledged mode: close() waits for what is still unacknowledged.
+                ws.close().await.map_err(|e| e.to_string())?;
+                tokio::time::sleep(SETTLE).await;
+            }
+        }
+        Ok::<(), String>(())
+    };
+    let failed = match tokio::time::timeout(bound, run).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(format!("not done within {bound:?}")),
+    };
+    let sent = sent.load(SeqCst) as usize;
+    DefaultDropRound {
+        sent,
+        errors: errors.load(SeqCst),
+        lost: ledger.lost(sent),
+        drops: ledger.drops.load(SeqCst),
+        gaps_ms: ledger.gaps_first_message.lock().unwrap().clone(),
+        failed,
+    }
+}
+
+fn default_drops_section(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    ledger: &Arc<DropLedger>,
+    rounds: usize,
+    quick: bool,
+) {
+    let drops: u64 = if quick { 2 } else { 5 };
+    println!(
+        "## Server-side drops with default settings (initial_interval 0): TCP closed without a Close frame every {DROP_EVERY} messages received, 64 B messages, {drops} drops a round, {rounds} interleaved rounds"
+    );
+    let scenarios = [("1k msg/s", true), ("unpaced", false)];
+    // [scenario][client]: lost per drop (one sample a round), drop → first message (every drop).
+    let mut lost = vec![vec![Samples::default(); 3]; 2];
+    let mut gaps = vec![vec![Samples::default(); 3]; 2];
+    // [scenario][client]: drops, messages sent, send errors, rounds failed.
+    let mut seen = vec![vec![(0u64, 0usize, 0u64, 0usize); 3]; 2];
+    for round in 0..rounds {
+        for (s, &(label, paced)) in scenarios.iter().enumerate() {
+            for (c, &client) in DropClient::ALL.iter().enumerate() {
+                let r = rt.block_on(default_drops(addr, ledger, client, paced, drops));
+                if let Some(e) = &r.failed {
+                    println!(
+                        "  round {round} {label} {}: failed ({e}) after {} sent, {} lost, {} drops",
+                        client.name(),
+                        r.sent,
+                        r.lost,
+                        r.drops
+                    );
+                    seen[s][c].3 += 1;
+                    continue;
+                }
+                lost[s][c].push(r.lost as f64 / r.drops.max(1) as f64);
+                for g in r.gaps_ms {
+                    gaps[s][c].push(g);
+                }
+                seen[s][c].0 += r.drops;
+                seen[s][c].1 += r.sent;
+                seen[s][c].2 += r.errors;
+            }
+        }
+    }
+    for (s, &(label, _)) in scenarios.iter().enumerate() {
+        for (c, &client) in DropClient::ALL.iter().enumerate() {
+            let (d, sent, errors, failed) = seen[s][c];
+            println!(
+                "{label:<9} {:<31} lost per drop {:>7.1} ({:.1}–{:.1})   drop → first message {:>8.3} ms median, {:>8.3} max   [{d} drops, {sent} sent, {errors} send errors, {failed} rounds failed]",
+                client.name(),
+                lost[s][c].median(),
+                lost[s][c].min(),
+                lost[s][c].max(),
+                gaps[s][c].median(),
+                gaps[s][c].max(),
+            );
+        }
     }
 }
 
@@ -498,6 +809,18 @@ fn main() {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(5);
     let scale = if quick { 20 } else { 1 };
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
+    const SECTIONS: [&str; 5] = ["throughput", "echo", "tuned-drops", "drops", "memory"];
+    if let Some(name) = &only {
+        if !SECTIONS.contains(&name.as_str()) {
+            eprintln!("--only takes one of {SECTIONS:?}, got {name:?}");
+            std::process::exit(2);
+        }
+    }
+    let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     // `--profile-64`: only ReconnectingSink at 64 B, for a profiler.
     if args.iter().any(|a| a == "--profile-64") {
         let addr = server_thread(Arc::new(DropLedger::default()));
@@ -523,6 +846,25 @@ fn main() {
         "ws-reconnect vs raw tokio-tungstenite, {rounds} interleaved rounds, loopback, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if run("throughput") {
+        throughput_section(&rt, addr, rounds, scale);
+    }
+    if run("echo") {
+        echo_section(&rt, addr, rounds, scale);
+    }
+    if run("tuned-drops") {
+        tuned_drops_section(&rt, addr, &ledger, rounds, quick);
+    }
+    if run("drops") {
+        println!();
+        default_drops_section(&rt, addr, &ledger, rounds, quick);
+    }
+    if run("memory") {
+        memory_section(quick);
+    }
+}
+
+fn throughput_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, scale: u64) {
     println!();
     println!("## One-way throughput (messages/s; client CPU ns/message)");
     for (size, n) in [(64usize, 2_000_000u64), (1024, 1_000_000), (65536, 20_000)] {
@@ -553,7 +895,9 @@ fn main() {
             );
         }
     }
+}
 
+fn echo_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, scale: u64) {
     println!();
     println!("## Echo, 64 B round trip (µs)");
     let mut p50 = vec![Samples::default(); 2];
@@ -579,9 +923,17 @@ fn main() {
             p99[i].median() / p99[0].median(),
         );
     }
+}
 
+fn tuned_drops_section(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    ledger: &Arc<DropLedger>,
+    rounds: usize,
+    quick: bool,
+) {
     println!();
-    println!("## Server-side drops (TCP close without a Close frame), zero initial interval");
+    println!("## Server-side drops (TCP close without a Close frame), zero initial interval, healthy_after 100 ms");
     for (label, acked, rate, total, k) in [
         ("plain, 1k msg/s", false, 1_000u64, 3_000usize, 500usize),
         ("plain, unpaced", false, 0, 200_000, 20_000),
@@ -593,7 +945,7 @@ fn main() {
         let mut gap = Samples::default();
         let mut drops_seen = 0;
         for _ in 0..rounds.min(3) {
-            let r = rt.block_on(drops(addr, &ledger, acked, rate, total, k));
+            let r = rt.block_on(drops(addr, ledger, acked, rate, total, k));
             lost.push(r.lost_per_drop);
             gap.push(r.gap_ms);
             drops_seen += r.drops;
@@ -608,7 +960,9 @@ fn main() {
             gap.max(),
         );
     }
+}
 
+fn memory_section(quick: bool) {
     println!();
     let n = if quick { 200 } else { 2_000 };
     let (raw, ours) = memory(n);
