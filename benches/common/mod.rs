@@ -1,59 +1,17 @@
-//! A loopback server on its own thread for the benches: `/count/N` reads N binary
-//! messages then answers "done"; `/echo` echoes.
+//! What the benches, the comparison harness and the storm test share: the loopback server
+//! (`server.rs`), the stream-reconnect adapter, and the fd-limit and RSS helpers.
 #![allow(dead_code)]
+
+mod server;
+
+pub use server::{server_thread, DropLedger};
 
 use std::net::SocketAddr;
 
-use futures::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
 
+/// A server with a ledger of its own (see [`server_thread`]), for the benches.
 pub fn server() -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            while let Ok((tcp, _)) = listener.accept().await {
-                tcp.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let mut path = String::new();
-                    #[allow(clippy::result_large_err)] // tungstenite's callback type
-                    let cb = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                              resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                        path = req.uri().path().to_string();
-                        Ok(resp)
-                    };
-                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
-                        return;
-                    };
-                    if let Some(n) = path.strip_prefix("/count/") {
-                        let n: u64 = n.parse().unwrap();
-                        let mut seen = 0;
-                        while let Some(Ok(m)) = ws.next().await {
-                            if m.is_binary() {
-                                seen += 1;
-                                if seen == n {
-                                    let _ = ws.send(Message::text("done")).await;
-                                }
-                            }
-                        }
-                    } else {
-                        while let Some(Ok(m)) = ws.next().await {
-                            if m.is_binary() && ws.send(m).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    });
-    rx.recv().unwrap()
+    server_thread(std::sync::Arc::new(DropLedger::default()))
 }
 
 /// Raises this process's open-file limit to its hard limit (many connections at once).

@@ -1,4 +1,4 @@
-//! `cargo run --release --example compare`: ReconnectingSink against raw
+//! `cargo bench --bench compare`: ReconnectingSink against raw
 //! tokio-tungstenite, side by side in one run, in interleaved rounds.
 //!
 //! Prints paired medians (with min–max) and ratios for: one-way throughput at 64 B,
@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +24,6 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{Acknowledge, ReconnectingSink};
 
-#[path = "../benches/common/mod.rs"]
 mod common;
 
 // ---- measurement helpers ------------------------------------------------------------
@@ -42,7 +41,7 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-use common::{raise_fd_limit, rss_kib};
+use common::{raise_fd_limit, rss_kib, server_thread, DropLedger};
 
 #[derive(Clone, Default)]
 struct Samples(Vec<f64>);
@@ -84,155 +83,6 @@ impl Samples {
 }
 
 // ---- the server (its own thread and runtime) ---------------------------------------
-
-/// What the drop-mode server saw.
-#[derive(Default)]
-struct DropLedger {
-    counts: Mutex<Vec<u32>>,
-    last_drop: Mutex<Option<Instant>>,
-    gaps_first_message: Mutex<Vec<f64>>,
-    drops: AtomicU64,
-}
-
-impl DropLedger {
-    /// Forgets the previous run, including a drop that no connection followed yet.
-    fn reset(&self) {
-        *self.counts.lock().unwrap() = Vec::new();
-        *self.last_drop.lock().unwrap() = None;
-        self.gaps_first_message.lock().unwrap().clear();
-        self.drops.store(0, SeqCst);
-    }
-
-    /// How many of the messages numbered `1..=sent` the server never received.
-    fn lost(&self, sent: usize) -> usize {
-        let counts = self.counts.lock().unwrap();
-        (1..=sent)
-            .filter(|&i| counts.get(i).copied().unwrap_or(0) == 0)
-            .count()
-    }
-}
-
-fn server_thread(ledger: Arc<DropLedger>) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                tcp.set_nodelay(true).unwrap();
-                tokio::spawn(serve(tcp, ledger.clone()));
-            }
-        });
-    });
-    rx.recv().unwrap()
-}
-
-// tungstenite's handshake callback type fixes the large error variant.
-#[allow(clippy::result_large_err)]
-async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
-    let mut path = String::new();
-    let callback =
-        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-            path = req.uri().path().to_string();
-            Ok(resp)
-        };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
-        return;
-    };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match parts.as_slice() {
-        ["count", n, ack] => {
-            let (n, ack): (u64, u64) = (n.parse().unwrap(), ack.parse().unwrap());
-            let mut seen = 0;
-            while let Some(Ok(m)) = ws.next().await {
-                if !m.is_binary() {
-                    continue;
-                }
-                seen += 1;
-                if ack > 0 && seen % ack == 0 {
-                    let _ = ws.send(Message::text(format!("ack:{seen}"))).await;
-                }
-                if seen == n {
-                    if ack > 0 {
-                        let _ = ws.feed(Message::text(format!("ack:{seen}"))).await;
-                    }
-                    let _ = ws.send(Message::text("done")).await;
-                }
-            }
-        }
-        ["echo"] => {
-            while let Some(Ok(m)) = ws.next().await {
-                if m.is_binary() && ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-        }
-        ["drop", k, ack] => {
-            let (k, ack): (u64, bool) = (k.parse().unwrap(), *ack == "1");
-            let mut on_this = 0;
-            let mut first = true;
-            let mut highest = 0;
-            let mut acked = 0;
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            loop {
-                let m = tokio::select! {
-                    m = ws.next() => m,
-                    _ = tick.tick() => {
-                        if ack && highest != acked {
-                            acked = highest;
-                            let _ = ws.send(Message::text(format!("ack:{highest}"))).await;
-                        }
-                        continue;
-                    }
-                };
-                let Some(Ok(m)) = m else { return };
-                let Message::Text(t) = m else { continue };
-                let Ok(id) = t.as_str().parse::<usize>() else {
-                    continue;
-                };
-                if first {
-                    first = false;
-                    if let Some(at) = ledger.last_drop.lock().unwrap().take() {
-                        ledger
-                            .gaps_first_message
-                            .lock()
-                            .unwrap()
-                            .push(at.elapsed().as_secs_f64() * 1e3);
-                    }
-                }
-                {
-                    let mut c = ledger.counts.lock().unwrap();
-                    if c.len() <= id {
-                        c.resize(id + 1, 0);
-                    }
-                    c[id] += 1;
-                    // The contiguous prefix received so far is what may be acknowledged.
-                    while c.get(highest + 1).is_some_and(|&n| n > 0) {
-                        highest += 1;
-                    }
-                }
-                on_this += 1;
-                if ack && on_this % 64 == 0 && highest != acked {
-                    acked = highest;
-                    let _ = ws.send(Message::text(format!("ack:{highest}"))).await;
-                }
-                if on_this == k {
-                    // Close the TCP connection without a Close frame.
-                    ledger.drops.fetch_add(1, SeqCst);
-                    *ledger.last_drop.lock().unwrap() = Some(Instant::now());
-                    return;
-                }
-            }
-        }
-        _ => {}
-    }
-}
 
 // ---- clients -----------------------------------------------------------------------
 
