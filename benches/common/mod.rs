@@ -8,7 +8,6 @@ pub use server::{server_thread, DropLedger};
 
 use std::net::SocketAddr;
 
-
 /// A server with a ledger of its own (see [`server_thread`]), for the benches.
 pub fn server() -> SocketAddr {
     server_thread(std::sync::Arc::new(DropLedger::default()))

@@ -172,4 +172,3 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
         _ => {}
     }
 }
-

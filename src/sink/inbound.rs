@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use super::live::Lost;
+use super::lost::Lost;
 use crate::error::Error;
 use crate::Message;
 

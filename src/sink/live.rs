@@ -14,9 +14,9 @@ use tokio::time::Instant;
 
 use super::acks::AckTimer;
 use super::keepalive::{Keepalive, KeepaliveTimer, Ping};
+use super::lost::Lost;
 use super::outbox::Outbox;
 use crate::connect::MakeConnection;
-use crate::error::BoxError;
 use crate::Message;
 
 /// A connection that messages written on it were flushed through, and that stayed up
@@ -24,41 +24,6 @@ use crate::Message;
 /// that accepts and drops at once ends connections sooner, and so still meets growing
 /// delays.
 pub(super) const PRODUCTIVE_UPTIME: Duration = Duration::from_millis(100);
-
-/// Why a live connection ended, and whether the next attempt may be immediate.
-#[derive(Debug)]
-pub(super) struct Lost {
-    pub(super) cause: BoxError,
-    pub(super) health: Health,
-}
-
-impl Lost {
-    /// Lost; the connection's own record decides the next attempt.
-    pub(super) fn new(cause: BoxError) -> Self {
-        Lost {
-            cause,
-            health: Health::AsObserved,
-        }
-    }
-
-    /// Lost, and the next attempt waits for the backoff whatever the connection did.
-    pub(super) fn unhealthy(cause: BoxError) -> Self {
-        Lost {
-            cause,
-            health: Health::Unhealthy,
-        }
-    }
-}
-
-/// Whether the next attempt after a lost connection may be immediate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Health {
-    /// As the connection showed itself (see [`Live::healthy`]).
-    AsObserved,
-    /// Wait for the backoff whatever the connection did: the peer broke the protocol or
-    /// asked us to come back later (Close 1012, 1013).
-    Unhealthy,
-}
 
 /// An established connection and what has been written to it.
 pub(super) struct Live<M: MakeConnection> {

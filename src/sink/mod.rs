@@ -32,10 +32,12 @@
 //! ```
 //!
 //! The files of this module follow the same seams: `driver.rs` holds the state and every
-//! transition; `live.rs` the live connection (writing, flushing, the backlog) with its
+//! transition; `lost.rs` the cause a part reports when it finds the connection dead;
+//! `live.rs` the live connection (writing, flushing, the backlog) with its
 //! keepalive (`keepalive.rs`) and acknowledgement timer (`acks.rs`); `inbound.rs` the
 //! classification of frames and the reader's inbox; `write.rs`, `read.rs` and `close.rs`
-//! the operations of the two halves; `outbox.rs` the messages still owed.
+//! the operations of the two halves; `hello.rs` the messages sent first on each
+//! connection; `outbox.rs` the messages still owed.
 //!
 //! # Delivery
 //! A message accepted by `start_send` (that is, `send` got past `poll_ready`) stays in
@@ -61,6 +63,7 @@ mod hello;
 mod inbound;
 mod keepalive;
 mod live;
+mod lost;
 mod outbox;
 mod read;
 mod state;

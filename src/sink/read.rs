@@ -5,7 +5,7 @@ use std::task::{ready, Context, Poll};
 
 use super::driver::{Core, State};
 use super::inbound::{classify, is_peer_fault, Inbound, Look, Queued};
-use super::live::Lost;
+use super::lost::Lost;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::Message;

@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 
 use super::driver::{Core, State};
 use super::inbound::Look;
-use super::live::Lost;
+use super::lost::Lost;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::target::DialKind;
