@@ -26,31 +26,29 @@
 //!
 //! # The response
 //!
-//! The head is read up to [`MAX_RESPONSE_HEAD`] bytes. A `101` must carry
+//! The head is read up to [`MAX_RESPONSE_HEAD`](super::response::MAX_RESPONSE_HEAD) bytes. A `101` must carry
 //! `Upgrade: websocket`, `Connection: upgrade` (both case-insensitive token lists), the
 //! `Sec-WebSocket-Accept` derived from the key, and a `Sec-WebSocket-Protocol` only when
 //! the request offered that one. Any other status is a [`HandshakeError::Refused`].
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, Uri, Version};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::{
-    CapacityError, Error as WsError, ProtocolError, SubProtocolError, UrlError,
+    Error as WsError, ProtocolError, SubProtocolError, UrlError,
 };
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::handshake::headers::MAX_HEADERS;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::proxy::{self, InvalidProxy, ProxyConfig, ProxyFailure, TunnelError};
-use super::tungstenite::TungsteniteConnection;
+use super::response::{read_head, ResponseHead};
 use crate::target::ClientRequest;
 
-/// The largest response head (status line and headers) read before the handshake fails
-/// with a capacity error: 64 KiB.
-pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// The connection [`TungsteniteConnector`](super::TungsteniteConnector) opens.
+pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How `wss://` connections are encrypted: the TLS feature of the build.
 #[derive(Clone)]
@@ -311,15 +309,6 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// A parsed response head.
-#[derive(Debug)]
-pub(super) struct ResponseHead {
-    /// `HTTP/1.<minor>`.
-    pub(super) minor_version: u8,
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-}
-
 /// What a `101` response must carry for this request.
 #[derive(Debug)]
 struct Expected {
@@ -370,83 +359,6 @@ impl Expected {
     }
 }
 
-/// Reads the response head, at most [`MAX_RESPONSE_HEAD`] bytes of it, and returns it with
-/// the bytes that came after it (the server may send frames right after a `101`).
-pub(super) async fn read_head<S>(stream: &mut S) -> Result<(ResponseHead, Vec<u8>), WsError>
-where
-    S: AsyncRead + Unpin,
-{
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        // Never more than the bound in memory: the bytes after a head that fits are
-        // read by tungstenite later.
-        let room = MAX_RESPONSE_HEAD - buf.len();
-        if room == 0 {
-            return Err(too_long(buf.len()));
-        }
-        let scanned = buf.len();
-        buf.resize(scanned + room.min(4096), 0);
-        let n = stream.read(&mut buf[scanned..]).await?;
-        buf.truncate(scanned + n);
-        if n == 0 {
-            return Err(WsError::Protocol(ProtocolError::HandshakeIncomplete));
-        }
-        // Parse only once an empty line has arrived: one parse per head, however the
-        // server splits it into reads.
-        if ends_head(&buf, scanned) {
-            if let Some((len, head)) = parse_head(&buf)? {
-                let leftover = buf.split_off(len);
-                return Ok((head, leftover));
-            }
-        }
-    }
-}
-
-fn too_long(size: usize) -> WsError {
-    WsError::Capacity(CapacityError::MessageTooLong {
-        size,
-        max_size: MAX_RESPONSE_HEAD,
-    })
-}
-
-/// Whether the bytes from `from` on complete an empty line (`\n\n` or `\n\r\n`): the end
-/// of an HTTP head, if the head has started.
-fn ends_head(buf: &[u8], from: usize) -> bool {
-    let tail = buf.get(from.saturating_sub(2)..).unwrap_or_default();
-    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
-}
-
-/// Parses a response head at the start of `buf`: its length and value, or `None` when it
-/// is not complete yet.
-fn parse_head(buf: &[u8]) -> Result<Option<(usize, ResponseHead)>, WsError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let len = match response.parse(buf)? {
-        httparse::Status::Partial => return Ok(None),
-        httparse::Status::Complete(len) => len,
-    };
-    // A complete parse always has a version and a code; a missing one is a bad status
-    // line all the same.
-    let bad_status = || WsError::Protocol(ProtocolError::HttparseError(httparse::Error::Status));
-    let minor_version = response.version.ok_or_else(bad_status)?;
-    let status = StatusCode::from_u16(response.code.ok_or_else(bad_status)?)?;
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for h in response.headers.iter() {
-        headers.append(
-            HeaderName::from_bytes(h.name.as_bytes())?,
-            HeaderValue::from_bytes(h.value)?,
-        );
-    }
-    Ok(Some((
-        len,
-        ResponseHead {
-            minor_version,
-            status,
-            headers,
-        },
-    )))
-}
-
 /// Puts TLS around `tcp` for `wss://`.
 async fn wrap_tls(
     tcp: TcpStream,
@@ -490,7 +402,9 @@ async fn wrap_tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connect::response::{ends_head, parse_head, MAX_RESPONSE_HEAD};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
 
     fn request(url: &str) -> ClientRequest {
         url.into_client_request().unwrap()

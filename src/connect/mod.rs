@@ -23,6 +23,7 @@
 
 mod handshake;
 mod proxy;
+mod response;
 mod status;
 mod tungstenite;
 

@@ -5,10 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::Service;
 
 use super::handshake::{self, HandshakeError, Tls};
@@ -17,8 +15,7 @@ use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
 use crate::target::{redact_uri, Target};
 
-/// The connection [`TungsteniteConnector`] opens.
-pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub use super::handshake::TungsteniteConnection;
 
 /// Opens WebSocket connections with tokio-tungstenite: the default
 /// [`MakeConnection`](crate::MakeConnection).

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 
 use super::error::ProxyFailure;
 use super::url::Credentials;
-use crate::connect::handshake::read_head;
+use crate::connect::response::read_head;
 
 /// Asks the proxy on `stream` for a tunnel to `host:port` and reads its answer. On
 /// success the stream is the tunnel.
