@@ -570,25 +570,35 @@ async fn the_hooks_request_reaches_the_server_on_every_attempt() {
     assert_eq!(idp.fetches(), 1, "a 503 is no reason to refresh");
 }
 
-#[tokio::test]
-async fn a_token_refreshed_after_a_401_on_a_reconnection_lets_the_sink_carry_on() {
-    let server = AuthServer::start("t1", 0).await;
+/// A client of `server` whose headers come from a fresh provider through `token_hook`,
+/// with `refresh` as its `refresh_on_unauthorized` (none when `None`), connected and past
+/// the server's welcome.
+async fn token_client(
+    server: &AuthServer,
+    refresh: Option<u32>,
+) -> (HookLog, Idp, ReconnectingSink) {
     let seen = HookLog::default();
     let idp = Idp::default();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .headers_with(token_hook(idp.clone(), seen.clone()))
-            .refresh_on_unauthorized(2)
-            .connect(server.url()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let builder = quick().headers_with(token_hook(idp.clone(), seen.clone()));
+    let builder = match refresh {
+        Some(tries) => builder.refresh_on_unauthorized(tries),
+        None => builder,
+    };
+    let mut ws = timeout(BOUND, builder.connect(server.url()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         next(&mut ws).await.unwrap().unwrap(),
         Message::text("welcome 0")
     );
+    (seen, idp, ws)
+}
+
+#[tokio::test]
+async fn a_token_refreshed_after_a_401_on_a_reconnection_lets_the_sink_carry_on() {
+    let server = AuthServer::start("t1", 0).await;
+    let (seen, idp, mut ws) = token_client(&server, Some(2)).await;
     timeout(BOUND, ws.send(Message::text("before")))
         .await
         .unwrap()
@@ -628,20 +638,7 @@ async fn a_token_refreshed_after_a_401_on_a_reconnection_lets_the_sink_carry_on(
 #[tokio::test]
 async fn without_the_setting_a_401_on_a_reconnection_ends_the_stream() {
     let server = AuthServer::start("t1", 0).await;
-    let seen = HookLog::default();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .headers_with(token_hook(Idp::default(), seen.clone()))
-            .connect(server.url()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(
-        next(&mut ws).await.unwrap().unwrap(),
-        Message::text("welcome 0")
-    );
+    let (seen, _idp, mut ws) = token_client(&server, None).await;
 
     server.rotate("t2");
     let item = next(&mut ws).await;
@@ -654,22 +651,7 @@ async fn without_the_setting_a_401_on_a_reconnection_ends_the_stream() {
 #[tokio::test]
 async fn past_max_tries_a_401_on_a_reconnection_ends_the_stream_the_same_way() {
     let server = AuthServer::start("t1", 0).await;
-    let seen = HookLog::default();
-    let idp = Idp::default();
-    let mut ws = timeout(
-        BOUND,
-        quick()
-            .headers_with(token_hook(idp.clone(), seen.clone()))
-            .refresh_on_unauthorized(2)
-            .connect(server.url()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(
-        next(&mut ws).await.unwrap().unwrap(),
-        Message::text("welcome 0")
-    );
+    let (seen, idp, mut ws) = token_client(&server, Some(2)).await;
 
     // A token the provider never issues: every refresh is refused too.
     server.rotate("revoked-for-good");

@@ -2,9 +2,8 @@
 //! own (set on the child's command, so no test changes the environment the others read),
 //! one with a global tracing subscriber (tracing's callsite cache is process-wide).
 
-use std::io::Write;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -123,29 +122,4 @@ pub async fn in_child_process(name: &str) -> bool {
     true
 }
 
-/// A `MakeWriter` that collects every log line.
-#[derive(Clone, Default)]
-pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
+pub use crate::support::capture::Capture;

@@ -104,23 +104,10 @@ mod wss {
 
     use super::*;
 
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
-    }
-
     /// A wss echo server for "localhost" on 127.0.0.1:0, and a client configuration that
     /// trusts it.
-    async fn tls_echo_server() -> (u16, rustls::ClientConfig, tokio::task::JoinHandle<()>) {
-        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let cert = key.cert.der().clone();
-        let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.key_pair.serialize_der().into());
-        let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.clone()], private)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    async fn tls_echo_server() -> (u16, Arc<rustls::ClientConfig>, tokio::task::JoinHandle<()>) {
+        let (acceptor, cert) = crate::support::tls::self_signed_localhost();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
@@ -142,14 +129,7 @@ mod wss {
                 });
             }
         });
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        (port, client, task)
+        (port, crate::support::tls::trusting(cert), task)
     }
 
     #[tokio::test]
@@ -159,9 +139,7 @@ mod wss {
             return;
         };
         let mut ws = connect(
-            quick()
-                .proxy(proxy.url("http", None))
-                .rustls_config(Arc::new(client)),
+            quick().proxy(proxy.url("http", None)).rustls_config(client),
             &format!("wss://localhost:{port}/"),
         )
         .await

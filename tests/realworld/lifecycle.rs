@@ -10,7 +10,8 @@ use tokio::time::timeout;
 use ws_reconnect::{ConnectionState, Error, Message, ReconnectingSink};
 
 use crate::support::{
-    connect, drain, eventually, quick, raw_server, serve, Reply, Server, Ws, BOUND,
+    connect, drain, eventually, quick, raw_server, send_until_error, serve, Reply, Server, Ws,
+    BOUND,
 };
 
 fn state(ws: &ReconnectingSink) -> ConnectionState {
@@ -88,16 +89,7 @@ async fn the_reader_is_told_when_a_reconnection_the_writer_drove_fails_for_good(
         dropped.load(Ordering::SeqCst) == 1
     })
     .await;
-    let written = timeout(BOUND, async {
-        loop {
-            match ws.send(Message::text("y")).await {
-                Ok(()) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(e) => break e,
-            }
-        }
-    })
-    .await
-    .expect("the writer never met the 403");
+    let written = send_until_error(&mut ws, "y").await;
     assert!(matches!(written, Error::Rejected { .. }), "{written:?}");
     assert!(matches!(state(&ws), ConnectionState::GaveUp { .. }));
     let read = timeout(BOUND, ws.next()).await.unwrap();
@@ -143,16 +135,7 @@ async fn state_leaves_gave_up_when_a_write_dials_again() {
         .await
         .unwrap()
         .unwrap();
-    let written = timeout(BOUND, async {
-        loop {
-            match ws.send(Message::text("y")).await {
-                Ok(()) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(e) => break e,
-            }
-        }
-    })
-    .await
-    .expect("the writer never met the 403");
+    let written = send_until_error(&mut ws, "y").await;
     assert!(matches!(written, Error::Rejected { .. }), "{written:?}");
     // A write dials again; the handshake takes 3 s.
     assert!(

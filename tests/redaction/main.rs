@@ -7,9 +7,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use support::capture::Capture;
+
 use futures::SinkExt;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+
 use tokio::time::timeout;
 use ws_reconnect::ReconnectingSink;
 
@@ -56,27 +57,6 @@ async fn connect_with_secrets(server: &Server) -> ReconnectingSink {
         .header("Cookie", "session=SECRET-COOKIE");
     let url = format!("ws://{}/feed?token=SECRET-QUERY", server.addr);
     connect(secrets, url).await
-}
-
-/// A `MakeWriter` that collects every log line.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
 }
 
 #[tokio::test]

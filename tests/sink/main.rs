@@ -11,20 +11,9 @@ use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
 use support::{
     accept_and_drop, close_after, connect, connect_err, dead_port, echo, eventually, join, mock,
-    quick_healthy, read_until, recording_server, responding, serve, Log, Reply, Respond, Ws, BOUND,
+    quick_healthy, read_until, recording_server, responding, send_until_error, serve, Log, Reply,
+    Respond, Ws, BOUND,
 };
-
-/// Sends until a send fails, bounded by `BOUND`; returns that error.
-async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        assert!(Instant::now() < deadline, "sends kept succeeding");
-        match send(ws, text).await {
-            Ok(()) => tokio::time::sleep(Duration::from_millis(10)).await,
-            Err(e) => return e,
-        }
-    }
-}
 
 async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), Error> {
     timeout(BOUND, ws.send(Message::text(text.into())))

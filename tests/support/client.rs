@@ -127,3 +127,22 @@ impl Acknowledge for Numbered {
         inbound.to_text().ok()?.strip_prefix("ack:")?.parse().ok()
     }
 }
+
+/// Sends `text` until a send fails, each bounded by [`BOUND`] and all of them too;
+/// returns that error.
+pub async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sends kept succeeding"
+        );
+        let sent = timeout(BOUND, futures::SinkExt::send(ws, Message::text(text)))
+            .await
+            .expect("send hung");
+        match sent {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => return e,
+        }
+    }
+}

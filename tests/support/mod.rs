@@ -19,11 +19,13 @@
 //! a user would inject them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod capture;
 pub mod client;
 pub mod handlers;
 pub mod mock;
 pub mod python;
 pub mod server;
+pub mod tls;
 
 use std::io::Write;
 use std::time::Duration;

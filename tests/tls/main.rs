@@ -15,10 +15,6 @@ use ws_reconnect::{Error, Message};
 
 use support::{connect, connect_err, next_message, quick, raw_server, read_until, RawServer};
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 struct TlsServer {
     raw: RawServer,
     upgrades: Arc<AtomicUsize>,
@@ -34,16 +30,7 @@ impl TlsServer {
 /// A wss echo server for "localhost" on 127.0.0.1:0; it closes its first connection
 /// after one message.
 async fn tls_server() -> TlsServer {
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = key.cert.der().clone();
-    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.key_pair.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], private)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, cert) = support::tls::self_signed_localhost();
     let upgrades = Arc::new(AtomicUsize::new(0));
     let u = upgrades.clone();
     let raw = raw_server("127.0.0.1:0", move |_, tcp| {
@@ -78,14 +65,8 @@ async fn tls_server() -> TlsServer {
 #[tokio::test]
 async fn wss_with_a_trusted_self_signed_certificate_reconnects() {
     let server = tls_server().await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server.cert.clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut ws = connect(quick().rustls_config(Arc::new(client)), server.url()).await;
+    let client = support::tls::trusting(server.cert.clone());
+    let mut ws = connect(quick().rustls_config(client), server.url()).await;
     ws.send(Message::text("one")).await.unwrap();
     assert_eq!(next_message(&mut ws).await, Message::text("one"));
     // The server closes the first connection after echoing; reading notices and
