@@ -437,15 +437,13 @@ impl<M: MakeConnection> Core<M> {
                         // The write granted after a peer fault is in: flush it, as a plain
                         // client that wrote before reading the bad frame would have, then
                         // Connected -> Disconnected.
-                        let flushed = ready!(self.poll_flush_live(cx));
-                        let cause = match (&mut self.state, flushed) {
-                            (State::Connected(live), Ok(())) => live.fault.take(),
-                            (State::Connected(live), Err(lost)) => {
-                                live.fault.take().or(Some(lost.cause.to_string()))
-                            }
-                            _ => None,
-                        };
-                        self.lose(Lost::unhealthy(cause.unwrap_or_default().into()));
+                        // Flushed or not, the connection ends here, for the peer's fault
+                        // (poll_flush_live reports a failure without changing the state).
+                        let _ = ready!(self.poll_flush_live(cx));
+                        if let State::Connected(live) = &mut self.state {
+                            let cause = live.fault.take().unwrap_or_default();
+                            self.lose(Lost::unhealthy(cause.into()));
+                        }
                         continue;
                     }
                     match ready!(live.poll_write_backlog(&mut self.outbox, cx)) {

@@ -47,6 +47,17 @@ pub(super) fn is_peer_fault(error: &Error) -> bool {
     }
 }
 
+/// What a read error means: `Ok(lost)` for a drop the sink recovers from (a reset, an EOF
+/// without a Close frame, an I/O error), `Err(error)` for the peer's fault, which the
+/// reader must be told of.
+pub(super) fn read_failure(error: Error) -> Result<Lost, Error> {
+    if is_peer_fault(&error) {
+        Err(error)
+    } else {
+        Ok(Lost::new(error.to_string().into()))
+    }
+}
+
 /// What a look at the frames that already arrived found. The driver turns it into a
 /// transition ([`Core::settle`](super::driver::Core::settle)).
 pub(super) enum Look {

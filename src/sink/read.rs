@@ -4,7 +4,7 @@
 use std::task::{ready, Context, Poll};
 
 use super::driver::{Core, State};
-use super::inbound::{classify, is_peer_fault, Inbound, Look, Queued};
+use super::inbound::{classify, read_failure, Inbound, Look, Queued};
 use super::lost::Lost;
 use crate::connect::MakeConnection;
 use crate::error::Error;
@@ -53,18 +53,17 @@ impl<M: MakeConnection> Core<M> {
                     Inbound::Control => {}
                     Inbound::Closed(frame) => self.peer_closed(frame, cx),
                 },
-                Some(Err(e)) => {
-                    let error = Error::from_boxed(e.into());
-                    if is_peer_fault(&error) {
-                        // A frame too large, invalid UTF-8, a protocol violation: the
-                        // connection is replaced, and the reader is told once.
+                Some(Err(e)) => match read_failure(Error::from_boxed(e.into())) {
+                    // A reset, an EOF without a Close frame, an I/O error: a drop like
+                    // any other, reported by `state()` and the logs, not to the reader.
+                    Ok(lost) => self.lose(lost),
+                    // A frame too large, invalid UTF-8, a protocol violation: the
+                    // connection is replaced, and the reader is told once.
+                    Err(error) => {
                         self.lose(Lost::unhealthy(error.to_string().into()));
                         return Poll::Ready(Some(Err(error)));
                     }
-                    // A reset, an EOF without a Close frame, an I/O error: a drop like
-                    // any other, reported by `state()` and the logs, not to the reader.
-                    self.lose(Lost::new(error.to_string().into()));
-                }
+                },
                 None => self.lose(Lost::new("end of stream".into())),
             }
         }
@@ -96,10 +95,10 @@ impl<M: MakeConnection> Core<M> {
                     Inbound::Closed(frame) => return Look::Closed(frame),
                 },
                 Poll::Ready(Some(Err(e))) => {
-                    let error = Error::from_boxed(e.into());
-                    if !is_peer_fault(&error) {
-                        return Look::Ended(Lost::new(error.to_string().into()));
-                    }
+                    let error = match read_failure(Error::from_boxed(e.into())) {
+                        Ok(lost) => return Look::Ended(lost),
+                        Err(error) => error,
+                    };
                     let cause = error.to_string();
                     tracing::info!(%error, "the peer broke the protocol; the reader is told");
                     self.inbox.push_error(error);
