@@ -156,6 +156,17 @@ pub enum Error {
         /// out).
         source: Box<Error>,
     },
+    /// The background task of a [`Handle`](crate::Handle) has ended: it was closed, every
+    /// handle and the receiver were dropped, the connection failed for good, or the task
+    /// panicked (see [`Error::TaskPanicked`]).
+    TaskEnded,
+    /// User code run by a [`Handle`](crate::Handle)'s task (a hook given to the builder,
+    /// an [`Acknowledge`](crate::Acknowledge), a close policy) panicked; the task ended
+    /// and dropped its connection.
+    TaskPanicked {
+        /// The panic's message, when it was a string.
+        message: String,
+    },
     /// An invalid backoff setting.
     InvalidBackoff(InvalidBackoff),
     /// The request factory supplied by the user failed: a [`Target::from_fn`] closure,
@@ -245,6 +256,8 @@ impl Error {
             | Error::NotReady
             | Error::InboundDropped { .. }
             | Error::CloseIncomplete { .. }
+            | Error::TaskEnded
+            | Error::TaskPanicked { .. }
             | Error::InvalidBackoff(_)
             | Error::Request(_) => false,
         }
@@ -326,6 +339,10 @@ impl Error {
             } => Error::CloseIncomplete {
                 undelivered: *undelivered,
                 source: Box::new(source.duplicate()),
+            },
+            Error::TaskEnded => Error::TaskEnded,
+            Error::TaskPanicked { message } => Error::TaskPanicked {
+                message: message.clone(),
             },
             Error::InvalidBackoff(e) => Error::InvalidBackoff(*e),
             Error::Request(e) => Error::Request(opaque(&**e)),
@@ -446,6 +463,13 @@ impl fmt::Display for Error {
                 "closed with {undelivered} messages undelivered (take_undelivered() returns \
                  them): {source}"
             ),
+            Error::TaskEnded => f.write_str(
+                "the connection's background task has ended (closed, all handles dropped, or \
+                 failed for good)",
+            ),
+            Error::TaskPanicked { message } => {
+                write!(f, "the connection's background task panicked: {message}")
+            }
             Error::InvalidBackoff(e) => write!(f, "invalid backoff setting: {e}"),
             Error::Request(e) => write!(f, "building the upgrade request failed: {e}"),
             Error::Connection(e) => write!(f, "connection error: {e}"),

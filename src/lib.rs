@@ -61,7 +61,7 @@
 //! # Delivery guarantee
 //! Every message accepted by the sink is either flushed to a connection, still held in
 //! the sink (resent on the next connection, in order, after the `on_connect` messages;
-//! see [`ReconnectingSink::undelivered`] and [`ReconnectingSink::take_undelivered`]), or the
+//! see [`ReconnectingSink::undelivered_count`] and [`ReconnectingSink::take_undelivered`]), or the
 //! sink returned an error for the operation that could not deliver it. A message may be
 //! delivered twice (it was written but its flush was not confirmed). A message whose
 //! flush succeeded sits in the kernel's socket buffer and is lost if the connection dies
@@ -83,6 +83,7 @@ pub mod ack;
 pub mod backoff;
 pub mod connect;
 mod error;
+pub mod handle;
 mod headers;
 pub mod limit;
 #[cfg(feature = "metrics")]
@@ -116,6 +117,8 @@ pub use crate::connect::{
 #[doc(inline)]
 pub use crate::error::{BoxError, Error};
 #[doc(inline)]
+pub use crate::handle::{Handle, Incoming, Shutdown};
+#[doc(inline)]
 pub use crate::headers::{HeadersFuture, HeadersLayer, HeadersService};
 #[doc(inline)]
 pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
@@ -123,8 +126,8 @@ pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
 #[doc(inline)]
 pub use crate::sink::{
-    Builder, CloseAction, ClosePolicy, ConnectInfo, ConnectionState, DefaultConnector, Keepalive,
-    ReconnectingSink, Stats, StatsHandle,
+    Builder, CloseAction, ClosePolicy, ConnectInfo, ConnectionState, DefaultConnector, Delivery,
+    Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered, UndeliveredReason,
 };
 #[doc(inline)]
 pub use crate::target::{Attempt, ClientRequest, DialKind, Target};

@@ -17,6 +17,7 @@
 //! | `ws_reconnect_messages_received_total` | counter | data messages received (Text and Binary) |
 //! | `ws_reconnect_bytes_received_total` | counter | their payload bytes |
 //! | `ws_reconnect_messages_resent_total` | counter | messages written again to a new connection after a drop |
+//! | `ws_reconnect_messages_dropped_total` | counter | volatile messages dropped with their connection, and messages `retain_on_reconnect` discarded |
 //! | `ws_reconnect_connected` | gauge | 1 while the sink is connected, 0 otherwise |
 //!
 //! Each carries one label, `target`: the sink's URL as `scheme://host:port/path`, without
@@ -68,6 +69,7 @@ pub(crate) struct SinkMetrics {
     pub(crate) messages_received: Counter,
     pub(crate) bytes_received: Counter,
     pub(crate) messages_resent: Counter,
+    pub(crate) messages_dropped: Counter,
     pub(crate) connected: Gauge,
 }
 
@@ -125,6 +127,12 @@ impl SinkMetrics {
                 "ws_reconnect_messages_resent_total",
                 Unit::Count,
                 "Messages written again to a new connection after a drop",
+            ),
+            messages_dropped: counter(
+                "ws_reconnect_messages_dropped_total",
+                Unit::Count,
+                "Messages dropped without delivery: volatile ones whose connection ended, \
+                 and ones discarded on reconnection",
             ),
             connected,
         }

@@ -82,6 +82,15 @@ impl Ledger {
         self.contiguous.store(next - 1, SeqCst);
     }
 
+    /// Whether `id` arrived at least once.
+    pub fn received(&self, id: u64) -> bool {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(id as usize)
+            .is_some_and(|&c| c > 0)
+    }
+
     /// Unique ids received, duplicates, and ids in `1..=sent` never received.
     pub fn tally(&self, sent: u64) -> Tally {
         let counts = self.counts.lock().unwrap();

@@ -10,6 +10,7 @@
 //! ```text
 //! cargo run --example demo -- --count 50000 --rate 0 --faults 5 --seed 7
 //! cargo run --example demo -- --plain     # no acknowledgements: see what a reset costs
+//! cargo run --example demo -- --handle    # through a spawned Handle, awaiting each outcome
 //! ```
 
 mod faults;
@@ -42,6 +43,9 @@ struct Args {
     /// Plain mode: no acknowledgements (messages flushed into a reset connection are lost).
     #[arg(long)]
     plain: bool,
+    /// Send through a spawned handle and await every message's delivery outcome.
+    #[arg(long)]
+    handle: bool,
 }
 
 #[tokio::main]
@@ -53,6 +57,7 @@ async fn main() {
         faults_per_thousand: args.faults.max(0.0),
         seed: args.seed,
         plain: args.plain,
+        handle: args.handle,
     };
     let progress = Arc::new(Progress::default());
     let bar = ProgressBar::new(options.count);
@@ -110,6 +115,15 @@ fn print_summary(s: &Summary) {
         ("  handshakes refused (503)", s.refused.to_string()),
         ("on_connect hellos seen", s.hellos.to_string()),
         ("server replies read", s.replies.to_string()),
+        (
+            "outcomes Ok (--handle)",
+            s.confirmed.map_or("-".into(), |c| c.to_string()),
+        ),
+        (
+            "  Ok but never received",
+            s.confirmed
+                .map_or("-".into(), |_| s.confirmed_but_lost.to_string()),
+        ),
         (
             "longest outage",
             format!("{:.1} ms", s.longest_outage.as_secs_f64() * 1e3),

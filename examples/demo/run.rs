@@ -22,6 +22,8 @@ pub struct Options {
     pub seed: u64,
     /// Without acknowledgements (flushed messages may be lost in a reset).
     pub plain: bool,
+    /// Send through a spawned `Handle` and await each message's delivery outcome.
+    pub handle: bool,
 }
 
 /// Live counters for a progress display.
@@ -56,6 +58,10 @@ pub struct Summary {
     pub refused: u64,
     pub hellos: u64,
     pub replies: u64,
+    /// With `--handle`: outcomes that resolved `Ok` (flushed; acknowledged in
+    /// acknowledged mode), and ids so confirmed that the server never received.
+    pub confirmed: Option<u64>,
+    pub confirmed_but_lost: u64,
     pub longest_outage: Duration,
     pub elapsed: Duration,
     pub error: Option<String>,
@@ -69,7 +75,8 @@ impl Summary {
     /// Whether a message the library promised to deliver was lost: in acknowledged mode
     /// any loss; in plain mode a flushed message lost in a reset is allowed.
     pub fn broke_the_promise(&self) -> bool {
-        self.error.is_some() || (!self.options.plain && self.lost > 0)
+        self.error.is_some()
+            || (!self.options.plain && (self.lost > 0 || self.confirmed_but_lost > 0))
     }
 }
 
@@ -104,7 +111,13 @@ pub async fn run(options: Options, progress: Arc<Progress>) -> Summary {
     };
     let (addr, server) = faults::start(config, ledger.clone()).await;
     let started = Instant::now();
-    let outcome = drive(options, &format!("ws://{addr}/demo"), progress.clone()).await;
+    let url = format!("ws://{addr}/demo");
+    let confirmed = Arc::new(Confirmed::default());
+    let outcome = if options.handle {
+        drive_handle(options, &url, progress.clone(), confirmed.clone()).await
+    } else {
+        drive(options, &url, progress.clone()).await
+    };
     let elapsed = started.elapsed();
     let (stats, error) = match outcome {
         Ok(stats) => (Some(stats), None),
@@ -114,6 +127,7 @@ pub async fn run(options: Options, progress: Arc<Progress>) -> Summary {
     let sent = progress.sent.load(Relaxed);
     let tally = ledger.tally(sent);
     let stats = stats.map(|s| s.get()).unwrap_or_default();
+    let confirmed_ids = std::mem::take(&mut *confirmed.ids.lock().unwrap());
     Summary {
         options,
         sent,
@@ -127,6 +141,11 @@ pub async fn run(options: Options, progress: Arc<Progress>) -> Summary {
         refused: ledger.refused.load(Relaxed),
         hellos: ledger.hellos.load(Relaxed),
         replies: progress.replies.load(Relaxed),
+        confirmed: options.handle.then_some(confirmed_ids.len() as u64),
+        confirmed_but_lost: confirmed_ids
+            .iter()
+            .filter(|&&id| !ledger.received(id))
+            .count() as u64,
         longest_outage: ledger.longest_outage(),
         elapsed,
         error,
@@ -135,11 +154,13 @@ pub async fn run(options: Options, progress: Arc<Progress>) -> Summary {
 
 type Failure = (Option<StatsHandle>, Error);
 
-async fn drive(
-    options: Options,
-    url: &str,
-    progress: Arc<Progress>,
-) -> Result<StatsHandle, Failure> {
+/// The ids whose delivery outcome resolved `Ok`.
+#[derive(Debug, Default)]
+pub struct Confirmed {
+    ids: std::sync::Mutex<Vec<u64>>,
+}
+
+fn builder(options: Options) -> ws_reconnect::Builder {
     let builder = ReconnectingSink::builder()
         .initial_interval(Duration::from_millis(20))
         .randomization_factor(0.5)
@@ -148,14 +169,21 @@ async fn drive(
         .max_reconnections_time(Duration::from_secs(60))
         .healthy_after(Duration::from_millis(500))
         .on_connect(Message::text("hello"));
-    let builder = if options.plain {
+    if options.plain {
         builder
     } else {
         builder
             .acknowledged(DemoAcks, 1024)
             .ack_timeout(Duration::from_secs(2))
-    };
-    let ws = builder.connect(url).await.map_err(|e| (None, e))?;
+    }
+}
+
+async fn drive(
+    options: Options,
+    url: &str,
+    progress: Arc<Progress>,
+) -> Result<StatsHandle, Failure> {
+    let ws = builder(options).connect(url).await.map_err(|e| (None, e))?;
     let stats = ws.stats_handle();
     *progress.stats.lock().unwrap() = Some(stats.clone());
     let (sink, mut replies) = ws.split();
@@ -193,5 +221,71 @@ async fn drive(
     match result {
         Ok(()) => Ok(stats),
         Err(e) => Err((Some(stats), e)),
+    }
+}
+
+/// The same run through a spawned [`ws_reconnect::Handle`]: each message is sent with
+/// `deliver`, and its outcome is awaited (in order) by a task that records the ids
+/// confirmed.
+async fn drive_handle(
+    options: Options,
+    url: &str,
+    progress: Arc<Progress>,
+    confirmed: Arc<Confirmed>,
+) -> Result<StatsHandle, Failure> {
+    let ws = builder(options).connect(url).await.map_err(|e| (None, e))?;
+    let stats = ws.stats_handle();
+    *progress.stats.lock().unwrap() = Some(stats.clone());
+    let (handle, mut incoming) = ws.spawn();
+
+    let counter = progress.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(item) = incoming.next().await {
+            match item {
+                Ok(m) if m.to_text().is_ok_and(|t| t.starts_with("reply ")) => {
+                    counter.replies.fetch_add(1, Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("reader: {e}"),
+            }
+        }
+    });
+    // Outcomes resolve in order: one task awaits them one after the other.
+    let (outcomes_tx, mut outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let awaiter = tokio::spawn(async move {
+        let mut failed = None;
+        while let Some((id, delivery)) = outcomes_rx.recv().await {
+            match delivery.await {
+                Ok(()) => confirmed.ids.lock().unwrap().push(id),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed
+    });
+
+    let start = Instant::now();
+    for id in 1..=options.count {
+        if options.rate > 0 {
+            let due = start + Duration::from_secs_f64(id as f64 / options.rate as f64);
+            tokio::time::sleep_until(due).await;
+        }
+        match handle.deliver(Message::text(id.to_string())).await {
+            Ok(delivery) => {
+                progress.sent.fetch_add(1, Relaxed);
+                let _ = outcomes_tx.send((id, delivery));
+            }
+            Err(e) => return Err((Some(stats), Error::from_boxed(Box::new(e)))),
+        }
+    }
+    drop(outcomes_tx);
+    let shutdown = handle.close().await;
+    let failed = awaiter.await.unwrap_or(None);
+    reader.abort();
+    if let Err(e) = shutdown.result {
+        return Err((Some(stats), e));
+    }
+    match failed {
+        None => Ok(stats),
+        Some(e) => Err((Some(stats), Error::from_boxed(Box::new(e)))),
     }
 }

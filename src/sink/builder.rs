@@ -12,6 +12,7 @@ use tower::ServiceBuilder;
 
 use super::hello::{ConnectInfo, Hello, HelloFn};
 use super::outbox::Outbox;
+use super::outcome::RetainFn;
 use super::{Acks, ClosePolicy, Keepalive, ReconnectingSink};
 use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
@@ -33,6 +34,7 @@ pub(super) struct Settings {
     pub(super) keepalive: Option<Keepalive>,
     pub(super) close_policy: ClosePolicy,
     pub(super) reconnect_jitter: Duration,
+    pub(super) retain: Option<RetainFn>,
 }
 
 /// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
@@ -105,6 +107,7 @@ pub struct Builder {
     keepalive: Option<Keepalive>,
     close_policy: ClosePolicy,
     reconnect_jitter: Duration,
+    retain_on_reconnect: Option<RetainFn>,
 }
 
 impl Default for Builder {
@@ -134,6 +137,7 @@ impl Default for Builder {
             keepalive: Some(Self::DEFAULT_KEEPALIVE),
             close_policy: ClosePolicy::default(),
             reconnect_jitter: Duration::ZERO,
+            retain_on_reconnect: None,
         }
     }
 }
@@ -438,6 +442,37 @@ impl Builder {
         F: FnMut(&ConnectInfo) -> Vec<Message> + Send + 'static,
     {
         self.on_connect_with = Some(Box::new(hook));
+        self
+    }
+
+    /// Decides, each time a connection comes up with messages still owed, which of them
+    /// to resend: `true` keeps a message, `false` drops it (counted in
+    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped); its outcome, if it was
+    /// sent with one, fails with
+    /// [`UndeliveredReason::Discarded`](crate::UndeliveredReason::Discarded)). The sync
+    /// point for protocols where some messages make no sense on a new session; see also
+    /// [`Outgoing::volatile`](crate::Outgoing::volatile) for marking them one by one. The
+    /// hook runs inside the sink's poll, before the [`on_connect_with`](Self::on_connect_with)
+    /// hook (whose [`ConnectInfo::resending`] counts what was kept); it must be quick.
+    ///
+    /// ```
+    /// use ws_reconnect::{ConnectInfo, Message, ReconnectingSink};
+    ///
+    /// // Requests older than the outage are answered from a cache on reconnection:
+    /// // resend only the orders.
+    /// let ws = ReconnectingSink::builder()
+    ///     .retain_on_reconnect(|_info: &ConnectInfo, message: &Message| {
+    ///         message.to_text().is_ok_and(|t| t.starts_with("order "))
+    ///     })
+    ///     .build("ws://127.0.0.1:9000/feed")?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn retain_on_reconnect<F>(mut self, hook: F) -> Self
+    where
+        F: FnMut(&ConnectInfo, &Message) -> bool + Send + 'static,
+    {
+        self.retain_on_reconnect = Some(Box::new(hook));
         self
     }
 
@@ -753,6 +788,7 @@ impl Builder {
                 keepalive: self.keepalive,
                 close_policy: self.close_policy,
                 reconnect_jitter: self.reconnect_jitter,
+                retain: self.retain_on_reconnect,
                 acks: self.acks.map(|acks| Acks {
                     acks,
                     window: self.ack_window,

@@ -9,6 +9,7 @@ use futures_sink::Sink;
 
 use super::driver::{Core, State};
 use super::inbound::Inbound;
+use super::outcome::UndeliveredReason;
 use super::state::ConnectionState;
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
@@ -65,7 +66,6 @@ impl<M: MakeConnection> Core<M> {
                             continue;
                         }
                     }
-                    self.stats.disconnected();
                     return Poll::Ready(self.closed(None));
                 }
                 _ => {
@@ -101,6 +101,9 @@ impl<M: MakeConnection> Core<M> {
     /// any -> Idle at the end of `close()`. `failure`: why what is still owed could not be
     /// delivered.
     fn closed(&mut self, failure: Option<Error>) -> Result<(), Error> {
+        if matches!(self.state, State::Connected(_) | State::Closing { .. }) {
+            self.connection_ended();
+        }
         self.state = State::Idle;
         self.close_deadline = None;
         self.publish(ConnectionState::Closed);
@@ -112,6 +115,8 @@ impl<M: MakeConnection> Core<M> {
         }
         let source = Box::new(failure.unwrap_or(Error::Timeout));
         tracing::warn!(undelivered, error = %source, "closed by the user with messages undelivered");
+        // Messages sent with an outcome are handed back through it; the rest stay.
+        self.outbox.give_up(|| UndeliveredReason::Closed);
         Err(Error::CloseIncomplete {
             undelivered,
             source,

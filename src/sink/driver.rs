@@ -24,6 +24,7 @@ use super::keepalive::{Keepalive, Ping};
 use super::live::Live;
 use super::lost::{Health, Lost};
 use super::outbox::Outbox;
+use super::outcome::{RetainFn, UndeliveredReason};
 use super::state::{CloseAction, ClosePolicy, ConnectionState};
 use super::stats::StatsHandle;
 use super::waker::{Fanout, Half};
@@ -40,6 +41,8 @@ pub(super) struct Core<M: MakeConnection> {
     pub(super) target: Target,
     pub(super) state: State<M>,
     pub(super) hello: Hello,
+    /// Decides, when a connection comes up, which owed messages to resend.
+    retain: Option<RetainFn>,
     /// When the last connection was lost (for [`ConnectInfo::outage`]).
     lost_at: Option<Instant>,
     pub(super) outbox: Outbox,
@@ -171,6 +174,7 @@ impl<M: MakeConnection> Core<M> {
             target,
             state: State::Idle,
             hello: settings.hello,
+            retain: settings.retain,
             lost_at: None,
             outbox: settings.outbox,
             inbox: Inbox::new(settings.inbox_capacity),
@@ -301,7 +305,7 @@ impl<M: MakeConnection> Core<M> {
             State::Idle | State::Failed => {}
             State::Closing { .. } => {
                 tracing::debug!("dial() abandons an unfinished close");
-                self.stats.disconnected();
+                self.connection_ended();
             }
             _ => return,
         }
@@ -405,12 +409,23 @@ impl<M: MakeConnection> Core<M> {
                         self.stats.connected(kind == DialKind::Reconnect);
                         self.reconnect_runs = 0;
                         self.publish(ConnectionState::Connected);
-                        let info = ConnectInfo {
+                        let mut info = ConnectInfo {
                             connection: self.stats.get().connects.saturating_sub(1),
                             reconnect: kind == DialKind::Reconnect,
                             outage: self.lost_at.take().map(|at| at.elapsed()),
                             resending: self.outbox.len(),
                         };
+                        if let Some(retain) = self.retain.as_mut().filter(|_| info.resending > 0) {
+                            let discarded = self.outbox.retain(|m| retain(&info, m));
+                            if discarded > 0 {
+                                self.stats.dropped(discarded);
+                                tracing::debug!(
+                                    discarded,
+                                    "retain_on_reconnect discarded messages"
+                                );
+                            }
+                            info.resending = self.outbox.len();
+                        }
                         let hello = self.hello.for_connection(&info);
                         tracing::info!(
                             hello = hello.len(),
@@ -496,6 +511,8 @@ impl<M: MakeConnection> Core<M> {
             None => {
                 // Connecting -> Failed
                 self.state = State::Failed;
+                self.outbox
+                    .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
                 self.publish(ConnectionState::GaveUp {
                     reason: error.to_string(),
                 });
@@ -524,8 +541,7 @@ impl<M: MakeConnection> Core<M> {
         let cause = lost.cause;
         tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
         self.lost_at = Some(Instant::now());
-        self.outbox.rewind();
-        self.stats.disconnected();
+        self.connection_ended();
         self.state = if self.timing.reconnect_jitter.is_zero() {
             // Connected -> Disconnected
             State::Disconnected {
@@ -546,6 +562,17 @@ impl<M: MakeConnection> Core<M> {
             last_error: Some(cause.to_string()),
         });
         self.wakers.wake_other(self.current);
+    }
+
+    /// A live connection (or the one closing) is gone: its volatile messages go with it
+    /// and the rest is to be written again.
+    pub(super) fn connection_ended(&mut self) {
+        let dropped = self.outbox.connection_lost();
+        if dropped > 0 {
+            self.stats.dropped(dropped);
+            tracing::debug!(dropped, "volatile messages dropped with their connection");
+        }
+        self.stats.disconnected();
     }
 
     /// The server sent a Close frame: answer it, then the close policy decides.
@@ -570,6 +597,8 @@ impl<M: MakeConnection> Core<M> {
                 self.lose(Lost::new(error.to_string().into()));
                 // Disconnected -> Failed: reported once, then the stream ends.
                 self.state = State::Failed;
+                self.outbox
+                    .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
                 self.publish(ConnectionState::GaveUp {
                     reason: error.to_string(),
                 });

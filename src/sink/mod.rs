@@ -65,6 +65,7 @@ mod keepalive;
 mod live;
 mod lost;
 mod outbox;
+pub mod outcome;
 mod read;
 mod state;
 mod stats;
@@ -86,9 +87,12 @@ pub use self::builder::{Builder, DefaultConnector};
 use self::driver::Core;
 pub use self::hello::ConnectInfo;
 pub use self::keepalive::Keepalive;
+pub(crate) use self::outcome::Promise;
+pub use self::outcome::{Delivery, Outgoing, Undelivered, UndeliveredReason};
 pub use self::state::{CloseAction, ClosePolicy, ConnectionState};
 pub use self::stats::{Stats, StatsHandle};
 use self::waker::{Fanout, Half};
+use self::write::Tag;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::limit::ReconnectBudget;
@@ -405,6 +409,116 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// is kept and resent on the next connection.
     pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
         self.core.start_send(message)
+    }
+
+    /// Accepts a message as [`start_send`](Self::start_send) does, with its options
+    /// ([`Outgoing::volatile`]), and returns its [`Delivery`]: resolved `Ok` once the
+    /// message is flushed (acknowledged, in acknowledged mode), or failed with the message
+    /// handed back. See [outcomes](self::outcome) for when each happens. The sink must be
+    /// driven (flushed, written to or read from) for the outcome to resolve.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ReconnectingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt;
+    /// use ws_reconnect::{Message, Outgoing};
+    ///
+    /// futures::future::poll_fn(|cx| ws.poll_ready(cx)).await?;
+    /// let delivery = ws.start_send_outgoing(Outgoing::new(Message::text("cursor 3,4")).volatile())?;
+    /// ws.flush().await?;
+    /// delivery.await.ok(); // flushed, or dropped with its connection
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start_send`](Self::start_send); the message was not taken.
+    pub fn start_send_outgoing(&mut self, item: impl Into<Outgoing>) -> Result<Delivery, Error> {
+        let (message, volatile) = item.into().into_parts();
+        self.core.can_accept(&message)?;
+        let (promise, delivery) = Delivery::new();
+        self.core.accept(
+            message,
+            Some(Tag {
+                volatile,
+                promise: Some(promise),
+            }),
+        );
+        Ok(delivery)
+    }
+
+    /// Waits until the sink can take a message, then
+    /// [`start_send_outgoing`](Self::start_send_outgoing): the outcome-returning
+    /// `SinkExt::feed`. It does not flush.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ReconnectingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt;
+    /// use ws_reconnect::Message;
+    /// let first = ws.feed_outgoing(Message::text("a")).await?;
+    /// let second = ws.feed_outgoing(Message::text("b")).await?;
+    /// ws.flush().await?;
+    /// assert!(first.await.is_ok() && second.await.is_ok());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`poll_ready`](Self::poll_ready) and [`start_send`](Self::start_send).
+    ///
+    /// # Cancellation safety
+    /// Dropped before it returns, the message was not taken.
+    pub async fn feed_outgoing(&mut self, item: impl Into<Outgoing>) -> Result<Delivery, Error> {
+        let item = item.into();
+        poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.start_send_outgoing(item)
+    }
+
+    /// `start_send_outgoing` for an outcome created elsewhere (a handle's): a refusal
+    /// settles it at once.
+    pub(crate) fn start_send_promised(
+        &mut self,
+        item: Outgoing,
+        promise: Promise,
+    ) -> Result<(), Error> {
+        let (message, volatile) = item.into_parts();
+        if let Err(error) = self.core.can_accept(&message) {
+            promise.refuse(&error, message);
+            return Err(error);
+        }
+        self.core.accept(
+            message,
+            Some(Tag {
+                volatile,
+                promise: Some(promise),
+            }),
+        );
+        Ok(())
+    }
+
+    /// `start_send` with the options of `item` and no outcome.
+    pub(crate) fn start_send_outgoing_untracked(&mut self, item: Outgoing) -> Result<(), Error> {
+        let (message, volatile) = item.into_parts();
+        self.core.can_accept(&message)?;
+        let tag = volatile.then_some(Tag {
+            volatile,
+            promise: None,
+        });
+        self.core.accept(message, tag);
+        Ok(())
+    }
+
+    /// The bound on `close()`.
+    pub(crate) fn close_timeout(&self) -> std::time::Duration {
+        self.core.timing.close_timeout
+    }
+
+    /// A first dial if the sink was never dialed, closed, or failed for good; otherwise
+    /// nothing.
+    pub(crate) fn dial_if_idle(&mut self) {
+        self.core.dial();
+    }
+
+    /// Fails the outcomes the sink holds with `reason`, handing their messages back.
+    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) {
+        self.core.outbox.give_up(reason);
     }
 
     /// Polls until every accepted message is flushed, reconnecting and resending as needed.

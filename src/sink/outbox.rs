@@ -10,15 +10,34 @@
 //! ```
 //! A successful flush drops the untracked entries of the flushed prefix; an
 //! acknowledgement drops the tracked entries with an id at or below it, wherever they are.
+//!
+//! An entry may also carry a ticket in the outcome [`Ledger`] (settled when the entry
+//! leaves the outbox, whichever way) and be volatile (dropped when the connection it
+//! belongs to ends: every volatile entry still here when a live connection ends belonged
+//! to that connection, having been accepted while it was up or before it came up).
 
 use std::collections::VecDeque;
 
+use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
 use crate::Message;
 
 #[derive(Debug)]
 struct Entry {
     message: Message,
     id: Option<u64>,
+    ticket: Option<Ticket>,
+    volatile: bool,
+}
+
+impl Entry {
+    fn plain(message: Message, id: Option<u64>) -> Self {
+        Entry {
+            message,
+            id,
+            ticket: None,
+            volatile: false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -35,6 +54,12 @@ pub(crate) struct Outbox {
     last_id: Option<u64>,
     max_messages: usize,
     max_bytes: usize,
+    /// Outcomes of the entries with a ticket.
+    ledger: Ledger,
+    /// Entries with a ticket.
+    tickets: usize,
+    /// Volatile entries.
+    volatile: usize,
 }
 
 impl Outbox {
@@ -50,6 +75,9 @@ impl Outbox {
             last_id: None,
             max_messages: max_messages.max(1),
             max_bytes: max_bytes.max(1),
+            ledger: Ledger::default(),
+            tickets: 0,
+            volatile: 0,
         }
     }
 
@@ -74,6 +102,31 @@ impl Outbox {
     }
 
     pub(crate) fn push(&mut self, message: Message, id: Option<u64>) {
+        self.push_entry(Entry::plain(message, id));
+    }
+
+    /// Pushes a message with its outcome to settle (if it has one) and, if `volatile`,
+    /// bound to its connection.
+    pub(crate) fn push_outgoing(
+        &mut self,
+        message: Message,
+        id: Option<u64>,
+        volatile: bool,
+        promise: Option<Promise>,
+    ) {
+        let ticket = promise.map(|promise| self.ledger.open(promise));
+        self.tickets += usize::from(ticket.is_some());
+        self.volatile += usize::from(volatile);
+        self.push_entry(Entry {
+            message,
+            id,
+            ticket,
+            volatile,
+        });
+    }
+
+    fn push_entry(&mut self, entry: Entry) {
+        let (message, id) = (&entry.message, entry.id);
         if let Some(id) = id {
             if self.last_id.is_some_and(|last| id <= last) {
                 self.ids_in_order = false;
@@ -82,7 +135,7 @@ impl Outbox {
         }
         self.unflushed_bytes += message.len();
         self.tracked += usize::from(id.is_some());
-        self.queue.push_back(Entry { message, id });
+        self.queue.push_back(entry);
     }
 
     /// The next message not yet written to the current connection.
@@ -117,16 +170,32 @@ impl Outbox {
             return;
         }
         if self.tracked == 0 {
-            self.queue.drain(..upto);
+            if self.tickets == 0 && self.volatile == 0 {
+                self.queue.drain(..upto);
+            } else {
+                for mut entry in self.queue.drain(..upto) {
+                    Self::delivered(
+                        &mut self.ledger,
+                        &mut self.tickets,
+                        &mut self.volatile,
+                        &mut entry,
+                    );
+                }
+            }
             self.written = 0;
             self.flushed = 0;
         } else {
             let mut index = 0;
             let mut removed = 0;
-            self.queue.retain(|e| {
+            let (ledger, tickets, volatile) =
+                (&mut self.ledger, &mut self.tickets, &mut self.volatile);
+            self.queue.retain_mut(|e| {
                 let keep = index >= upto || e.id.is_some();
                 removed += usize::from(!keep);
                 index += 1;
+                if !keep {
+                    Self::delivered(ledger, tickets, volatile, e);
+                }
                 keep
             });
             self.written = upto - removed;
@@ -154,7 +223,14 @@ impl Outbox {
                 _ => break,
             }
             let len = front.message.len();
-            self.queue.pop_front();
+            if let Some(mut entry) = self.queue.pop_front() {
+                Self::delivered(
+                    &mut self.ledger,
+                    &mut self.tickets,
+                    &mut self.volatile,
+                    &mut entry,
+                );
+            }
             if self.flushed > 0 {
                 self.flushed -= 1;
                 self.written -= 1;
@@ -180,9 +256,11 @@ impl Outbox {
         let (mut index, mut removed) = (0, 0);
         let (mut before_written, mut before_flushed, mut unflushed_bytes) = (0, 0, 0);
         let (written, flushed) = (self.written, self.flushed);
-        self.queue.retain(|e| {
+        let (ledger, tickets, volatile) = (&mut self.ledger, &mut self.tickets, &mut self.volatile);
+        self.queue.retain_mut(|e| {
             let drop = e.id.is_some_and(|id| id <= acked);
             if drop {
+                Self::delivered(ledger, tickets, volatile, e);
                 removed += 1;
                 before_written += usize::from(index < written);
                 before_flushed += usize::from(index < flushed);
@@ -199,7 +277,8 @@ impl Outbox {
         popped + removed
     }
 
-    /// Hands every message still owed back, oldest first.
+    /// Hands every message still owed back, oldest first. Their outcomes fail with
+    /// [`UndeliveredReason::Taken`].
     pub(crate) fn take_all(&mut self) -> Vec<Message> {
         self.written = 0;
         self.flushed = 0;
@@ -207,7 +286,104 @@ impl Outbox {
         self.tracked = 0;
         self.ids_in_order = true;
         self.last_id = None;
-        self.queue.drain(..).map(|e| e.message).collect()
+        self.tickets = 0;
+        self.volatile = 0;
+        let ledger = &mut self.ledger;
+        self.queue
+            .drain(..)
+            .map(|e| {
+                if let Some(ticket) = e.ticket {
+                    let undelivered = Undelivered::new(UndeliveredReason::Taken, e.message.clone());
+                    ledger.settle(ticket, Err(undelivered));
+                }
+                e.message
+            })
+            .collect()
+    }
+
+    /// The live connection ended: its volatile entries are dropped (their outcomes fail
+    /// with [`UndeliveredReason::ConnectionLost`]) and the rest is to be written again.
+    /// Returns how many were dropped.
+    pub(crate) fn connection_lost(&mut self) -> usize {
+        let dropped = if self.volatile == 0 {
+            0
+        } else {
+            self.remove_where(|e| e.volatile, || UndeliveredReason::ConnectionLost)
+        };
+        self.rewind();
+        dropped
+    }
+
+    /// Before a resend: drops the entries `keep` refuses (their outcomes fail with
+    /// [`UndeliveredReason::Discarded`]). Returns how many were dropped.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Message) -> bool) -> usize {
+        let dropped = self.remove_where(|e| !keep(&e.message), || UndeliveredReason::Discarded);
+        self.rewind();
+        dropped
+    }
+
+    /// The sink gives up on the messages that have an outcome: they leave the outbox and
+    /// their outcomes fail, handing them back. Messages without one stay. Called with no
+    /// connection live.
+    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) {
+        if self.tickets > 0 {
+            self.remove_where(|e| e.ticket.is_some(), reason);
+            self.rewind();
+        }
+    }
+
+    /// Removes the entries `condition` picks, failing their outcomes with `reason`.
+    /// Leaves the written and flushed marks for the caller to rewind.
+    fn remove_where(
+        &mut self,
+        mut condition: impl FnMut(&Entry) -> bool,
+        reason: impl Fn() -> UndeliveredReason,
+    ) -> usize {
+        let mut removed = 0;
+        let (ledger, tickets, volatile, tracked) = (
+            &mut self.ledger,
+            &mut self.tickets,
+            &mut self.volatile,
+            &mut self.tracked,
+        );
+        self.queue.retain_mut(|e| {
+            if !condition(e) {
+                return true;
+            }
+            removed += 1;
+            *tracked -= usize::from(e.id.is_some());
+            *volatile -= usize::from(e.volatile);
+            if let Some(ticket) = e.ticket.take() {
+                *tickets -= 1;
+                let message = std::mem::replace(&mut e.message, Message::binary(Vec::new()));
+                ledger.settle(ticket, Err(Undelivered::new(reason(), message)));
+            }
+            false
+        });
+        removed
+    }
+
+    /// `entry` left the outbox delivered.
+    fn delivered(
+        ledger: &mut Ledger,
+        tickets: &mut usize,
+        volatile: &mut usize,
+        entry: &mut Entry,
+    ) {
+        *volatile -= usize::from(entry.volatile);
+        if let Some(ticket) = entry.ticket.take() {
+            *tickets -= 1;
+            ledger.settle(ticket, Ok(()));
+        }
+    }
+}
+
+impl Drop for Outbox {
+    /// The sink is gone: every outcome still open fails, handing its message back.
+    fn drop(&mut self) {
+        if self.tickets > 0 {
+            self.give_up(|| UndeliveredReason::Dropped);
+        }
     }
 }
 

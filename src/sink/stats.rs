@@ -41,6 +41,9 @@ pub struct Stats {
     pub bytes_received: u64,
     /// Messages written again to a new connection after a drop.
     pub messages_resent: u64,
+    /// Messages dropped without being delivered, by design: volatile messages whose
+    /// connection ended first, and messages the `retain_on_reconnect` hook discarded.
+    pub messages_dropped: u64,
     /// How long the current connection has been up; `None` when not connected.
     pub uptime: Option<Duration>,
 }
@@ -77,6 +80,7 @@ pub(crate) struct Counters {
     messages_received: AtomicU64,
     bytes_received: AtomicU64,
     messages_resent: AtomicU64,
+    messages_dropped: AtomicU64,
     connected_since: Mutex<Option<Instant>>,
     #[cfg(feature = "metrics")]
     metrics: Option<SinkMetrics>,
@@ -137,6 +141,7 @@ impl StatsHandle {
             messages_received: c.messages_received.load(Relaxed),
             bytes_received: c.bytes_received.load(Relaxed),
             messages_resent: c.messages_resent.load(Relaxed),
+            messages_dropped: c.messages_dropped.load(Relaxed),
             uptime: since.map(|s| s.elapsed()),
         }
     }
@@ -213,6 +218,14 @@ impl StatsHandle {
             .fetch_add(count as u64, Relaxed);
         #[cfg(feature = "metrics")]
         self.report(|m| m.messages_resent.increment(count as u64));
+    }
+
+    pub(crate) fn dropped(&self, count: usize) {
+        self.counters
+            .messages_dropped
+            .fetch_add(count as u64, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.report(|m| m.messages_dropped.increment(count as u64));
     }
 }
 

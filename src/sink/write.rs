@@ -10,10 +10,18 @@ use std::task::{ready, Context, Poll};
 use super::driver::{Core, State};
 use super::inbound::Look;
 use super::lost::Lost;
+use super::outbox::Outbox;
+use super::outcome::Promise;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::target::DialKind;
 use crate::Message;
+
+/// What a message sent with an outcome carries into the outbox.
+pub(super) struct Tag {
+    pub(super) volatile: bool,
+    pub(super) promise: Option<Promise>,
+}
 
 /// The writer looks at inbound frames at least every this many messages...
 const CHECK_EVERY: u64 = 256;
@@ -92,6 +100,13 @@ impl<M: MakeConnection> Core<M> {
     }
 
     pub(super) fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        self.can_accept(&message)?;
+        self.accept(message, None);
+        Ok(())
+    }
+
+    /// Whether `start_send` would take `message` now.
+    pub(super) fn can_accept(&self, message: &Message) -> Result<(), Error> {
         if matches!(message, Message::Close(_) | Message::Frame(_)) {
             return Err(Error::UnsupportedMessage);
         }
@@ -103,6 +118,14 @@ impl<M: MakeConnection> Core<M> {
             // that skipped it is refused rather than let the outbox grow without bound.
             return Err(Error::NotReady);
         }
+        Ok(())
+    }
+
+    /// Takes a message [`can_accept`](Self::can_accept) allowed, with its outcome and
+    /// volatility when it has them: kept in the outbox and, when nothing is queued before
+    /// it, written at once.
+    #[inline]
+    pub(super) fn accept(&mut self, message: Message, tag: Option<Tag>) {
         if self.close_deadline.is_some() {
             // A write after a close() that was dropped unfinished: the sink goes on.
             self.close_deadline = None;
@@ -111,9 +134,13 @@ impl<M: MakeConnection> Core<M> {
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
         self.unchecked.add(&message);
         self.unpublished.add(&message);
+        let keep = |outbox: &mut Outbox, message: Message| match tag {
+            None => outbox.push(message, id),
+            Some(Tag { volatile, promise }) => outbox.push_outgoing(message, id, volatile, promise),
+        };
         match &mut self.state {
             State::Connected(live) if direct => {
-                self.outbox.push(message.clone(), id);
+                keep(&mut self.outbox, message.clone());
                 match live.write(message) {
                     Ok(()) => self.outbox.mark_written(),
                     // Kept in the outbox; resent on the next connection.
@@ -121,9 +148,8 @@ impl<M: MakeConnection> Core<M> {
                 }
             }
             // Not connected (or the backlog is still being written): keep it for later.
-            _ => self.outbox.push(message, id),
+            _ => keep(&mut self.outbox, message),
         }
-        Ok(())
     }
 
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -18,7 +18,28 @@ fn options(plain: bool, seed: u64) -> Options {
         faults_per_thousand: 5.0,
         seed,
         plain,
+        handle: false,
     }
+}
+
+#[tokio::test]
+async fn through_a_handle_every_acknowledged_outcome_is_ok_and_was_received() {
+    let options = Options {
+        handle: true,
+        ..options(false, 5)
+    };
+    let s = tokio::time::timeout(
+        Duration::from_secs(60),
+        run::run(options, Arc::new(Progress::default())),
+    )
+    .await
+    .expect("demo run hung");
+    assert_eq!(s.error, None);
+    assert_eq!(s.sent, 3_000);
+    assert_eq!(s.confirmed, Some(3_000), "every outcome Ok");
+    assert_eq!(s.confirmed_but_lost, 0);
+    assert_eq!(s.lost, 0);
+    assert!(s.reconnections >= 3, "only {} faults", s.reconnections);
 }
 
 #[tokio::test]

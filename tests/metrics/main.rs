@@ -19,7 +19,7 @@ use ws_reconnect::{Message, ReconnectingSink, Target};
 
 use support::{serve, Reply, Ws, BOUND};
 
-const COUNTERS: [&str; 8] = [
+const COUNTERS: [&str; 9] = [
     "ws_reconnect_connects_total",
     "ws_reconnect_reconnects_total",
     "ws_reconnect_disconnects_total",
@@ -28,6 +28,7 @@ const COUNTERS: [&str; 8] = [
     "ws_reconnect_messages_received_total",
     "ws_reconnect_bytes_received_total",
     "ws_reconnect_messages_resent_total",
+    "ws_reconnect_messages_dropped_total",
 ];
 const GAUGE: &str = "ws_reconnect_connected";
 
@@ -190,6 +191,7 @@ async fn a_drop_and_a_reconnection_show_in_the_counters_and_the_gauge() {
         ("ws_reconnect_messages_received_total", 4),
         ("ws_reconnect_bytes_received_total", 28),
         ("ws_reconnect_messages_resent_total", 0),
+        ("ws_reconnect_messages_dropped_total", 0),
     ];
     for (name, value) in expected {
         assert_eq!(metrics.counter(name, &target), value, "{name}");
