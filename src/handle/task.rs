@@ -63,6 +63,10 @@ pub(super) struct Task<M: MakeConnection> {
     outlet: Outlet,
     /// Messages written since the last successful flush.
     unflushed: bool,
+    /// The pass wrote messages and left the flush for after a yield: senders on this
+    /// runtime get to queue more first, and one flush covers them all (the outbox bound
+    /// still flushes a long run).
+    yield_before_flush: bool,
     /// The limiter refused: writes wait until then.
     refused: Option<Pin<Box<Sleep>>>,
     /// The last error item the sink's reader was told of (why its stream ended).
@@ -102,6 +106,7 @@ where
                 gone: Box::pin(async move { watch.closed().await }),
             },
             unflushed: false,
+            yield_before_flush: false,
             refused: None,
             last_error: None,
             phase: Phase::Running,
@@ -154,6 +159,10 @@ where
                 // Running -> Closing
                 self.phase = Phase::Closing;
                 continue;
+            }
+            if std::mem::take(&mut self.yield_before_flush) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if !progress {
                 return Poll::Pending;
@@ -217,6 +226,7 @@ where
             self.refused = None;
         }
         let mut progress = false;
+        let mut wrote = false;
         loop {
             if self.staged.is_none() && !self.commands_done {
                 match self.commands.poll_recv(cx) {
@@ -243,6 +253,7 @@ where
                         }
                         self.unflushed = true;
                         progress = true;
+                        wrote = true;
                     }
                     Poll::Ready(Err(error)) => {
                         self.staged = Some(send);
@@ -255,7 +266,9 @@ where
                 },
             }
         }
-        if self.unflushed {
+        if self.unflushed && wrote && matches!(self.phase, Phase::Running) {
+            self.yield_before_flush = true;
+        } else if self.unflushed {
             match self.sink.poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.unflushed = false;

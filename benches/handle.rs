@@ -1,0 +1,171 @@
+//! `cargo bench --bench handle`: sending through a spawned [`Handle`] against using the
+//! sink directly, in interleaved rounds.
+//!
+//! One-way throughput and client CPU per message at 64 B and 1 KiB: the sink fed
+//! directly (`feed` in a loop, one flush), a handle with one sending task, and a handle
+//! with eight sending tasks sharing the count. The client runs on a current-thread
+//! runtime on the main thread, so its thread CPU time covers the senders and the
+//! handle's task; the server runs on a thread of its own.
+//!
+//! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run).
+//!
+//! [`Handle`]: ws_reconnect::Handle
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use ws_reconnect::ReconnectingSink;
+
+mod common;
+
+#[allow(unsafe_code)]
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes through a valid, exclusive pointer to a timespec.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Direct,
+    Handle { senders: u64 },
+}
+
+impl Way {
+    fn name(self) -> String {
+        match self {
+            Way::Direct => "sink, direct".into(),
+            Way::Handle { senders: 1 } => "handle, 1 sender".into(),
+            Way::Handle { senders } => format!("handle, {senders} senders"),
+        }
+    }
+}
+
+/// One run: `n` messages of `size` bytes to a server that answers "done" after `n`.
+/// Returns (messages per second, client CPU ns per message).
+async fn run(addr: SocketAddr, way: Way, size: usize, n: u64) -> (f64, f64) {
+    let payload = Bytes::from(vec![7u8; size]);
+    let url = format!("ws://{addr}/count/{n}/0");
+    let ws = ReconnectingSink::connect(&url).await.unwrap();
+    let cpu0 = thread_cpu();
+    let t0 = Instant::now();
+    match way {
+        Way::Direct => {
+            let mut ws = ws;
+            for _ in 0..n {
+                ws.feed(Message::Binary(payload.clone())).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            wait_done(&mut ws).await;
+            let out = (t0.elapsed(), thread_cpu() - cpu0);
+            let _ = ws.close().await;
+            rates(out, n)
+        }
+        Way::Handle { senders } => {
+            let (handle, mut incoming) = ws.spawn();
+            let per = n / senders;
+            let tasks: Vec<_> = (0..senders)
+                .map(|s| {
+                    let (handle, payload) = (handle.clone(), payload.clone());
+                    let count = if s == senders - 1 { n - per * s } else { per };
+                    tokio::spawn(async move {
+                        for _ in 0..count {
+                            handle.send(Message::Binary(payload.clone())).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            wait_done(&mut incoming).await;
+            let out = (t0.elapsed(), thread_cpu() - cpu0);
+            let _ = handle.close().await;
+            rates(out, n)
+        }
+    }
+}
+
+fn rates((elapsed, cpu): (Duration, Duration), n: u64) -> (f64, f64) {
+    (
+        n as f64 / elapsed.as_secs_f64(),
+        cpu.as_nanos() as f64 / n as f64,
+    )
+}
+
+async fn wait_done<S>(ws: &mut S)
+where
+    S: futures::Stream<Item = Result<Message, ws_reconnect::Error>> + Unpin,
+{
+    while let Some(Ok(m)) = ws.next().await {
+        if m.to_text().is_ok_and(|t| t == "done") {
+            return;
+        }
+    }
+    panic!("the server's \"done\" never came");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 2 } else { 5 });
+    if args.iter().any(|a| a == "--bench") && !quick && rounds == 0 {
+        return;
+    }
+    let addr = common::server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ways = [
+        Way::Direct,
+        Way::Handle { senders: 1 },
+        Way::Handle { senders: 8 },
+    ];
+    println!("| size | way | msg/s (median of {rounds}) | ratio | client CPU ns/msg | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for (size, n) in [(64usize, 200_000u64), (1024, 100_000)] {
+        let n = if quick { n / 10 } else { n };
+        let mut results = vec![(Vec::new(), Vec::new()); ways.len()];
+        for _ in 0..rounds {
+            for (i, way) in ways.iter().enumerate() {
+                let (rate, cpu) = rt.block_on(run(addr, *way, size, n));
+                results[i].0.push(rate);
+                results[i].1.push(cpu);
+            }
+        }
+        let medians: Vec<(f64, f64)> = results
+            .into_iter()
+            .map(|(r, c)| (median(r), median(c)))
+            .collect();
+        let (base_rate, base_cpu) = medians[0];
+        for (way, (rate, cpu)) in ways.iter().zip(&medians) {
+            println!(
+                "| {size} B | {} | {:.0} | {:.2} | {:.0} | {:.2} |",
+                way.name(),
+                rate,
+                rate / base_rate,
+                cpu,
+                cpu / base_cpu
+            );
+        }
+    }
+}
