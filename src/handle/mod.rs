@@ -140,6 +140,22 @@ impl Ended {
         self.done.send_replace(true);
     }
 
+    /// Replaces the stored `Shutdown`'s result (why the task ended, once known).
+    fn set_result(&self, result: Result<(), Error>) {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *slot {
+            Slot::Stored(shutdown) | Slot::Taken(shutdown) => shutdown.result = result,
+            Slot::Running => {
+                *slot = Slot::Stored(Shutdown {
+                    result,
+                    undelivered: Vec::new(),
+                });
+            }
+        }
+        drop(slot);
+        self.done.send_replace(true);
+    }
+
     /// Waits for the task's end and takes its `Shutdown`.
     async fn take(&self) -> Shutdown {
         let mut done = self.done.subscribe();
@@ -351,27 +367,22 @@ where
             stats: self.stats_handle(),
             ended: Arc::clone(&ended),
         };
-        let task = Task::new(self, commands_rx, close_rx, incoming_tx);
+        let task = Task::new(self, commands_rx, close_rx, incoming_tx, Arc::clone(&ended));
         tokio::spawn(async move {
-            let shutdown = match std::panic::AssertUnwindSafe(task.run())
+            // The task (and with it the sink and its connection) is dropped at the end of
+            // this statement: a panic's `Shutdown` is stored by then, with what was owed.
+            let run = std::panic::AssertUnwindSafe(task.run())
                 .catch_unwind()
-                .await
-            {
-                Ok(shutdown) => shutdown,
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    tracing::error!(%message, "the connection's task panicked; connection dropped");
-                    Shutdown {
-                        result: Err(Error::TaskPanicked { message }),
-                        undelivered: Vec::new(),
-                    }
-                }
-            };
-            ended.store(shutdown);
+                .await;
+            if let Err(panic) = run {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(%message, "the connection's task panicked; connection dropped");
+                ended.set_result(Err(Error::TaskPanicked { message }));
+            }
         });
         (handle, Incoming { rx: incoming_rx })
     }

@@ -15,12 +15,13 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::sync::mpsc::{self, error::TrySendError, OwnedPermit};
 use tokio::time::Sleep;
 
-use super::Shutdown;
+use super::{Ended, Shutdown};
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::sink::{Outgoing, Promise, ReconnectingSink, Undelivered, UndeliveredReason};
@@ -72,6 +73,10 @@ pub(super) struct Task<M: MakeConnection> {
     /// The last error item the sink's reader was told of (why its stream ended).
     last_error: Option<Error>,
     phase: Phase,
+    /// Where the `Shutdown` goes; set once, by `finish` or, if the task is dropped
+    /// unfinished (a panic unwinding, the runtime shutting down), by `Drop`.
+    ended: Arc<Ended>,
+    finished: bool,
 }
 
 /// See the table in the module docs.
@@ -92,6 +97,7 @@ where
         commands: mpsc::Receiver<Command>,
         close: mpsc::Receiver<()>,
         tx: mpsc::Sender<Item>,
+        ended: Arc<Ended>,
     ) -> Self {
         let watch = tx.clone();
         Task {
@@ -110,12 +116,28 @@ where
             refused: None,
             last_error: None,
             phase: Phase::Running,
+            ended,
+            finished: false,
         }
     }
 
-    pub(super) async fn run(mut self) -> Shutdown {
+    /// Runs until the task ends and stores its `Shutdown`.
+    pub(super) async fn run(mut self) {
         let result = poll_fn(|cx| self.poll(cx)).await;
-        self.finish(result)
+        match &result {
+            Ok(()) => tracing::info!("the connection's task ended"),
+            Err(e) => tracing::warn!(error = %e, "the connection's task ended"),
+        }
+        let reason = || match &result {
+            Ok(()) | Err(Error::CloseIncomplete { .. }) => UndeliveredReason::Closed,
+            Err(e) => UndeliveredReason::GaveUp(e.duplicate()),
+        };
+        let undelivered = self.hand_back(reason);
+        self.finished = true;
+        self.ended.store(Shutdown {
+            result,
+            undelivered,
+        });
     }
 
     /// One pass over everything that can progress; `Ready` with how the task ends.
@@ -301,19 +323,14 @@ where
         }
         Poll::Ready(Err(error))
     }
+}
 
-    /// The task ends: what is still owed goes into the `Shutdown`, outcomes fail.
-    fn finish(mut self, result: Result<(), Error>) -> Shutdown {
-        match &result {
-            Ok(()) => tracing::info!("the connection's task ended"),
-            Err(e) => tracing::warn!(error = %e, "the connection's task ended"),
-        }
-        let reason = || match &result {
-            Ok(()) | Err(Error::CloseIncomplete { .. }) => UndeliveredReason::Closed,
-            Err(e) => UndeliveredReason::GaveUp(e.duplicate()),
-        };
+impl<M: MakeConnection> Task<M> {
+    /// The task ends: outcomes fail with `reason`, handing their messages back; returns
+    /// every other message still owed, in the sink or queued.
+    fn hand_back(&mut self, reason: impl Fn() -> UndeliveredReason) -> Vec<Message> {
         // Outcomes the sink still holds fail with the reason (close() did that already).
-        self.sink.give_up(reason);
+        self.sink.give_up(&reason);
         let mut undelivered = self.sink.take_undelivered();
         self.commands.close();
         while let Some(Command { item, promise }) =
@@ -331,9 +348,21 @@ where
                 "the connection's task ended with messages undelivered"
             );
         }
-        Shutdown {
-            result,
-            undelivered,
+        undelivered
+    }
+}
+
+impl<M: MakeConnection> Drop for Task<M> {
+    /// Dropped unfinished (a panic in user code unwinding through the sink, or the
+    /// runtime shutting down): what was owed is still handed back.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
         }
+        let undelivered = self.hand_back(|| UndeliveredReason::Dropped);
+        self.ended.store(Shutdown {
+            result: Err(Error::TaskEnded),
+            undelivered,
+        });
     }
 }

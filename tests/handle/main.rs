@@ -247,15 +247,23 @@ async fn a_failure_for_good_ends_the_task_with_the_error() {
 }
 
 #[tokio::test]
-async fn a_panic_in_a_hook_ends_the_task_and_the_connection() {
-    let (server, open) = counting_server(|conn, ws| Box::pin(drain(conn, ws))).await;
-    let builder = quick_healthy().on_connect_with(|info: &ConnectInfo| {
-        assert!(!info.reconnect, "the hook fails on reconnection");
-        Vec::new()
-    });
+async fn a_panic_in_a_hook_ends_the_task_and_the_connection_and_hands_back_what_was_owed() {
+    // Acknowledged mode against a server that never acknowledges: t1 and t2 stay owed
+    // when the hook panics on the reconnection.
+    let log = Log::default();
+    let (server, open) = counting_server(recording(log.clone())).await;
+    let builder =
+        quick_healthy()
+            .acknowledged(Numbered, 16)
+            .on_connect_with(|info: &ConnectInfo| {
+                assert!(!info.reconnect, "the hook fails on reconnection");
+                Vec::new()
+            });
     let (proxy, ws) = through_proxy(&server, builder).await;
     let (handle, mut incoming) = ws.spawn();
-    eventually("connected", || open.load(Ordering::SeqCst) == 1).await;
+    handle.send(Message::text("t1")).await.unwrap();
+    let delivery = handle.deliver(Message::text("t2")).await.unwrap();
+    eventually("both sent", || log.len() == 2).await;
     proxy.inject(Fault::Reset);
     let end = timeout(BOUND, async { while incoming.next().await.is_some() {} }).await;
     assert!(end.is_ok(), "the stream ends with the task");
@@ -265,6 +273,10 @@ async fn a_panic_in_a_hook_ends_the_task_and_the_connection() {
         "{:?}",
         shutdown.result
     );
+    assert_eq!(shutdown.undelivered, [Message::text("t1")]);
+    let failed = timeout(BOUND, delivery).await.unwrap().unwrap_err();
+    assert!(matches!(failed.reason(), UndeliveredReason::Dropped));
+    assert_eq!(failed.into_message(), Some(Message::text("t2")));
     assert!(handle.is_closed());
     eventually("no connection left open", || {
         open.load(Ordering::SeqCst) == 0
