@@ -11,7 +11,8 @@
 //! 900 messages it received, with the client paced at 1,000 msg/s and unpaced.
 //!
 //! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
-//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`).
+//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`),
+//! `--out DIR` (where the CSV files go; default `target/compare`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -25,6 +26,10 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{Acknowledge, ReconnectingSink};
 
 mod common;
+#[path = "compare/out.rs"]
+mod out;
+
+use out::Csv;
 
 // ---- measurement helpers ------------------------------------------------------------
 
@@ -127,6 +132,16 @@ impl Kind {
             Kind::Peer => "stream-reconnect",
             Kind::Ours => "ReconnectingSink",
             Kind::Acked => "ReconnectingSink, acked/64",
+        }
+    }
+
+    /// The name in the CSV files.
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Raw => "raw",
+            Kind::Peer => "stream-reconnect",
+            Kind::Ours => "ws-reconnect",
+            Kind::Acked => "ws-reconnect-acked-64",
         }
     }
 }
@@ -289,6 +304,15 @@ impl DropClient {
             DropClient::Peer => "stream-reconnect",
             DropClient::Plain => "ReconnectingSink, plain",
             DropClient::Acked => "ReconnectingSink, acknowledged",
+        }
+    }
+
+    /// The name in the CSV files.
+    fn key(self) -> &'static str {
+        match self {
+            DropClient::Peer => "stream-reconnect",
+            DropClient::Plain => "ws-reconnect",
+            DropClient::Acked => "ws-reconnect-acked",
         }
     }
 }
@@ -501,6 +525,7 @@ fn default_drops_section(
     ledger: &Arc<DropLedger>,
     rounds: usize,
     quick: bool,
+    csv: &Csv,
 ) {
     let drops: u64 = if quick { 2 } else { 5 };
     println!(
@@ -537,6 +562,7 @@ fn default_drops_section(
             }
         }
     }
+    let mut rows = Vec::new();
     for (s, &(label, _)) in scenarios.iter().enumerate() {
         for (c, &client) in DropClient::ALL.iter().enumerate() {
             let (d, sent, errors, failed) = seen[s][c];
@@ -549,8 +575,34 @@ fn default_drops_section(
                 gaps[s][c].median(),
                 gaps[s][c].max(),
             );
+            rows.push(format!(
+                "{label},{},{},{},{},{},{},{d},{sent},{errors},{failed}",
+                client.key(),
+                lost[s][c].median(),
+                lost[s][c].min(),
+                lost[s][c].max(),
+                gaps[s][c].median(),
+                gaps[s][c].max(),
+            ));
         }
     }
+    csv.write(
+        "drops",
+        &[
+            "traffic",
+            "contender",
+            "lost_per_drop_median",
+            "lost_per_drop_min",
+            "lost_per_drop_max",
+            "gap_ms_median",
+            "gap_ms_max",
+            "drops",
+            "sent",
+            "send_errors",
+            "rounds_failed",
+        ],
+        &rows,
+    );
 }
 
 // ---- memory: each client in its own process --------------------------------------
@@ -663,6 +715,12 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .map(|i| args.get(i + 1).cloned().unwrap_or_default());
+    let csv = Csv::new(
+        args.iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str),
+    );
     const SECTIONS: [&str; 5] = ["throughput", "echo", "tuned-drops", "drops", "memory"];
     if let Some(name) = &only {
         if !SECTIONS.contains(&name.as_str()) {
@@ -697,26 +755,33 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if run("throughput") {
-        throughput_section(&rt, addr, rounds, scale);
+        throughput_section(&rt, addr, rounds, scale, &csv);
     }
     if run("echo") {
-        echo_section(&rt, addr, rounds, scale);
+        echo_section(&rt, addr, rounds, scale, &csv);
     }
     if run("tuned-drops") {
-        tuned_drops_section(&rt, addr, &ledger, rounds, quick);
+        tuned_drops_section(&rt, addr, &ledger, rounds, quick, &csv);
     }
     if run("drops") {
         println!();
-        default_drops_section(&rt, addr, &ledger, rounds, quick);
+        default_drops_section(&rt, addr, &ledger, rounds, quick, &csv);
     }
     if run("memory") {
-        memory_section(quick);
+        memory_section(quick, &csv);
     }
 }
 
-fn throughput_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, scale: u64) {
+fn throughput_section(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    rounds: usize,
+    scale: u64,
+    csv: &Csv,
+) {
     println!();
     println!("## One-way throughput (messages/s; client CPU ns/message)");
+    let mut rows = Vec::new();
     for (size, n) in [(64usize, 2_000_000u64), (1024, 1_000_000), (65536, 20_000)] {
         let n = n / scale;
         let kinds = [Kind::Raw, Kind::Peer, Kind::Ours, Kind::Acked];
@@ -743,11 +808,41 @@ fn throughput_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: us
                 cpu[i].max(),
                 cpu[i].median() / cpu[0].median(),
             );
+            rows.push(format!(
+                "{size},{},{},{},{},{},{},{}",
+                kind.key(),
+                rate[i].median(),
+                rate[i].min(),
+                rate[i].max(),
+                cpu[i].median(),
+                cpu[i].min(),
+                cpu[i].max(),
+            ));
         }
     }
+    csv.write(
+        "throughput",
+        &[
+            "size",
+            "contender",
+            "rate_median",
+            "rate_min",
+            "rate_max",
+            "cpu_ns_median",
+            "cpu_ns_min",
+            "cpu_ns_max",
+        ],
+        &rows,
+    );
 }
 
-fn echo_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, scale: u64) {
+fn echo_section(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    rounds: usize,
+    scale: u64,
+    csv: &Csv,
+) {
     println!();
     println!("## Echo, 64 B round trip (µs)");
     let mut p50 = vec![Samples::default(); 2];
@@ -773,6 +868,35 @@ fn echo_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, s
             p99[i].median() / p99[0].median(),
         );
     }
+    let rows: Vec<String> = [Kind::Raw, Kind::Ours]
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            format!(
+                "{},{},{},{},{},{},{}",
+                kind.key(),
+                p50[i].median(),
+                p50[i].min(),
+                p50[i].max(),
+                p99[i].median(),
+                p99[i].min(),
+                p99[i].max(),
+            )
+        })
+        .collect();
+    csv.write(
+        "echo",
+        &[
+            "contender",
+            "p50_us_median",
+            "p50_us_min",
+            "p50_us_max",
+            "p99_us_median",
+            "p99_us_min",
+            "p99_us_max",
+        ],
+        &rows,
+    );
 }
 
 fn tuned_drops_section(
@@ -781,9 +905,11 @@ fn tuned_drops_section(
     ledger: &Arc<DropLedger>,
     rounds: usize,
     quick: bool,
+    csv: &Csv,
 ) {
     println!();
     println!("## Server-side drops (TCP close without a Close frame), zero initial interval, healthy_after 100 ms");
+    let mut rows = Vec::new();
     for (label, acked, rate, total, k) in [
         ("plain, 1k msg/s", false, 1_000u64, 3_000usize, 500usize),
         ("plain, unpaced", false, 0, 200_000, 20_000),
@@ -809,10 +935,34 @@ fn tuned_drops_section(
             gap.min(),
             gap.max(),
         );
+        rows.push(format!(
+            "{},{},{},{},{},{},{},{drops_seen}",
+            label.replace(',', ""),
+            lost.median(),
+            lost.min(),
+            lost.max(),
+            gap.median(),
+            gap.min(),
+            gap.max(),
+        ));
     }
+    csv.write(
+        "tuned_drops",
+        &[
+            "scenario",
+            "lost_per_drop_median",
+            "lost_per_drop_min",
+            "lost_per_drop_max",
+            "gap_ms_median",
+            "gap_ms_min",
+            "gap_ms_max",
+            "drops",
+        ],
+        &rows,
+    );
 }
 
-fn memory_section(quick: bool) {
+fn memory_section(quick: bool, csv: &Csv) {
     println!();
     let n = if quick { 200 } else { 2_000 };
     let (raw, ours) = memory(n);
@@ -820,5 +970,10 @@ fn memory_section(quick: bool) {
     println!(
         "raw tokio-tungstenite {raw:.1} KiB   ReconnectingSink {ours:.1} KiB   ratio {:.3}",
         ours / raw
+    );
+    csv.write(
+        "memory",
+        &["connections", "raw_kib_per_conn", "ours_kib_per_conn"],
+        &[format!("{n},{raw},{ours}")],
     );
 }
