@@ -10,9 +10,12 @@
 //! against stream-reconnect with its defaults: the server drops the TCP connection every
 //! 900 messages it received, with the client paced at 1,000 msg/s and unpaced.
 //!
+//! The scale section (`scale.rs`) holds 1,000 to 10,000 idle sinks in one client process
+//! and measures memory, keepalive CPU and the reconnection of all of them at once.
+//!
 //! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
-//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`),
-//! `--out DIR` (where the CSV files go; default `target/compare`).
+//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`,
+//! `scale`), `--out DIR` (where the CSV files go; default `target/compare`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -28,6 +31,8 @@ use ws_reconnect::{Acknowledge, ReconnectingSink};
 mod common;
 #[path = "compare/out.rs"]
 mod out;
+#[path = "compare/scale.rs"]
+mod scale;
 
 use out::Csv;
 
@@ -699,6 +704,12 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--memory-client") {
         return memory_client(&args[2], &args[3], args[4].parse().unwrap());
     }
+    if args.get(1).map(String::as_str) == Some("--scale-server") {
+        return scale::server_main();
+    }
+    if args.get(1).map(String::as_str) == Some("--scale-client") {
+        return scale::client_main(&args[2..]);
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -721,7 +732,14 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str),
     );
-    const SECTIONS: [&str; 5] = ["throughput", "echo", "tuned-drops", "drops", "memory"];
+    const SECTIONS: [&str; 6] = [
+        "throughput",
+        "echo",
+        "tuned-drops",
+        "drops",
+        "memory",
+        "scale",
+    ];
     if let Some(name) = &only {
         if !SECTIONS.contains(&name.as_str()) {
             eprintln!("--only takes one of {SECTIONS:?}, got {name:?}");
@@ -769,6 +787,9 @@ fn main() {
     }
     if run("memory") {
         memory_section(quick, &csv);
+    }
+    if run("scale") {
+        scale::section(quick, &csv);
     }
 }
 
