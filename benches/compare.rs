@@ -128,6 +128,8 @@ enum Kind {
     Peer,
     Ours,
     Acked,
+    /// Acknowledged, against a server that acknowledges once per read batch.
+    AckedBatch,
 }
 
 impl Kind {
@@ -137,6 +139,7 @@ impl Kind {
             Kind::Peer => "stream-reconnect",
             Kind::Ours => "ReconnectingSink",
             Kind::Acked => "ReconnectingSink, acked/64",
+            Kind::AckedBatch => "ReconnectingSink, acked/batch",
         }
     }
 
@@ -147,6 +150,7 @@ impl Kind {
             Kind::Peer => "stream-reconnect",
             Kind::Ours => "ws-reconnect",
             Kind::Acked => "ws-reconnect-acked-64",
+            Kind::AckedBatch => "ws-reconnect-acked-batch",
         }
     }
 }
@@ -172,10 +176,18 @@ where
     out
 }
 
+/// The batch-acknowledging server also acknowledges within a batch every this many
+/// messages (half the client's window of 1,024), so that the client does not wait for
+/// a batch to end.
+const BATCH_ACK_EVERY: u64 = 512;
+
 async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, f64) {
     let payload = Bytes::from(vec![7u8; size]);
-    let ack = if kind == Kind::Acked { 64 } else { 0 };
-    let url = format!("ws://{addr}/count/{n}/{ack}");
+    let url = match kind {
+        Kind::Acked => format!("ws://{addr}/count/{n}/64"),
+        Kind::AckedBatch => format!("ws://{addr}/count/{n}/{BATCH_ACK_EVERY}/batch"),
+        _ => format!("ws://{addr}/count/{n}/0"),
+    };
     let (elapsed, cpu) = match kind {
         Kind::Raw => {
             let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
@@ -185,7 +197,7 @@ async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, 
         }
         Kind::Peer => one_way(common::peer::connect(&url).await, &payload, n).await,
         Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
-        Kind::Acked => {
+        Kind::Acked | Kind::AckedBatch => {
             let ws = ReconnectingSink::builder()
                 .acknowledged(BinAcks { next: 0 }, 1024)
                 .connect(&url)
@@ -805,9 +817,15 @@ fn throughput_section(
     let mut rows = Vec::new();
     for (size, n) in [(64usize, 2_000_000u64), (1024, 1_000_000), (65536, 20_000)] {
         let n = n / scale;
-        let kinds = [Kind::Raw, Kind::Peer, Kind::Ours, Kind::Acked];
-        let mut rate: Vec<Samples> = vec![Samples::default(); 4];
-        let mut cpu: Vec<Samples> = vec![Samples::default(); 4];
+        let kinds = [
+            Kind::Raw,
+            Kind::Peer,
+            Kind::Ours,
+            Kind::Acked,
+            Kind::AckedBatch,
+        ];
+        let mut rate: Vec<Samples> = vec![Samples::default(); kinds.len()];
+        let mut cpu: Vec<Samples> = vec![Samples::default(); kinds.len()];
         for _ in 0..rounds {
             for (i, kind) in kinds.iter().enumerate() {
                 let (r, c) = rt.block_on(throughput(addr, *kind, size, n));

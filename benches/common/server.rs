@@ -1,14 +1,16 @@
 //! The loopback server of the benches and the comparison harness, on its own thread and
 //! runtime: `/count/N[/ACK]` reads N binary messages (acknowledging every ACK) then
-//! answers "done"; `/echo` echoes; `/drop/K/ACKED` drops the TCP connection (no Close
-//! frame) after every K numbered messages, recording what arrived in a [`DropLedger`].
+//! answers "done"; `/count/N/ACK/batch` acknowledges whenever the read side would block
+//! and every ACK within a longer batch; `/echo` echoes; `/drop/K/ACKED` drops the TCP
+//! connection (no Close frame) after every K numbered messages, recording what arrived
+//! in a [`DropLedger`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -91,6 +93,36 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                     }
                     let _ = ws.send(Message::text("done")).await;
                 }
+            }
+        }
+        ["count", n, ack, "batch"] => {
+            let (n, ack): (u64, u64) = (n.parse().unwrap(), ack.parse().unwrap());
+            let (mut seen, mut acked) = (0, 0);
+            'connection: while let Some(Ok(first)) = ws.next().await {
+                // A batch: what has arrived, read until the next read would wait.
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    if m.is_binary() {
+                        seen += 1;
+                        if seen - acked >= ack && seen != n {
+                            acked = seen;
+                            let _ = ws.send(Message::text(format!("ack:{seen}"))).await;
+                        }
+                    }
+                    match ws.next().now_or_never() {
+                        Some(Some(Ok(m))) => next = Some(m),
+                        Some(_) => break 'connection,
+                        None => {}
+                    }
+                }
+                if seen != acked {
+                    acked = seen;
+                    let _ = ws.feed(Message::text(format!("ack:{seen}"))).await;
+                }
+                if seen == n {
+                    let _ = ws.feed(Message::text("done")).await;
+                }
+                let _ = ws.flush().await;
             }
         }
         ["count", n] => {
