@@ -14,8 +14,8 @@
 //! and measures memory, keepalive CPU and the reconnection of all of them at once.
 //!
 //! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
-//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`,
-//! `scale`), `--out DIR` (where the CSV files go; default `target/compare`).
+//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `timeline`,
+//! `memory`, `scale`), `--out DIR` (where the CSV files go; default `target/compare`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -33,6 +33,8 @@ mod common;
 mod out;
 #[path = "compare/scale.rs"]
 mod scale;
+#[path = "compare/timeline.rs"]
+mod timeline;
 
 use out::Csv;
 
@@ -744,11 +746,12 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str),
     );
-    const SECTIONS: [&str; 6] = [
+    const SECTIONS: [&str; 7] = [
         "throughput",
         "echo",
         "tuned-drops",
         "drops",
+        "timeline",
         "memory",
         "scale",
     ];
@@ -796,6 +799,9 @@ fn main() {
     if run("drops") {
         println!();
         default_drops_section(&rt, addr, &ledger, rounds, quick, &csv);
+    }
+    if run("timeline") {
+        timeline::section(&rt, addr, &ledger, &csv);
     }
     if run("memory") {
         memory_section(quick, &csv);

@@ -21,6 +21,11 @@ pub struct DropLedger {
     pub last_drop: Mutex<Option<Instant>>,
     pub gaps_first_message: Mutex<Vec<f64>>,
     pub drops: AtomicU64,
+    /// When set, the drop-mode server records when each message arrived in `arrivals`
+    /// and when it dropped each connection in `drop_times`.
+    pub record_times: std::sync::atomic::AtomicBool,
+    pub arrivals: Mutex<Vec<Instant>>,
+    pub drop_times: Mutex<Vec<Instant>>,
 }
 
 impl DropLedger {
@@ -30,6 +35,8 @@ impl DropLedger {
         *self.last_drop.lock().unwrap() = None;
         self.gaps_first_message.lock().unwrap().clear();
         self.drops.store(0, SeqCst);
+        self.arrivals.lock().unwrap().clear();
+        self.drop_times.lock().unwrap().clear();
     }
 
     /// How many of the messages numbered `1..=sent` the server never received.
@@ -177,6 +184,9 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                             .push(at.elapsed().as_secs_f64() * 1e3);
                     }
                 }
+                if ledger.record_times.load(SeqCst) {
+                    ledger.arrivals.lock().unwrap().push(Instant::now());
+                }
                 {
                     let mut c = ledger.counts.lock().unwrap();
                     if c.len() <= id {
@@ -196,7 +206,9 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                 if on_this == k {
                     // Close the TCP connection without a Close frame.
                     ledger.drops.fetch_add(1, SeqCst);
-                    *ledger.last_drop.lock().unwrap() = Some(Instant::now());
+                    let now = Instant::now();
+                    *ledger.last_drop.lock().unwrap() = Some(now);
+                    ledger.drop_times.lock().unwrap().push(now);
                     return;
                 }
             }
