@@ -15,13 +15,13 @@
 //! Server and client talk over a `/control` WebSocket; times cross the process boundary
 //! as wall-clock nanoseconds (one machine, one clock).
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpSocket;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{ConnectionState, ReconnectingSink};
 
@@ -105,7 +105,9 @@ fn listen_overflows() -> u64 {
 #[derive(Default)]
 struct ServerLedger {
     pings: AtomicU64,
-    live: AtomicUsize,
+    /// The sockets of the live connections, so that the drop can shut them all down in
+    /// one loop instead of waking thousands of tasks one after another.
+    live: Mutex<std::collections::HashSet<RawFd>>,
     /// Wall-clock ns of each accept since the last drop.
     accepts: Mutex<Vec<u64>>,
 }
@@ -124,26 +126,19 @@ pub fn server_main() {
         let listener = socket.listen(BACKLOG).unwrap();
         println!("{}", listener.local_addr().unwrap());
         let ledger = Arc::new(ServerLedger::default());
-        let (drop_tx, drop_rx) = watch::channel(0u64);
-        let drop_tx = Arc::new(drop_tx);
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
             ledger.accepts.lock().unwrap().push(wall_ns());
-            tokio::spawn(serve(tcp, ledger.clone(), drop_rx.clone(), drop_tx.clone()));
+            tokio::spawn(serve(tcp, ledger.clone()));
         }
     });
 }
 
 // tungstenite's handshake callback type fixes the large error variant.
 #[allow(clippy::result_large_err)]
-async fn serve(
-    tcp: tokio::net::TcpStream,
-    ledger: Arc<ServerLedger>,
-    mut drops: watch::Receiver<u64>,
-    drop_tx: Arc<watch::Sender<u64>>,
-) {
+async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<ServerLedger>) {
     let mut path = String::new();
     let callback =
         |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
@@ -155,33 +150,46 @@ async fn serve(
         return;
     };
     if path == "/control" {
-        return control(ws, &ledger, &drop_tx).await;
+        return control(ws, &ledger).await;
     }
-    drops.borrow_and_update();
-    ledger.live.fetch_add(1, Relaxed);
+    let fd = ws.get_ref().as_raw_fd();
+    ledger.live.lock().unwrap().insert(fd);
+    // After the drop's shutdown the read ends (EOF or an error) and the task returns.
     loop {
-        tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(Message::Ping(_))) => {
-                    ledger.pings.fetch_add(1, Relaxed);
-                }
-                Some(Ok(_)) => {}
-                _ => break,
-            },
-            // The drop: return, and dropping the stream closes the socket (no Close frame).
-            _ = drops.changed() => break,
+        match ws.next().await {
+            Some(Ok(Message::Ping(_))) => {
+                ledger.pings.fetch_add(1, Relaxed);
+            }
+            Some(Ok(_)) => {}
+            _ => break,
         }
     }
-    ledger.live.fetch_sub(1, Relaxed);
+    // Out of the set before the socket is closed, so that its number is not shut down
+    // again once the kernel reuses it.
+    ledger.live.lock().unwrap().remove(&fd);
+}
+
+/// Shuts down every live connection (FIN both ways, no Close frame); returns how many.
+#[allow(unsafe_code)]
+fn shutdown_all(ledger: &ServerLedger) -> usize {
+    let live = ledger.live.lock().unwrap();
+    for &fd in live.iter() {
+        // SAFETY: the fd is open: a connection leaves the set (under this lock) before
+        // its socket is closed.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+    live.len()
 }
 
 /// Commands: `pings` → `<pings> <server cpu ns> <live connections>`; `drop` → the wall
-/// time of the drop, after every connection task was told to close; `accepts` → the
-/// accept times since the drop (space-separated ns) and the listen overflows meanwhile.
+/// time of the drop and how long shutting every connection down took (ns);
+/// `accepts` → the listen overflows since the drop, then the accept times since it
+/// (space-separated ns).
 async fn control(
     mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
     ledger: &ServerLedger,
-    drop_tx: &watch::Sender<u64>,
 ) {
     let mut overflows_at_drop = 0;
     while let Some(Ok(m)) = ws.next().await {
@@ -191,14 +199,14 @@ async fn control(
                 "{} {} {}",
                 ledger.pings.load(Relaxed),
                 process_cpu().as_nanos(),
-                ledger.live.load(Relaxed)
+                ledger.live.lock().unwrap().len()
             ),
             "drop" => {
                 overflows_at_drop = listen_overflows();
                 ledger.accepts.lock().unwrap().clear();
                 let at = wall_ns();
-                drop_tx.send_modify(|g| *g += 1);
-                at.to_string()
+                shutdown_all(ledger);
+                format!("{at} {}", wall_ns() - at)
             }
             "accepts" => {
                 let accepts = ledger.accepts.lock().unwrap();
@@ -338,7 +346,10 @@ async fn client(addr: &str, n: usize, jitter: Duration, idle: Duration) -> Strin
 
     // The drop.
     let cpu_r0 = process_cpu();
-    let drop_at: u64 = ask(&mut control, "drop").await.parse().unwrap();
+    let answer = ask(&mut control, "drop").await;
+    let (drop_at, shutdown_ns) = answer.split_once(' ').unwrap();
+    let drop_at: u64 = drop_at.parse().unwrap();
+    let shutdown_ms = shutdown_ns.parse::<f64>().unwrap() / 1e6;
     let deadline = Instant::now() + RECONNECT_BOUND;
     while marks.reconnected.load(Relaxed) < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -378,6 +389,7 @@ async fn client(addr: &str, n: usize, jitter: Duration, idle: Duration) -> Strin
         server_cpu_ms_per_s,
         keepalive_reconnects: connects_before.saturating_sub(n as u64),
         reconnected,
+        shutdown_ms,
         noticed_median_ms: down.median(),
         noticed_max_ms: down.max(),
         reconnect_median_ms: up.median(),
@@ -433,6 +445,7 @@ struct Row {
     server_cpu_ms_per_s: f64,
     keepalive_reconnects: u64,
     reconnected: usize,
+    shutdown_ms: f64,
     noticed_median_ms: f64,
     noticed_max_ms: f64,
     reconnect_median_ms: f64,
@@ -468,6 +481,7 @@ fields!(
     server_cpu_ms_per_s,
     keepalive_reconnects,
     reconnected,
+    shutdown_ms,
     noticed_median_ms,
     noticed_max_ms,
     reconnect_median_ms,
@@ -581,11 +595,12 @@ pub fn section(quick: bool, csv: &Csv) {
                 );
             }
             println!(
-                "{n:>6} sinks, jitter {jitter_ms:>4} ms: all dropped at once → {}/{n} Connected again, median {:.1} ms, p90 {:.1} ms, max {:.1} ms (drop noticed: median {:.2} ms, max {:.1} ms); client CPU {:.0} ms; server accepted {} connections, the last at {:.1} ms, peak {:.0}/s over 10 ms; listen overflows {}",
+                "{n:>6} sinks, jitter {jitter_ms:>4} ms: all dropped at once → {}/{n} Connected again, median {:.1} ms, p90 {:.1} ms, max {:.1} ms (the server's shutdown of all took {:.1} ms; drop noticed: median {:.2} ms, max {:.1} ms); client CPU {:.0} ms; server accepted {} connections, the last at {:.1} ms, peak {:.0}/s over 10 ms; listen overflows {}",
                 get("reconnected"),
                 get("reconnect_median_ms"),
                 get("reconnect_p90_ms"),
                 get("reconnect_max_ms"),
+                get("shutdown_ms"),
                 get("noticed_median_ms"),
                 get("noticed_max_ms"),
                 get("reconnect_cpu_ms"),
