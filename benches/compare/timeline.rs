@@ -61,11 +61,12 @@ where
     loop {
         for _ in 0..256 {
             id += 1;
-            if ws.feed(Message::text(format!("{id:0>64}"))).await.is_err() {
+            while ws.feed(Message::text(format!("{id:0>64}"))).await.is_err() {
                 if stops {
                     return;
                 }
-                // As in the drops section: flush, and go on with the next message.
+                // As in the drops section: flush, and offer the same message again (it
+                // was not accepted, so it must not count as lost).
                 let _ = ws.flush().await;
             }
         }
