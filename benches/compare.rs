@@ -762,15 +762,23 @@ fn main() {
         }
     }
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
-    // `--profile-64`: only ReconnectingSink at 64 B, for a profiler.
-    if args.iter().any(|a| a == "--profile-64") {
+    // `--profile-64 [raw|peer|ours|acked|acked-batch]`: one client (default ours) at
+    // 64 B, for a profiler; `raw` gives the baseline profile to subtract.
+    if let Some(i) = args.iter().position(|a| a == "--profile-64") {
+        let kind = match args.get(i + 1).map(String::as_str) {
+            Some("raw") => Kind::Raw,
+            Some("peer") => Kind::Peer,
+            Some("acked") => Kind::Acked,
+            Some("acked-batch") => Kind::AckedBatch,
+            _ => Kind::Ours,
+        };
         let addr = server_thread(Arc::new(DropLedger::default()));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         for _ in 0..rounds {
-            let (r, c) = rt.block_on(throughput(addr, Kind::Ours, 64, 2_000_000));
+            let (r, c) = rt.block_on(throughput(addr, kind, 64, 2_000_000));
             println!("{r:.0} msg/s {c:.1} ns/msg");
         }
         return;
