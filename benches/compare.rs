@@ -10,8 +10,12 @@
 //! against stream-reconnect with its defaults: the server drops the TCP connection every
 //! 900 messages it received, with the client paced at 1,000 msg/s and unpaced.
 //!
+//! The scale section (`scale.rs`) holds 1,000 to 10,000 idle sinks in one client process
+//! and measures memory, keepalive CPU and the reconnection of all of them at once.
+//!
 //! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
-//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `memory`).
+//! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `timeline`,
+//! `memory`, `scale`), `--out DIR` (where the CSV files go; default `target/compare`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -25,6 +29,14 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{Acknowledge, ReconnectingSink};
 
 mod common;
+#[path = "compare/out.rs"]
+mod out;
+#[path = "compare/scale.rs"]
+mod scale;
+#[path = "compare/timeline.rs"]
+mod timeline;
+
+use out::Csv;
 
 // ---- measurement helpers ------------------------------------------------------------
 
@@ -118,6 +130,8 @@ enum Kind {
     Peer,
     Ours,
     Acked,
+    /// Acknowledged, against a server that acknowledges once per read batch.
+    AckedBatch,
 }
 
 impl Kind {
@@ -127,6 +141,18 @@ impl Kind {
             Kind::Peer => "stream-reconnect",
             Kind::Ours => "ReconnectingSink",
             Kind::Acked => "ReconnectingSink, acked/64",
+            Kind::AckedBatch => "ReconnectingSink, acked/batch",
+        }
+    }
+
+    /// The name in the CSV files.
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Raw => "raw",
+            Kind::Peer => "stream-reconnect",
+            Kind::Ours => "ws-reconnect",
+            Kind::Acked => "ws-reconnect-acked-64",
+            Kind::AckedBatch => "ws-reconnect-acked-batch",
         }
     }
 }
@@ -152,10 +178,19 @@ where
     out
 }
 
+/// The batch-acknowledging server also acknowledges within a batch every this many
+/// messages, a quarter of the client's window of 1,024: a client faster than the server
+/// never sees a batch end, and with acknowledgements every half window (512) its window
+/// filled and it parked (0.75× plain at 64 B); every quarter it measured 0.93–0.98×.
+const BATCH_ACK_EVERY: u64 = 256;
+
 async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, f64) {
     let payload = Bytes::from(vec![7u8; size]);
-    let ack = if kind == Kind::Acked { 64 } else { 0 };
-    let url = format!("ws://{addr}/count/{n}/{ack}");
+    let url = match kind {
+        Kind::Acked => format!("ws://{addr}/count/{n}/64"),
+        Kind::AckedBatch => format!("ws://{addr}/count/{n}/{BATCH_ACK_EVERY}/batch"),
+        _ => format!("ws://{addr}/count/{n}/0"),
+    };
     let (elapsed, cpu) = match kind {
         Kind::Raw => {
             let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
@@ -165,7 +200,7 @@ async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, 
         }
         Kind::Peer => one_way(common::peer::connect(&url).await, &payload, n).await,
         Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
-        Kind::Acked => {
+        Kind::Acked | Kind::AckedBatch => {
             let ws = ReconnectingSink::builder()
                 .acknowledged(BinAcks { next: 0 }, 1024)
                 .connect(&url)
@@ -289,6 +324,15 @@ impl DropClient {
             DropClient::Peer => "stream-reconnect",
             DropClient::Plain => "ReconnectingSink, plain",
             DropClient::Acked => "ReconnectingSink, acknowledged",
+        }
+    }
+
+    /// The name in the CSV files.
+    fn key(self) -> &'static str {
+        match self {
+            DropClient::Peer => "stream-reconnect",
+            DropClient::Plain => "ws-reconnect",
+            DropClient::Acked => "ws-reconnect-acked",
         }
     }
 }
@@ -501,6 +545,7 @@ fn default_drops_section(
     ledger: &Arc<DropLedger>,
     rounds: usize,
     quick: bool,
+    csv: &Csv,
 ) {
     let drops: u64 = if quick { 2 } else { 5 };
     println!(
@@ -537,6 +582,7 @@ fn default_drops_section(
             }
         }
     }
+    let mut rows = Vec::new();
     for (s, &(label, _)) in scenarios.iter().enumerate() {
         for (c, &client) in DropClient::ALL.iter().enumerate() {
             let (d, sent, errors, failed) = seen[s][c];
@@ -549,8 +595,34 @@ fn default_drops_section(
                 gaps[s][c].median(),
                 gaps[s][c].max(),
             );
+            rows.push(format!(
+                "{label},{},{},{},{},{},{},{d},{sent},{errors},{failed}",
+                client.key(),
+                lost[s][c].median(),
+                lost[s][c].min(),
+                lost[s][c].max(),
+                gaps[s][c].median(),
+                gaps[s][c].max(),
+            ));
         }
     }
+    csv.write(
+        "drops",
+        &[
+            "traffic",
+            "contender",
+            "lost_per_drop_median",
+            "lost_per_drop_min",
+            "lost_per_drop_max",
+            "gap_ms_median",
+            "gap_ms_max",
+            "drops",
+            "sent",
+            "send_errors",
+            "rounds_failed",
+        ],
+        &rows,
+    );
 }
 
 // ---- memory: each client in its own process --------------------------------------
@@ -647,6 +719,12 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--memory-client") {
         return memory_client(&args[2], &args[3], args[4].parse().unwrap());
     }
+    if args.get(1).map(String::as_str) == Some("--scale-server") {
+        return scale::server_main();
+    }
+    if args.get(1).map(String::as_str) == Some("--scale-client") {
+        return scale::client_main(&args[2..]);
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -663,7 +741,21 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .map(|i| args.get(i + 1).cloned().unwrap_or_default());
-    const SECTIONS: [&str; 5] = ["throughput", "echo", "tuned-drops", "drops", "memory"];
+    let csv = Csv::new(
+        args.iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str),
+    );
+    const SECTIONS: [&str; 7] = [
+        "throughput",
+        "echo",
+        "tuned-drops",
+        "drops",
+        "timeline",
+        "memory",
+        "scale",
+    ];
     if let Some(name) = &only {
         if !SECTIONS.contains(&name.as_str()) {
             eprintln!("--only takes one of {SECTIONS:?}, got {name:?}");
@@ -671,15 +763,23 @@ fn main() {
         }
     }
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
-    // `--profile-64`: only ReconnectingSink at 64 B, for a profiler.
-    if args.iter().any(|a| a == "--profile-64") {
+    // `--profile-64 [raw|peer|ours|acked|acked-batch]`: one client (default ours) at
+    // 64 B, for a profiler; `raw` gives the baseline profile to subtract.
+    if let Some(i) = args.iter().position(|a| a == "--profile-64") {
+        let kind = match args.get(i + 1).map(String::as_str) {
+            Some("raw") => Kind::Raw,
+            Some("peer") => Kind::Peer,
+            Some("acked") => Kind::Acked,
+            Some("acked-batch") => Kind::AckedBatch,
+            _ => Kind::Ours,
+        };
         let addr = server_thread(Arc::new(DropLedger::default()));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         for _ in 0..rounds {
-            let (r, c) = rt.block_on(throughput(addr, Kind::Ours, 64, 2_000_000));
+            let (r, c) = rt.block_on(throughput(addr, kind, 64, 2_000_000));
             println!("{r:.0} msg/s {c:.1} ns/msg");
         }
         return;
@@ -697,31 +797,50 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if run("throughput") {
-        throughput_section(&rt, addr, rounds, scale);
+        throughput_section(&rt, addr, rounds, scale, &csv);
     }
     if run("echo") {
-        echo_section(&rt, addr, rounds, scale);
+        echo_section(&rt, addr, rounds, scale, &csv);
     }
     if run("tuned-drops") {
-        tuned_drops_section(&rt, addr, &ledger, rounds, quick);
+        tuned_drops_section(&rt, addr, &ledger, rounds, quick, &csv);
     }
     if run("drops") {
         println!();
-        default_drops_section(&rt, addr, &ledger, rounds, quick);
+        default_drops_section(&rt, addr, &ledger, rounds, quick, &csv);
+    }
+    if run("timeline") {
+        timeline::section(&rt, addr, &ledger, &csv);
     }
     if run("memory") {
-        memory_section(quick);
+        memory_section(quick, &csv);
+    }
+    if run("scale") {
+        scale::section(quick, &csv);
     }
 }
 
-fn throughput_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, scale: u64) {
+fn throughput_section(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    rounds: usize,
+    scale: u64,
+    csv: &Csv,
+) {
     println!();
     println!("## One-way throughput (messages/s; client CPU ns/message)");
+    let mut rows = Vec::new();
     for (size, n) in [(64usize, 2_000_000u64), (1024, 1_000_000), (65536, 20_000)] {
         let n = n / scale;
-        let kinds = [Kind::Raw, Kind::Peer, Kind::Ours, Kind::Acked];
-        let mut rate: Vec<Samples> = vec![Samples::default(); 4];
-        let mut cpu: Vec<Samples> = vec![Samples::default(); 4];
+        let kinds = [
+            Kind::Raw,
+            Kind::Peer,
+            Kind::Ours,
+            Kind::Acked,
+            Kind::AckedBatch,
+        ];
+        let mut rate: Vec<Samples> = vec![Samples::default(); kinds.len()];
+        let mut cpu: Vec<Samples> = vec![Samples::default(); kinds.len()];
         for _ in 0..rounds {
             for (i, kind) in kinds.iter().enumerate() {
                 let (r, c) = rt.block_on(throughput(addr, *kind, size, n));
@@ -743,11 +862,41 @@ fn throughput_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: us
                 cpu[i].max(),
                 cpu[i].median() / cpu[0].median(),
             );
+            rows.push(format!(
+                "{size},{},{},{},{},{},{},{}",
+                kind.key(),
+                rate[i].median(),
+                rate[i].min(),
+                rate[i].max(),
+                cpu[i].median(),
+                cpu[i].min(),
+                cpu[i].max(),
+            ));
         }
     }
+    csv.write(
+        "throughput",
+        &[
+            "size",
+            "contender",
+            "rate_median",
+            "rate_min",
+            "rate_max",
+            "cpu_ns_median",
+            "cpu_ns_min",
+            "cpu_ns_max",
+        ],
+        &rows,
+    );
 }
 
-fn echo_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, scale: u64) {
+fn echo_section(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    rounds: usize,
+    scale: u64,
+    csv: &Csv,
+) {
     println!();
     println!("## Echo, 64 B round trip (µs)");
     let mut p50 = vec![Samples::default(); 2];
@@ -773,6 +922,35 @@ fn echo_section(rt: &tokio::runtime::Runtime, addr: SocketAddr, rounds: usize, s
             p99[i].median() / p99[0].median(),
         );
     }
+    let rows: Vec<String> = [Kind::Raw, Kind::Ours]
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            format!(
+                "{},{},{},{},{},{},{}",
+                kind.key(),
+                p50[i].median(),
+                p50[i].min(),
+                p50[i].max(),
+                p99[i].median(),
+                p99[i].min(),
+                p99[i].max(),
+            )
+        })
+        .collect();
+    csv.write(
+        "echo",
+        &[
+            "contender",
+            "p50_us_median",
+            "p50_us_min",
+            "p50_us_max",
+            "p99_us_median",
+            "p99_us_min",
+            "p99_us_max",
+        ],
+        &rows,
+    );
 }
 
 fn tuned_drops_section(
@@ -781,9 +959,11 @@ fn tuned_drops_section(
     ledger: &Arc<DropLedger>,
     rounds: usize,
     quick: bool,
+    csv: &Csv,
 ) {
     println!();
     println!("## Server-side drops (TCP close without a Close frame), zero initial interval, healthy_after 100 ms");
+    let mut rows = Vec::new();
     for (label, acked, rate, total, k) in [
         ("plain, 1k msg/s", false, 1_000u64, 3_000usize, 500usize),
         ("plain, unpaced", false, 0, 200_000, 20_000),
@@ -809,10 +989,34 @@ fn tuned_drops_section(
             gap.min(),
             gap.max(),
         );
+        rows.push(format!(
+            "{},{},{},{},{},{},{},{drops_seen}",
+            label.replace(',', ""),
+            lost.median(),
+            lost.min(),
+            lost.max(),
+            gap.median(),
+            gap.min(),
+            gap.max(),
+        ));
     }
+    csv.write(
+        "tuned_drops",
+        &[
+            "scenario",
+            "lost_per_drop_median",
+            "lost_per_drop_min",
+            "lost_per_drop_max",
+            "gap_ms_median",
+            "gap_ms_min",
+            "gap_ms_max",
+            "drops",
+        ],
+        &rows,
+    );
 }
 
-fn memory_section(quick: bool) {
+fn memory_section(quick: bool, csv: &Csv) {
     println!();
     let n = if quick { 200 } else { 2_000 };
     let (raw, ours) = memory(n);
@@ -820,5 +1024,10 @@ fn memory_section(quick: bool) {
     println!(
         "raw tokio-tungstenite {raw:.1} KiB   ReconnectingSink {ours:.1} KiB   ratio {:.3}",
         ours / raw
+    );
+    csv.write(
+        "memory",
+        &["connections", "raw_kib_per_conn", "ours_kib_per_conn"],
+        &[format!("{n},{raw},{ours}")],
     );
 }

@@ -1,14 +1,16 @@
 //! The loopback server of the benches and the comparison harness, on its own thread and
 //! runtime: `/count/N[/ACK]` reads N binary messages (acknowledging every ACK) then
-//! answers "done"; `/echo` echoes; `/drop/K/ACKED` drops the TCP connection (no Close
-//! frame) after every K numbered messages, recording what arrived in a [`DropLedger`].
+//! answers "done"; `/count/N/ACK/batch` acknowledges whenever the read side would block
+//! and every ACK within a longer batch; `/echo` echoes; `/drop/K/ACKED` drops the TCP
+//! connection (no Close frame) after every K numbered messages, recording what arrived
+//! in a [`DropLedger`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -19,6 +21,11 @@ pub struct DropLedger {
     pub last_drop: Mutex<Option<Instant>>,
     pub gaps_first_message: Mutex<Vec<f64>>,
     pub drops: AtomicU64,
+    /// When set, the drop-mode server records when each message arrived in `arrivals`
+    /// and when it dropped each connection in `drop_times`.
+    pub record_times: std::sync::atomic::AtomicBool,
+    pub arrivals: Mutex<Vec<Instant>>,
+    pub drop_times: Mutex<Vec<Instant>>,
 }
 
 impl DropLedger {
@@ -28,6 +35,8 @@ impl DropLedger {
         *self.last_drop.lock().unwrap() = None;
         self.gaps_first_message.lock().unwrap().clear();
         self.drops.store(0, SeqCst);
+        self.arrivals.lock().unwrap().clear();
+        self.drop_times.lock().unwrap().clear();
     }
 
     /// How many of the messages numbered `1..=sent` the server never received.
@@ -93,6 +102,36 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                 }
             }
         }
+        ["count", n, ack, "batch"] => {
+            let (n, ack): (u64, u64) = (n.parse().unwrap(), ack.parse().unwrap());
+            let (mut seen, mut acked) = (0, 0);
+            'connection: while let Some(Ok(first)) = ws.next().await {
+                // A batch: what has arrived, read until the next read would wait.
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    if m.is_binary() {
+                        seen += 1;
+                        if seen - acked >= ack && seen != n {
+                            acked = seen;
+                            let _ = ws.send(Message::text(format!("ack:{seen}"))).await;
+                        }
+                    }
+                    match ws.next().now_or_never() {
+                        Some(Some(Ok(m))) => next = Some(m),
+                        Some(_) => break 'connection,
+                        None => {}
+                    }
+                }
+                if seen != acked {
+                    acked = seen;
+                    let _ = ws.feed(Message::text(format!("ack:{seen}"))).await;
+                }
+                if seen == n {
+                    let _ = ws.feed(Message::text("done")).await;
+                }
+                let _ = ws.flush().await;
+            }
+        }
         ["count", n] => {
             let n: u64 = n.parse().unwrap();
             let mut seen = 0;
@@ -145,6 +184,9 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                             .push(at.elapsed().as_secs_f64() * 1e3);
                     }
                 }
+                if ledger.record_times.load(SeqCst) {
+                    ledger.arrivals.lock().unwrap().push(Instant::now());
+                }
                 {
                     let mut c = ledger.counts.lock().unwrap();
                     if c.len() <= id {
@@ -164,7 +206,9 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                 if on_this == k {
                     // Close the TCP connection without a Close frame.
                     ledger.drops.fetch_add(1, SeqCst);
-                    *ledger.last_drop.lock().unwrap() = Some(Instant::now());
+                    let now = Instant::now();
+                    *ledger.last_drop.lock().unwrap() = Some(now);
+                    ledger.drop_times.lock().unwrap().push(now);
                     return;
                 }
             }
