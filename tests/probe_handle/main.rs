@@ -348,6 +348,113 @@ async fn close_while_the_dial_never_succeeds_reports_a_clean_close() {
     );
 }
 
+/// The echoes the server sent before its Close reply are read by the sink's close() into
+/// the sink's inbox; the task then ends without passing them on: the Incoming ends
+/// without them. (The plain sink still yields them from next() after close().)
+#[tokio::test]
+async fn close_drops_the_inbound_messages_read_while_closing() {
+    let (server, _open) = counting_server(|c, ws| Box::pin(echo(c, ws))).await;
+    let ws = connect(quick().close_timeout(Duration::from_secs(2)), server.url()).await;
+    let (handle, mut incoming) = ws.spawn();
+    for i in 0..50 {
+        handle.send(Message::text(format!("e{i}"))).await.unwrap();
+    }
+    let shutdown = close(&handle).await;
+    assert!(shutdown.result.is_ok(), "{:?}", shutdown.result);
+    let mut got = Vec::new();
+    while let Some(item) = timeout(BOUND, incoming.next()).await.expect("stream hung") {
+        got.push(item.unwrap());
+    }
+    assert_eq!(
+        got.len(),
+        50,
+        "the server echoed all 50 before answering the Close; the Incoming got {}",
+        got.len()
+    );
+}
+
+/// Control for the above: the plain sink yields the echoes after close().
+#[tokio::test]
+async fn the_plain_sink_yields_what_was_read_while_closing() {
+    let (server, _open) = counting_server(|c, ws| Box::pin(echo(c, ws))).await;
+    let mut ws = connect(quick().close_timeout(Duration::from_secs(2)), server.url()).await;
+    for i in 0..50 {
+        ws.feed(Message::text(format!("e{i}"))).await.unwrap();
+    }
+    timeout(BOUND, ws.close()).await.unwrap().unwrap();
+    let mut got = 0;
+    while let Some(item) = timeout(BOUND, ws.next()).await.expect("stream hung") {
+        item.unwrap();
+        got += 1;
+    }
+    // Some echoes may have been read before close() too; none are lost.
+    assert_eq!(got, 50);
+}
+
+/// A failure for good seen by the writer while the Incoming is full: the task ends, and
+/// the item it was waiting to pass on, the messages already in the sink's inbox and the
+/// error item are all discarded. The reader sees 256 messages and the end, no error.
+#[tokio::test]
+async fn a_failure_for_good_while_the_incoming_is_full_loses_inbound_messages_and_the_error() {
+    let script = Script::new();
+    let ws = mock::sink(&script, quick().close_timeout(CLOSE));
+    let (handle, mut incoming) = ws.spawn();
+    handle.send(Message::text("hello")).await.unwrap();
+    eventually("connected", || script.delivered_texts() == ["hello"]).await;
+    for i in 0..300 {
+        script.push(0, Message::text(format!("in{i}")));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // the Incoming fills
+    script.push(
+        0,
+        Message::Close(Some(ws_reconnect::tungstenite::protocol::CloseFrame {
+            code: 1008.into(),
+            reason: "policy".into(),
+        })),
+    );
+    handle.send(Message::text("x")).await.unwrap(); // the writer reads the rest
+    let shutdown = close(&handle).await;
+    assert!(
+        matches!(shutdown.result, Err(Error::ClosedByServer { code: 1008, .. })),
+        "{:?}",
+        shutdown.result
+    );
+    let mut data = 0;
+    let mut errors = Vec::new();
+    while let Some(item) = timeout(BOUND, incoming.next()).await.expect("stream hung") {
+        match item {
+            Ok(_) => data += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    assert_eq!(
+        (data, errors.len()),
+        (300, 1),
+        "received before the Close: 300 messages; the Incoming got {data} and errors {errors:?}"
+    );
+}
+
+/// `is_closed()` is documented as "whether the task has ended"; it says true as soon as
+/// close() was requested, while the task still runs (delivering, then closing) for up to
+/// 2 x close_timeout.
+#[tokio::test]
+async fn is_closed_is_true_while_the_task_still_runs() {
+    let gate = Arc::new(Notify::new());
+    let script = Script::gated(gate.clone());
+    let ws = mock::sink(&script, quick().close_timeout(Duration::from_secs(2)));
+    let (handle, _incoming) = ws.spawn();
+    handle.send(Message::text("waiting")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = timeout(Duration::from_millis(50), handle.close()).await; // requested
+    let running = Arc::strong_count(&script) > 1;
+    let closed = handle.is_closed();
+    let _ = close(&handle).await;
+    assert!(
+        !(running && closed),
+        "is_closed() = true while the task still holds the sink"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Passing probes: what the existing tests do not cover
 // ---------------------------------------------------------------------------------------
