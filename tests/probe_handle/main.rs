@@ -975,3 +975,84 @@ async fn volatile_sends_through_the_handle_are_dropped_not_resent_after_a_reset(
     assert_eq!(handle.stats().messages_dropped, 1);
     assert!(close(&handle).await.result.is_ok());
 }
+
+#[tokio::test]
+async fn sends_racing_a_close_are_delivered_or_handed_back_never_lost() {
+    let (server, log) = recording_server().await;
+    let ws = connect(quick(), server.url()).await;
+    let (handle, _incoming) = ws.spawn();
+    let mut senders = Vec::new();
+    for s in 0..4 {
+        let h = handle.clone();
+        senders.push(tokio::spawn(async move {
+            let mut ok = Vec::new();
+            for i in 0.. {
+                let text = format!("{s}:{i}");
+                match h.send(Message::text(text.clone())).await {
+                    Ok(()) => ok.push(text),
+                    Err(e) => {
+                        assert_eq!(e.into_message(), Some(Message::text(text)));
+                        return ok;
+                    }
+                }
+                if i % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            unreachable!()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shutdown = close(&handle).await;
+    let mut accepted = Vec::new();
+    for s in senders {
+        accepted.extend(join(s, "a sender").await);
+    }
+    let back: Vec<String> = shutdown
+        .undelivered
+        .iter()
+        .map(|m| m.to_text().unwrap().to_owned())
+        .collect();
+    let expected = accepted.len();
+    eventually("the server has what was not handed back", || {
+        log.len() + back.len() >= expected
+    })
+    .await;
+    let mut seen: std::collections::HashSet<String> = log.texts().into_iter().collect();
+    seen.extend(back);
+    let lost: Vec<_> = accepted.iter().filter(|t| !seen.contains(*t)).collect();
+    assert!(lost.is_empty(), "{} accepted, lost: {:?}", expected, &lost[..lost.len().min(10)]);
+}
+
+#[tokio::test]
+async fn close_on_a_frozen_path_in_acknowledged_mode_hands_every_outcome_back() {
+    let (server, _open) = counting_server(|c, ws| Box::pin(drain(c, ws))).await;
+    let builder = quick()
+        .no_keepalive()
+        .acknowledged(Numbered, 4)
+        .close_timeout(CLOSE);
+    let (proxy, ws) = through_proxy(&server, builder).await;
+    let (handle, _incoming) = ws.spawn();
+    proxy.inject(Fault::Freeze);
+    let mut ds = Vec::new();
+    for i in 1..=10 {
+        ds.push(handle.deliver(Message::text(format!("t{i}"))).await.unwrap());
+    }
+    handle.send(Message::text("u")).await.unwrap();
+    let shutdown = close(&handle).await;
+    assert!(
+        matches!(shutdown.result, Err(Error::CloseIncomplete { .. })),
+        "{:?}",
+        shutdown.result
+    );
+    assert_eq!(shutdown.undelivered, [Message::text("u")]);
+    for (i, d) in ds.into_iter().enumerate() {
+        let e = outcome(d).await.unwrap_err();
+        assert_eq!(
+            e.into_message(),
+            Some(Message::text(format!("t{}", i + 1))),
+            "t{}",
+            i + 1
+        );
+    }
+}
