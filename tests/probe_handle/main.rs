@@ -1056,3 +1056,36 @@ async fn close_on_a_frozen_path_in_acknowledged_mode_hands_every_outcome_back() 
         );
     }
 }
+
+/// The task's runtime shuts down (the task is dropped without storing its Shutdown):
+/// sends fail and `is_closed()` is true, but `close()` waits for a flag nobody will set.
+#[test]
+fn close_after_the_tasks_runtime_shut_down_never_returns() {
+    let script = Script::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (handle, incoming) = rt.block_on(async { mock::sink(&script, quick()).spawn() });
+    rt.block_on(async {
+        handle.send(Message::text("a")).await.unwrap();
+        eventually("flushed", || script.delivered_texts() == ["a"]).await;
+    });
+    drop(rt);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        assert!(handle.is_closed());
+        let late = handle.send(Message::text("late")).await.unwrap_err();
+        assert_eq!(late.into_message(), Some(Message::text("late")));
+        let shutdown = timeout(Duration::from_secs(2), handle.close()).await;
+        assert!(
+            shutdown.is_ok(),
+            "close() still waiting 2 s after the task was dropped with its runtime \
+             (is_closed() = true, sends fail)"
+        );
+    });
+    drop(incoming);
+}
