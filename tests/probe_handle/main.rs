@@ -1089,3 +1089,173 @@ fn close_after_the_tasks_runtime_shut_down_never_returns() {
     });
     drop(incoming);
 }
+
+struct Sent {
+    name: String,
+    volatile: bool,
+    delivery: Delivery,
+    outcome: Option<Result<(), Undelivered>>,
+}
+
+/// A seeded random walk over the sink in acknowledged mode: tracked and untracked
+/// messages, volatile or not, flushes, cumulative acks (late, repeated, ahead), and
+/// connections ending. Checks the outbox counters, the window, in-order outcomes, that
+/// volatile messages are never resent, and that every outcome resolves exactly once.
+async fn random_walk(seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    const WINDOW: usize = 4;
+    let script = Script::new();
+    let mut ws = mock::sink(&script, quick().acknowledged(Numbered, WINDOW));
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    let mut sent: Vec<Sent> = Vec::new();
+    let (mut next_id, mut next_u) = (1u64, 0u64);
+    for step in 0..300 {
+        let conn = script.connects() - 1;
+        match rng.random_range(0..10) {
+            0..=4 => {
+                let tracked = rng.random_bool(0.6);
+                let name = if tracked {
+                    next_id += 1;
+                    format!("t{}", next_id - 1)
+                } else {
+                    next_u += 1;
+                    format!("u{}", next_u - 1)
+                };
+                let volatile = rng.random_bool(0.4);
+                let mut item = Outgoing::new(Message::text(name.clone()));
+                if volatile {
+                    item = item.volatile();
+                }
+                match timeout(Duration::from_millis(20), ws.feed_outgoing(item)).await {
+                    Ok(Ok(delivery)) => sent.push(Sent {
+                        name,
+                        volatile,
+                        delivery,
+                        outcome: None,
+                    }),
+                    Ok(Err(e)) => panic!("seed {seed} step {step}: feed failed: {e}"),
+                    Err(_) => {
+                        // Not taken (window full): the id is simply never used.
+                    }
+                }
+            }
+            5 => {
+                let _ = timeout(Duration::from_millis(5), ws.flush()).await;
+            }
+            6..=7 => {
+                // Up to an id the server has received (on any connection): an honest
+                // server, acknowledging late, repeatedly or out of step.
+                let got = script
+                    .delivered
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|(_, t)| t.strip_prefix('t')?.parse::<u64>().ok())
+                    .max()
+                    .unwrap_or(0);
+                let upto = rng.random_range(0..=got);
+                script.push(conn, Message::text(format!("ack:{upto}")));
+                let _ = timeout(Duration::from_millis(5), ws.next()).await;
+            }
+            8 => {
+                if rng.random_bool(0.3) {
+                    script.hang_up(conn);
+                    let deadline = tokio::time::Instant::now() + BOUND;
+                    while script.connects() == conn + 1 {
+                        assert!(tokio::time::Instant::now() < deadline, "seed {seed}: no reconnection");
+                        let _ = timeout(Duration::from_millis(5), ws.next()).await;
+                        let _ = timeout(Duration::from_millis(5), ws.flush()).await;
+                    }
+                }
+            }
+            _ => {
+                let _ = timeout(Duration::from_millis(2), ws.next()).await;
+            }
+        }
+        // Counters.
+        assert!(
+            ws.unacknowledged_count() <= WINDOW,
+            "seed {seed} step {step}: {} unacknowledged, window {WINDOW}",
+            ws.unacknowledged_count()
+        );
+        assert!(ws.undelivered_count() >= ws.unacknowledged_count());
+        // Outcomes resolve in order: the resolved ones form a prefix.
+        let mut open_seen = false;
+        for m in sent.iter_mut() {
+            if m.outcome.is_none() {
+                if let Some(o) = (&mut m.delivery).now_or_never() {
+                    m.outcome = Some(o);
+                }
+            }
+            match (&m.outcome, open_seen) {
+                (None, _) => open_seen = true,
+                (Some(_), true) => panic!(
+                    "seed {seed} step {step}: {} resolved while an earlier outcome is open",
+                    m.name
+                ),
+                (Some(_), false) => {}
+            }
+        }
+        let open = sent.iter().filter(|m| m.outcome.is_none()).count();
+        // Settled outcomes may wait behind an earlier open one; an empty outbox leaves
+        // none open.
+        assert!(
+            ws.undelivered_count() <= open && (open == 0) == (ws.undelivered_count() == 0),
+            "seed {seed} step {step}: undelivered_count {} vs {open} open outcomes",
+            ws.undelivered_count()
+        );
+    }
+    // Flush and acknowledge everything the server has, until settled.
+    let conn = script.connects() - 1;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while ws.undelivered_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "seed {seed}: never settled");
+        let _ = timeout(Duration::from_millis(5), ws.flush()).await;
+        let got = script
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, t)| t.strip_prefix('t')?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        script.push(conn, Message::text(format!("ack:{got}")));
+        let _ = timeout(Duration::from_millis(5), ws.next()).await;
+    }
+    assert_eq!(ws.unacknowledged_count(), 0);
+    let delivered = script.delivered.lock().unwrap().clone();
+    let mut dropped = 0;
+    for m in sent {
+        let outcome = match m.outcome {
+            Some(o) => o,
+            None => outcome(m.delivery).await,
+        };
+        let conns: std::collections::BTreeSet<usize> = delivered
+            .iter()
+            .filter(|(_, t)| *t == m.name)
+            .map(|(c, _)| *c)
+            .collect();
+        match outcome {
+            Ok(()) => assert!(!conns.is_empty(), "seed {seed}: {} Ok, never flushed", m.name),
+            Err(e) => {
+                assert!(m.volatile, "seed {seed}: {} failed: {e}", m.name);
+                assert!(matches!(e.reason(), UndeliveredReason::ConnectionLost));
+                assert_eq!(e.into_message(), Some(Message::text(m.name.clone())));
+                dropped += 1;
+            }
+        }
+        if m.volatile {
+            assert!(conns.len() <= 1, "seed {seed}: volatile {} resent: {conns:?}", m.name);
+        }
+    }
+    assert_eq!(ws.stats().messages_dropped, dropped, "seed {seed}");
+}
+
+#[tokio::test]
+async fn random_walks_keep_outbox_counters_and_outcomes_consistent() {
+    let seeds: u64 = env_or("PROBE_SEEDS", 6);
+    for seed in 0..seeds {
+        random_walk(seed).await;
+    }
+}
