@@ -1259,3 +1259,59 @@ async fn random_walks_keep_outbox_counters_and_outcomes_consistent() {
         random_walk(seed).await;
     }
 }
+
+#[tokio::test]
+async fn handle_outcomes_across_resets_resolve_once_in_order_and_ok_only_once_applied() {
+    let (server, ledger) = serve_ledger(LedgerPlan {
+        ack_every: 8,
+        resets: Some((7, 60)),
+    })
+    .await;
+    let ws = connect(quick_healthy().acknowledged(Numbered, 32), server.url()).await;
+    let (handle, _incoming) = ws.spawn();
+    let total = 600u64;
+    let mut open: Vec<(u64, Delivery)> = Vec::new();
+    let mut resolved_upto = 0u64;
+    let check = |open: &mut Vec<(u64, Delivery)>, resolved_upto: &mut u64| {
+        let mut still = Vec::new();
+        let mut gap = false;
+        for (id, mut d) in open.drain(..) {
+            match (&mut d).now_or_never() {
+                Some(r) => {
+                    assert!(!gap, "t{id} resolved while an earlier outcome is open");
+                    r.unwrap_or_else(|e| panic!("t{id}: {e}"));
+                    assert!(
+                        ledger.highest.load(Ordering::SeqCst) >= id,
+                        "t{id} Ok before the server applied it"
+                    );
+                    *resolved_upto = id;
+                }
+                None => {
+                    gap = true;
+                    still.push((id, d));
+                }
+            }
+        }
+        *open = still;
+    };
+    for id in 1..=total {
+        let d = timeout(BOUND, handle.deliver(Message::text(format!("t{id}"))))
+            .await
+            .expect("deliver hung")
+            .unwrap();
+        open.push((id, d));
+        if id % 16 == 0 {
+            check(&mut open, &mut resolved_upto);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while !open.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "outcomes never resolved");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        check(&mut open, &mut resolved_upto);
+    }
+    assert_eq!(resolved_upto, total);
+    assert!(ledger.resets.load(Ordering::SeqCst) > 0, "no reset happened");
+    assert!(ledger.gaps.lock().unwrap().is_empty());
+    assert!(close(&handle).await.result.is_ok());
+}
