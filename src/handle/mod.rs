@@ -56,13 +56,13 @@ mod task;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 
-use self::task::{Command, Task};
+use self::task::{Command, Tail, Task};
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::sink::{
@@ -241,6 +241,13 @@ impl Handle {
         item: Outgoing,
         promise: Option<crate::sink::Promise>,
     ) -> Result<(), Undelivered> {
+        if matches!(item.message(), Message::Close(_) | Message::Frame(_)) {
+            // Closing is the task's job (`close()`); a raw frame is not a message.
+            return Err(Undelivered::new(
+                UndeliveredReason::Refused(Error::UnsupportedMessage),
+                item.into_message(),
+            ));
+        }
         match self.commands.send(Command { item, promise }).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(Command { item, promise })) => {
@@ -276,9 +283,10 @@ impl Handle {
         self.ended.take().await
     }
 
-    /// Whether the task has ended.
+    /// Whether the task has ended. Sends fail from the moment a close is asked for,
+    /// while the task delivers what was queued before it and closes.
     pub fn is_closed(&self) -> bool {
-        self.commands.is_closed()
+        *self.ended.done.borrow()
     }
 
     /// The connection state, as [`ReconnectingSink::state`].
@@ -321,13 +329,25 @@ impl fmt::Debug for Handle {
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<Result<Message, Error>>,
+    /// What the task had read but could not pass on when it ended: yielded after the
+    /// channel.
+    tail: Tail,
 }
 
 impl Stream for Incoming {
     type Item = Result<Message, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        match ready!(self.rx.poll_recv(cx)) {
+            Some(item) => Poll::Ready(Some(item)),
+            // The task has ended (it fills the tail before that).
+            None => Poll::Ready(
+                self.tail
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop_front(),
+            ),
+        }
     }
 }
 
@@ -367,7 +387,15 @@ where
             stats: self.stats_handle(),
             ended: Arc::clone(&ended),
         };
-        let task = Task::new(self, commands_rx, close_rx, incoming_tx, Arc::clone(&ended));
+        let tail = Tail::default();
+        let task = Task::new(
+            self,
+            commands_rx,
+            close_rx,
+            incoming_tx,
+            Arc::clone(&tail),
+            Arc::clone(&ended),
+        );
         tokio::spawn(async move {
             // The task (and with it the sink and its connection) is dropped at the end of
             // this statement: a panic's `Shutdown` is stored by then, with what was owed.
@@ -384,6 +412,12 @@ where
                 ended.set_result(Err(Error::TaskPanicked { message }));
             }
         });
-        (handle, Incoming { rx: incoming_rx })
+        (
+            handle,
+            Incoming {
+                rx: incoming_rx,
+                tail,
+            },
+        )
     }
 }

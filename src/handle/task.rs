@@ -3,15 +3,19 @@
 //!
 //! ```text
 //! phase     | does                                                    | next
-//! ----------+---------------------------------------------------------+--------------------
-//! Running   | forwards inbound items; takes queued messages while the | Draining: close()
-//!           | sink is ready; flushes after each batch; after a        | Closing: every handle
-//!           | refusal by the limiter, writes wait for its window      |   and the receiver gone
+//! ----------+---------------------------------------------------------+---------------------
+//! Running   | forwards inbound items; takes queued messages while the | Draining: close(), or
+//!           | sink is ready; flushes after each batch; after a        |   every handle and the
+//!           | refusal by the limiter, writes wait for its window      |   receiver gone
 //!           |                                                         | ended: a failure
-//! Draining  | no new messages; those queued before close() go to the  | Closing: queue empty,
-//!           | sink                                                    |   or close_timeout
+//! Draining  | no new messages; those queued before go to the sink;    | Closing: queue empty,
+//!           | reading goes on                                         |   or close_timeout
 //! Closing   | the sink's close(), bounded by close_timeout            | ended
 //! ```
+//!
+//! At the end, whatever the sink read that the receiver has not taken (at most the
+//! sink's inbox bound) goes into the receiver's tail, followed by the failure if the
+//! reader was not told of it: the `Incoming` stream yields them after the channel.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -34,6 +38,8 @@ pub(super) struct Command {
 }
 
 type Item = Result<Message, Error>;
+/// Items the receiver yields after the channel (see [`Task::hand_over_inbound`]).
+pub(super) type Tail = Arc<std::sync::Mutex<std::collections::VecDeque<Item>>>;
 type Reserve =
     Pin<Box<dyn Future<Output = Result<OwnedPermit<Item>, mpsc::error::SendError<()>>> + Send>>;
 
@@ -51,16 +57,38 @@ enum Outlet {
     Gone,
 }
 
+/// See the table in the module docs.
+enum Phase {
+    Running,
+    Draining { deadline: Pin<Box<Sleep>> },
+    Closing,
+}
+
+/// What the task still owed when it ended.
+struct Leftovers {
+    /// The messages without an outcome, oldest first.
+    undelivered: Vec<Message>,
+    /// Messages the sink held (with an outcome or not).
+    in_sink: usize,
+    /// Messages the sink never took: queued, staged or refused.
+    outside: usize,
+}
+
 pub(super) struct Task<M: MakeConnection> {
     sink: ReconnectingSink<M>,
     commands: mpsc::Receiver<Command>,
-    /// A handle asked to close. Apart from the commands, so that a close is seen even
-    /// while the commands wait behind a connection that takes nothing.
+    /// A handle asked to close; `None` from it: every handle was dropped. Apart from the
+    /// commands, so that both are seen even while the commands wait behind a connection
+    /// that takes nothing.
     close: mpsc::Receiver<()>,
-    /// Every handle was dropped.
+    /// The queue is closed and empty.
     commands_done: bool,
+    /// Every handle was dropped.
+    handles_gone: bool,
     /// A command taken but not yet accepted by the sink.
     staged: Option<Command>,
+    /// Messages the sink would not take (none while it runs; kept for the `Shutdown`).
+    refused_messages: Vec<Message>,
     outlet: Outlet,
     /// Messages written since the last successful flush.
     unflushed: bool,
@@ -70,33 +98,24 @@ pub(super) struct Task<M: MakeConnection> {
     yield_before_flush: bool,
     /// The limiter refused: writes wait until then.
     refused: Option<Pin<Box<Sleep>>>,
-    /// The last error item the sink's reader was told of (why its stream ended).
+    /// The last error item forwarded to the reader.
     last_error: Option<Error>,
+    /// What the receiver yields after the channel, filled when the task ends.
+    tail: Tail,
     phase: Phase,
-    /// Where the `Shutdown` goes; set once, by `finish` or, if the task is dropped
+    /// Where the `Shutdown` goes; set once, by `run` or, if the task is dropped
     /// unfinished (a panic unwinding, the runtime shutting down), by `Drop`.
     ended: Arc<Ended>,
     finished: bool,
 }
 
-/// See the table in the module docs.
-enum Phase {
-    Running,
-    Draining { deadline: Pin<Box<Sleep>> },
-    Closing,
-}
-
-impl<M: MakeConnection> Task<M>
-where
-    M::Future: Send,
-    M::Connection: Send,
-    M: Send + 'static,
-{
+impl<M: MakeConnection> Task<M> {
     pub(super) fn new(
         sink: ReconnectingSink<M>,
         commands: mpsc::Receiver<Command>,
         close: mpsc::Receiver<()>,
         tx: mpsc::Sender<Item>,
+        tail: Tail,
         ended: Arc<Ended>,
     ) -> Self {
         let watch = tx.clone();
@@ -105,7 +124,9 @@ where
             commands,
             close,
             commands_done: false,
+            handles_gone: false,
             staged: None,
+            refused_messages: Vec::new(),
             outlet: Outlet::Open {
                 tx,
                 blocked: None,
@@ -115,6 +136,7 @@ where
             yield_before_flush: false,
             refused: None,
             last_error: None,
+            tail,
             phase: Phase::Running,
             ended,
             finished: false,
@@ -124,15 +146,35 @@ where
     /// Runs until the task ends and stores its `Shutdown`.
     pub(super) async fn run(mut self) {
         let result = poll_fn(|cx| self.poll(cx)).await;
+        self.hand_over_inbound(&result, true);
+        let gave_up = match &result {
+            Ok(()) | Err(Error::CloseIncomplete { .. }) => None,
+            Err(e) => Some(e.duplicate()),
+        };
+        let left = self.hand_back(|| match &gave_up {
+            Some(e) => UndeliveredReason::GaveUp(e.duplicate()),
+            None => UndeliveredReason::Closed,
+        });
+        // Messages that never reached the sink make a clean close incomplete too.
+        let result = match result {
+            Ok(()) if left.in_sink + left.outside > 0 => Err(Error::CloseIncomplete {
+                undelivered: left.in_sink + left.outside,
+                source: Box::new(Error::Timeout),
+            }),
+            Err(Error::CloseIncomplete {
+                undelivered: owed,
+                source,
+            }) => Err(Error::CloseIncomplete {
+                undelivered: owed + left.outside,
+                source,
+            }),
+            other => other,
+        };
+        let undelivered = left.undelivered;
         match &result {
             Ok(()) => tracing::info!("the connection's task ended"),
             Err(e) => tracing::warn!(error = %e, "the connection's task ended"),
         }
-        let reason = || match &result {
-            Ok(()) | Err(Error::CloseIncomplete { .. }) => UndeliveredReason::Closed,
-            Err(e) => UndeliveredReason::GaveUp(e.duplicate()),
-        };
-        let undelivered = self.hand_back(reason);
         self.finished = true;
         self.ended.store(Shutdown {
             result,
@@ -144,17 +186,14 @@ where
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             match &mut self.phase {
-                Phase::Running => {
-                    if let Poll::Ready(Some(())) = self.close.poll_recv(cx) {
-                        tracing::debug!("close requested: delivering what was queued before it");
-                        // Running -> Draining: the queue takes nothing more.
-                        self.commands.close();
-                        self.phase = Phase::Draining {
-                            deadline: Box::pin(tokio::time::sleep(self.sink.close_timeout())),
-                        };
+                Phase::Running => match self.close.poll_recv(cx) {
+                    Poll::Ready(Some(())) => {
+                        self.drain("close requested: delivering what was queued before it");
                         continue;
                     }
-                }
+                    Poll::Ready(None) => self.handles_gone = true,
+                    Poll::Pending => {}
+                },
                 Phase::Draining { deadline } => {
                     let expired = deadline.as_mut().poll(cx).is_ready();
                     if expired || (self.commands_done && self.staged.is_none()) {
@@ -176,10 +215,11 @@ where
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
-            if self.commands_done && matches!(self.outlet, Outlet::Gone) && self.staged.is_none() {
-                tracing::debug!("every handle and the receiver are gone: closing");
-                // Running -> Closing
-                self.phase = Phase::Closing;
+            if self.handles_gone
+                && matches!(self.outlet, Outlet::Gone)
+                && matches!(self.phase, Phase::Running)
+            {
+                self.drain("every handle and the receiver are gone: closing");
                 continue;
             }
             if std::mem::take(&mut self.yield_before_flush) {
@@ -192,10 +232,53 @@ where
         }
     }
 
+    /// Running -> Draining: the queue takes nothing more; what it holds goes to the sink
+    /// within `close_timeout`.
+    fn drain(&mut self, why: &str) {
+        tracing::debug!("{why}");
+        self.commands.close();
+        self.phase = Phase::Draining {
+            deadline: Box::pin(tokio::time::sleep(self.sink.close_timeout())),
+        };
+    }
+
+    /// The task ends: what the sink read and the receiver has not taken goes into the
+    /// receiver's tail (bounded by the sink's inbox), then the failure if the reader was
+    /// not told of it.
+    /// `read_sink`: the sink ended normally and its inbox can be read (not after a
+    /// panic inside it).
+    fn hand_over_inbound(&mut self, result: &Result<(), Error>, read_sink: bool) {
+        let Outlet::Open { blocked, .. } = &mut self.outlet else {
+            return;
+        };
+        let mut rest = std::collections::VecDeque::new();
+        rest.extend(blocked.take().map(|(item, _)| item));
+        // The sink has ended (closed or failed for good): its inbox is read without I/O.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        while let Poll::Ready(Some(item)) = match read_sink {
+            true => self.sink.poll_next(&mut cx),
+            false => Poll::Ready(None),
+        } {
+            if let Err(e) = &item {
+                self.last_error = Some(e.duplicate());
+            }
+            rest.push_back(item);
+        }
+        if let (Err(e), None) = (result, &self.last_error) {
+            if !matches!(e, Error::CloseIncomplete { .. }) {
+                rest.push_back(Err(e.duplicate()));
+            }
+        }
+        self.tail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(rest);
+    }
+
     /// Moves one inbound item along. `Ready(Ok)`: progress; `Ready(Err)`: the sink's
-    /// stream ended (it gave up); `Pending`: nothing to do now.
+    /// stream ended (it gave up, or it is closed); `Pending`: nothing to do now.
     fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if let Outlet::Open { tx, blocked, gone } = &mut self.outlet {
+        if let Outlet::Open { blocked, gone, .. } = &mut self.outlet {
             if gone.as_mut().poll(cx).is_ready() {
                 tracing::debug!("the receiver was dropped: inbound messages are discarded");
                 self.outlet = Outlet::Gone;
@@ -214,19 +297,24 @@ where
                 }
                 return Poll::Ready(Ok(()));
             }
-            let _ = tx;
         }
         let item = match ready!(self.sink.poll_next(cx)) {
             Some(item) => item,
             None => {
                 let error = self.last_error.take().unwrap_or(Error::TaskEnded);
-                tracing::debug!(%error, "the sink's stream ended");
                 return Poll::Ready(Err(error));
             }
         };
         if let Err(e) = &item {
             self.last_error = Some(e.duplicate());
         }
+        self.offer(item);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Gives `item` to the receiver, or holds it until there is room; discards it if the
+    /// receiver is gone.
+    fn offer(&mut self, item: Item) {
         match &mut self.outlet {
             Outlet::Open { tx, blocked, .. } => match tx.try_send(item) {
                 Ok(()) => {}
@@ -237,7 +325,6 @@ where
             },
             Outlet::Gone => {}
         }
-        Poll::Ready(Ok(()))
     }
 
     /// Takes commands while the sink is ready, then flushes. `Ready(Ok)`: progress;
@@ -260,32 +347,43 @@ where
                     Poll::Pending => {}
                 }
             }
-            match self.staged.take() {
-                None => break,
-                Some(send) => match self.sink.poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        let Command { item, promise } = send;
-                        let accepted = match promise {
-                            Some(promise) => self.sink.start_send_promised(item, promise),
-                            None => self.sink.start_send_outgoing_untracked(item),
-                        };
-                        if let Err(e) = accepted {
-                            // Not dialed or closing: cannot happen while the task runs.
-                            tracing::warn!(error = %e, "the sink refused a message");
-                        }
-                        self.unflushed = true;
-                        progress = true;
-                        wrote = true;
+            let Some(command) = self.staged.take() else {
+                break;
+            };
+            match self.sink.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    let Command { item, promise } = command;
+                    let refused = match promise {
+                        // A refusal settles the outcome, in order, handing the message back.
+                        Some(promise) => self
+                            .sink
+                            .start_send_promised(item, promise)
+                            .err()
+                            .map(|e| (e, None)),
+                        None => self
+                            .sink
+                            .start_send_outgoing_untracked(item)
+                            .err()
+                            .map(|(e, m)| (e, Some(m))),
+                    };
+                    if let Some((error, message)) = refused {
+                        // Not while the task runs (the handle refuses Close frames): the
+                        // message goes into the Shutdown rather than nowhere.
+                        tracing::warn!(error = %error, "the sink refused a message");
+                        self.refused_messages.extend(message);
                     }
-                    Poll::Ready(Err(error)) => {
-                        self.staged = Some(send);
-                        return self.write_failed(error, cx);
-                    }
-                    Poll::Pending => {
-                        self.staged = Some(send);
-                        break;
-                    }
-                },
+                    self.unflushed = true;
+                    progress = true;
+                    wrote = true;
+                }
+                Poll::Ready(Err(error)) => {
+                    self.staged = Some(command);
+                    return self.write_failed(error, cx);
+                }
+                Poll::Pending => {
+                    self.staged = Some(command);
+                    break;
+                }
             }
         }
         if self.unflushed && wrote && matches!(self.phase, Phase::Running) {
@@ -326,29 +424,40 @@ where
 }
 
 impl<M: MakeConnection> Task<M> {
-    /// The task ends: outcomes fail with `reason`, handing their messages back; returns
-    /// every other message still owed, in the sink or queued.
-    fn hand_back(&mut self, reason: impl Fn() -> UndeliveredReason) -> Vec<Message> {
+    /// The task ends: outcomes fail with `reason`, handing their messages back, in
+    /// order; the other messages still owed (in the sink, refused, or queued) are
+    /// returned.
+    fn hand_back(&mut self, reason: impl Fn() -> UndeliveredReason) -> Leftovers {
         // Outcomes the sink still holds fail with the reason (close() did that already).
-        self.sink.give_up(&reason);
+        let failed = self.sink.give_up(&reason);
         let mut undelivered = self.sink.take_undelivered();
+        let in_sink = failed + undelivered.len();
+        let mut outside = self.refused_messages.len();
+        undelivered.append(&mut self.refused_messages);
         self.commands.close();
         while let Some(Command { item, promise }) =
             self.staged.take().or_else(|| self.commands.try_recv().ok())
         {
+            outside += 1;
             let message = item.into_message();
             match promise {
-                Some(promise) => promise.fail(Undelivered::new(reason(), message)),
+                Some(promise) => self
+                    .sink
+                    .settle_refused(promise, Undelivered::new(reason(), message)),
                 None => undelivered.push(message),
             }
         }
-        if !undelivered.is_empty() {
+        if in_sink + outside > 0 {
             tracing::warn!(
-                undelivered = undelivered.len(),
+                undelivered = in_sink + outside,
                 "the connection's task ended with messages undelivered"
             );
         }
-        undelivered
+        Leftovers {
+            undelivered,
+            in_sink,
+            outside,
+        }
     }
 }
 
@@ -359,10 +468,11 @@ impl<M: MakeConnection> Drop for Task<M> {
         if self.finished {
             return;
         }
-        let undelivered = self.hand_back(|| UndeliveredReason::Dropped);
+        self.hand_over_inbound(&Ok(()), false);
+        let left = self.hand_back(|| UndeliveredReason::Dropped);
         self.ended.store(Shutdown {
             result: Err(Error::TaskEnded),
-            undelivered,
+            undelivered: left.undelivered,
         });
     }
 }

@@ -480,7 +480,8 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     ) -> Result<(), Error> {
         let (message, volatile) = item.into_parts();
         if let Err(error) = self.core.can_accept(&message) {
-            promise.refuse(&error, message);
+            let reason = UndeliveredReason::Refused(error.duplicate());
+            self.settle_refused(promise, Undelivered::new(reason, message));
             return Err(error);
         }
         self.core.accept(
@@ -493,10 +494,21 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         Ok(())
     }
 
-    /// `start_send` with the options of `item` and no outcome.
-    pub(crate) fn start_send_outgoing_untracked(&mut self, item: Outgoing) -> Result<(), Error> {
+    /// Fails an outcome whose message the sink never took, after every earlier outcome.
+    pub(crate) fn settle_refused(&mut self, promise: Promise, undelivered: Undelivered) {
+        self.core.outbox.settle_now(promise, undelivered);
+    }
+
+    /// `start_send` with the options of `item` and no outcome; a refusal hands the
+    /// message back.
+    pub(crate) fn start_send_outgoing_untracked(
+        &mut self,
+        item: Outgoing,
+    ) -> Result<(), (Error, Message)> {
         let (message, volatile) = item.into_parts();
-        self.core.can_accept(&message)?;
+        if let Err(error) = self.core.can_accept(&message) {
+            return Err((error, message));
+        }
         let tag = volatile.then_some(Tag {
             volatile,
             promise: None,
@@ -516,9 +528,10 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.dial();
     }
 
-    /// Fails the outcomes the sink holds with `reason`, handing their messages back.
-    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) {
-        self.core.outbox.give_up(reason);
+    /// Fails the outcomes the sink holds with `reason`, handing their messages back;
+    /// returns how many.
+    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) -> usize {
+        self.core.outbox.give_up(reason)
     }
 
     /// Polls until every accepted message is flushed, reconnecting and resending as needed.

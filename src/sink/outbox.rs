@@ -325,11 +325,20 @@ impl Outbox {
     /// The sink gives up on the messages that have an outcome: they leave the outbox and
     /// their outcomes fail, handing them back. Messages without one stay. Called with no
     /// connection live.
-    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) {
-        if self.tickets > 0 {
-            self.remove_where(|e| e.ticket.is_some(), reason);
-            self.rewind();
+    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) -> usize {
+        if self.tickets == 0 {
+            return 0;
         }
+        let removed = self.remove_where(|e| e.ticket.is_some(), reason);
+        self.rewind();
+        removed
+    }
+
+    /// Fails the outcome of a message that never entered the outbox, in order: after
+    /// the outcomes of the messages accepted before it.
+    pub(crate) fn settle_now(&mut self, promise: Promise, undelivered: Undelivered) {
+        let ticket = self.ledger.open(promise);
+        self.ledger.settle(ticket, Err(undelivered));
     }
 
     /// Removes the entries `condition` picks, failing their outcomes with `reason`.

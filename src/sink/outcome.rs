@@ -269,19 +269,6 @@ pub(crate) struct Promise {
 }
 
 impl Promise {
-    /// The sink did not take the message: the outcome fails at once.
-    pub(crate) fn refuse(self, error: &Error, message: Message) {
-        self.settle(Err(Undelivered::new(
-            UndeliveredReason::Refused(error.duplicate()),
-            message,
-        )));
-    }
-
-    /// The task holding the message ended before handing it to the sink.
-    pub(crate) fn fail(self, undelivered: Undelivered) {
-        self.settle(Err(undelivered));
-    }
-
     fn settle(self, outcome: Result<(), Undelivered>) {
         // The Delivery may have been dropped: nobody to tell.
         let _ = self.tx.send(outcome);
