@@ -32,7 +32,6 @@ use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
 use crate::target::{DialKind, Target};
-use crate::Message;
 
 /// The engine behind a [`ReconnectingSink`](super::ReconnectingSink): every field the
 /// halves share, driven by the `poll_*` operations (`write.rs`, `read.rs`, `close.rs`).
@@ -52,10 +51,14 @@ pub(super) struct Core<M: MakeConnection> {
     pub(super) limiter: Option<ReconnectBudget>,
     pub(super) acks: Option<Acks>,
     pub(super) stats: StatsHandle,
-    /// Accepted messages not yet added to `stats` (no atomic operation per message).
-    pub(super) unpublished: Tally,
-    /// Accepted messages since the writer last looked at inbound frames.
-    pub(super) unchecked: Tally,
+    /// Every message accepted, counted once per message (no atomic operation): what
+    /// was added to `stats` and when the writer last looked at inbound frames are marks
+    /// on this count.
+    pub(super) accepted: Tally,
+    /// `accepted` as last added to `stats`.
+    pub(super) published: Tally,
+    /// `accepted` when the writer last looked at inbound frames.
+    pub(super) checked: Tally,
     state_tx: watch::Sender<ConnectionState>,
     /// Reconnection runs since the last connection came up.
     reconnect_runs: u32,
@@ -86,13 +89,19 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    pub(super) fn add(&mut self, message: &Message) {
+    #[inline]
+    pub(super) fn add(&mut self, bytes: usize) {
         self.messages += 1;
-        self.bytes += message.len() as u64;
+        self.bytes += bytes as u64;
     }
 
-    pub(super) fn take(&mut self) -> Tally {
-        std::mem::take(self)
+    /// What `self` counted since `mark` (an earlier value of it).
+    #[inline]
+    pub(super) fn since(self, mark: Tally) -> Tally {
+        Tally {
+            messages: self.messages - mark.messages,
+            bytes: self.bytes - mark.bytes,
+        }
     }
 }
 
@@ -187,8 +196,9 @@ impl<M: MakeConnection> Core<M> {
             close_policy: settings.close_policy,
             limiter,
             acks: settings.acks,
-            unpublished: Tally::default(),
-            unchecked: Tally::default(),
+            accepted: Tally::default(),
+            published: Tally::default(),
+            checked: Tally::default(),
             state_tx: watch::Sender::new(ConnectionState::Idle),
             reconnect_runs: 0,
             pending_error: None,
@@ -218,10 +228,11 @@ impl<M: MakeConnection> Core<M> {
     /// that arrived, the acknowledgement timer, the keepalive) have their turn first, so
     /// they run for a writer blocked on a full socket as well as for a reader. If they
     /// found the connection dead, `op` runs again (and reconnects).
+    #[inline]
     pub(super) fn drive<T>(
         &mut self,
         cx: &mut Context<'_>,
-        op: fn(&mut Self, &mut Context<'_>) -> Poll<T>,
+        mut op: impl FnMut(&mut Self, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         loop {
             if let Poll::Ready(r) = op(self, cx) {

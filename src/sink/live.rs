@@ -88,6 +88,7 @@ impl<M: MakeConnection> Live<M> {
     }
 
     /// Whether every hello message is written.
+    #[inline]
     pub(super) fn preamble_done(&self) -> bool {
         self.preamble == self.hello.len()
     }
@@ -146,6 +147,7 @@ impl<M: MakeConnection> Live<M> {
     }
 
     /// Whether the connection can take a message now.
+    #[inline]
     pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Lost>> {
         let ready = self.conn.as_mut().poll_ready(cx);
         self.write_blocked = ready.is_pending();
@@ -153,6 +155,7 @@ impl<M: MakeConnection> Live<M> {
     }
 
     /// Writes a message accepted while this connection is up (after `poll_ready`).
+    #[inline]
     pub(super) fn write(&mut self, message: Message) -> Result<(), Lost> {
         self.conn
             .as_mut()

@@ -313,8 +313,9 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// ```
     pub fn stats(&self) -> Stats {
         let mut stats = self.core.stats.get();
-        stats.messages_sent += self.core.unpublished.messages;
-        stats.bytes_sent += self.core.unpublished.bytes;
+        let unpublished = self.core.accepted.since(self.core.published);
+        stats.messages_sent += unpublished.messages;
+        stats.bytes_sent += unpublished.bytes;
         stats
     }
 
@@ -608,15 +609,16 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// Runs one of the core's poll functions for `half` with the fan-out waker, and
     /// registers the caller's waker only when it parks, then looks once more: a wake-up
     /// that came between the first look and the registration is not lost.
+    #[inline]
     fn poll_with<T>(
         &mut self,
         half: Half,
         cx: &mut Context<'_>,
-        op: fn(&mut Core<M>, &mut Context<'_>) -> Poll<T>,
+        mut op: impl FnMut(&mut Core<M>, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         self.core.current = half;
         let mut inner = Context::from_waker(&self.waker);
-        if let Poll::Ready(r) = self.core.drive(&mut inner, op) {
+        if let Poll::Ready(r) = self.core.drive(&mut inner, &mut op) {
             return Poll::Ready(r);
         }
         self.core.wakers.register(half, cx.waker());

@@ -82,11 +82,13 @@ impl Outbox {
     }
 
     /// The unflushed part reached its bound: flush before accepting more.
+    #[inline]
     pub(crate) fn needs_flush(&self) -> bool {
         self.queue.len() - self.flushed >= self.max_messages
             || self.unflushed_bytes >= self.max_bytes
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -101,6 +103,7 @@ impl Outbox {
         self.tracked
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, message: Message, id: Option<u64>) {
         self.push_entry(Entry::plain(message, id));
     }
@@ -125,6 +128,7 @@ impl Outbox {
         });
     }
 
+    #[inline]
     fn push_entry(&mut self, entry: Entry) {
         let (message, id) = (&entry.message, entry.id);
         if let Some(id) = id {
@@ -139,15 +143,18 @@ impl Outbox {
     }
 
     /// The next message not yet written to the current connection.
+    #[inline]
     pub(crate) fn next_unwritten(&self) -> Option<&Message> {
         self.queue.get(self.written).map(|e| &e.message)
     }
 
+    #[inline]
     pub(crate) fn mark_written(&mut self) {
         debug_assert!(self.written < self.queue.len());
         self.written += 1;
     }
 
+    #[inline]
     pub(crate) fn all_written(&self) -> bool {
         self.written == self.queue.len()
     }
