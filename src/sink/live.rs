@@ -125,7 +125,7 @@ impl<M: MakeConnection> Live<M> {
             let message = if let Some(m) = self.hello.get(self.preamble) {
                 m.clone()
             } else if let Some(m) = outbox.next_unwritten() {
-                m.clone()
+                m
             } else {
                 return Poll::Ready(Ok(resent));
             };

@@ -62,6 +62,7 @@ mod driver;
 mod hello;
 mod inbound;
 mod keepalive;
+mod kept;
 mod live;
 mod lost;
 mod outbox;

@@ -18,26 +18,16 @@
 
 use std::collections::VecDeque;
 
+use super::kept::{Arena, Kept};
 use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
 use crate::Message;
 
 #[derive(Debug)]
 struct Entry {
-    message: Message,
+    kept: Kept,
     id: Option<u64>,
     ticket: Option<Ticket>,
     volatile: bool,
-}
-
-impl Entry {
-    fn plain(message: Message, id: Option<u64>) -> Self {
-        Entry {
-            message,
-            id,
-            ticket: None,
-            volatile: false,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -60,6 +50,8 @@ pub(crate) struct Outbox {
     tickets: usize,
     /// Volatile entries.
     volatile: usize,
+    /// The copies of small untracked payloads (see `kept.rs`).
+    arena: Arena,
 }
 
 impl Outbox {
@@ -78,6 +70,7 @@ impl Outbox {
             ledger: Ledger::default(),
             tickets: 0,
             volatile: 0,
+            arena: Arena::default(),
         }
     }
 
@@ -98,14 +91,40 @@ impl Outbox {
         self.queue.len()
     }
 
+    #[cfg(test)]
+    fn arena_is_empty(&self) -> bool {
+        self.arena.is_empty()
+    }
+
     /// Tracked messages not yet acknowledged.
     pub(crate) fn tracked(&self) -> usize {
         self.tracked
     }
 
+    /// Keeps `message`, about to be written, without taking it: small untracked payloads
+    /// as a copy, the rest as a clone.
+    #[inline]
+    pub(crate) fn push_copy(&mut self, message: &Message, id: Option<u64>) {
+        let kept = match id {
+            None => self.arena.keep(message, self.max_bytes),
+            Some(_) => Kept::Whole(message.clone()),
+        };
+        self.push_kept(kept, id);
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, message: Message, id: Option<u64>) {
-        self.push_entry(Entry::plain(message, id));
+        self.push_kept(Kept::Whole(message), id);
+    }
+
+    #[inline]
+    fn push_kept(&mut self, kept: Kept, id: Option<u64>) {
+        self.push_entry(Entry {
+            kept,
+            id,
+            ticket: None,
+            volatile: false,
+        });
     }
 
     /// Pushes a message with its outcome to settle (if it has one) and, if `volatile`,
@@ -121,7 +140,7 @@ impl Outbox {
         self.tickets += usize::from(ticket.is_some());
         self.volatile += usize::from(volatile);
         self.push_entry(Entry {
-            message,
+            kept: Kept::Whole(message),
             id,
             ticket,
             volatile,
@@ -130,22 +149,24 @@ impl Outbox {
 
     #[inline]
     fn push_entry(&mut self, entry: Entry) {
-        let (message, id) = (&entry.message, entry.id);
+        let (len, id) = (entry.kept.len(), entry.id);
         if let Some(id) = id {
             if self.last_id.is_some_and(|last| id <= last) {
                 self.ids_in_order = false;
             }
             self.last_id = Some(id);
         }
-        self.unflushed_bytes += message.len();
+        self.unflushed_bytes += len;
         self.tracked += usize::from(id.is_some());
         self.queue.push_back(entry);
     }
 
     /// The next message not yet written to the current connection.
     #[inline]
-    pub(crate) fn next_unwritten(&self) -> Option<&Message> {
-        self.queue.get(self.written).map(|e| &e.message)
+    pub(crate) fn next_unwritten(&self) -> Option<Message> {
+        self.queue
+            .get(self.written)
+            .map(|e| self.arena.message(&e.kept))
     }
 
     #[inline]
@@ -163,7 +184,7 @@ impl Outbox {
     pub(crate) fn rewind(&mut self) {
         self.written = 0;
         self.flushed = 0;
-        self.unflushed_bytes = self.queue.iter().map(|e| e.message.len()).sum();
+        self.unflushed_bytes = self.queue.iter().map(|e| e.kept.len()).sum();
     }
 
     /// A flush succeeded: what was written is in the socket. Untracked entries are done;
@@ -173,14 +194,17 @@ impl Outbox {
         if self.tracked == self.queue.len() {
             // Everything is tracked: nothing to drop, only the flushed mark moves.
             self.flushed = upto;
-            self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.message.len()).sum();
+            self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.kept.len()).sum();
             return;
         }
         if self.tracked == 0 {
             if self.tickets == 0 && self.volatile == 0 {
-                self.queue.drain(..upto);
+                for entry in self.queue.drain(..upto) {
+                    self.arena.release(&entry.kept);
+                }
             } else {
                 for mut entry in self.queue.drain(..upto) {
+                    self.arena.release(&entry.kept);
                     Self::delivered(
                         &mut self.ledger,
                         &mut self.tickets,
@@ -194,13 +218,18 @@ impl Outbox {
         } else {
             let mut index = 0;
             let mut removed = 0;
-            let (ledger, tickets, volatile) =
-                (&mut self.ledger, &mut self.tickets, &mut self.volatile);
+            let (ledger, tickets, volatile, arena) = (
+                &mut self.ledger,
+                &mut self.tickets,
+                &mut self.volatile,
+                &mut self.arena,
+            );
             self.queue.retain_mut(|e| {
                 let keep = index >= upto || e.id.is_some();
                 removed += usize::from(!keep);
                 index += 1;
                 if !keep {
+                    arena.release(&e.kept);
                     Self::delivered(ledger, tickets, volatile, e);
                 }
                 keep
@@ -212,7 +241,7 @@ impl Outbox {
             .queue
             .iter()
             .skip(self.flushed)
-            .map(|e| e.message.len())
+            .map(|e| e.kept.len())
             .sum();
     }
 
@@ -229,7 +258,7 @@ impl Outbox {
                 Some(id) if id <= acked => {}
                 _ => break,
             }
-            let len = front.message.len();
+            let len = front.kept.len();
             if let Some(mut entry) = self.queue.pop_front() {
                 Self::delivered(
                     &mut self.ledger,
@@ -272,7 +301,7 @@ impl Outbox {
                 before_written += usize::from(index < written);
                 before_flushed += usize::from(index < flushed);
             } else if index >= flushed {
-                unflushed_bytes += e.message.len();
+                unflushed_bytes += e.kept.len();
             }
             index += 1;
             !drop
@@ -295,17 +324,21 @@ impl Outbox {
         self.last_id = None;
         self.tickets = 0;
         self.volatile = 0;
-        let ledger = &mut self.ledger;
-        self.queue
+        let (ledger, arena) = (&mut self.ledger, &mut self.arena);
+        let taken = self
+            .queue
             .drain(..)
             .map(|e| {
+                let message = arena.message(&e.kept);
                 if let Some(ticket) = e.ticket {
-                    let undelivered = Undelivered::new(UndeliveredReason::Taken, e.message.clone());
+                    let undelivered = Undelivered::new(UndeliveredReason::Taken, message.clone());
                     ledger.settle(ticket, Err(undelivered));
                 }
-                e.message
+                message
             })
-            .collect()
+            .collect();
+        self.arena = Arena::default();
+        taken
     }
 
     /// The live connection ended: its volatile entries are dropped (their outcomes fail
@@ -315,7 +348,7 @@ impl Outbox {
         let dropped = if self.volatile == 0 {
             0
         } else {
-            self.remove_where(|e| e.volatile, || UndeliveredReason::ConnectionLost)
+            self.remove_where(|_, e| e.volatile, || UndeliveredReason::ConnectionLost)
         };
         self.rewind();
         dropped
@@ -324,7 +357,10 @@ impl Outbox {
     /// Before a resend: drops the entries `keep` refuses (their outcomes fail with
     /// [`UndeliveredReason::Discarded`]). Returns how many were dropped.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Message) -> bool) -> usize {
-        let dropped = self.remove_where(|e| !keep(&e.message), || UndeliveredReason::Discarded);
+        let dropped = self.remove_where(
+            |arena, e| !keep(&arena.message(&e.kept)),
+            || UndeliveredReason::Discarded,
+        );
         self.rewind();
         dropped
     }
@@ -336,7 +372,7 @@ impl Outbox {
         if self.tickets == 0 {
             return 0;
         }
-        let removed = self.remove_where(|e| e.ticket.is_some(), reason);
+        let removed = self.remove_where(|_, e| e.ticket.is_some(), reason);
         self.rewind();
         removed
     }
@@ -352,18 +388,19 @@ impl Outbox {
     /// Leaves the written and flushed marks for the caller to rewind.
     fn remove_where(
         &mut self,
-        mut condition: impl FnMut(&Entry) -> bool,
+        mut condition: impl FnMut(&Arena, &Entry) -> bool,
         reason: impl Fn() -> UndeliveredReason,
     ) -> usize {
         let mut removed = 0;
-        let (ledger, tickets, volatile, tracked) = (
+        let (ledger, tickets, volatile, tracked, arena) = (
             &mut self.ledger,
             &mut self.tickets,
             &mut self.volatile,
             &mut self.tracked,
+            &mut self.arena,
         );
         self.queue.retain_mut(|e| {
-            if !condition(e) {
+            if !condition(arena, e) {
                 return true;
             }
             removed += 1;
@@ -371,9 +408,10 @@ impl Outbox {
             *volatile -= usize::from(e.volatile);
             if let Some(ticket) = e.ticket.take() {
                 *tickets -= 1;
-                let message = std::mem::replace(&mut e.message, Message::binary(Vec::new()));
+                let message = arena.message(&e.kept);
                 ledger.settle(ticket, Err(Undelivered::new(reason(), message)));
             }
+            arena.release(&e.kept);
             false
         });
         removed
@@ -415,6 +453,29 @@ mod tests {
             o.mark_written();
         }
         seen
+    }
+
+    #[test]
+    fn copied_payloads_are_resent_and_handed_back_as_they_were() {
+        let mut o = Outbox::new(100, 1000);
+        o.push_copy(&Message::text("a"), None);
+        o.mark_written();
+        o.push_copy(&Message::binary(vec![1, 2]), None);
+        o.mark_written();
+        o.push_copy(&Message::text("t3"), Some(3));
+        o.mark_written();
+        // The connection is lost before the flush: all three are written again.
+        o.rewind();
+        assert_eq!(o.next_unwritten(), Some(Message::text("a")));
+        o.mark_written();
+        assert_eq!(o.next_unwritten(), Some(Message::binary(vec![1, 2])));
+        o.mark_written();
+        o.mark_written();
+        o.flushed();
+        assert_eq!(o.len(), 1, "the tracked one waits for its acknowledgement");
+        assert!(o.arena_is_empty(), "no copy owed: the buffer is reset");
+        o.push_copy(&Message::text("b"), None);
+        assert_eq!(o.take_all(), [Message::text("t3"), Message::text("b")]);
     }
 
     #[test]

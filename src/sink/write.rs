@@ -135,11 +135,22 @@ impl<M: MakeConnection> Core<M> {
         let direct = matches!(self.state, State::Connected(_)) && self.outbox.all_written();
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
         self.accepted.add(message.len());
+        let tagged = tag.is_some();
         let keep = |outbox: &mut Outbox, message: Message| match tag {
             None => outbox.push(message, id),
             Some(Tag { volatile, promise }) => outbox.push_outgoing(message, id, volatile, promise),
         };
         match &mut self.state {
+            // The common case: kept without taking the message (a copy of a small
+            // payload), which goes to the connection.
+            State::Connected(live) if direct && !tagged => {
+                self.outbox.push_copy(&message, id);
+                match live.write(message) {
+                    Ok(()) => self.outbox.mark_written(),
+                    // Kept in the outbox; resent on the next connection.
+                    Err(lost) => self.lose(lost),
+                }
+            }
             State::Connected(live) if direct => {
                 keep(&mut self.outbox, message.clone());
                 match live.write(message) {
