@@ -314,16 +314,25 @@ enum DropClient {
     Plain,
     /// The same, acknowledged mode (the server acks the contiguous prefix).
     Acked,
+    /// Plain mode through `spawn()`: the task reads while the application writes, so a
+    /// drop is noticed when it happens, not at the next write.
+    Handle,
 }
 
 impl DropClient {
-    const ALL: [DropClient; 3] = [DropClient::Peer, DropClient::Plain, DropClient::Acked];
+    const ALL: [DropClient; 4] = [
+        DropClient::Peer,
+        DropClient::Plain,
+        DropClient::Acked,
+        DropClient::Handle,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             DropClient::Peer => "stream-reconnect",
             DropClient::Plain => "ReconnectingSink, plain",
             DropClient::Acked => "ReconnectingSink, acknowledged",
+            DropClient::Handle => "spawn() handle, plain",
         }
     }
 
@@ -333,6 +342,7 @@ impl DropClient {
             DropClient::Peer => "stream-reconnect",
             DropClient::Plain => "ws-reconnect",
             DropClient::Acked => "ws-reconnect-acked",
+            DropClient::Handle => "ws-reconnect-handle",
         }
     }
 }
@@ -520,6 +530,27 @@ async fn default_drops(
                 ws.close().await.map_err(|e| e.to_string())?;
                 tokio::time::sleep(SETTLE).await;
             }
+            DropClient::Handle => {
+                let ws = ReconnectingSink::builder()
+                    .initial_interval(Duration::ZERO)
+                    .connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (handle, incoming) = ws.spawn();
+                drop(incoming);
+                let sender = handle.clone();
+                let mut sink = Box::pin(futures::sink::unfold(
+                    sender,
+                    |sender, message: Message| async move {
+                        sender.send(message).await.map_err(|e| e.to_string())?;
+                        Ok::<_, String>(sender)
+                    },
+                ));
+                send_until_drops(&mut sink, ledger, paced, drops, max_total, &sent, &errors)
+                    .await?;
+                handle.close().await.result.map_err(|e| e.to_string())?;
+                tokio::time::sleep(SETTLE).await;
+            }
         }
         Ok::<(), String>(())
     };
@@ -553,10 +584,11 @@ fn default_drops_section(
     );
     let scenarios = [("1k msg/s", true), ("unpaced", false)];
     // [scenario][client]: lost per drop (one sample a round), drop → first message (every drop).
-    let mut lost = vec![vec![Samples::default(); 3]; 2];
-    let mut gaps = vec![vec![Samples::default(); 3]; 2];
+    let clients = DropClient::ALL.len();
+    let mut lost = vec![vec![Samples::default(); clients]; 2];
+    let mut gaps = vec![vec![Samples::default(); clients]; 2];
     // [scenario][client]: drops, messages sent, send errors, rounds failed.
-    let mut seen = vec![vec![(0u64, 0usize, 0u64, 0usize); 3]; 2];
+    let mut seen = vec![vec![(0u64, 0usize, 0u64, 0usize); clients]; 2];
     for round in 0..rounds {
         for (s, &(label, paced)) in scenarios.iter().enumerate() {
             for (c, &client) in DropClient::ALL.iter().enumerate() {
