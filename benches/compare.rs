@@ -40,20 +40,7 @@ use out::Csv;
 
 // ---- measurement helpers ------------------------------------------------------------
 
-#[allow(unsafe_code)]
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes through a valid, exclusive pointer to a timespec.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-use common::{raise_fd_limit, rss_kib, server_thread, DropLedger};
+use common::{raise_fd_limit, rss_kib, server_thread, thread_cpu, DropLedger};
 
 #[derive(Clone, Default)]
 struct Samples(Vec<f64>);

@@ -21,18 +21,7 @@ use ws_reconnect::ReconnectingSink;
 
 mod common;
 
-#[allow(unsafe_code)]
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes through a valid, exclusive pointer to a timespec.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+use common::thread_cpu;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {

@@ -29,6 +29,30 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// CPU time of `clock` (`libc::CLOCK_THREAD_CPUTIME_ID`, `CLOCK_PROCESS_CPUTIME_ID`).
+#[allow(unsafe_code)]
+fn cpu_time(clock: libc::clockid_t) -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes through a valid, exclusive pointer to a timespec.
+    unsafe {
+        libc::clock_gettime(clock, &mut ts);
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// This thread's CPU time.
+pub fn thread_cpu() -> std::time::Duration {
+    cpu_time(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// This process's CPU time (all threads).
+pub fn process_cpu() -> std::time::Duration {
+    cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// This process's resident set size, in KiB.
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -25,7 +25,7 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{ConnectionState, ReconnectingSink};
 
-use crate::common::{raise_fd_limit, rss_kib};
+use crate::common::{process_cpu, raise_fd_limit, rss_kib};
 use crate::out::Csv;
 use crate::Samples;
 
@@ -50,20 +50,6 @@ fn wall_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
-}
-
-/// This process's CPU time (all threads).
-#[allow(unsafe_code)]
-fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes through a valid, exclusive pointer to a timespec.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The open-file limit after raising it: (soft, hard).

@@ -18,28 +18,6 @@ use tokio::time::timeout;
 use ws_reconnect::testing::Fault;
 use ws_reconnect::{ConnectInfo, ConnectionState, Error, Message, UndeliveredReason};
 
-/// A server whose handler counts the connections open now.
-async fn counting_server(
-    handler: impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static,
-) -> (Server, Arc<AtomicUsize>) {
-    let open = Arc::new(AtomicUsize::new(0));
-    let counter = open.clone();
-    let handler = Arc::new(handler);
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |conn, ws| {
-            let (open, handler) = (counter.clone(), handler.clone());
-            async move {
-                open.fetch_add(1, Ordering::SeqCst);
-                handler(conn, ws).await;
-                open.fetch_sub(1, Ordering::SeqCst);
-            }
-        },
-    )
-    .await;
-    (server, open)
-}
-
 fn echo_handler() -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
     |conn, ws| Box::pin(echo(conn, ws))
 }

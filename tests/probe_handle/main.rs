@@ -50,28 +50,6 @@ fn is_resolved(d: &mut Delivery) -> bool {
     d.now_or_never().is_some()
 }
 
-/// A server whose handler counts the connections open now.
-async fn counting_server(
-    handler: impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static,
-) -> (Server, Arc<AtomicUsize>) {
-    let open = Arc::new(AtomicUsize::new(0));
-    let counter = open.clone();
-    let handler = Arc::new(handler);
-    let server = serve(
-        |_| Reply::Upgrade,
-        move |conn, ws| {
-            let (open, handler) = (counter.clone(), handler.clone());
-            async move {
-                open.fetch_add(1, Ordering::SeqCst);
-                handler(conn, ws).await;
-                open.fetch_sub(1, Ordering::SeqCst);
-            }
-        },
-    )
-    .await;
-    (server, open)
-}
-
 /// Upgrades, then never reads: the client's socket fills.
 fn never_reads() -> impl Fn(usize, Ws) -> BoxHandler + Send + Sync {
     |_, ws| {

@@ -261,3 +261,25 @@ fn ledger_server(
         })
     }
 }
+
+/// A server whose `handler` runs each connection, and the count of connections open now.
+pub async fn counting_server(
+    handler: impl Fn(usize, Ws) -> BoxHandler + Send + Sync + 'static,
+) -> (Server, Arc<AtomicUsize>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
+    let handler = Arc::new(handler);
+    let server = serve(
+        |_| Reply::Upgrade,
+        move |conn, ws| {
+            let (open, handler) = (counter.clone(), handler.clone());
+            async move {
+                open.fetch_add(1, Ordering::SeqCst);
+                handler(conn, ws).await;
+                open.fetch_sub(1, Ordering::SeqCst);
+            }
+        },
+    )
+    .await;
+    (server, open)
+}
