@@ -31,6 +31,9 @@ use crate::error::Error;
 use crate::sink::{Outgoing, Promise, ReconnectingSink, Undelivered, UndeliveredReason};
 use crate::Message;
 
+/// While writing, the task reads the connection at least once in this many passes.
+const READ_EVERY_PASSES: u32 = 8;
+
 /// A message a handle queued for the task.
 pub(super) struct Command {
     pub(super) item: Outgoing,
@@ -98,6 +101,9 @@ pub(super) struct Task<M: MakeConnection> {
     yield_before_flush: bool,
     /// The limiter refused: writes wait until then.
     refused: Option<Pin<Box<Sleep>>>,
+    /// The last pass wrote: the next may skip reading (see `READ_EVERY_PASSES`).
+    writing: bool,
+    reads_skipped: u32,
     /// The last error item forwarded to the reader.
     last_error: Option<Error>,
     /// What the receiver yields after the channel, filled when the task ends.
@@ -135,6 +141,8 @@ impl<M: MakeConnection> Task<M> {
             unflushed: false,
             yield_before_flush: false,
             refused: None,
+            writing: false,
+            reads_skipped: 0,
             last_error: None,
             tail,
             phase: Phase::Running,
@@ -205,15 +213,32 @@ impl<M: MakeConnection> Task<M> {
                 Phase::Closing => return self.sink.poll_close(cx),
             }
             let mut progress = false;
-            match self.poll_inbound(cx) {
-                Poll::Ready(Ok(())) => progress = true,
+            // While messages stream out, the sink's writer looks at inbound frames at the
+            // start of each batch; a read attempt per pass on top of that (tungstenite
+            // clears its read buffer before each) would cost more than the writing.
+            let read = !self.writing || self.reads_skipped >= READ_EVERY_PASSES;
+            if read {
+                self.reads_skipped = 0;
+                match self.poll_inbound(cx) {
+                    Poll::Ready(Ok(())) => progress = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            } else {
+                self.reads_skipped += 1;
+            }
+            self.writing = false;
+            match self.poll_outbound(cx) {
+                Poll::Ready(Ok(())) => {
+                    progress = true;
+                    self.writing = true;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
-            match self.poll_outbound(cx) {
-                Poll::Ready(Ok(())) => progress = true,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
+            if !progress && !read {
+                // About to park: read first, so that inbound frames wake the task.
+                continue;
             }
             if self.handles_gone
                 && matches!(self.outlet, Outlet::Gone)
