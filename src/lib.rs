@@ -58,6 +58,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Many senders
+//! [`ReconnectingSink::spawn`] runs the sink in a task of its own behind a cloneable
+//! [`Handle`], so that keepalive, acknowledgements and reconnection go on while nobody
+//! polls; [`Handle::deliver`] and [`ReconnectingSink::start_send_outgoing`] return a
+//! [`Delivery`] per message, and [`Outgoing::volatile`] marks a message that must not
+//! outlive its connection. See the [`handle`] and [`sink::outcome`] modules.
+//!
 //! # Delivery guarantee
 //! Every message accepted by the sink is either flushed to a connection, still held in
 //! the sink (resent on the next connection, in order, after the `on_connect` messages;

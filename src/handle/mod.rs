@@ -39,9 +39,11 @@
 //! user code in the task panics           | ends, connection dropped | Err(TaskPanicked)
 //! ```
 //! After the end, sends fail with [`Error::TaskEnded`] (the message handed back), the
-//! [`Incoming`] stream ends, and [`Handle::close`] returns the [`Shutdown`]: the result
-//! and every message the task still owed, staged or in the sink. Messages sent with an
-//! outcome ([`Handle::deliver`]) are handed back through their [`Delivery`] instead.
+//! [`Incoming`] stream yields what the task had read but not passed on (and the failure,
+//! if the reader was not told of it) and ends, and [`Handle::close`] returns the
+//! [`Shutdown`]: the result (`CloseIncomplete` if anything was left) and every message
+//! the task still owed, queued or in the sink. Messages sent with an outcome
+//! ([`Handle::deliver`]) are handed back through their [`Delivery`] instead.
 //!
 //! # Backpressure
 //! Sends wait while [`QUEUE`] commands are queued for the task, and the task takes one
@@ -205,8 +207,10 @@ impl Handle {
     /// ```
     ///
     /// # Errors
-    /// The task has ended: [`Undelivered`] with [`Error::TaskEnded`] as the reason's
-    /// error, and the message handed back.
+    /// [`Undelivered`] with the message handed back and, as the reason's error,
+    /// [`Error::TaskEnded`] once the task has ended or a close was asked for, or
+    /// [`Error::UnsupportedMessage`] for a Close or Frame message (closing is
+    /// [`close`](Self::close)'s job).
     ///
     /// # Cancellation safety
     /// Dropped while waiting for room, the message was not queued.
