@@ -22,6 +22,12 @@ use super::kept::{Arena, Kept};
 use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
 use crate::Message;
 
+/// What a message sent with an outcome, or volatile, carries into the outbox.
+pub(crate) struct Tag {
+    pub(crate) volatile: bool,
+    pub(crate) promise: Option<Promise>,
+}
+
 #[derive(Debug)]
 struct Entry {
     kept: Kept,
@@ -102,45 +108,37 @@ impl Outbox {
     }
 
     /// Keeps `message`, about to be written, without taking it: small untracked payloads
-    /// as a copy, the rest as a clone.
+    /// as a copy, the rest as a clone. `tag`: its outcome and volatility, if it has them.
     #[inline]
-    pub(crate) fn push_copy(&mut self, message: &Message, id: Option<u64>) {
+    pub(crate) fn push_copy(&mut self, message: &Message, id: Option<u64>, tag: Option<Tag>) {
         let kept = match id {
             None => self.arena.keep(message, self.max_bytes),
             Some(_) => Kept::Whole(message.clone()),
         };
-        self.push_kept(kept, id);
+        self.push_kept(kept, id, tag);
     }
 
+    /// Keeps `message` itself. `tag`: its outcome and volatility, if it has them.
     #[inline]
-    pub(crate) fn push(&mut self, message: Message, id: Option<u64>) {
-        self.push_kept(Kept::Whole(message), id);
+    pub(crate) fn push(&mut self, message: Message, id: Option<u64>, tag: Option<Tag>) {
+        self.push_kept(Kept::Whole(message), id, tag);
     }
 
+    /// Opens the outcome of a tagged message (settled when its entry leaves the outbox)
+    /// and counts it if volatile.
     #[inline]
-    fn push_kept(&mut self, kept: Kept, id: Option<u64>) {
+    fn push_kept(&mut self, kept: Kept, id: Option<u64>, tag: Option<Tag>) {
+        let (ticket, volatile) = match tag {
+            None => (None, false),
+            Some(Tag { volatile, promise }) => {
+                let ticket = promise.map(|promise| self.ledger.open(promise));
+                self.tickets += usize::from(ticket.is_some());
+                self.volatile += usize::from(volatile);
+                (ticket, volatile)
+            }
+        };
         self.push_entry(Entry {
             kept,
-            id,
-            ticket: None,
-            volatile: false,
-        });
-    }
-
-    /// Pushes a message with its outcome to settle (if it has one) and, if `volatile`,
-    /// bound to its connection.
-    pub(crate) fn push_outgoing(
-        &mut self,
-        message: Message,
-        id: Option<u64>,
-        volatile: bool,
-        promise: Option<Promise>,
-    ) {
-        let ticket = promise.map(|promise| self.ledger.open(promise));
-        self.tickets += usize::from(ticket.is_some());
-        self.volatile += usize::from(volatile);
-        self.push_entry(Entry {
-            kept: Kept::Whole(message),
             id,
             ticket,
             volatile,
@@ -458,11 +456,11 @@ mod tests {
     #[test]
     fn copied_payloads_are_resent_and_handed_back_as_they_were() {
         let mut o = Outbox::new(100, 1000);
-        o.push_copy(&Message::text("a"), None);
+        o.push_copy(&Message::text("a"), None, None);
         o.mark_written();
-        o.push_copy(&Message::binary(vec![1, 2]), None);
+        o.push_copy(&Message::binary(vec![1, 2]), None, None);
         o.mark_written();
-        o.push_copy(&Message::text("t3"), Some(3));
+        o.push_copy(&Message::text("t3"), Some(3), None);
         o.mark_written();
         // The connection is lost before the flush: all three are written again.
         o.rewind();
@@ -474,20 +472,20 @@ mod tests {
         o.flushed();
         assert_eq!(o.len(), 1, "the tracked one waits for its acknowledgement");
         assert!(o.arena_is_empty(), "no copy owed: the buffer is reset");
-        o.push_copy(&Message::text("b"), None);
+        o.push_copy(&Message::text("b"), None, None);
         assert_eq!(o.take_all(), [Message::text("t3"), Message::text("b")]);
     }
 
     #[test]
     fn bounded_by_count_and_bytes() {
         let mut o = Outbox::new(3, 10);
-        o.push(Message::text("ab"), None);
-        o.push(Message::text("cd"), None);
+        o.push(Message::text("ab"), None, None);
+        o.push(Message::text("cd"), None, None);
         assert!(!o.needs_flush());
-        o.push(Message::text("ef"), None);
+        o.push(Message::text("ef"), None, None);
         assert!(o.needs_flush());
         let mut o = Outbox::new(100, 10);
-        o.push(Message::binary(vec![0u8; 10]), None);
+        o.push(Message::binary(vec![0u8; 10]), None, None);
         assert!(o.needs_flush());
     }
 
@@ -495,7 +493,7 @@ mod tests {
     fn rewind_rewrites_in_order_and_flush_clears_untracked() {
         let mut o = Outbox::new(10, 1000);
         for t in ["a", "b", "c"] {
-            o.push(Message::text(t), None);
+            o.push(Message::text(t), None, None);
         }
         o.mark_written();
         o.mark_written();
@@ -508,9 +506,9 @@ mod tests {
     #[test]
     fn tracked_entries_survive_a_flush_until_acknowledged() {
         let mut o = Outbox::new(2, 1000);
-        o.push(Message::text("t1"), Some(1));
-        o.push(Message::text("u"), None);
-        o.push(Message::text("t2"), Some(2));
+        o.push(Message::text("t1"), Some(1), None);
+        o.push(Message::text("u"), None, None);
+        o.push(Message::text("t2"), Some(2), None);
         assert!(o.needs_flush());
         for _ in 0..3 {
             o.mark_written();
@@ -522,7 +520,7 @@ mod tests {
         );
         assert_eq!(o.len(), 2);
         assert_eq!(o.tracked(), 2);
-        o.push(Message::text("t3"), Some(3));
+        o.push(Message::text("t3"), Some(3), None);
         // Cumulative: 2 acknowledges 1 and 2, not 3.
         assert_eq!(o.acknowledge(2), 2);
         assert_eq!(o.tracked(), 1);
@@ -534,10 +532,10 @@ mod tests {
     #[test]
     fn out_of_order_ids_and_untracked_fronts_still_acknowledge_everything_at_or_below() {
         let mut o = Outbox::new(100, 1000);
-        o.push(Message::text("u"), None);
-        o.push(Message::text("t5"), Some(5));
-        o.push(Message::text("t3"), Some(3));
-        o.push(Message::text("t9"), Some(9));
+        o.push(Message::text("u"), None, None);
+        o.push(Message::text("t5"), Some(5), None);
+        o.push(Message::text("t3"), Some(3), None);
+        o.push(Message::text("t9"), Some(9), None);
         assert_eq!(o.acknowledge(5), 2);
         assert_eq!(texts(&mut o), ["u", "t9"]);
         assert_eq!(o.tracked(), 1);
@@ -547,7 +545,7 @@ mod tests {
     fn in_order_acknowledgement_pops_the_front_and_keeps_counts() {
         let mut o = Outbox::new(100, 1000);
         for i in 1..=6 {
-            o.push(Message::text(format!("t{i}")), Some(i));
+            o.push(Message::text(format!("t{i}")), Some(i), None);
         }
         for _ in 0..4 {
             o.mark_written();
@@ -564,10 +562,10 @@ mod tests {
     #[test]
     fn acknowledging_keeps_the_written_index_consistent() {
         let mut o = Outbox::new(100, 1000);
-        o.push(Message::text("t1"), Some(1));
-        o.push(Message::text("u1"), None);
-        o.push(Message::text("t2"), Some(2));
-        o.push(Message::text("u2"), None);
+        o.push(Message::text("t1"), Some(1), None);
+        o.push(Message::text("u1"), None, None);
+        o.push(Message::text("t2"), Some(2), None);
+        o.push(Message::text("u2"), None, None);
         o.mark_written();
         o.mark_written();
         o.mark_written(); // t1 u1 t2 written, u2 not

@@ -10,18 +10,11 @@ use std::task::{ready, Context, Poll};
 use super::driver::{Core, State};
 use super::inbound::Look;
 use super::lost::Lost;
-use super::outbox::Outbox;
-use super::outcome::Promise;
+use super::outbox::Tag;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::target::DialKind;
 use crate::Message;
-
-/// What a message sent with an outcome carries into the outbox.
-pub(super) struct Tag {
-    pub(super) volatile: bool,
-    pub(super) promise: Option<Promise>,
-}
 
 /// The writer looks at inbound frames at least every this many messages...
 const CHECK_EVERY: u64 = 256;
@@ -135,24 +128,11 @@ impl<M: MakeConnection> Core<M> {
         let direct = matches!(self.state, State::Connected(_)) && self.outbox.all_written();
         let id = self.acks.as_mut().and_then(|a| a.acks.id(&message));
         self.accepted.add(message.len());
-        let tagged = tag.is_some();
-        let keep = |outbox: &mut Outbox, message: Message| match tag {
-            None => outbox.push(message, id),
-            Some(Tag { volatile, promise }) => outbox.push_outgoing(message, id, volatile, promise),
-        };
         match &mut self.state {
-            // The common case: kept without taking the message (a copy of a small
-            // payload), which goes to the connection.
-            State::Connected(live) if direct && !tagged => {
-                self.outbox.push_copy(&message, id);
-                match live.write(message) {
-                    Ok(()) => self.outbox.mark_written(),
-                    // Kept in the outbox; resent on the next connection.
-                    Err(lost) => self.lose(lost),
-                }
-            }
+            // Kept without taking the message (a copy of a small payload), which goes to
+            // the connection.
             State::Connected(live) if direct => {
-                keep(&mut self.outbox, message.clone());
+                self.outbox.push_copy(&message, id, tag);
                 match live.write(message) {
                     Ok(()) => self.outbox.mark_written(),
                     // Kept in the outbox; resent on the next connection.
@@ -160,7 +140,7 @@ impl<M: MakeConnection> Core<M> {
                 }
             }
             // Not connected (or the backlog is still being written): keep it for later.
-            _ => keep(&mut self.outbox, message),
+            _ => self.outbox.push(message, id, tag),
         }
     }
 
