@@ -700,18 +700,7 @@ fn memory_client(kind: &str, addr: &str, n: usize) {
 
 fn memory(n: usize) -> (f64, f64) {
     let me = std::env::current_exe().unwrap();
-    let mut server = std::process::Command::new(&me)
-        .arg("--memory-server")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = line.trim().to_string();
+    let (mut server, addr) = common::spawn_server("--memory-server");
     let run = |kind: &str| -> f64 {
         let out = std::process::Command::new(&me)
             .args(["--memory-client", kind, &addr, &n.to_string()])

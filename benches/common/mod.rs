@@ -2,7 +2,7 @@
 //! (`server.rs`), the stream-reconnect adapter, and the fd-limit and RSS helpers.
 #![allow(dead_code)]
 
-mod server;
+pub mod server;
 
 pub use server::{server_thread, DropLedger};
 
@@ -51,6 +51,24 @@ pub fn thread_cpu() -> std::time::Duration {
 /// This process's CPU time (all threads).
 pub fn process_cpu() -> std::time::Duration {
     cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// Starts this bench binary again as a server of its own (`arg` selects which) and
+/// returns the process and the first line it prints: its address.
+pub fn spawn_server(arg: &str) -> (std::process::Child, String) {
+    let me = std::env::current_exe().unwrap();
+    let mut server = std::process::Command::new(me)
+        .arg(arg)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (server, line.trim().to_string())
 }
 
 /// This process's resident set size, in KiB.

@@ -48,6 +48,29 @@ impl DropLedger {
     }
 }
 
+/// Completes the WebSocket handshake on `tcp` and returns the connection and the path
+/// the client asked for; `None` if the handshake failed.
+// tungstenite's handshake callback type fixes the large error variant.
+#[allow(clippy::result_large_err)]
+pub async fn accept_with_path(
+    tcp: tokio::net::TcpStream,
+) -> Option<(
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    String,
+)> {
+    let mut path = String::new();
+    let callback =
+        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            path = req.uri().path().to_string();
+            Ok(resp)
+        };
+    let ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+        .await
+        .ok()?;
+    Some((ws, path))
+}
+
 pub fn server_thread(ledger: Arc<DropLedger>) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -68,17 +91,8 @@ pub fn server_thread(ledger: Arc<DropLedger>) -> SocketAddr {
     rx.recv().unwrap()
 }
 
-// tungstenite's handshake callback type fixes the large error variant.
-#[allow(clippy::result_large_err)]
 async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
-    let mut path = String::new();
-    let callback =
-        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-            path = req.uri().path().to_string();
-            Ok(resp)
-        };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+    let Some((mut ws, path)) = accept_with_path(tcp).await else {
         return;
     };
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();

@@ -122,17 +122,8 @@ pub fn server_main() {
     });
 }
 
-// tungstenite's handshake callback type fixes the large error variant.
-#[allow(clippy::result_large_err)]
 async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<ServerLedger>) {
-    let mut path = String::new();
-    let callback =
-        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-            path = req.uri().path().to_string();
-            Ok(resp)
-        };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+    let Some((mut ws, path)) = crate::common::server::accept_with_path(tcp).await else {
         return;
     };
     if path == "/control" {
@@ -482,21 +473,6 @@ fields!(
 
 // ---- the harness side ----------------------------------------------------------------
 
-fn spawn_server(me: &std::path::Path) -> (std::process::Child, String) {
-    let mut server = std::process::Command::new(me)
-        .arg("--scale-server")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    (server, line.trim().to_string())
-}
-
 /// Parses a client's `key=value` line into the header's order.
 fn parse(line: &str) -> Option<Vec<(String, String)>> {
     let kv: Vec<(String, String)> = line
@@ -531,7 +507,7 @@ pub fn section(quick: bool, csv: &Csv) {
                 );
                 break;
             }
-            let (mut server, addr) = spawn_server(&me);
+            let (mut server, addr) = crate::common::spawn_server("--scale-server");
             // Idle CPU once per size, in the run without jitter.
             let idle = if jitter_ms == 0 { idle_secs } else { 0 };
             let out = std::process::Command::new(&me)
