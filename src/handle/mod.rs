@@ -254,17 +254,11 @@ impl Handle {
         }
         match self.commands.send(Command { item, promise }).await {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(Command { item, promise })) => {
-                let undelivered = || {
-                    Undelivered::new(
-                        UndeliveredReason::Refused(Error::TaskEnded),
-                        item.into_message(),
-                    )
-                };
-                // The promise's Delivery is never handed out: nothing to settle.
-                drop(promise);
-                Err(undelivered())
-            }
+            // The promise's Delivery is never handed out: nothing to settle.
+            Err(mpsc::error::SendError(Command { item, .. })) => Err(Undelivered::new(
+                UndeliveredReason::Refused(Error::TaskEnded),
+                item.into_message(),
+            )),
         }
     }
 

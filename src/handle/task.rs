@@ -280,9 +280,10 @@ impl<M: MakeConnection> Task<M> {
         rest.extend(blocked.take().map(|(item, _)| item));
         // The sink has ended (closed or failed for good): its inbox is read without I/O.
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        while let Poll::Ready(Some(item)) = match read_sink {
-            true => self.sink.poll_next(&mut cx),
-            false => Poll::Ready(None),
+        while let Poll::Ready(Some(item)) = if read_sink {
+            self.sink.poll_next(&mut cx)
+        } else {
+            Poll::Ready(None)
         } {
             if let Err(e) = &item {
                 self.last_error = Some(e.duplicate());
