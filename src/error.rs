@@ -378,6 +378,15 @@ impl fmt::Display for Error {
                 "the connection is not dialed: call dial() before sending, and again after close()",
             ),
             Error::TooManyReconnects {
+                retry_at: None,
+                window,
+                ..
+            } => write!(
+                f,
+                "reconnection refused: the limit allows no reconnection within {window:?} \
+                 (max_reconnections_total is 0); only dial() connects again"
+            ),
+            Error::TooManyReconnects {
                 max_total, window, ..
             } => write!(
                 f,

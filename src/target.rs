@@ -365,7 +365,14 @@ pub struct Target {
     /// The budget of the first reconnect limit layer that handled this target, shared by
     /// every clone: how a sink finds its stack's limiter.
     budget: Arc<OnceLock<ReconnectBudget>>,
+    /// Told of every failed attempt that a retry layer retries: how a sink's state
+    /// follows the attempts it does not see.
+    on_failure: Option<FailureObserver>,
 }
+
+/// What a [`Target`] tells of each failed attempt that is retried (see
+/// [`Target::report_failure`]).
+pub(crate) type FailureObserver = Arc<dyn Fn(&Error) + Send + Sync>;
 
 impl Target {
     /// A target for a fixed `ws://` or `wss://` URL.
@@ -482,6 +489,7 @@ impl Target {
             previous_failure: None,
             reset_backoff: true,
             budget: Arc::default(),
+            on_failure: None,
         }
     }
 
@@ -494,6 +502,20 @@ impl Target {
     /// The budget a reconnect limit layer offered, once one has handled this target.
     pub(crate) fn budget(&self) -> Option<&ReconnectBudget> {
         self.budget.get()
+    }
+
+    /// Tells `observer` of every failed attempt made for this target (and its clones)
+    /// that a retry layer retries.
+    pub(crate) fn with_failure_observer(mut self, observer: FailureObserver) -> Self {
+        self.on_failure = Some(observer);
+        self
+    }
+
+    /// Called by a retry layer when an attempt failed and another will follow.
+    pub(crate) fn report_failure(&self, failure: &Error) {
+        if let Some(observer) = &self.on_failure {
+            observer(failure);
+        }
     }
 
     /// The URL of a fixed-URL target; `None` for a closure's, known only per attempt.

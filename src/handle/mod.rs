@@ -38,7 +38,11 @@
 //! the connection fails for good          | ends; error item first   | Err(that error)
 //! user code in the task panics           | ends, connection dropped | Err(TaskPanicked)
 //! ```
-//! After the end, sends fail with [`Error::TaskEnded`] (the message handed back), the
+//! A failure for good is final: the task dials nothing more and ends; each failure is
+//! yielded once by [`Incoming`].
+//!
+//! From the moment a close is asked for ([`Handle::is_finished`]), and after the end,
+//! sends fail with [`Error::TaskEnded`] (the message handed back), the
 //! [`Incoming`] stream yields what the task had read but not passed on (and the failure,
 //! if the reader was not told of it) and ends, and [`Handle::close`] returns the
 //! [`Shutdown`]: the result (`CloseIncomplete` if anything was left) and every message
@@ -57,6 +61,7 @@ mod task;
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
@@ -118,6 +123,9 @@ struct Ended {
     slot: Mutex<Slot>,
     /// Becomes `true` once the `Shutdown` is stored.
     done: watch::Sender<bool>,
+    /// Sends fail from now on: a close was asked for, or the task is ending. Set before
+    /// the task hears of the close, so that no send gets in after it.
+    finishing: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -134,10 +142,22 @@ impl Ended {
         Ended {
             slot: Mutex::new(Slot::Running),
             done: watch::Sender::new(false),
+            finishing: AtomicBool::new(false),
         }
     }
 
+    /// From now on sends fail.
+    fn finish(&self) {
+        self.finishing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether sends fail.
+    fn is_finishing(&self) -> bool {
+        self.finishing.load(Ordering::SeqCst) || *self.done.borrow()
+    }
+
     fn store(&self, shutdown: Shutdown) {
+        self.finish();
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::Stored(shutdown);
         self.done.send_replace(true);
     }
@@ -252,14 +272,21 @@ impl Handle {
                 item.into_message(),
             ));
         }
-        match self.commands.send(Command { item, promise }).await {
-            Ok(()) => Ok(()),
-            // The promise's Delivery is never handed out: nothing to settle.
-            Err(mpsc::error::SendError(Command { item, .. })) => Err(Undelivered::new(
-                UndeliveredReason::Refused(Error::TaskEnded),
-                item.into_message(),
-            )),
+        if !self.ended.is_finishing() {
+            // Looked at again once there is room: a close asked for while this send
+            // waited comes first.
+            if let Ok(permit) = self.commands.reserve().await {
+                if !self.ended.is_finishing() {
+                    permit.send(Command { item, promise });
+                    return Ok(());
+                }
+            }
         }
+        // The promise's Delivery is never handed out: nothing to settle.
+        Err(Undelivered::new(
+            UndeliveredReason::Refused(Error::TaskEnded),
+            item.into_message(),
+        ))
     }
 
     /// Closes the connection and ends the task: the messages queued before this call go
@@ -275,14 +302,35 @@ impl Handle {
     /// # }
     /// ```
     pub async fn close(&self) -> Shutdown {
-        // The first request is enough (a full channel holds one already); every caller
-        // then waits for the task's end.
+        // Sends fail from here on. The first request is enough (a full channel holds one
+        // already); every caller then waits for the task's end.
+        self.ended.finish();
         let _ = self.close.try_send(());
         self.ended.take().await
     }
 
-    /// Whether the task has ended. Sends fail from the moment a close is asked for,
-    /// while the task delivers what was queued before it and closes.
+    /// Whether sends fail now: a close was asked for (the task may still be delivering
+    /// what was queued before it and closing), or the task has ended. Like
+    /// `tokio::sync::mpsc::Sender::is_closed`, true as soon as a send would fail.
+    ///
+    /// ```no_run
+    /// # async fn run(handle: ws_reconnect::Handle) {
+    /// let closing = handle.clone();
+    /// let shutdown = tokio::spawn(async move { closing.close().await });
+    /// # tokio::task::yield_now().await;
+    /// // Once the close has started, sends fail at once:
+    /// if handle.is_finished() {
+    ///     assert!(handle.send(ws_reconnect::Message::text("late")).await.is_err());
+    /// }
+    /// # drop(shutdown);
+    /// # }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.ended.is_finishing()
+    }
+
+    /// Whether the task has ended. Sends fail before that, from the moment a close is
+    /// asked for: [`is_finished`](Self::is_finished) says when.
     pub fn is_closed(&self) -> bool {
         *self.ended.done.borrow()
     }
@@ -303,7 +351,7 @@ impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("state", &*self.state.borrow())
-            .field("closed", &self.is_closed())
+            .field("finished", &self.is_finished())
             .finish_non_exhaustive()
     }
 }

@@ -154,6 +154,7 @@ impl<M: MakeConnection> Task<M> {
     /// Runs until the task ends and stores its `Shutdown`.
     pub(super) async fn run(mut self) {
         let result = poll_fn(|cx| self.poll(cx)).await;
+        self.ended.finish();
         self.hand_over_inbound(&result, true);
         let gave_up = match &result {
             Ok(()) | Err(Error::CloseIncomplete { .. }) => None,
@@ -261,6 +262,7 @@ impl<M: MakeConnection> Task<M> {
     /// within `close_timeout`.
     fn drain(&mut self, why: &str) {
         tracing::debug!("{why}");
+        self.ended.finish();
         self.commands.close();
         self.phase = Phase::Draining {
             deadline: Box::pin(tokio::time::sleep(self.sink.close_timeout())),
@@ -326,8 +328,13 @@ impl<M: MakeConnection> Task<M> {
         }
         let item = match ready!(self.sink.poll_next(cx)) {
             Some(item) => item,
+            // The stream ends after the failure it was told of, if any: the task ends
+            // with it (kept: the reader was told, and is not told again).
             None => {
-                let error = self.last_error.take().unwrap_or(Error::TaskEnded);
+                let error = self
+                    .last_error
+                    .as_ref()
+                    .map_or(Error::TaskEnded, Error::duplicate);
                 return Poll::Ready(Err(error));
             }
         };

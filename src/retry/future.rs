@@ -193,6 +193,7 @@ where
                 error = %failure,
                 "connection attempt failed; retrying"
             );
+            this.target.report_failure(&failure);
             // The next attempt's request hook is told how this one failed.
             *this.target = this
                 .target

@@ -59,12 +59,10 @@ pub(super) struct Core<M: MakeConnection> {
     pub(super) published: Tally,
     /// `accepted` when the writer last looked at inbound frames.
     pub(super) checked: Tally,
-    state_tx: watch::Sender<ConnectionState>,
+    /// Shared with the target's failure observer (see [`Core::new`]).
+    state_tx: Arc<watch::Sender<ConnectionState>>,
     /// Reconnection runs since the last connection came up.
     reconnect_runs: u32,
-    /// An error to report once to whichever half polls next (the server's Close code
-    /// said not to come back).
-    pub(super) pending_error: Option<Error>,
     /// `close()` started: it must be done by this deadline, whatever the state.
     pub(super) close_deadline: Option<Pin<Box<Sleep>>>,
     pub(super) wakers: Arc<Fanout>,
@@ -128,7 +126,12 @@ pub(super) enum State<M: MakeConnection> {
         /// The limiter's answer, repeated to every write until `sleep` ends.
         refusal: Refusal,
     },
-    Failed,
+    /// Reconnection failed for good: terminal until `dial()`. Every write is told
+    /// `error`; the reader is told once, then its stream ends.
+    Failed {
+        error: Error,
+        reader_told: bool,
+    },
     Closing {
         conn: Pin<Box<M::Connection>>,
         /// Our Close frame is flushed; waiting for the peer's.
@@ -145,7 +148,7 @@ impl<M: MakeConnection> State<M> {
             State::Connecting { .. } => "Connecting",
             State::Connected(_) => "Connected",
             State::Refused { .. } => "Refused",
-            State::Failed => "Failed",
+            State::Failed { .. } => "Failed",
             State::Closing { .. } => "Closing",
         }
     }
@@ -177,6 +180,19 @@ impl<M: MakeConnection> Core<M> {
         limiter: Option<ReconnectBudget>,
         wakers: Arc<Fanout>,
     ) -> Self {
+        let state_tx = Arc::new(watch::Sender::new(ConnectionState::Idle));
+        // A retry layer in the stack retries failed attempts that the sink does not see:
+        // each one's failure becomes the state's `last_error` while reconnecting.
+        let observed = Arc::clone(&state_tx);
+        let target = target.with_failure_observer(Arc::new(move |failure: &Error| {
+            observed.send_if_modified(|state| match state {
+                ConnectionState::Reconnecting { last_error, .. } => {
+                    *last_error = Some(failure.to_string());
+                    true
+                }
+                _ => false,
+            });
+        }));
         Core {
             stats: StatsHandle::new(&target),
             make,
@@ -199,9 +215,8 @@ impl<M: MakeConnection> Core<M> {
             accepted: Tally::default(),
             published: Tally::default(),
             checked: Tally::default(),
-            state_tx: watch::Sender::new(ConnectionState::Idle),
+            state_tx,
             reconnect_runs: 0,
-            pending_error: None,
             close_deadline: None,
             wakers,
             current: Half::Write,
@@ -313,14 +328,13 @@ impl<M: MakeConnection> Core<M> {
     pub(super) fn dial(&mut self) {
         self.close_deadline = None;
         match &self.state {
-            State::Idle | State::Failed => {}
+            State::Idle | State::Failed { .. } => {}
             State::Closing { .. } => {
                 tracing::debug!("dial() abandons an unfinished close");
                 self.connection_ended();
             }
             _ => return,
         }
-        self.pending_error = None;
         // Idle / Failed / Closing -> Disconnected
         self.state = State::Disconnected {
             kind: DialKind::First,
@@ -341,20 +355,8 @@ impl<M: MakeConnection> Core<M> {
         loop {
             match &mut self.state {
                 State::Idle | State::Closing { .. } => return Poll::Ready(Err(Error::NotDialed)),
-                State::Failed => {
-                    if let Some(e) = self.pending_error.take() {
-                        return Poll::Ready(Err(e));
-                    }
-                    // Failed -> Disconnected: a write dials again, from a fresh backoff.
-                    self.state = State::Disconnected {
-                        kind: DialKind::Reconnect,
-                        reset_backoff: true,
-                    };
-                    self.publish(ConnectionState::Reconnecting {
-                        attempt: self.reconnect_runs + 1,
-                        last_error: None,
-                    });
-                }
+                // Terminal: nothing dials from here but `dial()`, whoever polls.
+                State::Failed { error, .. } => return Poll::Ready(Err(error.duplicate())),
                 State::Refused {
                     sleep,
                     reset_backoff,
@@ -519,19 +521,9 @@ impl<M: MakeConnection> Core<M> {
                     self.inbox.push_error(refusal.error());
                 }
             }
-            None => {
-                // Connecting -> Failed
-                self.state = State::Failed;
-                self.outbox
-                    .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
-                self.publish(ConnectionState::GaveUp {
-                    reason: error.to_string(),
-                });
-                if self.current == Half::Write {
-                    // The reader meets the failure before its stream ends.
-                    self.inbox.push_error(error.duplicate());
-                }
-            }
+            // Connecting -> Failed. A failure met by the writer is told to the reader
+            // when it next polls, before its stream ends.
+            None => self.fail(error.duplicate(), self.current == Half::Read),
         }
         self.wakers.wake_other(self.current);
         error
@@ -606,16 +598,23 @@ impl<M: MakeConnection> Core<M> {
                 };
                 tracing::warn!(%error, "server closed for good");
                 self.lose(Lost::new(error.to_string().into()));
-                // Disconnected -> Failed: reported once, then the stream ends.
-                self.state = State::Failed;
-                self.outbox
-                    .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
-                self.publish(ConnectionState::GaveUp {
-                    reason: error.to_string(),
-                });
-                self.pending_error = Some(error);
+                // Disconnected -> Failed
+                self.fail(error, false);
             }
         }
+    }
+
+    /// -> Failed, for good: the outcomes still open fail with `error`, every write is
+    /// told it, the reader once (unless `reader_told`: it is being told by the caller).
+    /// Only `dial()` leaves this state.
+    fn fail(&mut self, error: Error, reader_told: bool) {
+        self.outbox
+            .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
+        self.publish(ConnectionState::GaveUp {
+            reason: error.to_string(),
+        });
+        self.state = State::Failed { error, reader_told };
+        self.wakers.wake_read();
     }
 }
 

@@ -12,20 +12,22 @@
 //! Connected      | up; on_connect + resend written first     | write               | read
 //! Refused        | the limiter refused; no attempt until a   | Err(TooManyRe-      | Pending
 //!                | slot frees                                |   connects) each    |  (told once)
-//! Failed         | reconnection failed for good              | attempt again       | None
+//! Failed         | reconnection failed for good; only dial() | Err(the failure)    | the failure
+//!                | leaves it                                 |   each time         |  once, then None
 //! Closing        | close(): Close frame sent, peer's awaited | Err(NotDialed)      | None
 //!
 //! Idle         -> Disconnected   dial()
 //! Disconnected -> Connecting     the factory is ready; attempt started
 //! Connecting   -> Connected      attempt succeeded: write on_connect, then resend the outbox
 //! Connecting   -> Refused        Err(TooManyReconnects) with a retry time
-//! Connecting   -> Failed         any other error (returned once)
+//! Connecting   -> Failed         any other error
+//! Connected    -> Failed         a Close whose code the close policy says not to come back on
 //! Connected    -> Disconnected   write/flush error, read error, EOF, Close frame, keepalive
 //!                                or ack timeout, a protocol violation
 //! Connected    -> Delaying       the same, with reconnect_jitter set
 //! Delaying     -> Disconnected   the jitter is over
 //! Refused      -> Disconnected   the window frees
-//! Failed       -> Disconnected   a write (writing reconnects)
+//! Failed       -> Disconnected   dial() (nothing else dials: a write is told the failure)
 //! Connected    -> Closing        close(), after the outbox is flushed
 //! any          -> Idle           close() done, or close_timeout reached (CloseIncomplete)
 //! Closing      -> Disconnected   dial() after an unfinished close
@@ -395,9 +397,10 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// - `Ready(Ok(()))`: call `start_send`.
     /// - `Ready(Err(e))`: the reconnection failed ([`Error::TooManyReconnects`], returned
     ///   on every call until the limiter's window frees; [`Error::Rejected`],
-    ///   [`Error::GaveUp`]) or the sink is not dialed ([`Error::NotDialed`]). Unflushed
-    ///   messages stay in the sink; after a failure other than the limiter's, polling again
-    ///   dials again.
+    ///   [`Error::GaveUp`], [`Error::ClosedByServer`]) or the sink is not dialed
+    ///   ([`Error::NotDialed`]). Unflushed messages stay in the sink. A failure other than
+    ///   the limiter's is for good: every call returns it again and nothing dials until
+    ///   [`dial`](Self::dial).
     /// - `Pending`: reconnecting or flushing; the task is woken when that progresses.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.poll_with(Half::Write, cx, Core::poll_ready)

@@ -19,14 +19,15 @@ impl<M: MakeConnection> Core<M> {
             if let Some(item) = self.inbox.pop() {
                 return Poll::Ready(Some(item));
             }
-            if let Some(e) = self.pending_error.take() {
-                return Poll::Ready(Some(Err(e)));
-            }
-            if matches!(
-                self.state,
-                State::Idle | State::Closing { .. } | State::Failed
-            ) {
-                return Poll::Ready(None);
+            match &mut self.state {
+                // A failure for good is told once, then the stream ends.
+                State::Failed { error, reader_told } => {
+                    return Poll::Ready(
+                        (!std::mem::replace(reader_told, true)).then(|| Err(error.duplicate())),
+                    );
+                }
+                State::Idle | State::Closing { .. } => return Poll::Ready(None),
+                _ => {}
             }
             if let Err(e) = ready!(self.poll_connected(cx)) {
                 return Poll::Ready(Some(Err(e)));

@@ -44,7 +44,8 @@ pub enum ConnectionState {
     /// Closed by the user's `close()`.
     Closed,
     /// Reconnection failed for good (rejected, backoff exhausted, or the server's Close
-    /// code said not to come back). A write dials again.
+    /// code said not to come back). Writes fail with that error; nothing dials again
+    /// until [`dial`](crate::ReconnectingSink::dial).
     GaveUp {
         /// Why (URLs redacted).
         reason: String,

@@ -103,7 +103,7 @@ async fn the_reader_is_told_when_a_reconnection_the_writer_drove_fails_for_good(
 /// After a failure for good, a write dials again: `state()` must not keep saying
 /// `GaveUp` while that attempt is in flight.
 #[tokio::test]
-async fn state_leaves_gave_up_when_a_write_dials_again() {
+async fn state_leaves_gave_up_when_dial_is_called() {
     let server = raw_server("127.0.0.1:0", |n, tcp| async move {
         match n {
             0 => {
@@ -137,12 +137,14 @@ async fn state_leaves_gave_up_when_a_write_dials_again() {
         .unwrap();
     let written = send_until_error(&mut ws, "y").await;
     assert!(matches!(written, Error::Rejected { .. }), "{written:?}");
-    // A write dials again; the handshake takes 3 s.
-    assert!(
-        timeout(Duration::from_millis(500), ws.send(Message::text("z")))
-            .await
-            .is_err()
-    );
+    // A write is told the failure again and dials nothing.
+    let again = timeout(BOUND, ws.send(Message::text("z"))).await.unwrap();
+    assert!(matches!(again, Err(Error::Rejected { .. })), "{again:?}");
+    assert_eq!(server.attempts(), 2);
+    // dial() does; the handshake takes 3 s.
+    assert!(timeout(Duration::from_millis(500), ws.dial())
+        .await
+        .is_err());
     eventually("a third attempt", || server.attempts() == 3).await;
     let now = state(&ws);
     assert!(

@@ -421,7 +421,7 @@ async fn unflushed_messages_are_resent_in_order_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_back() {
+async fn a_failed_reconnection_keeps_accepted_messages_until_dial_or_hands_them_back() {
     let script = mock::Script::new();
     script.fail_flush(1);
     script.fail_flush(3);
@@ -444,9 +444,13 @@ async fn a_failed_reconnection_keeps_accepted_messages_for_later_or_hands_them_b
         timeout(BOUND, ws.next()).await.unwrap().is_none(),
         "the stream ends after a permanent failure"
     );
-    // Later the server takes connections again: the next flush delivers them, in order.
+    // Later the server takes connections again. The failure was for good: a flush is
+    // told so again and dials nothing; dial() delivers them, in order.
     script.set_refuse(false);
-    timeout(BOUND, ws.flush()).await.unwrap().unwrap(); // flush 2
+    let again = timeout(BOUND, ws.flush()).await.unwrap().unwrap_err();
+    assert!(matches!(again, Error::Rejected { .. }), "{again:?}");
+    assert_eq!(script.connects(), 1);
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 2
     assert_eq!(script.delivered_texts(), ["a", "b"]);
     assert_eq!(ws.undelivered_count(), 0);
     // Or the caller takes them back.
