@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::lost::Lost;
+use super::end::Lost;
 use crate::ack::Acknowledge;
 
 /// Acknowledged mode: the user's [`Acknowledge`] and its bounds.

@@ -7,8 +7,8 @@ use std::task::{ready, Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 
+use super::books::Received;
 use super::driver::{Core, State};
-use super::inbound::Inbound;
 use super::outcome::UndeliveredReason;
 use super::state::ConnectionState;
 use crate::connect::MakeConnection;
@@ -21,9 +21,9 @@ impl<M: MakeConnection> Core<M> {
         if matches!(self.state, State::Idle) {
             // Never dialed, or closed already; messages a failed close left behind are
             // still owed.
-            self.close_deadline = None;
-            self.publish(ConnectionState::Closed);
-            return Poll::Ready(match self.outbox.len() {
+            self.record.close_deadline = None;
+            self.signals.publish(ConnectionState::Closed);
+            return Poll::Ready(match self.books.outbox.len() {
                 0 => Ok(()),
                 undelivered => Err(Error::CloseIncomplete {
                     undelivered,
@@ -31,70 +31,76 @@ impl<M: MakeConnection> Core<M> {
                 }),
             });
         }
-        let timeout = self.timing.close_timeout;
+        let timeout = self.config.timing.close_timeout;
         let expired = self
+            .record
             .close_deadline
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)))
             .as_mut()
             .poll(cx)
             .is_ready();
         loop {
-            match &mut self.state {
-                State::Idle => return Poll::Ready(self.closed(None)),
-                State::Closing { conn, sent } => {
-                    if expired {
-                        tracing::debug!("the peer did not finish the closing handshake in time");
-                    } else if !*sent {
-                        match ready!(conn.as_mut().poll_close(cx)) {
-                            Ok(()) => {
-                                *sent = true;
-                                continue;
-                            }
-                            Err(e) => {
-                                let e: BoxError = e.into();
-                                tracing::debug!(error = %e, "error while sending Close; connection dropped");
-                            }
-                        }
-                    } else {
-                        // Wait for the peer's Close (or EOF) before dropping the socket:
-                        // dropping it with the peer's frame unread makes the kernel send a
-                        // RST, which discards data still queued in our send buffer.
-                        if let Some(Ok(message)) = ready!(conn.as_mut().poll_next(cx)) {
-                            if let Inbound::Data(m) = self.inbound(message) {
-                                self.queue_inbound(m);
-                            }
-                            continue;
-                        }
-                    }
-                    return Poll::Ready(self.closed(None));
-                }
-                _ => {
-                    if self.outbox.is_empty() && !matches!(self.state, State::Connected(_)) {
-                        return Poll::Ready(self.closed(None));
-                    }
-                    if expired {
-                        return Poll::Ready(self.closed(Some(Error::Timeout)));
-                    }
-                    if let Err(e) = ready!(self.poll_flush(cx)) {
-                        return Poll::Ready(self.closed(Some(e)));
-                    }
-                    match std::mem::replace(&mut self.state, State::Idle) {
-                        State::Connected(live) => {
-                            // Connected -> Closing
-                            self.state = State::Closing {
-                                conn: live.conn,
-                                sent: false,
-                            };
-                            self.publish(ConnectionState::Closing);
-                        }
-                        // A flush that owed nothing while reconnecting: -> Idle
-                        other => {
-                            self.state = other;
-                            return Poll::Ready(self.closed(None));
-                        }
-                    }
-                }
+            if let State::Closing { .. } = self.state {
+                return Poll::Ready(ready!(self.poll_handshake(expired, cx)));
             }
+            if matches!(self.state, State::Idle) {
+                return Poll::Ready(self.closed(None));
+            }
+            if self.books.outbox.is_empty() && !self.is_connected() {
+                // A flush that owes nothing while reconnecting: -> Idle
+                return Poll::Ready(self.closed(None));
+            }
+            if expired {
+                return Poll::Ready(self.closed(Some(Error::Timeout)));
+            }
+            if let Err(e) = ready!(self.poll_flush(cx)) {
+                return Poll::Ready(self.closed(Some(e)));
+            }
+            if !self.is_connected() {
+                return Poll::Ready(self.closed(None));
+            }
+            // Connected -> Closing
+            self.enter_from(Some(ConnectionState::Closing), |state| match state {
+                State::Connected(link) => State::Closing {
+                    conn: link.conn,
+                    sent: false,
+                },
+                other => other,
+            });
+        }
+    }
+
+    /// Closing: sends our Close frame, then waits for the peer's (or EOF) before dropping
+    /// the socket: dropping it with the peer's frame unread makes the kernel send a RST,
+    /// which discards data still queued in our send buffer. Data that arrives meanwhile
+    /// goes to the reader.
+    fn poll_handshake(&mut self, expired: bool, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let State::Closing { conn, sent } = &mut self.state else {
+                return Poll::Ready(self.closed(None));
+            };
+            if expired {
+                tracing::debug!("the peer did not finish the closing handshake in time");
+            } else if !*sent {
+                match ready!(conn.as_mut().poll_close(cx)) {
+                    Ok(()) => {
+                        *sent = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        let e: BoxError = e.into();
+                        tracing::debug!(error = %e, "error while sending Close; connection dropped");
+                    }
+                }
+            } else if let Some(Ok(message)) = ready!(conn.as_mut().poll_next(cx)) {
+                match self.books.receive(message) {
+                    Received::Data(m) => self.books.queue_inbound(m, &self.signals),
+                    Received::Acknowledged { progress: true } => self.signals.wake_other(),
+                    _ => {}
+                }
+                continue;
+            }
+            return Poll::Ready(self.closed(None));
         }
     }
 
@@ -104,11 +110,9 @@ impl<M: MakeConnection> Core<M> {
         if matches!(self.state, State::Connected(_) | State::Closing { .. }) {
             self.connection_ended();
         }
-        self.state = State::Idle;
-        self.close_deadline = None;
-        self.publish(ConnectionState::Closed);
-        self.wakers.wake_other(self.current);
-        let undelivered = self.outbox.len();
+        self.record.close_deadline = None;
+        self.enter(State::Idle, Some(ConnectionState::Closed));
+        let undelivered = self.books.outbox.len();
         if undelivered == 0 {
             tracing::info!("closed by the user");
             return Ok(());
@@ -116,7 +120,7 @@ impl<M: MakeConnection> Core<M> {
         let source = Box::new(failure.unwrap_or(Error::Timeout));
         tracing::warn!(undelivered, error = %source, "closed by the user with messages undelivered");
         // Messages sent with an outcome are handed back through it; the rest stay.
-        self.outbox.give_up(|| UndeliveredReason::Closed);
+        self.books.outbox.give_up(|| UndeliveredReason::Closed);
         Err(Error::CloseIncomplete {
             undelivered,
             source,

@@ -1,8 +1,40 @@
-//! The lifecycle driver: the sink's state machine, and the one place its transitions
-//! happen (connect, lose, reconnect; closing is in `close.rs`).
+//! The driver: the sink's state machine, and the one place its transitions happen.
 //!
-//! The parts (the live connection, its keepalive and acknowledgement timer, the inbox)
-//! report what they found: a [`Lost`] cause, a [`Look`]. Only the driver acts on it.
+//! ```text
+//! state        | meaning                                   | writes              | reads
+//! -------------+-------------------------------------------+---------------------+---------------
+//! Idle         | never dialed, or closed by the user       | Err(NotDialed)      | None
+//! Disconnected | a connection attempt is due               | attempt             | attempt
+//! Delaying     | waiting the random reconnect_jitter       | Pending             | Pending
+//! Connecting   | an attempt (through the layers) in flight | Pending             | Pending
+//! Connected    | up; on_connect + resend written first     | write               | read
+//! Refused      | the limiter refused; no attempt until a   | Err(TooManyRe-      | Pending
+//!              | slot frees                                |   connects) each    |  (told once)
+//! Failed       | reconnection failed for good; only dial() | Err(the failure)    | the failure
+//!              | leaves it                                 |   each time         |  once, then None
+//! Closing      | close(): Close frame sent, peer's awaited | Err(NotDialed)      | None
+//!
+//! Idle         -> Disconnected   dial()
+//! Disconnected -> Connecting     the factory is ready; attempt started
+//! Connecting   -> Connected      attempt succeeded: write on_connect, then resend the outbox
+//! Connecting   -> Refused        Err(TooManyReconnects) with a retry time
+//! Connecting   -> Failed         any other error
+//! Connected    -> Disconnected   a write/flush/read error, EOF, a Close frame, a keepalive
+//!                                or acknowledgement timeout, a protocol violation
+//! Connected    -> Delaying       the same, with reconnect_jitter set
+//! Connected    -> Failed         a Close whose code the close policy says not to come back on
+//! Delaying     -> Disconnected   the jitter is over
+//! Refused      -> Disconnected   the window frees
+//! Failed       -> Disconnected   dial() (nothing else dials: a write is told the failure)
+//! Connected    -> Closing        close(), after the outbox is flushed
+//! any          -> Idle           close() done, or close_timeout reached (CloseIncomplete)
+//! Closing      -> Disconnected   dial() after an unfinished close
+//! ```
+//!
+//! Every edge goes through [`Core::enter`], which sets the state, publishes what users
+//! see, wakes the other half and traces the edge. A live connection is left only through
+//! [`Core::end_connection`] (or by `close()`); the parts of the link report what they
+//! found ([`End`]) and never change the state themselves.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,64 +42,46 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_sink::Sink;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use super::acks::Acks;
+use super::books::Books;
 use super::builder::Settings;
+use super::end::{End, Health, Lost};
 use super::hello::{ConnectInfo, Hello};
-use super::inbound::{Inbox, Look};
-use super::keepalive::{Keepalive, Ping};
-use super::live::Live;
-use super::lost::{Health, Lost};
-use super::outbox::Outbox;
+use super::inbound::Inbox;
+use super::keepalive::Keepalive;
+use super::link::Link;
 use super::outcome::{RetainFn, UndeliveredReason};
 use super::state::{CloseAction, ClosePolicy, ConnectionState};
 use super::stats::StatsHandle;
-use super::waker::{Fanout, Half};
+use super::waker::{Fanout, Half, Signals};
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
 use crate::target::{DialKind, Target};
 
-/// The engine behind a [`ReconnectingSink`](super::ReconnectingSink): every field the
-/// halves share, driven by the `poll_*` operations (`write.rs`, `read.rs`, `close.rs`).
+/// The engine behind a [`ReconnectingSink`](super::ReconnectingSink).
 pub(super) struct Core<M: MakeConnection> {
     pub(super) make: M,
     pub(super) target: Target,
     pub(super) state: State<M>,
+    pub(super) books: Books,
+    pub(super) config: Config,
+    pub(super) record: History,
+    pub(super) signals: Signals,
+}
+
+/// What the builder set, for the driver.
+pub(super) struct Config {
     pub(super) hello: Hello,
     /// Decides, when a connection comes up, which owed messages to resend.
-    retain: Option<RetainFn>,
-    /// When the last connection was lost (for [`ConnectInfo::outage`]).
-    lost_at: Option<Instant>,
-    pub(super) outbox: Outbox,
-    pub(super) inbox: Inbox,
+    pub(super) retain: Option<RetainFn>,
     pub(super) timing: Timing,
     pub(super) close_policy: ClosePolicy,
     pub(super) limiter: Option<ReconnectBudget>,
-    pub(super) acks: Option<Acks>,
-    pub(super) stats: StatsHandle,
-    /// Every message accepted, counted once per message (no atomic operation): what
-    /// was added to `stats` and when the writer last looked at inbound frames are marks
-    /// on this count.
-    pub(super) accepted: Tally,
-    /// `accepted` as last added to `stats`.
-    pub(super) published: Tally,
-    /// `accepted` when the writer last looked at inbound frames.
-    pub(super) checked: Tally,
-    /// Shared with the target's failure observer (see [`Core::new`]).
-    state_tx: Arc<watch::Sender<ConnectionState>>,
-    /// Reconnection runs since the last connection came up.
-    reconnect_runs: u32,
-    /// `close()` started: it must be done by this deadline, whatever the state.
-    pub(super) close_deadline: Option<Pin<Box<Sleep>>>,
-    pub(super) wakers: Arc<Fanout>,
-    /// The half polling now; transitions wake the other one.
-    pub(super) current: Half,
 }
 
 /// The sink's durations.
@@ -79,31 +93,18 @@ pub(super) struct Timing {
     pub(super) keepalive: Option<Keepalive>,
 }
 
-/// A count of messages and their payload bytes.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Tally {
-    pub(super) messages: u64,
-    pub(super) bytes: u64,
+/// What the driver remembers between connections.
+#[derive(Default)]
+pub(super) struct History {
+    /// Reconnection runs since the last connection came up.
+    reconnect_runs: u32,
+    /// When the last connection was lost (for [`ConnectInfo::outage`]).
+    lost_at: Option<Instant>,
+    /// `close()` started: it must be done by this deadline, whatever the state.
+    pub(super) close_deadline: Option<Pin<Box<Sleep>>>,
 }
 
-impl Tally {
-    #[inline]
-    pub(super) fn add(&mut self, bytes: usize) {
-        self.messages += 1;
-        self.bytes += bytes as u64;
-    }
-
-    /// What `self` counted since `mark` (an earlier value of it).
-    #[inline]
-    pub(super) fn since(self, mark: Tally) -> Tally {
-        Tally {
-            messages: self.messages - mark.messages,
-            bytes: self.bytes - mark.bytes,
-        }
-    }
-}
-
-/// See the state table in the [module docs](super).
+/// See the state table in the [module docs](self).
 pub(super) enum State<M: MakeConnection> {
     Idle,
     Disconnected {
@@ -119,10 +120,9 @@ pub(super) enum State<M: MakeConnection> {
         future: Pin<Box<M::Future>>,
         kind: DialKind,
     },
-    Connected(Live<M>),
+    Connected(Link<M>),
     Refused {
         sleep: Pin<Box<Sleep>>,
-        reset_backoff: bool,
         /// The limiter's answer, repeated to every write until `sleep` ends.
         refusal: Refusal,
     },
@@ -172,6 +172,23 @@ impl Refusal {
     }
 }
 
+/// What one step of [`Core::poll_connected`] came to, for [`Core::advance`] to act on.
+enum Step<M: MakeConnection> {
+    /// The factory is ready: start an attempt.
+    Attempt { kind: DialKind, reset_backoff: bool },
+    /// The attempt succeeded.
+    Up { conn: M::Connection, kind: DialKind },
+    /// The factory or the attempt failed.
+    AttemptFailed(Error),
+    /// The jitter is over, or (`refused`) the limiter's window freed.
+    Retry {
+        reset_backoff: bool,
+        refused: Option<Refusal>,
+    },
+    /// The live connection ended while its backlog was written.
+    Ended(End),
+}
+
 impl<M: MakeConnection> Core<M> {
     pub(super) fn new(
         make: M,
@@ -194,32 +211,29 @@ impl<M: MakeConnection> Core<M> {
             });
         }));
         Core {
-            stats: StatsHandle::new(&target),
+            books: Books::new(
+                settings.outbox,
+                Inbox::new(settings.inbox_capacity),
+                settings.acks,
+                StatsHandle::new(&target),
+            ),
             make,
             target,
             state: State::Idle,
-            hello: settings.hello,
-            retain: settings.retain,
-            lost_at: None,
-            outbox: settings.outbox,
-            inbox: Inbox::new(settings.inbox_capacity),
-            timing: Timing {
-                healthy_after: settings.healthy_after,
-                close_timeout: settings.close_timeout,
-                reconnect_jitter: settings.reconnect_jitter,
-                keepalive: settings.keepalive,
+            config: Config {
+                hello: settings.hello,
+                retain: settings.retain,
+                timing: Timing {
+                    healthy_after: settings.healthy_after,
+                    close_timeout: settings.close_timeout,
+                    reconnect_jitter: settings.reconnect_jitter,
+                    keepalive: settings.keepalive,
+                },
+                close_policy: settings.close_policy,
+                limiter,
             },
-            close_policy: settings.close_policy,
-            limiter,
-            acks: settings.acks,
-            accepted: Tally::default(),
-            published: Tally::default(),
-            checked: Tally::default(),
-            state_tx,
-            reconnect_runs: 0,
-            close_deadline: None,
-            wakers,
-            current: Half::Write,
+            record: History::default(),
+            signals: Signals::new(wakers, state_tx),
         }
     }
 
@@ -231,18 +245,40 @@ impl<M: MakeConnection> Core<M> {
         matches!(self.state, State::Closing { .. })
     }
 
-    pub(super) fn subscribe(&self) -> watch::Receiver<ConnectionState> {
-        self.state_tx.subscribe()
+    /// Every transition: sets the state to what `next` makes of the current one,
+    /// publishes `shown` (if the users see a change), wakes the other half, traces.
+    pub(super) fn enter_from(
+        &mut self,
+        shown: Option<ConnectionState>,
+        next: impl FnOnce(State<M>) -> State<M>,
+    ) {
+        let from = self.state.name();
+        let old = std::mem::replace(&mut self.state, State::Idle);
+        self.state = next(old);
+        tracing::trace!(from, to = self.state.name(), "state");
+        if let Some(shown) = shown {
+            self.signals.publish(shown);
+        }
+        self.signals.wake_other();
     }
 
-    pub(super) fn publish(&self, state: ConnectionState) {
-        self.state_tx.send_replace(state);
+    /// A transition to `next`, whatever the current state (see [`enter_from`](Self::enter_from)).
+    pub(super) fn enter(&mut self, next: State<M>, shown: Option<ConnectionState>) {
+        self.enter_from(shown, |_| next);
+    }
+
+    /// `Reconnecting`, as users see it, with the cause of the last end.
+    fn reconnecting(&self, last_error: Option<String>) -> ConnectionState {
+        ConnectionState::Reconnecting {
+            attempt: self.record.reconnect_runs + 1,
+            last_error,
+        }
     }
 
     /// Runs `op`; when it would park on a live connection, the liveness checks (frames
     /// that arrived, the acknowledgement timer, the keepalive) have their turn first, so
     /// they run for a writer blocked on a full socket as well as for a reader. If they
-    /// found the connection dead, `op` runs again (and reconnects).
+    /// found the connection gone, `op` runs again (and reconnects).
     #[inline]
     pub(super) fn drive<T>(
         &mut self,
@@ -253,80 +289,34 @@ impl<M: MakeConnection> Core<M> {
             if let Poll::Ready(r) = op(self, cx) {
                 return Poll::Ready(r);
             }
-            if !self.poll_liveness(cx) {
-                return Poll::Pending;
+            match self.poll_liveness(cx) {
+                Ok(()) => return Poll::Pending,
+                Err(end) => self.end_connection(end, cx),
             }
         }
     }
 
-    /// The liveness checks of a live connection. Returns whether they lost it.
-    fn poll_liveness(&mut self, cx: &mut Context<'_>) -> bool {
-        let State::Connected(live) = &mut self.state else {
-            return false;
+    /// The liveness checks of a live connection: `Err` when they found it gone.
+    fn poll_liveness(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
+        let State::Connected(link) = &mut self.state else {
+            return Ok(());
         };
-        if let Some(cause) = live.fault.take() {
+        if let Some(cause) = link.fault.take() {
             // A write was granted after a peer fault and nobody flushed it: drop now.
-            self.lose(Lost::unhealthy(cause.into()));
-            return true;
+            return Err(End::Faulted(cause));
         }
         // The reader has just read until Pending; the writer looks here, which also
         // registers it for the Pong or acknowledgement it may be waiting for.
-        if self.current == Half::Write {
-            let look = self.poll_inbound(cx);
-            if !self.settle(look, cx) {
-                return true;
-            }
+        if self.signals.current == Half::Write {
+            link.poll_arrived(&mut self.books, &self.signals, cx)?;
         }
-        match self.poll_timers(cx) {
-            Ok(()) => false,
-            Err(lost) => {
-                self.lose(lost);
-                true
-            }
-        }
-    }
-
-    /// The live connection's timers, and the flush of a keepalive Ping they wrote.
-    pub(super) fn poll_timers(&mut self, cx: &mut Context<'_>) -> Result<(), Lost> {
-        let outstanding = self.outbox.tracked() > 0;
-        // While the inbox is full the socket is left unread on purpose (plain mode):
-        // silence then proves nothing.
-        let unread = self.acks.is_none() && !self.inbox.has_room();
-        let State::Connected(live) = &mut self.state else {
-            return Ok(());
-        };
-        if live.poll_timers(outstanding, unread, cx)? == Ping::Written {
-            if let Poll::Ready(Err(lost)) = self.poll_flush_live(cx) {
-                return Err(lost);
-            }
-        }
-        Ok(())
-    }
-
-    /// Acts on what a look at inbound frames found. Returns whether the connection is
-    /// still up.
-    pub(super) fn settle(&mut self, look: Look, cx: &mut Context<'_>) -> bool {
-        match look {
-            Look::Open => true,
-            Look::Ended(lost) => {
-                self.lose(lost);
-                false
-            }
-            Look::Closed(frame) => {
-                self.peer_closed(frame, cx);
-                false
-            }
-            Look::Faulted(cause) => {
-                self.lose(Lost::unhealthy(cause.into()));
-                false
-            }
-        }
+        link.poll_timers(&mut self.books, cx)
     }
 
     /// `dial()`: from Idle or Failed, a first dial; from Closing, the unfinished close is
     /// abandoned and a first dial starts. Otherwise nothing changes.
     pub(super) fn dial(&mut self) {
-        self.close_deadline = None;
+        self.record.close_deadline = None;
         match &self.state {
             State::Idle | State::Failed { .. } => {}
             State::Closing { .. } => {
@@ -336,11 +326,11 @@ impl<M: MakeConnection> Core<M> {
             _ => return,
         }
         // Idle / Failed / Closing -> Disconnected
-        self.state = State::Disconnected {
+        let next = State::Disconnected {
             kind: DialKind::First,
             reset_backoff: true,
         };
-        self.publish(ConnectionState::Connecting);
+        self.enter(next, Some(ConnectionState::Connecting));
     }
 
     /// `dial()`'s work: a connection up, and everything written to it flushed.
@@ -353,206 +343,231 @@ impl<M: MakeConnection> Core<M> {
     /// written (not necessarily flushed).
     pub(super) fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            match &mut self.state {
+            let step = match &mut self.state {
                 State::Idle | State::Closing { .. } => return Poll::Ready(Err(Error::NotDialed)),
                 // Terminal: nothing dials from here but `dial()`, whoever polls.
                 State::Failed { error, .. } => return Poll::Ready(Err(error.duplicate())),
-                State::Refused {
-                    sleep,
-                    reset_backoff,
-                    refusal,
-                } => {
+                State::Refused { sleep, refusal } => {
                     if sleep.as_mut().poll(cx).is_pending() {
                         // Every write is told, as long as the refusal lasts; the reader
                         // was told once and waits.
-                        return match self.current {
+                        return match self.signals.current {
                             Half::Write => Poll::Ready(Err(refusal.error())),
                             Half::Read => Poll::Pending,
                         };
                     }
-                    // Refused -> Disconnected: the limiter's window has a slot again.
-                    let last_error = Some(refusal.error().to_string());
-                    self.state = State::Disconnected {
-                        kind: DialKind::Reconnect,
-                        reset_backoff: *reset_backoff,
-                    };
-                    self.publish(ConnectionState::Reconnecting {
-                        attempt: self.reconnect_runs + 1,
-                        last_error,
-                    });
+                    Step::Retry {
+                        reset_backoff: true,
+                        refused: Some(*refusal),
+                    }
                 }
                 State::Delaying {
                     sleep,
                     reset_backoff,
                 } => {
                     ready!(sleep.as_mut().poll(cx));
-                    // Delaying -> Disconnected: the jitter is over.
-                    self.state = State::Disconnected {
-                        kind: DialKind::Reconnect,
+                    Step::Retry {
                         reset_backoff: *reset_backoff,
-                    };
+                        refused: None,
+                    }
                 }
                 State::Disconnected {
                     kind,
                     reset_backoff,
-                } => {
-                    let (kind, reset_backoff) = (*kind, *reset_backoff);
-                    if let Err(e) = ready!(self.make.poll_ready(cx)) {
-                        return Poll::Ready(Err(self.connect_failed(Error::from_boxed(e.into()))));
-                    }
-                    let target = self
-                        .target
-                        .clone()
-                        .with_kind(kind)
-                        .with_attempt(0)
-                        .with_reset_backoff(reset_backoff);
-                    tracing::debug!(?kind, reset_backoff, "connecting");
-                    if kind == DialKind::Reconnect {
-                        self.reconnect_runs += 1;
-                    }
-                    // Disconnected -> Connecting
-                    self.state = State::Connecting {
-                        future: Box::pin(self.make.make_connection(target)),
-                        kind,
-                    };
-                }
-                State::Connecting { future, kind } => match ready!(future.as_mut().poll(cx)) {
-                    Ok(conn) => {
-                        let kind = *kind;
-                        self.stats.connected(kind == DialKind::Reconnect);
-                        self.reconnect_runs = 0;
-                        self.publish(ConnectionState::Connected);
-                        let mut info = ConnectInfo {
-                            connection: self.stats.get().connects.saturating_sub(1),
-                            reconnect: kind == DialKind::Reconnect,
-                            outage: self.lost_at.take().map(|at| at.elapsed()),
-                            resending: self.outbox.len(),
-                        };
-                        if let Some(retain) = self.retain.as_mut().filter(|_| info.resending > 0) {
-                            let discarded = self.outbox.retain(|m| retain(&info, m));
-                            if discarded > 0 {
-                                self.stats.dropped(discarded);
-                                tracing::debug!(
-                                    discarded,
-                                    "retain_on_reconnect discarded messages"
-                                );
-                            }
-                            info.resending = self.outbox.len();
-                        }
-                        let hello = self.hello.for_connection(&info);
-                        tracing::info!(
-                            hello = hello.len(),
-                            resending = self.outbox.len(),
-                            "connected"
-                        );
-                        self.outbox.rewind();
-                        let ack_timeout = self.acks.as_ref().map(|a| a.timeout);
-                        // Connecting -> Connected
-                        self.state = State::Connected(Live::new(
-                            conn,
-                            hello,
-                            self.timing.keepalive,
-                            ack_timeout,
-                        ));
-                        self.wakers.wake_other(self.current);
-                    }
-                    Err(e) => {
-                        return Poll::Ready(Err(self.connect_failed(Error::from_boxed(e.into()))));
-                    }
+                } => match ready!(self.make.poll_ready(cx)) {
+                    Ok(()) => Step::Attempt {
+                        kind: *kind,
+                        reset_backoff: *reset_backoff,
+                    },
+                    Err(e) => Step::AttemptFailed(Error::from_boxed(e.into())),
                 },
-                State::Connected(live) => {
-                    if live.fault.is_some() {
+                State::Connecting { future, kind } => match ready!(future.as_mut().poll(cx)) {
+                    Ok(conn) => Step::Up { conn, kind: *kind },
+                    Err(e) => Step::AttemptFailed(Error::from_boxed(e.into())),
+                },
+                State::Connected(link) => {
+                    if let Some(cause) = link.fault.clone() {
                         // The write granted after a peer fault is in: flush it, as a plain
-                        // client that wrote before reading the bad frame would have, then
-                        // Connected -> Disconnected.
-                        // Flushed or not, the connection ends here, for the peer's fault
-                        // (poll_flush_live reports a failure without changing the state).
-                        let _ = ready!(self.poll_flush_live(cx));
-                        if let State::Connected(live) = &mut self.state {
-                            let cause = live.fault.take().unwrap_or_default();
-                            self.lose(Lost::unhealthy(cause.into()));
-                        }
-                        continue;
-                    }
-                    match ready!(live.poll_write_backlog(&mut self.outbox, cx)) {
-                        Ok(resent) => {
-                            if resent > 0 {
-                                self.stats.resent(resent);
-                                tracing::info!(resent, "resent undelivered messages");
+                        // client that wrote before reading the bad frame would have; the
+                        // connection ends here either way, for the peer's fault.
+                        let _ = ready!(link.poll_flush(&mut self.books, cx));
+                        Step::Ended(End::Faulted(cause))
+                    } else {
+                        match ready!(link.poll_write_backlog(&mut self.books.outbox, cx)) {
+                            Ok(resent) => {
+                                if resent > 0 {
+                                    self.books.stats.resent(resent);
+                                    tracing::info!(resent, "resent undelivered messages");
+                                }
+                                return Poll::Ready(Ok(()));
                             }
-                            return Poll::Ready(Ok(()));
+                            Err(end) => Step::Ended(end),
                         }
-                        // Connected -> Disconnected; go again.
-                        Err(lost) => self.lose(lost),
                     }
                 }
+            };
+            if let Some(error) = self.advance(step, cx) {
+                return Poll::Ready(Err(error));
             }
         }
+    }
+
+    /// Decides the transition a step of [`poll_connected`](Self::poll_connected) calls
+    /// for. Returns the error to report, if the step failed.
+    fn advance(&mut self, step: Step<M>, cx: &mut Context<'_>) -> Option<Error> {
+        match step {
+            Step::Attempt {
+                kind,
+                reset_backoff,
+            } => {
+                let target = self
+                    .target
+                    .clone()
+                    .with_kind(kind)
+                    .with_attempt(0)
+                    .with_reset_backoff(reset_backoff);
+                tracing::debug!(?kind, reset_backoff, "connecting");
+                if kind == DialKind::Reconnect {
+                    self.record.reconnect_runs += 1;
+                }
+                let future = Box::pin(self.make.make_connection(target));
+                // Disconnected -> Connecting
+                self.enter(State::Connecting { future, kind }, None);
+            }
+            Step::Up { conn, kind } => self.connected(conn, kind),
+            Step::AttemptFailed(error) => return Some(self.connect_failed(error)),
+            Step::Retry {
+                reset_backoff,
+                refused,
+            } => {
+                // Delaying -> Disconnected (the jitter is over, nothing to show);
+                // Refused -> Disconnected (the limiter's window has a slot again).
+                let shown = refused.map(|r| self.reconnecting(Some(r.error().to_string())));
+                let next = State::Disconnected {
+                    kind: DialKind::Reconnect,
+                    reset_backoff,
+                };
+                self.enter(next, shown);
+            }
+            Step::Ended(end) => self.end_connection(end, cx),
+        }
+        None
+    }
+
+    /// Connecting -> Connected: decides what is resent and what is said first.
+    fn connected(&mut self, conn: M::Connection, kind: DialKind) {
+        let reconnect = kind == DialKind::Reconnect;
+        let stats = &self.books.stats;
+        stats.connected(reconnect);
+        self.record.reconnect_runs = 0;
+        let outbox = &mut self.books.outbox;
+        let mut info = ConnectInfo {
+            connection: stats.get().connects.saturating_sub(1),
+            reconnect,
+            outage: self.record.lost_at.take().map(|at| at.elapsed()),
+            resending: outbox.len(),
+        };
+        if let Some(retain) = self.config.retain.as_mut().filter(|_| info.resending > 0) {
+            let discarded = outbox.retain(|m| retain(&info, m));
+            if discarded > 0 {
+                stats.dropped(discarded);
+                tracing::debug!(discarded, "retain_on_reconnect discarded messages");
+            }
+            info.resending = outbox.len();
+        }
+        let hello = self.config.hello.for_connection(&info);
+        tracing::info!(hello = hello.len(), resending = outbox.len(), "connected");
+        outbox.rewind();
+        let ack_timeout = self.books.acks.as_ref().map(|a| a.timeout);
+        let link = Link::new(conn, hello, self.config.timing.keepalive, ack_timeout);
+        self.enter(State::Connected(link), Some(ConnectionState::Connected));
     }
 
     /// Connecting -> Refused / Failed. Returns the error for the caller to report; the
     /// other half learns of a refusal from an error item (reader) or its next write.
     fn connect_failed(&mut self, error: Error) -> Error {
-        let refusal = match &error {
+        tracing::warn!(error = %error, unflushed = self.books.outbox.len(), "reconnection failed");
+        match &error {
             Error::TooManyReconnects {
                 max_total,
                 window,
                 retry_at: Some(at),
-            } => Some(Refusal {
-                max_total: *max_total,
-                window: *window,
-                retry_at: *at,
-            }),
-            _ => None,
-        };
-        tracing::warn!(error = %error, unflushed = self.outbox.len(), "reconnection failed");
-        match refusal {
-            Some(refusal) => {
-                // Connecting -> Refused
-                self.state = State::Refused {
-                    sleep: Box::pin(tokio::time::sleep_until(refusal.retry_at)),
-                    reset_backoff: true,
-                    refusal,
+            } => {
+                let refusal = Refusal {
+                    max_total: *max_total,
+                    window: *window,
+                    retry_at: *at,
                 };
-                self.publish(ConnectionState::Refused {
-                    retry_at: refusal.retry_at,
-                });
-                if self.current == Half::Write {
-                    self.inbox.push_error(refusal.error());
+                if self.signals.current == Half::Write {
+                    self.books.inbox.push_error(refusal.error());
                 }
+                // Connecting -> Refused
+                let sleep = Box::pin(tokio::time::sleep_until(refusal.retry_at));
+                let shown = ConnectionState::Refused {
+                    retry_at: refusal.retry_at,
+                };
+                self.enter(State::Refused { sleep, refusal }, Some(shown));
             }
             // Connecting -> Failed. A failure met by the writer is told to the reader
             // when it next polls, before its stream ends.
-            None => self.fail(error.duplicate(), self.current == Half::Read),
+            _ => self.fail(error.duplicate(), self.signals.current == Half::Read),
         }
-        self.wakers.wake_other(self.current);
         error
     }
 
-    /// Connected -> Disconnected (or Delaying, with jitter): drops the connection; the
-    /// outbox will be written again. Whether the next attempt is immediate depends on
-    /// the connection's record ([`Live::healthy`]) unless `lost` says otherwise.
-    pub(super) fn lose(&mut self, lost: Lost) {
-        let State::Connected(live) = &self.state else {
+    /// The one way a live connection ends (but for the user's `close()`): the end is
+    /// traced and counted, the messages owed are kept for the next connection (the
+    /// volatile ones go), and the close policy or the connection's record decides the
+    /// next state.
+    pub(super) fn end_connection(&mut self, end: End, cx: &mut Context<'_>) {
+        let State::Connected(link) = &mut self.state else {
             return;
         };
-        let uptime = live.uptime();
+        let (lost, stop) = match end {
+            End::Lost(lost) => (lost, None),
+            End::Faulted(cause) => (Lost::unhealthy(cause.into()), None),
+            End::Closed(frame) => {
+                link.answer_close(cx);
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                match self.config.close_policy.decide(code) {
+                    CloseAction::Reconnect => (Lost::new(close_cause(frame)), None),
+                    CloseAction::ReconnectAfterBackoff => {
+                        (Lost::unhealthy(close_cause(frame)), None)
+                    }
+                    CloseAction::Stop => {
+                        let error = Error::ClosedByServer {
+                            code: code.unwrap_or(1005),
+                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                        };
+                        tracing::warn!(%error, "server closed for good");
+                        (Lost::new(error.to_string().into()), Some(error))
+                    }
+                }
+            }
+        };
         let healthy = match lost.health {
             Health::Unhealthy => false,
-            Health::AsObserved => live.healthy(self.timing.healthy_after),
+            Health::AsObserved => link.healthy(self.config.timing.healthy_after),
         };
         let cause = lost.cause;
-        tracing::info!(%cause, ?uptime, healthy, unflushed = self.outbox.len(), "disconnected");
-        self.lost_at = Some(Instant::now());
+        let uptime = link.uptime();
+        let unflushed = self.books.outbox.len();
+        tracing::info!(%cause, ?uptime, healthy, unflushed, "disconnected");
+        self.record.lost_at = Some(Instant::now());
         self.connection_ended();
-        self.state = if self.timing.reconnect_jitter.is_zero() {
+        if let Some(error) = stop {
+            // Connected -> Failed: reported once, then the stream ends.
+            return self.fail(error, false);
+        }
+        let jitter = self.config.timing.reconnect_jitter;
+        let next = if jitter.is_zero() {
             // Connected -> Disconnected
             State::Disconnected {
                 kind: DialKind::Reconnect,
                 reset_backoff: healthy,
             }
         } else {
-            let delay = jitter(self.timing.reconnect_jitter, rand::rng().random::<f64>());
+            let delay = jitter_for(jitter, rand::rng().random::<f64>());
             tracing::debug!(?delay, "reconnect jitter");
             // Connected -> Delaying
             State::Delaying {
@@ -560,61 +575,32 @@ impl<M: MakeConnection> Core<M> {
                 reset_backoff: healthy,
             }
         };
-        self.publish(ConnectionState::Reconnecting {
-            attempt: self.reconnect_runs + 1,
-            last_error: Some(cause.to_string()),
-        });
-        self.wakers.wake_other(self.current);
+        let shown = self.reconnecting(Some(cause.to_string()));
+        self.enter(next, Some(shown));
     }
 
     /// A live connection (or the one closing) is gone: its volatile messages go with it
     /// and the rest is to be written again.
     pub(super) fn connection_ended(&mut self) {
-        let dropped = self.outbox.connection_lost();
+        let dropped = self.books.outbox.connection_lost();
         if dropped > 0 {
-            self.stats.dropped(dropped);
+            self.books.stats.dropped(dropped);
             tracing::debug!(dropped, "volatile messages dropped with their connection");
         }
-        self.stats.disconnected();
-    }
-
-    /// The server sent a Close frame: answer it, then the close policy decides.
-    pub(super) fn peer_closed(&mut self, frame: Option<CloseFrame>, cx: &mut Context<'_>) {
-        if let State::Connected(live) = &mut self.state {
-            // RFC 6455: answer the peer's Close before dropping the connection. One
-            // non-blocking try: tungstenite has queued the reply; if the socket is full
-            // the connection is dropped anyway. Messages it flushes stay in the outbox
-            // and are resent (possible duplicates, never losses).
-            let _ = live.conn.as_mut().poll_close(cx);
-        }
-        let code = frame.as_ref().map(|f| u16::from(f.code));
-        match self.close_policy.decide(code) {
-            CloseAction::Reconnect => self.lose(Lost::new(close_cause(frame))),
-            CloseAction::ReconnectAfterBackoff => self.lose(Lost::unhealthy(close_cause(frame))),
-            CloseAction::Stop => {
-                let error = Error::ClosedByServer {
-                    code: code.unwrap_or(1005),
-                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                };
-                tracing::warn!(%error, "server closed for good");
-                self.lose(Lost::new(error.to_string().into()));
-                // Disconnected -> Failed
-                self.fail(error, false);
-            }
-        }
+        self.books.stats.disconnected();
     }
 
     /// -> Failed, for good: the outcomes still open fail with `error`, every write is
     /// told it, the reader once (unless `reader_told`: it is being told by the caller).
     /// Only `dial()` leaves this state.
     fn fail(&mut self, error: Error, reader_told: bool) {
-        self.outbox
+        self.books
+            .outbox
             .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
-        self.publish(ConnectionState::GaveUp {
+        let shown = ConnectionState::GaveUp {
             reason: error.to_string(),
-        });
-        self.state = State::Failed { error, reader_told };
-        self.wakers.wake_read();
+        };
+        self.enter(State::Failed { error, reader_told }, Some(shown));
     }
 }
 
@@ -631,6 +617,6 @@ fn close_cause(frame: Option<CloseFrame>) -> BoxError {
 }
 
 /// The reconnect jitter for a uniform draw `unit` in `[0, 1)`.
-fn jitter(max: Duration, unit: f64) -> Duration {
+fn jitter_for(max: Duration, unit: f64) -> Duration {
     max.mul_f64(unit.clamp(0.0, 1.0))
 }

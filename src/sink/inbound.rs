@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use super::lost::Lost;
+use super::end::Lost;
 use crate::error::Error;
 use crate::Message;
 
@@ -56,20 +56,6 @@ pub(super) fn read_failure(error: Error) -> Result<Lost, Error> {
     } else {
         Ok(Lost::new(error.to_string().into()))
     }
-}
-
-/// What a look at the frames that already arrived found. The driver turns it into a
-/// transition ([`Core::settle`](super::driver::Core::settle)).
-pub(super) enum Look {
-    /// The connection is still up (and nothing, or only data and control, arrived).
-    Open,
-    /// The connection ended: an EOF, a reset, an I/O error.
-    Ended(Lost),
-    /// The peer sent a Close frame.
-    Closed(Option<CloseFrame>),
-    /// The peer broke the protocol. The error is queued for the reader; the connection
-    /// is still in place for the caller to decide how it ends. Holds the cause.
-    Faulted(String),
 }
 
 /// Whether a data message went to the reader or was dropped.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
 
-use super::lost::Lost;
+use super::end::Lost;
 use crate::error::BoxError;
 use crate::Message;
 

@@ -33,13 +33,15 @@
 //! Closing      -> Disconnected   dial() after an unfinished close
 //! ```
 //!
-//! The files of this module follow the same seams: `driver.rs` holds the state and every
-//! transition; `lost.rs` the cause a part reports when it finds the connection dead;
-//! `live.rs` the live connection (writing, flushing, the backlog) with its
-//! keepalive (`keepalive.rs`) and acknowledgement timer (`acks.rs`); `inbound.rs` the
-//! classification of frames and the reader's inbox; `write.rs`, `read.rs` and `close.rs`
-//! the operations of the two halves; `hello.rs` the messages sent first on each
-//! connection; `outbox.rs` the messages still owed.
+//! The files of this module follow ownership: `driver.rs` holds the state and every
+//! transition (the one place a live connection is left); `link.rs` the live link, one
+//! connection with its hello messages, keepalive (`keepalive.rs`) and acknowledgement
+//! timer (`acks.rs`), whose operations report how the connection ended (`end.rs`)
+//! instead of changing the state; `books.rs` what outlives connections: the messages
+//! still owed (`outbox.rs`, `kept.rs`), the reader's inbox (`inbound.rs`), the
+//! counters (`stats.rs`); `write.rs`, `read.rs` and `close.rs` the operations of the two
+//! halves and of `close()`, which hand every end to the driver; `hello.rs` the messages
+//! sent first on each connection.
 //!
 //! # Delivery
 //! A message accepted by `start_send` (that is, `send` got past `poll_ready`) stays in
@@ -58,15 +60,16 @@
 //! is freed by the keepalive as surely as a reader waiting in `next()`.
 
 mod acks;
+mod books;
 mod builder;
 mod close;
 mod driver;
+mod end;
 mod hello;
 mod inbound;
 mod keepalive;
 mod kept;
-mod live;
-mod lost;
+mod link;
 mod outbox;
 pub mod outcome;
 mod read;
@@ -205,7 +208,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// stack by itself once the stack has handled an attempt, and a sink from
     /// [`Builder`] knows its own from the start.
     pub fn with_budget(mut self, budget: ReconnectBudget) -> Self {
-        self.core.limiter = Some(budget);
+        self.core.config.limiter = Some(budget);
         self
     }
 
@@ -257,6 +260,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     pub fn can_connect(&self) -> bool {
         let budget = self
             .core
+            .config
             .limiter
             .as_ref()
             .or_else(|| self.core.target.budget());
@@ -276,7 +280,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// # }
     /// ```
     pub fn undelivered_count(&self) -> usize {
-        self.core.outbox.len()
+        self.core.books.outbox.len()
     }
 
     /// Deprecated: renamed [`undelivered_count`](Self::undelivered_count), which says it
@@ -303,7 +307,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// # }
     /// ```
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
-        self.core.subscribe()
+        self.core.signals.subscribe()
     }
 
     /// The counters now: connections, messages and bytes each way, resends, uptime.
@@ -315,11 +319,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        let mut stats = self.core.stats.get();
-        let unpublished = self.core.accepted.since(self.core.published);
-        stats.messages_sent += unpublished.messages;
-        stats.bytes_sent += unpublished.bytes;
-        stats
+        self.core.books.stats()
     }
 
     /// A handle on the counters that outlives `split` and `forward`.
@@ -335,13 +335,13 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// # }
     /// ```
     pub fn stats_handle(&self) -> StatsHandle {
-        self.core.stats.clone()
+        self.core.books.stats.clone()
     }
 
     /// How many tracked messages wait for an acknowledgement (0 unless acknowledged mode
     /// is on): what `poll_ready` weighs against the window.
     pub fn unacknowledged_count(&self) -> usize {
-        self.core.outbox.tracked()
+        self.core.books.outbox.tracked()
     }
 
     /// Deprecated: renamed [`unacknowledged_count`](Self::unacknowledged_count).
@@ -366,14 +366,14 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// # }
     /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
-        self.core.outbox.take_all()
+        self.core.books.outbox.take_all()
     }
 
     /// How many inbound data messages were dropped because the inbox was full while
     /// acknowledgements behind them had to be read. Always 0 outside acknowledged mode;
     /// the reader also meets an [`Error::InboundDropped`] item at each gap.
     pub fn dropped_inbound(&self) -> u64 {
-        self.core.inbox.dropped()
+        self.core.books.inbox.dropped()
     }
 
     /// The target this sink dials.
@@ -501,7 +501,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
 
     /// Fails an outcome whose message the sink never took, after every earlier outcome.
     pub(crate) fn settle_refused(&mut self, promise: Promise, undelivered: Undelivered) {
-        self.core.outbox.settle_now(promise, undelivered);
+        self.core.books.outbox.settle_now(promise, undelivered);
     }
 
     /// `start_send` with the options of `item` and no outcome; a refusal hands the
@@ -524,7 +524,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
 
     /// The bound on `close()`.
     pub(crate) fn close_timeout(&self) -> std::time::Duration {
-        self.core.timing.close_timeout
+        self.core.config.timing.close_timeout
     }
 
     /// A first dial if the sink was never dialed, closed, or failed for good; otherwise
@@ -536,7 +536,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// Fails the outcomes the sink holds with `reason`, handing their messages back;
     /// returns how many.
     pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) -> usize {
-        self.core.outbox.give_up(reason)
+        self.core.books.outbox.give_up(reason)
     }
 
     /// Polls until every accepted message is flushed, reconnecting and resending as needed.
@@ -620,12 +620,12 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         cx: &mut Context<'_>,
         mut op: impl FnMut(&mut Core<M>, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        self.core.current = half;
+        self.core.signals.current = half;
         let mut inner = Context::from_waker(&self.waker);
         if let Poll::Ready(r) = self.core.drive(&mut inner, &mut op) {
             return Poll::Ready(r);
         }
-        self.core.wakers.register(half, cx.waker());
+        self.core.signals.wakers.register(half, cx.waker());
         self.core.drive(&mut inner, op)
     }
 }
@@ -663,8 +663,8 @@ impl<M: MakeConnection> fmt::Debug for ReconnectingSink<M> {
         f.debug_struct("ReconnectingSink")
             .field("target", &self.core.target)
             .field("state", &self.core.state.name())
-            .field("unflushed", &self.core.outbox.len())
-            .field("inbox", &self.core.inbox.len())
+            .field("unflushed", &self.core.books.outbox.len())
+            .field("inbox", &self.core.books.inbox.len())
             .finish_non_exhaustive()
     }
 }

@@ -1,4 +1,4 @@
-//! One waker that wakes both halves of the sink.
+//! One waker that wakes both halves of the sink, and the signals a change sends.
 //!
 //! The connection, the connect future and the sleeps are polled with this waker, whoever
 //! polls them. tungstenite keeps one read waker and one write waker; if the writing task
@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 
 use futures_util::task::AtomicWaker;
+use tokio::sync::watch;
+
+use super::state::ConnectionState;
 
 /// Which half of the sink is polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,5 +68,43 @@ impl Wake for Fanout {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.wake_all();
+    }
+}
+
+/// Whom a change tells: the halves' wakers, and the state's watchers.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    pub(crate) wakers: Arc<Fanout>,
+    state: Arc<watch::Sender<ConnectionState>>,
+    /// The half polling now; a change wakes the other one.
+    pub(crate) current: Half,
+}
+
+impl Signals {
+    pub(crate) fn new(wakers: Arc<Fanout>, state: Arc<watch::Sender<ConnectionState>>) -> Self {
+        Signals {
+            wakers,
+            state,
+            current: Half::Write,
+        }
+    }
+
+    /// Wakes the half that is not polling now.
+    pub(crate) fn wake_other(&self) {
+        self.wakers.wake_other(self.current);
+    }
+
+    /// Wakes the reader.
+    pub(crate) fn wake_read(&self) {
+        self.wakers.wake_read();
+    }
+
+    /// Shows `state` to the watchers.
+    pub(crate) fn publish(&self, state: ConnectionState) {
+        self.state.send_replace(state);
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<ConnectionState> {
+        self.state.subscribe()
     }
 }
