@@ -66,13 +66,23 @@
 //! outlive its connection. See the [`handle`] and [`sink::outcome`] modules.
 //!
 //! # Delivery guarantee
-//! Every message accepted by the sink is either flushed to a connection, still held in
-//! the sink (resent on the next connection, in order, after the `on_connect` messages;
-//! see [`ReconnectingSink::undelivered_count`] and [`ReconnectingSink::take_undelivered`]), or the
-//! sink returned an error for the operation that could not deliver it. A message may be
-//! delivered twice (it was written but its flush was not confirmed). A message whose
-//! flush succeeded sits in the kernel's socket buffer and is lost if the connection dies
-//! before the peer reads it.
+//! Every message accepted by the sink is either *confirmed* (the peer read it), still
+//! held in the sink (resent on the next connection, in order, after the `on_connect`
+//! messages; see [`ReconnectingSink::undelivered_count`] and
+//! [`ReconnectingSink::take_undelivered`]), or the sink returned an error for the
+//! operation that could not deliver it.
+//!
+//! A flush is not a confirmation: a server that closes (gracefully or not) while a
+//! message is on its way discards it. By default ([`ConfirmBy::Pong`]) the sink sends a
+//! Ping after each flush, and the peer's Pong, which it sends when it reads the Ping,
+//! confirms everything written before: what was flushed but not confirmed when a
+//! connection ends is sent again. So a message may arrive twice (the peer read it, then
+//! closed before answering the Ping behind it), never not at all, with two exceptions:
+//! a peer that drops messages its WebSocket layer had already read (a server that
+//! closes with a queue of received messages its application had not taken), and a
+//! message the peer read and closed on twice in a row (taken as delivered, so that a
+//! server that reads one message per connection does not get it forever; counted in
+//! [`Stats::presumed_delivered`]). [`Builder::acknowledged`] closes both gaps.
 //!
 //! # Logging
 //! `tracing` events: `info` for connected, disconnected (with the cause), resent and
@@ -133,8 +143,9 @@ pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
 #[doc(inline)]
 pub use crate::sink::{
-    Builder, CloseAction, ClosePolicy, ConnectInfo, ConnectionState, DefaultConnector, Delivery,
-    Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered, UndeliveredReason,
+    Builder, CloseAction, ClosePolicy, ConfirmBy, ConnectInfo, ConnectionState, DefaultConnector,
+    Delivery, Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered,
+    UndeliveredReason,
 };
 #[doc(inline)]
 pub use crate::target::{Attempt, ClientRequest, DialKind, Target};

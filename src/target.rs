@@ -365,14 +365,20 @@ pub struct Target {
     /// The budget of the first reconnect limit layer that handled this target, shared by
     /// every clone: how a sink finds its stack's limiter.
     budget: Arc<OnceLock<ReconnectBudget>>,
-    /// Told of every failed attempt that a retry layer retries: how a sink's state
-    /// follows the attempts it does not see.
-    on_failure: Option<FailureObserver>,
+    /// Told of what happens to the attempts made for this target (by a retry layer,
+    /// a connector): how a sink follows the attempts it does not see.
+    observer: Option<AttemptObserver>,
 }
 
-/// What a [`Target`] tells of each failed attempt that is retried (see
-/// [`Target::report_failure`]).
-pub(crate) type FailureObserver = Arc<dyn Fn(&Error) + Send + Sync>;
+/// What a [`Target`] tells its observer (see [`Target::report`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttemptReport<'a> {
+    /// An attempt failed and a retry layer will try again.
+    Retrying(&'a Error),
+}
+
+/// Who hears a [`Target`]'s reports.
+pub(crate) type AttemptObserver = Arc<dyn Fn(AttemptReport<'_>) + Send + Sync>;
 
 impl Target {
     /// A target for a fixed `ws://` or `wss://` URL.
@@ -489,7 +495,7 @@ impl Target {
             previous_failure: None,
             reset_backoff: true,
             budget: Arc::default(),
-            on_failure: None,
+            observer: None,
         }
     }
 
@@ -504,17 +510,17 @@ impl Target {
         self.budget.get()
     }
 
-    /// Tells `observer` of every failed attempt made for this target (and its clones)
-    /// that a retry layer retries.
-    pub(crate) fn with_failure_observer(mut self, observer: FailureObserver) -> Self {
-        self.on_failure = Some(observer);
+    /// Tells `observer` what happens to the attempts made for this target (and its
+    /// clones).
+    pub(crate) fn with_observer(mut self, observer: AttemptObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
-    /// Called by a retry layer when an attempt failed and another will follow.
-    pub(crate) fn report_failure(&self, failure: &Error) {
-        if let Some(observer) = &self.on_failure {
-            observer(failure);
+    /// Called by a retry layer or a connector: see [`AttemptReport`].
+    pub(crate) fn report(&self, report: AttemptReport<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(report);
         }
     }
 

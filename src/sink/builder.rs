@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 use super::hello::{ConnectInfo, Hello, HelloFn};
 use super::outbox::Outbox;
 use super::outcome::RetainFn;
-use super::{Acks, ClosePolicy, Keepalive, ReconnectingSink};
+use super::{Acks, ClosePolicy, ConfirmBy, Keepalive, ReconnectingSink};
 use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
@@ -35,6 +35,7 @@ pub(super) struct Settings {
     pub(super) close_policy: ClosePolicy,
     pub(super) reconnect_jitter: Duration,
     pub(super) retain: Option<RetainFn>,
+    pub(super) confirm_by: ConfirmBy,
 }
 
 /// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
@@ -59,6 +60,7 @@ pub type DefaultConnector = ReconnectLimit<BackoffRetry<Timeout<TungsteniteConne
 /// | `healthy_after` | 5 s | uptime after which any connection counts as healthy |
 /// | `keepalive` | 20 s / 20 s | Ping after silence; replace the connection if nothing answers |
 /// | `reconnect_jitter` | 0 | random delay before each reconnection (storm protection) |
+/// | `confirm_by` | Pong | when a flushed message counts as delivered; until then it is resent after a drop (see [`ConfirmBy`]) |
 /// | `close_policy` | see [`ClosePolicy`] | which server close codes end the stream |
 /// | `close_timeout` | 5 s | bound on `close()`, delivery and Close handshake included |
 /// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
@@ -107,6 +109,7 @@ pub struct Builder {
     keepalive: Option<Keepalive>,
     close_policy: ClosePolicy,
     reconnect_jitter: Duration,
+    confirm_by: ConfirmBy,
     retain_on_reconnect: Option<RetainFn>,
 }
 
@@ -137,6 +140,7 @@ impl Default for Builder {
             keepalive: Some(Self::DEFAULT_KEEPALIVE),
             close_policy: ClosePolicy::default(),
             reconnect_jitter: Duration::ZERO,
+            confirm_by: ConfirmBy::Pong,
             retain_on_reconnect: None,
         }
     }
@@ -662,6 +666,25 @@ impl Builder {
         self
     }
 
+    /// When a flushed message counts as delivered in plain mode (default
+    /// [`ConfirmBy::Pong`]: when the peer answers a Ping sent after it). Until then it is
+    /// kept, and sent again if the connection ends: a server that closes while a message
+    /// is on its way discards it. See the crate's delivery guarantee.
+    ///
+    /// ```
+    /// use ws_reconnect::{ConfirmBy, ReconnectingSink};
+    /// // 0.2's behaviour: a flushed message counts as delivered.
+    /// let ws = ReconnectingSink::builder()
+    ///     .confirm_by(ConfirmBy::Flush)
+    ///     .build("ws://127.0.0.1:9000/")?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn confirm_by(mut self, value: ConfirmBy) -> Self {
+        self.confirm_by = value;
+        self
+    }
+
     /// Bound on `close()` (default 5 s): delivering what is still owed (reconnecting if
     /// needed) and the closing handshake together. When it runs out, `close()` ends the
     /// sink anyway and reports what it could not deliver
@@ -788,6 +811,7 @@ impl Builder {
                 keepalive: self.keepalive,
                 close_policy: self.close_policy,
                 reconnect_jitter: self.reconnect_jitter,
+                confirm_by: self.confirm_by,
                 retain: self.retain_on_reconnect,
                 acks: self.acks.map(|acks| Acks {
                     acks,

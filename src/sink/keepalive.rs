@@ -156,9 +156,10 @@ impl KeepaliveTimer {
             if self.probe.is_some() {
                 let silent = now.saturating_duration_since(self.last_rx);
                 let Keepalive { interval, timeout } = self.settings;
-                return Err(Lost::new(
+                return Err(Lost::silent(
                     format!("no frame for {silent:?} (keepalive {interval:?} + {timeout:?})")
                         .into(),
+                    self.last_rx,
                 ));
             }
             self.probe = Some(now);
