@@ -96,6 +96,7 @@ pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod raw_url;
 pub mod retry;
 pub mod sink;
 mod target;

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
+use crate::raw_url;
 
 /// The HTTP upgrade request that opens a WebSocket connection (tungstenite's).
 pub type ClientRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -751,25 +752,10 @@ pub(crate) fn redact_uri(uri: &Uri) -> String {
     out
 }
 
-/// Redacts a raw URL string that may not even parse.
-fn redact_str(url: &str) -> String {
-    match url.parse::<Uri>() {
-        Ok(uri) if uri.host().is_some() => redact_uri(&uri),
-        _ => {
-            let cut = url.find(['?', '@']).unwrap_or(url.len());
-            let mut s: String = url[..cut].chars().take(200).collect();
-            if cut < url.len() {
-                s.push_str("<redacted>");
-            }
-            s
-        }
-    }
-}
-
 /// Parses and checks a WebSocket URL.
 pub(crate) fn parse_ws_url(url: &str) -> Result<Uri, Error> {
     let invalid = |reason| Error::InvalidUrl {
-        url: redact_str(url),
+        url: raw_url::redact(url),
         reason,
     };
     if url.trim().is_empty() {
@@ -782,7 +768,7 @@ pub(crate) fn parse_ws_url(url: &str) -> Result<Uri, Error> {
 
 fn check_ws_uri(uri: &Uri, raw: &str) -> Result<(), Error> {
     let invalid = |reason| Error::InvalidUrl {
-        url: redact_str(raw),
+        url: raw_url::redact(raw),
         reason,
     };
     match uri.scheme_str() {
@@ -837,6 +823,27 @@ mod tests {
         let err = Target::new("https://user:pw@host/?token=abc").unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(!text.contains("pw") && !text.contains("abc"), "{text}");
+    }
+
+    #[test]
+    fn a_password_stays_out_of_the_error_of_a_url_that_does_not_parse() {
+        for (bad, printed) in [
+            ("ws://user:SECRET@ho st/", "ws://<redacted>@ho st/"),
+            ("ws://user:SECRET@[::1/", "ws://<redacted>@[::1/"),
+            ("ws://user:SECRET@/x", "ws://<redacted>@/x"),
+            (
+                "wss://user:SECRET@ho st/?token=SECRET",
+                "wss://<redacted>@ho st/?<redacted>",
+            ),
+        ] {
+            let err = Target::new(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidUrl { url, .. } if url == printed),
+                "{bad}: {err:?}"
+            );
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("SECRET") && !text.contains("user"), "{text}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ async fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
 
 /// Dials `url` in a child process whose environment has `env`, with the builder set up by
 /// `setup` (`default`, `no_proxy` or `proxy=<url>`), and returns the outcome:
-/// `connected` (a message made the round trip) or the error's `Debug`.
+/// `connected` (a message made the round trip) or the error's `Display`, then its `Debug`.
 pub async fn dial(url: &str, setup: &str, env: &[(&str, &str)]) -> String {
     let mut env = env.to_vec();
     env.extend([(CHILD_URL, url), (CHILD_SETUP, setup)]);
@@ -100,7 +100,7 @@ pub async fn dial_as_child() -> Option<String> {
     };
     let outcome = match timeout(BOUND, builder.connect(&url)).await {
         Err(_) => "the dial hung".to_owned(),
-        Ok(Err(e)) => format!("{e:?}"),
+        Ok(Err(e)) => format!("{e} {e:?}"),
         Ok(Ok(mut ws)) => {
             ws.send(Message::text("hello")).await.unwrap();
             let echoed = timeout(BOUND, ws.next()).await.expect("no echo");

@@ -420,14 +420,17 @@ async fn a_silent_proxy_is_bounded_by_the_connect_timeout() {
 }
 
 #[tokio::test]
-async fn a_malformed_proxy_url_is_an_invalid_url_from_build() {
+async fn a_malformed_proxy_url_is_an_invalid_proxy_url_from_build() {
     for bad in [
         "socks4://127.0.0.1:1080",
         "https://127.0.0.1:3128",
         "http://127.0.0.1:99999",
     ] {
         let err = quick().proxy(bad).build("ws://127.0.0.1:9/").unwrap_err();
-        assert!(matches!(err, Error::InvalidUrl { .. }), "{bad}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidProxyUrl { .. }),
+            "{bad}: {err:?}"
+        );
         assert!(!err.is_retryable());
     }
     // The connector alone reports it at connect time, without network traffic.
@@ -440,7 +443,7 @@ async fn a_malformed_proxy_url_is_an_invalid_url_from_build() {
     .await
     .unwrap()
     .unwrap_err();
-    assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
+    assert!(matches!(err, Error::InvalidProxyUrl { .. }), "{err:?}");
 }
 
 /// A server that records every text message with the connection it came on, and drops
@@ -625,11 +628,16 @@ async fn environment_variables_choose_the_proxy() {
         "{outcome}"
     );
 
-    // A malformed variable is an invalid URL, reported at connect.
-    let env = [("http_proxy", "ftp://u:SECRET@127.0.0.1:1")];
-    let outcome = child::dial(&url, "default", &env).await;
-    assert!(outcome.contains("InvalidUrl"), "{outcome}");
-    assert!(!outcome.contains("SECRET"), "{outcome}");
+    // A malformed variable is an invalid proxy URL, reported at connect, even when the
+    // password holds a '/' that ends the authority early.
+    for variable in ["ftp://u:SECRET@127.0.0.1:1", "http://u:SEC/RET@127.0.0.1:1"] {
+        let outcome = child::dial(&url, "default", &[("http_proxy", variable)]).await;
+        assert!(outcome.contains("InvalidProxyUrl"), "{outcome}");
+        assert!(outcome.contains("invalid proxy URL"), "{outcome}");
+        for secret in ["SEC", "RET"] {
+            assert!(!outcome.contains(secret), "{outcome}");
+        }
+    }
 
     assert_eq!(http.connects_to(&target), 2);
     assert_eq!(socks.socks_connections_to(&target), 1);

@@ -239,6 +239,21 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_variable_keeps_its_password_out_of_the_error() {
+        for value in [
+            "http://user:SEC/RET@proxy:3128",
+            "http://user:SEC?RET@proxy",
+            "http://user:SEC#RET@proxy",
+        ] {
+            let vars = [("HTTPS_PROXY", value)];
+            let err = proxy_for(true, "h", env(&vars)).unwrap().unwrap_err();
+            for secret in ["SEC", "RET", "user"] {
+                assert!(!err.url.contains(secret), "{value}: {err:?}");
+            }
+        }
+    }
+
+    #[test]
     fn credentials_come_from_the_variable() {
         let vars = [("HTTPS_PROXY", "socks5h://u:p@proxy:1080")];
         let p = proxy_for(true, "h", env(&vars)).unwrap().unwrap();
