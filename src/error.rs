@@ -53,7 +53,8 @@ pub enum Error {
         /// `None` when no reconnection is ever allowed (`max_total == 0`).
         retry_at: Option<Instant>,
     },
-    /// The WebSocket URL is malformed or its scheme is not `ws`/`wss`. Never retried.
+    /// The WebSocket URL is malformed, its scheme is not `ws`/`wss`, or its port cannot be
+    /// dialed (a port is from 1 to 65535, in decimal digits). Never retried.
     ///
     /// The URL is printed without its user-info, query and fragment, cut from the text
     /// before it is parsed: everything up to the last `@` is user-info, since a password

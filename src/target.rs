@@ -379,14 +379,16 @@ impl Target {
     /// A target for a fixed `ws://` or `wss://` URL.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`] when the URL does not parse, has no host, or its scheme is not
-    /// `ws`/`wss`. No network traffic happens here.
+    /// [`Error::InvalidUrl`] when the URL does not parse, has no host, its scheme is not
+    /// `ws`/`wss`, or it names a port that cannot be dialed: a port is written in decimal
+    /// digits and is from 1 to 65535 (port 0 is refused). No network traffic happens here.
     ///
     /// ```
     /// use ws_reconnect::{Error, Target};
     ///
     /// assert!(Target::new("wss://example.com/socket").is_ok());
     /// assert!(matches!(Target::new("https://example.com"), Err(Error::InvalidUrl { .. })));
+    /// assert!(matches!(Target::new("ws://example.com:65536"), Err(Error::InvalidUrl { .. })));
     /// ```
     pub fn new(url: impl AsRef<str>) -> Result<Target, Error> {
         let uri = parse_ws_url(url.as_ref())?;
@@ -777,9 +779,15 @@ fn check_ws_uri(uri: &Uri, raw: &str) -> Result<(), Error> {
         None => return Err(invalid("the URL has no scheme (expected ws:// or wss://)")),
     }
     match uri.host() {
-        Some(h) if !h.is_empty() => Ok(()),
-        _ => Err(invalid("the URL has no host")),
+        Some(h) if !h.is_empty() => {}
+        _ => return Err(invalid("the URL has no host")),
     }
+    // `Uri` takes any text as a port and reports none when it does not fit a `u16`:
+    // the connector would dial the default port instead. The port is read from the text.
+    if let Some(authority) = uri.authority() {
+        raw_url::port(authority.as_str()).map_err(|e| invalid(e.reason()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -168,6 +168,10 @@ async fn a_password_stays_out_of_the_error_of_a_url_that_does_not_parse() {
         "ws://user:PW1@ho st/",
         "ws://user:PW1@[::1/",
         "ws://user:PW1@/x",
+        // Read as host "user" and a port that is not a number.
+        "ws://user:PW1/PW2@host/",
+        "ws://user:PW1?PW2@host/",
+        "ws://user:PW1#PW2@host/",
     ] {
         let err = ReconnectingSink::builder().build(url).unwrap_err();
         assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");

@@ -122,6 +122,12 @@ impl ProxyUrl {
             Some((userinfo, hostport)) => (Some(userinfo), hostport),
             None => (None, authority),
         };
+        let port = raw_url::port(hostport)
+            .map_err(|e| invalid(e.reason()))?
+            .unwrap_or(match kind {
+                ProxyKind::Http => HTTP_DEFAULT_PORT,
+                ProxyKind::Socks5 { .. } => SOCKS_DEFAULT_PORT,
+            });
         let uri: Uri = format!("{}://{hostport}", kind.scheme())
             .parse()
             .map_err(|_| invalid("the host or port does not parse"))?;
@@ -133,21 +139,6 @@ impl ProxyUrl {
         if host.is_empty() {
             return Err(invalid("the URL has no host"));
         }
-        // http::Uri takes any digits as a port and reports none when they overflow: read
-        // it from the text after the host.
-        let port_text = match hostport.rsplit_once(':') {
-            Some((head, port)) if !head.is_empty() && !port.contains(']') => Some(port),
-            _ => None,
-        };
-        let port = match port_text {
-            Some(port) => port
-                .parse::<u16>()
-                .map_err(|_| invalid("the port is not a number from 0 to 65535"))?,
-            None => match kind {
-                ProxyKind::Http => HTTP_DEFAULT_PORT,
-                ProxyKind::Socks5 { .. } => SOCKS_DEFAULT_PORT,
-            },
-        };
         let credentials = match userinfo {
             None => None,
             Some(userinfo) => {
@@ -257,6 +248,13 @@ mod tests {
         assert_eq!((p.kind, p.port), (ProxyKind::Http, 3128));
         assert_eq!(ProxyUrl::parse("http://proxy").unwrap().port, 80);
         assert_eq!(ProxyUrl::parse("socks5h://proxy").unwrap().port, 1080);
+        // Ports are read by the same rule as a WebSocket URL's.
+        assert_eq!(ProxyUrl::parse("proxy:65535").unwrap().port, 65535);
+        assert_eq!(ProxyUrl::parse("[::1]:0080").unwrap().port, 80);
+        for bad in ["proxy:0", "proxy:65536", "proxy:abc", "proxy:", "[::1]:+1"] {
+            let err = ProxyUrl::parse(bad).expect_err(bad);
+            assert!(err.reason.contains("port"), "{bad}: {err:?}");
+        }
         // An HTTP user without a password sends "user:".
         let p = ProxyUrl::parse("http://user@proxy:1").unwrap();
         assert_eq!(p.credentials, creds("user", ""));
