@@ -643,6 +643,46 @@ async fn environment_variables_choose_the_proxy() {
     assert_eq!(socks.socks_connections_to(&target), 1);
 }
 
+/// A `NO_PROXY` entry with a port sends its host direct on that port only, as Go's
+/// httpproxy reads it; an entry that can never match is named in a warning.
+#[tokio::test]
+async fn a_no_proxy_entry_with_a_port_matches_that_port_only() {
+    let server = echo_server().await;
+    let Some(http) = ProxyProcess::tinyproxy(&[server.addr.port()], None).await else {
+        return;
+    };
+    // 0.0.0.0, not loopback, so that the environment applies (see above).
+    let port = server.addr.port();
+    let target = format!("0.0.0.0:{port}");
+    let url = format!("ws://{target}/");
+    let http_url = http.url("http", None);
+
+    // The server's port: direct.
+    let entry = format!("example.com, {target}");
+    let env = [("HTTP_PROXY", http_url.as_str()), ("NO_PROXY", &entry)];
+    assert_eq!(child::dial(&url, "default", &env).await, "connected");
+    assert_eq!(http.connects_to(&target), 0, "{}", http.log());
+
+    // Another port, or the scheme's default (80 for ws://): through the proxy.
+    let other = format!("0.0.0.0:{}", if port == 65535 { 1 } else { port + 1 });
+    for entry in [other.as_str(), "0.0.0.0:80"] {
+        let env = [("HTTP_PROXY", http_url.as_str()), ("NO_PROXY", entry)];
+        assert_eq!(child::dial(&url, "default", &env).await, "connected");
+    }
+    assert_eq!(http.connects_to(&target), 2, "{}", http.log());
+
+    // An entry that can never match is named in a warning; the others still apply.
+    let entry = format!("example.com:99999, {target}");
+    let env = [("HTTP_PROXY", http_url.as_str()), ("NO_PROXY", &entry)];
+    let (outcome, logs) = child::dial_logged(&url, "default", &env).await;
+    assert_eq!(outcome, "connected");
+    assert_eq!(http.connects_to(&target), 2, "{}", http.log());
+    assert!(
+        logs.contains("WARN") && logs.contains("example.com:99999"),
+        "no warning names the entry:\n{logs}"
+    );
+}
+
 /// The child side of [`environment_variables_choose_the_proxy`]: a no-op unless this
 /// process was started as that child.
 #[tokio::test]
