@@ -86,7 +86,8 @@
 //!
 //! # Logging
 //! `tracing` events: `info` for connected, disconnected (with the cause), resent and
-//! retrying; `warn` for a refused or failed reconnection; `debug` for each attempt.
+//! retrying; `warn` for a refused or failed reconnection, and once for each `NO_PROXY`
+//! entry that can never match; `debug` for each attempt.
 //! Nothing is logged per message. URLs in events and errors have their user-info and
 //! query removed.
 
@@ -106,6 +107,7 @@ pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod raw_url;
 pub mod retry;
 pub mod sink;
 mod target;

@@ -123,7 +123,7 @@ pub(crate) async fn connect(
         offered_protocols: offered_protocols(request.headers()),
     };
     let route = proxy
-        .route(endpoint.secure, endpoint.host)
+        .route(endpoint.secure, endpoint.host, endpoint.port)
         .map_err(HandshakeError::InvalidProxy)?;
 
     let tcp = match route {

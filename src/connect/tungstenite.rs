@@ -46,7 +46,7 @@ pub use super::handshake::TungsteniteConnection;
 /// Connections go through the proxy the environment names (`HTTPS_PROXY`, `HTTP_PROXY`,
 /// `ALL_PROXY`, `NO_PROXY`), read at each attempt, unless [`proxy`](Self::proxy) sets one
 /// or [`no_proxy`](Self::no_proxy) turns proxies off. A proxy that refuses is
-/// [`Error::Proxy`].
+/// [`Error::Proxy`]; a proxy URL that does not parse is [`Error::InvalidProxyUrl`].
 ///
 /// ```
 /// use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -134,8 +134,8 @@ impl TungsteniteConnector {
     /// name; the proxy sees only `host:port`.
     ///
     /// The URL is parsed here and a malformed or unsupported one (`https://` to the proxy,
-    /// `socks4://`) makes every connection attempt fail with [`Error::InvalidUrl`], which
-    /// is not retried; [`Builder::build`](crate::Builder::build) reports it before any.
+    /// `socks4://`, a port outside 1 to 65535: port 0 cannot be dialed) makes every
+    /// connection attempt fail with [`Error::InvalidProxyUrl`], which is not retried; [`Builder::build`](crate::Builder::build) reports it before any.
     ///
     /// ```
     /// use ws_reconnect::TungsteniteConnector;

@@ -541,8 +541,8 @@ impl Builder {
     /// `http://[user:password@]host:port` for an HTTP `CONNECT` tunnel,
     /// `socks5://…` (the host name resolved here) or `socks5h://…` (resolved by the
     /// proxy) for SOCKS5. It wins over the environment. A malformed or unsupported URL is
-    /// [`Error::InvalidUrl`] from `build`/`connect`; the credentials never appear in logs,
-    /// `Debug` output or errors.
+    /// [`Error::InvalidProxyUrl`] from `build`/`connect`; the credentials never appear in
+    /// logs, `Debug` output or errors.
     ///
     /// Without this setter, connections follow `HTTPS_PROXY` (`wss://`), `HTTP_PROXY`
     /// (`ws://`), `ALL_PROXY` and `NO_PROXY`, read at each attempt, as curl and reqwest
@@ -557,7 +557,7 @@ impl Builder {
     /// # let _ = ws;
     ///
     /// let bad = ReconnectingSink::builder().proxy("socks4://127.0.0.1:1080").build("ws://example.com/");
-    /// assert!(matches!(bad, Err(Error::InvalidUrl { .. })));
+    /// assert!(matches!(bad, Err(Error::InvalidProxyUrl { .. })));
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn proxy(mut self, url: impl AsRef<str>) -> Self {
@@ -721,8 +721,8 @@ impl Builder {
     /// An undialed sink for `url`: the URL and settings are checked, no I/O happens.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`], [`Error::InvalidBackoff`], or [`Error::Request`] for an
-    /// invalid header.
+    /// [`Error::InvalidUrl`], [`Error::InvalidProxyUrl`] for a bad [`proxy`](Self::proxy)
+    /// URL, [`Error::InvalidBackoff`], or [`Error::Request`] for an invalid header.
     pub fn build(self, url: impl AsRef<str>) -> Result<ReconnectingSink, Error> {
         let mut target = Target::new(url)?;
         for (name, value) in &self.headers {
@@ -737,7 +737,7 @@ impl Builder {
     /// [`headers_with`](Self::headers_with) are added to the target's request.
     ///
     /// # Errors
-    /// [`Error::InvalidBackoff`], or [`Error::InvalidUrl`] for a bad
+    /// [`Error::InvalidBackoff`], or [`Error::InvalidProxyUrl`] for a bad
     /// [`proxy`](Self::proxy) URL.
     pub fn build_with(self, target: Target) -> Result<ReconnectingSink, Error> {
         let policy = self.backoff.clone().build()?;

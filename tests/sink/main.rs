@@ -76,6 +76,58 @@ async fn invalid_urls_fail_fast() {
     }
 }
 
+/// A port that cannot be dialed is refused when the URL is read, for the server and for a
+/// proxy alike: nothing falls back to the scheme's default port.
+#[tokio::test]
+async fn a_port_that_cannot_be_dialed_is_an_invalid_url() {
+    for port in [
+        "65536",
+        "99999",
+        "0",
+        "abc",
+        "",
+        "+80",
+        "99999999999999999999",
+    ] {
+        let url = format!("ws://127.0.0.1:{port}/feed");
+        let err = ReconnectingSink::builder().build(&url).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidUrl { reason, .. } if reason.contains("port")),
+            "{url}: {err:?}"
+        );
+        assert!(!err.is_retryable());
+
+        let proxy = format!("http://127.0.0.1:{port}");
+        let err = ReconnectingSink::builder()
+            .proxy(&proxy)
+            .build("ws://example.com/")
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidProxyUrl { reason, .. } if reason.contains("port")),
+            "{proxy}: {err:?}"
+        );
+    }
+    // A request built per attempt is checked the same way, before any connection.
+    let target = ws_reconnect::Target::from_fn(|| {
+        use ws_reconnect::tungstenite::client::IntoClientRequest;
+        Ok("ws://127.0.0.1:65536/feed".into_client_request()?)
+    });
+    let mut ws = ReconnectingSink::builder().build_with(target).unwrap();
+    let err = timeout(BOUND, ws.dial()).await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidUrl { reason, .. } if reason.contains("port")),
+        "{err:?}"
+    );
+    // The ports that can be dialed still can.
+    for good in [
+        "ws://127.0.0.1:1/",
+        "ws://127.0.0.1:65535/",
+        "wss://[::1]:08443/",
+    ] {
+        ReconnectingSink::builder().build(good).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn server_down_fails_after_max_elapsed_time() {
     let addr = dead_port().await;
