@@ -372,10 +372,14 @@ pub struct Target {
 }
 
 /// What a [`Target`] tells its observer (see [`Target::report`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum AttemptReport<'a> {
     /// An attempt failed and a retry layer will try again.
     Retrying(&'a Error),
+    /// The connector's attempt succeeded: what moves on its socket is counted here.
+    Connected {
+        progress: Arc<crate::connect::Progress>,
+    },
 }
 
 /// Who hears a [`Target`]'s reports.

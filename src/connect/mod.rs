@@ -22,6 +22,7 @@
 //! ```
 
 mod handshake;
+mod meter;
 mod proxy;
 mod response;
 mod status;
@@ -33,6 +34,9 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 use tower::Service;
+
+pub use self::meter::MeteredStream;
+pub(crate) use self::meter::{Moved, Progress};
 
 pub use self::proxy::{ProxyFailure, SocksReply};
 pub use self::status::{parse_retry_after, StatusPolicy};

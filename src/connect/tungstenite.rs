@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -10,10 +11,11 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tower::Service;
 
 use super::handshake::{self, HandshakeError, Tls};
+use super::meter::Progress;
 use super::proxy::ProxyConfig;
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
-use crate::target::{redact_uri, Target};
+use crate::target::{redact_uri, AttemptReport, Target};
 
 pub use super::handshake::TungsteniteConnection;
 
@@ -209,9 +211,11 @@ impl Service<Target> for TungsteniteConnector {
             let request = target.resolve().await?;
             let url = redact_uri(request.uri());
             tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
-            match handshake::connect(&request, config, &tls, &proxy).await {
+            let progress = Arc::new(Progress::default());
+            match handshake::connect(&request, config, &tls, &proxy, progress.clone()).await {
                 Ok(stream) => {
                     tracing::debug!(%url, status = 101, "WebSocket handshake done");
+                    target.report(AttemptReport::Connected { progress });
                     Ok(stream)
                 }
                 Err(HandshakeError::Refused { status, headers }) => {

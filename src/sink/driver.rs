@@ -38,7 +38,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -53,13 +53,13 @@ use super::confirm::{ConfirmBy, Confirmation};
 use super::end::{End, Health, Lost};
 use super::hello::{ConnectInfo, Hello};
 use super::inbound::Inbox;
-use super::keepalive::Keepalive;
+use super::keepalive::{Keepalive, KeepaliveTimer};
 use super::link::Link;
 use super::outcome::{RetainFn, UndeliveredReason};
 use super::state::{CloseAction, ClosePolicy, ConnectionState};
 use super::stats::StatsHandle;
 use super::waker::{Fanout, Half, Signals};
-use crate::connect::MakeConnection;
+use crate::connect::{MakeConnection, Progress};
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
 use crate::target::{AttemptReport, DialKind, Target};
@@ -103,6 +103,9 @@ pub(super) struct History {
     lost_at: Option<Instant>,
     /// `close()` started: it must be done by this deadline, whatever the state.
     pub(super) close_deadline: Option<Pin<Box<Sleep>>>,
+    /// The counters of the socket the connector opened last, handed over through the
+    /// target's observer.
+    handed: Arc<Mutex<Option<Arc<Progress>>>>,
 }
 
 /// See the state table in the [module docs](self).
@@ -204,17 +207,26 @@ impl<M: MakeConnection> Core<M> {
         let state_tx = Arc::new(watch::Sender::new(ConnectionState::Idle));
         // A retry layer in the stack retries failed attempts that the sink does not see:
         // it tells of each, which becomes the state's `last_error` while reconnecting.
+        // The connector hands over the counters of the socket it opened: the keepalive
+        // reads them.
         let observed = Arc::clone(&state_tx);
-        let target = target.with_observer(Arc::new(move |report: AttemptReport<'_>| {
-            let AttemptReport::Retrying(failure) = report;
-            observed.send_if_modified(|state| match state {
-                ConnectionState::Reconnecting { last_error, .. } => {
-                    *last_error = Some(failure.to_string());
-                    true
+        let record = History::default();
+        let handed = Arc::clone(&record.handed);
+        let target =
+            target.with_observer(Arc::new(move |report: AttemptReport<'_>| match report {
+                AttemptReport::Retrying(failure) => {
+                    observed.send_if_modified(|state| match state {
+                        ConnectionState::Reconnecting { last_error, .. } => {
+                            *last_error = Some(failure.to_string());
+                            true
+                        }
+                        _ => false,
+                    });
                 }
-                _ => false,
-            });
-        }));
+                AttemptReport::Connected { progress } => {
+                    *handed.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+                }
+            }));
         Core {
             books: Books::new(
                 settings.outbox,
@@ -238,7 +250,7 @@ impl<M: MakeConnection> Core<M> {
                 close_policy: settings.close_policy,
                 limiter,
             },
-            record: History::default(),
+            record,
             signals: Signals::new(wakers, state_tx),
         }
     }
@@ -486,13 +498,18 @@ impl<M: MakeConnection> Core<M> {
         outbox.rewind();
         let ack_timeout = self.books.acks.as_ref().map(|a| a.timeout);
         let fence = self.books.confirmation.by == ConfirmBy::Pong;
-        let link = Link::new(
-            conn,
-            hello,
-            self.config.timing.keepalive,
-            ack_timeout,
-            fence,
-        );
+        let progress = self
+            .record
+            .handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let keepalive = self
+            .config
+            .timing
+            .keepalive
+            .map(|settings| KeepaliveTimer::new(settings, progress));
+        let link = Link::new(conn, hello, keepalive, ack_timeout, fence);
         self.enter(State::Connected(link), Some(ConnectionState::Connected));
     }
 

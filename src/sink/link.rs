@@ -21,7 +21,7 @@ use super::books::{Books, Received};
 use super::confirm::{ConfirmBy, Fence};
 use super::end::{End, Lost};
 use super::inbound::read_failure;
-use super::keepalive::{Keepalive, KeepaliveTimer, Ping};
+use super::keepalive::{KeepaliveTimer, Ping};
 use super::outbox::Outbox;
 use super::waker::Signals;
 use crate::connect::MakeConnection;
@@ -81,7 +81,7 @@ impl<M: MakeConnection> Link<M> {
     pub(super) fn new(
         conn: M::Connection,
         hello: Vec<Message>,
-        keepalive: Option<Keepalive>,
+        keepalive: Option<KeepaliveTimer>,
         ack_timeout: Option<Duration>,
         fence: bool,
     ) -> Self {
@@ -94,7 +94,7 @@ impl<M: MakeConnection> Link<M> {
             preamble: 0,
             needs_flush: false,
             write_blocked: false,
-            keepalive: keepalive.map(KeepaliveTimer::new),
+            keepalive,
             ack_timer: ack_timeout.map(AckTimer::new),
             fence: fence.then(Fence::default),
             confirm_timer: None,
