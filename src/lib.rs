@@ -108,6 +108,7 @@ pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod progress;
 mod raw_url;
 pub mod retry;
 pub mod sink;

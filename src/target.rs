@@ -23,7 +23,7 @@ use http::{HeaderMap, Method, Uri, Version};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{BoxError, Error};
-use crate::limit::ReconnectBudget;
+use crate::limit::budget::ReconnectBudget;
 use crate::raw_url;
 
 /// The HTTP upgrade request that opens a WebSocket connection (tungstenite's).
@@ -378,7 +378,7 @@ pub(crate) enum AttemptReport<'a> {
     Retrying(&'a Error),
     /// The connector's attempt succeeded: what moves on its socket is counted here.
     Connected {
-        progress: Arc<crate::connect::Progress>,
+        progress: Arc<crate::progress::Progress>,
     },
 }
 

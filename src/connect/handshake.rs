@@ -31,7 +31,8 @@
 //! `Sec-WebSocket-Accept` derived from the key, and a `Sec-WebSocket-Protocol` only when
 //! the request offered that one. Any other status is a [`HandshakeError::Refused`].
 
-use super::meter::{MeteredStream, Progress};
+use super::meter::MeteredStream;
+use crate::progress::Progress;
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, Uri, Version};
 use std::sync::Arc;

@@ -25,7 +25,7 @@ mod handshake;
 mod meter;
 mod proxy;
 mod response;
-mod status;
+pub(crate) mod status;
 mod tungstenite;
 
 use std::future::Future;
@@ -36,8 +36,6 @@ use futures_sink::Sink;
 use tower::Service;
 
 pub use self::meter::MeteredStream;
-pub(crate) use self::meter::{Moved, Progress};
-
 pub use self::proxy::{ProxyFailure, SocksReply};
 pub use self::status::{parse_retry_after, StatusPolicy};
 pub use self::tungstenite::{TungsteniteConnection, TungsteniteConnector};

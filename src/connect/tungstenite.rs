@@ -11,10 +11,10 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tower::Service;
 
 use super::handshake::{self, HandshakeError, Tls};
-use super::meter::Progress;
 use super::proxy::ProxyConfig;
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
+use crate::progress::Progress;
 use crate::target::{redact_uri, AttemptReport, Target};
 
 pub use super::handshake::TungsteniteConnection;

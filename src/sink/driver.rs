@@ -59,9 +59,10 @@ use super::outcome::{RetainFn, UndeliveredReason};
 use super::state::{CloseAction, ClosePolicy, ConnectionState};
 use super::stats::StatsHandle;
 use super::waker::{Fanout, Half, Signals};
-use crate::connect::{MakeConnection, Progress};
+use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
+use crate::progress::Progress;
 use crate::target::{AttemptReport, DialKind, Target};
 
 /// The engine behind a [`ReconnectingSink`](super::ReconnectingSink).

@@ -26,8 +26,8 @@ use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
 
 use super::end::Lost;
-use crate::connect::{Moved, Progress};
 use crate::error::BoxError;
+use crate::progress::{Moved, Progress};
 use crate::Message;
 
 /// Keepalive settings: a Ping after `interval` with nothing received; the connection is

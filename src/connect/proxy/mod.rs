@@ -29,7 +29,6 @@
 //! nothing beside a TCP handshake.
 
 mod env;
-mod error;
 mod http;
 mod socks;
 mod url;
@@ -38,9 +37,9 @@ use std::fmt;
 
 use tokio::net::TcpStream;
 
-pub use self::error::{ProxyFailure, SocksReply};
 pub(crate) use self::url::InvalidProxy;
 use self::url::{ProxyKind, ProxyUrl};
+pub use crate::error::{ProxyFailure, SocksReply};
 
 /// Which proxy the connector uses.
 #[derive(Clone, Default)]

@@ -13,8 +13,10 @@ use http::StatusCode;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+mod proxy;
+
+pub use self::proxy::{ProxyFailure, SocksReply};
 use crate::backoff::InvalidBackoff;
-use crate::connect::ProxyFailure;
 
 /// A boxed error, as produced by generic `tower` middleware.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
