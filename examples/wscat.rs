@@ -107,7 +107,8 @@ where
     let mut target = Target::new(url)?;
     for header in headers {
         let (name, value) = header.split_once(':').ok_or_else(|| {
-            Error::Request(format!("header {header:?} is not 'name: value'").into())
+            let message: BoxError = format!("header {header:?} is not 'name: value'").into();
+            Error::Request(message.into())
         })?;
         target = target.header(name.trim(), value.trim())?;
     }

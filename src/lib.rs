@@ -136,7 +136,7 @@ pub use crate::connect::{
     parse_retry_after, MakeConnection, StatusPolicy, TungsteniteConnection, TungsteniteConnector,
 };
 #[doc(inline)]
-pub use crate::error::{BoxError, Error};
+pub use crate::error::{BoxError, Error, SharedError};
 #[doc(inline)]
 pub use crate::handle::{Handle, Incoming, Shutdown};
 #[doc(inline)]

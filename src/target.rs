@@ -22,7 +22,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri, Version};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::error::{BoxError, Error};
+use crate::error::{shared, BoxError, Error};
 use crate::limit::budget::ReconnectBudget;
 use crate::raw_url;
 
@@ -262,9 +262,9 @@ impl Source {
                 check_ws_uri(request.uri(), &request.uri().to_string())?;
                 Ok(request)
             }
-            Source::Async(_) | Source::WithHeaders { .. } => Err(Error::Request(
-                "this target builds its request asynchronously: use Target::resolve".into(),
-            )),
+            Source::Async(_) | Source::WithHeaders { .. } => Err(Error::Request(shared(
+                "this target builds its request asynchronously: use Target::resolve",
+            ))),
             Source::Resolved(resolved) => Ok(resolved.request()),
         }
     }
@@ -551,16 +551,16 @@ impl Target {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Result<Self, Error> {
-        let name = HeaderName::try_from(name.as_ref()).map_err(|e| Error::Request(e.into()))?;
-        let value = HeaderValue::try_from(value.as_ref()).map_err(|e| Error::Request(e.into()))?;
+        let name = HeaderName::try_from(name.as_ref()).map_err(|e| Error::Request(shared(e)))?;
+        let value = HeaderValue::try_from(value.as_ref()).map_err(|e| Error::Request(shared(e)))?;
         match &mut self.source {
             Source::Fixed { headers, .. } => {
                 headers.append(name, value);
                 Ok(self)
             }
-            _ => Err(Error::Request(
-                "headers of a target made from a closure are set by the closure".into(),
-            )),
+            _ => Err(Error::Request(shared(
+                "headers of a target made from a closure are set by the closure",
+            ))),
         }
     }
 

@@ -19,8 +19,9 @@ use tokio::net::TcpStream;
 
 use crate::progress::Progress;
 
-/// A TCP socket that counts what moves through it (see the [module docs](self)): the
-/// transport of [`TungsteniteConnection`](crate::TungsteniteConnection).
+/// A TCP socket that counts what moves through it (bytes read, and on Linux the kernel's
+/// unacknowledged send queue, for the keepalive): the transport of
+/// [`TungsteniteConnection`](crate::TungsteniteConnection).
 ///
 /// It reads and writes as the socket does; [`get_ref`](Self::get_ref) reaches the socket.
 ///

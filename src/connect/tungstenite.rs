@@ -240,10 +240,10 @@ impl Service<Target> for TungsteniteConnector {
                     reason: url_reason(&e),
                 }),
                 Err(HandshakeError::Ws(WsError::Io(e))) if is_tls_failure(&e) => {
-                    Err(Error::Tls(Box::new(e)))
+                    Err(Error::Tls(Arc::new(e)))
                 }
                 // native-tls and an invalid server name report tungstenite's TLS error.
-                Err(HandshakeError::Ws(WsError::Tls(e))) => Err(Error::Tls(Box::new(e))),
+                Err(HandshakeError::Ws(WsError::Tls(e))) => Err(Error::Tls(Arc::new(e))),
                 Err(HandshakeError::Ws(e)) => Err(Error::Transport(e)),
             }
         })

@@ -7,6 +7,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -20,6 +21,21 @@ use crate::backoff::InvalidBackoff;
 
 /// A boxed error, as produced by generic `tower` middleware.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An error shared by every copy of the [`Error`] that carries it (`Error` is `Clone`).
+///
+/// ```
+/// use ws_reconnect::{Error, SharedError};
+/// let cause: SharedError = std::sync::Arc::new(std::io::Error::other("no route"));
+/// let err = Error::Connection(cause);
+/// assert_eq!(err.clone().to_string(), err.to_string());
+/// ```
+pub type SharedError = std::sync::Arc<dyn StdError + Send + Sync + 'static>;
+
+/// `error` as a [`SharedError`].
+pub(crate) fn shared(error: impl Into<BoxError>) -> SharedError {
+    Arc::from(error.into())
+}
 
 /// Everything that can go wrong while dialing, reconnecting, sending or receiving.
 ///
@@ -152,7 +168,7 @@ pub enum Error {
     Transport(tungstenite::Error),
     /// The TLS handshake failed: most often the server's certificate is not trusted.
     /// Not retried.
-    Tls(BoxError),
+    Tls(SharedError),
     /// A connection attempt took longer than its timeout.
     Timeout,
     /// The backoff policy ran out (the exponential backoff's `max_elapsed_time` passed, or
@@ -225,9 +241,9 @@ pub enum Error {
     /// [`Target::from_async_fn`]: crate::Target::from_async_fn
     /// [`Builder::headers_with`]: crate::Builder::headers_with
     /// [`HeadersLayer`]: crate::HeadersLayer
-    Request(BoxError),
+    Request(SharedError),
     /// Any other error from a custom connection stack.
-    Connection(BoxError),
+    Connection(SharedError),
 }
 
 impl Error {
@@ -261,7 +277,7 @@ impl Error {
         if err.is::<tower::timeout::error::Elapsed>() {
             return Error::Timeout;
         }
-        Error::Connection(err)
+        Error::Connection(Arc::from(err))
     }
 
     /// Whether trying the connection again may succeed.
@@ -311,14 +327,35 @@ impl Error {
         }
     }
 
-    /// A copy for a second observer: the writer that hit a failure gets the error, the
-    /// reader a copy. Data-only variants are copied exactly; an opaque source (an I/O
-    /// error, a custom stack's error) keeps its kind and message but not its chain.
-    pub(crate) fn duplicate(&self) -> Error {
-        use tungstenite::Error as Ws;
-        fn opaque(e: &(dyn StdError + Send + Sync)) -> BoxError {
-            e.to_string().into()
+    /// The server's `Retry-After`, when the error carries one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::Error;
+    ///
+    /// let err = Error::Rejected {
+    ///     status: http::StatusCode::TOO_MANY_REQUESTS,
+    ///     retry_after: Some(Duration::from_secs(1)),
+    ///     retryable: true,
+    /// };
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Rejected { retry_after, .. } => *retry_after,
+            _ => None,
         }
+    }
+}
+
+/// A copy of the error. The sources of [`Error::Tls`], [`Error::Request`] and
+/// [`Error::Connection`] are shared; a [`tungstenite::Error`] (not `Clone` itself) is
+/// copied variant by variant, an I/O error by its kind and message, and the rare
+/// variants that carry an HTTP response or a TLS error become [`Error::Connection`] with
+/// the same message.
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        use tungstenite::Error as Ws;
         match self {
             Error::NotDialed => Error::NotDialed,
             Error::TooManyReconnects {
@@ -353,7 +390,7 @@ impl Error {
                 retryable,
             } => Error::Proxy {
                 proxy: proxy.clone(),
-                failure: failure.duplicate(),
+                failure: failure.clone(),
                 retryable: *retryable,
             },
             Error::Transport(e) => Error::Transport(match e {
@@ -364,9 +401,12 @@ impl Error {
                 Ws::Protocol(p) => Ws::Protocol(p.clone()),
                 Ws::Utf8(s) => Ws::Utf8(s.clone()),
                 Ws::AttackAttempt => Ws::AttackAttempt,
-                other => return Error::Connection(opaque(other)),
+                other => {
+                    let message: BoxError = other.to_string().into();
+                    return Error::Connection(Arc::from(message));
+                }
             }),
-            Error::Tls(e) => Error::Tls(opaque(&**e)),
+            Error::Tls(e) => Error::Tls(Arc::clone(e)),
             Error::Timeout => Error::Timeout,
             Error::GaveUp {
                 attempts,
@@ -375,7 +415,7 @@ impl Error {
             } => Error::GaveUp {
                 attempts: *attempts,
                 elapsed: *elapsed,
-                source: Box::new(source.duplicate()),
+                source: source.clone(),
             },
             Error::ClosedByServer { code, reason } => Error::ClosedByServer {
                 code: *code,
@@ -390,35 +430,15 @@ impl Error {
                 source,
             } => Error::CloseIncomplete {
                 undelivered: *undelivered,
-                source: Box::new(source.duplicate()),
+                source: source.clone(),
             },
             Error::TaskEnded => Error::TaskEnded,
             Error::TaskPanicked { message } => Error::TaskPanicked {
                 message: message.clone(),
             },
             Error::InvalidBackoff(e) => Error::InvalidBackoff(*e),
-            Error::Request(e) => Error::Request(opaque(&**e)),
-            Error::Connection(e) => Error::Connection(opaque(&**e)),
-        }
-    }
-
-    /// The server's `Retry-After`, when the error carries one.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ws_reconnect::Error;
-    ///
-    /// let err = Error::Rejected {
-    ///     status: http::StatusCode::TOO_MANY_REQUESTS,
-    ///     retry_after: Some(Duration::from_secs(1)),
-    ///     retryable: true,
-    /// };
-    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
-    /// ```
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Error::Rejected { retry_after, .. } => *retry_after,
-            _ => None,
+            Error::Request(e) => Error::Request(Arc::clone(e)),
+            Error::Connection(e) => Error::Connection(Arc::clone(e)),
         }
     }
 }

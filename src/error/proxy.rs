@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -19,7 +20,7 @@ use crate::connect::status::StatusPolicy;
 /// assert!(ProxyFailure::Socks(SocksReply::HostUnreachable).is_retryable());
 /// assert!(!ProxyFailure::AuthRejected.is_retryable());
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ProxyFailure {
     /// An HTTP proxy answered `CONNECT` with a status other than 2xx: 407 or 401
@@ -39,10 +40,15 @@ pub enum ProxyFailure {
     Protocol(&'static str),
     /// Connecting to the proxy failed (refused, unreachable, its name not found), or the
     /// connection to it broke before the tunnel was open.
-    Io(io::Error),
+    Io(Arc<io::Error>),
 }
 
 impl ProxyFailure {
+    /// The proxy could not be reached, or the connection to it failed.
+    pub(crate) fn io(error: io::Error) -> Self {
+        ProxyFailure::Io(Arc::new(error))
+    }
+
     /// Whether trying again may succeed: I/O failures, the HTTP statuses retried after a
     /// refused upgrade (408, 425, 429, 500, 502, 503, 504; tinyproxy answers 500 when it
     /// cannot reach the server), and the SOCKS5 replies that describe the path rather than
@@ -64,18 +70,6 @@ impl ProxyFailure {
             ProxyFailure::AuthRequired | ProxyFailure::AuthRejected | ProxyFailure::Protocol(_) => {
                 false
             }
-        }
-    }
-
-    /// A copy (an I/O error keeps its kind and message).
-    pub(crate) fn duplicate(&self) -> ProxyFailure {
-        match self {
-            ProxyFailure::Status(status) => ProxyFailure::Status(*status),
-            ProxyFailure::Socks(reply) => ProxyFailure::Socks(*reply),
-            ProxyFailure::AuthRequired => ProxyFailure::AuthRequired,
-            ProxyFailure::AuthRejected => ProxyFailure::AuthRejected,
-            ProxyFailure::Protocol(what) => ProxyFailure::Protocol(what),
-            ProxyFailure::Io(e) => ProxyFailure::Io(io::Error::new(e.kind(), e.to_string())),
         }
     }
 

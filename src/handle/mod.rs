@@ -110,7 +110,7 @@ pub struct Shutdown {
 impl Shutdown {
     fn again(&self) -> Shutdown {
         Shutdown {
-            result: self.result.as_ref().map_err(Error::duplicate).copied(),
+            result: self.result.as_ref().map_err(Error::clone).copied(),
             undelivered: Vec::new(),
         }
     }

@@ -158,10 +158,10 @@ impl<M: MakeConnection> Task<M> {
         self.hand_over_inbound(&result, true);
         let gave_up = match &result {
             Ok(()) | Err(Error::CloseIncomplete { .. }) => None,
-            Err(e) => Some(e.duplicate()),
+            Err(e) => Some(e.clone()),
         };
         let left = self.hand_back(|| match &gave_up {
-            Some(e) => UndeliveredReason::GaveUp(e.duplicate()),
+            Some(e) => UndeliveredReason::GaveUp(e.clone()),
             None => UndeliveredReason::Closed,
         });
         // Messages that never reached the sink make a clean close incomplete too.
@@ -288,13 +288,13 @@ impl<M: MakeConnection> Task<M> {
             Poll::Ready(None)
         } {
             if let Err(e) = &item {
-                self.last_error = Some(e.duplicate());
+                self.last_error = Some(e.clone());
             }
             rest.push_back(item);
         }
         if let (Err(e), None) = (result, &self.last_error) {
             if !matches!(e, Error::CloseIncomplete { .. }) {
-                rest.push_back(Err(e.duplicate()));
+                rest.push_back(Err(e.clone()));
             }
         }
         self.tail
@@ -334,12 +334,12 @@ impl<M: MakeConnection> Task<M> {
                 let error = self
                     .last_error
                     .as_ref()
-                    .map_or(Error::TaskEnded, Error::duplicate);
+                    .map_or(Error::TaskEnded, Error::clone);
                 return Poll::Ready(Err(error));
             }
         };
         if let Err(e) = &item {
-            self.last_error = Some(e.duplicate());
+            self.last_error = Some(e.clone());
         }
         self.offer(item);
         Poll::Ready(Ok(()))

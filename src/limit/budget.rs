@@ -28,7 +28,7 @@ pub struct ReconnectBudget {
 }
 
 /// Deprecated: renamed [`ReconnectBudget`] (it differed from the service,
-/// [`ReconnectLimit`], by two letters).
+/// [`ReconnectLimit`](super::ReconnectLimit), by two letters).
 #[deprecated(since = "0.2.0", note = "renamed `ReconnectBudget`")]
 pub type ReconnectLimiter = ReconnectBudget;
 

@@ -365,7 +365,7 @@ impl<M: MakeConnection> Core<M> {
             let step = match &mut self.state {
                 State::Idle | State::Closing { .. } => return Poll::Ready(Err(Error::NotDialed)),
                 // Terminal: nothing dials from here but `dial()`, whoever polls.
-                State::Failed { error, .. } => return Poll::Ready(Err(error.duplicate())),
+                State::Failed { error, .. } => return Poll::Ready(Err((**error).clone())),
                 State::Refused { sleep, refusal } => {
                     if sleep.as_mut().poll(cx).is_pending() {
                         // Every write is told, as long as the refusal lasts; the reader
@@ -541,7 +541,7 @@ impl<M: MakeConnection> Core<M> {
             }
             // Connecting -> Failed. A failure met by the writer is told to the reader
             // when it next polls, before its stream ends.
-            _ => self.fail(error.duplicate(), self.signals.current == Half::Read),
+            _ => self.fail(error.clone(), self.signals.current == Half::Read),
         }
         error
     }
@@ -648,7 +648,7 @@ impl<M: MakeConnection> Core<M> {
     fn fail(&mut self, error: Error, reader_told: bool) {
         self.books
             .outbox
-            .give_up(|| UndeliveredReason::GaveUp(error.duplicate()));
+            .give_up(|| UndeliveredReason::GaveUp(error.clone()));
         let shown = ConnectionState::GaveUp {
             reason: error.to_string(),
         };

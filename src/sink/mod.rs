@@ -487,7 +487,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     ) -> Result<(), Error> {
         let (message, volatile) = item.into_parts();
         if let Err(error) = self.core.can_accept(&message) {
-            let reason = UndeliveredReason::Refused(error.duplicate());
+            let reason = UndeliveredReason::Refused(error.clone());
             self.settle_refused(promise, Undelivered::new(reason, message));
             return Err(error);
         }

@@ -21,7 +21,7 @@ impl<M: MakeConnection> Core<M> {
                 // A failure for good is told once, then the stream ends.
                 State::Failed { error, reader_told } => {
                     return Poll::Ready(
-                        (!std::mem::replace(reader_told, true)).then(|| Err(error.duplicate())),
+                        (!std::mem::replace(reader_told, true)).then(|| Err((**error).clone())),
                     );
                 }
                 State::Idle | State::Closing { .. } => return Poll::Ready(None),

@@ -26,11 +26,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = request(credentials, host, port);
-    stream.write_all(&request).await.map_err(ProxyFailure::Io)?;
-    stream.flush().await.map_err(ProxyFailure::Io)?;
+    stream.write_all(&request).await.map_err(ProxyFailure::io)?;
+    stream.flush().await.map_err(ProxyFailure::io)?;
     let (head, leftover) = read_head(stream).await.map_err(|e| match e {
-        WsError::Io(e) => ProxyFailure::Io(e),
-        WsError::Protocol(ProtocolError::HandshakeIncomplete) => ProxyFailure::Io(io::Error::new(
+        WsError::Io(e) => ProxyFailure::io(e),
+        WsError::Protocol(ProtocolError::HandshakeIncomplete) => ProxyFailure::io(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the proxy closed the connection before answering CONNECT",
         )),

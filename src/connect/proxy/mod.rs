@@ -128,7 +128,7 @@ pub(crate) async fn tunnel(
         ),
         _ => socks::Destination::of(host, port),
     };
-    let proxy_failure = |e| TunnelError::Proxy(ProxyFailure::Io(e));
+    let proxy_failure = |e| TunnelError::Proxy(ProxyFailure::io(e));
     let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))
         .await
         .map_err(proxy_failure)?;

@@ -59,7 +59,7 @@ where
 fn failure(e: SocksError) -> ProxyFailure {
     use SocksError::*;
     let reply = match e {
-        Io(e) => return ProxyFailure::Io(e),
+        Io(e) => return ProxyFailure::io(e),
         GeneralSocksServerFailure => SocksReply::GeneralFailure,
         ConnectionNotAllowedByRuleset => SocksReply::NotAllowed,
         NetworkUnreachable => SocksReply::NetworkUnreachable,
