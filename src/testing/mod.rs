@@ -250,7 +250,6 @@ async fn accept(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>
         };
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        shared.counters.connections.fetch_add(1, SeqCst);
         let conn = Conn::new(*lock(&shared.path));
         shared.arm_random(&conn, Kinds::Any);
         {
@@ -258,6 +257,8 @@ async fn accept(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>
             conns.retain(|conn| conn.strong_count() > 0);
             conns.push(Arc::downgrade(&conn));
         }
+        // Counted once faults reach it.
+        shared.counters.connections.fetch_add(1, SeqCst);
         let (cr, cw) = client.into_split();
         let (sr, sw) = server.into_split();
         let (up, down) = (Direction::Upstream, Direction::Downstream);
