@@ -185,6 +185,19 @@ impl FaultProxy {
     }
 
     /// Injects `fault` into every open connection (or, for `Refuse`, new ones).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::testing::{Fault, FaultProxy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let proxy = FaultProxy::start(upstream.local_addr()?).await?;
+    /// // The open connections get 50 ms of latency each way; new ones do not.
+    /// proxy.inject(Fault::Delay(Duration::from_millis(50)));
+    /// # Ok(()) }
+    /// ```
     pub fn inject(&self, fault: Fault) {
         if let Fault::Refuse(d) = fault {
             *lock(&self.shared.refuse_until) = Some(Instant::now() + d);

@@ -15,6 +15,7 @@
 //! yet done consumes nothing; a write may have sent part of a piece, as a path that stops
 //! mid-packet would) and with it what the line holds.
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use rand::rngs::SmallRng;
@@ -27,6 +28,7 @@ use super::conn::{Conn, Mode, Spent, Trigger};
 use super::fault::{Fault, Kinds};
 use super::line::{deliver, Line, Piece};
 use super::link::Direction;
+use super::schedule::Schedule;
 use super::Shared;
 
 /// The most a pump reads at once.
@@ -105,6 +107,16 @@ enum Read {
     End,
 }
 
+/// What becomes of a chunk, once the client-to-server budget has had its say.
+enum Take {
+    /// Forward it all.
+    All,
+    /// A fault that stops forwarding fired with it: drop it.
+    Swallow,
+    /// Forward its first bytes, up to the cut, and close.
+    CutAt(usize),
+}
+
 /// The reading side of the delay line: reads while the line has room, stamps each chunk
 /// with its due time and queues it. Returns when the sender closes or a cut's budget runs
 /// out; waits for ever once a fault stops forwarding (the pump then drops it).
@@ -116,7 +128,7 @@ async fn fill(
     direction: Direction,
 ) {
     let mut changes = conn.changes();
-    let mut schedule = super::schedule::Schedule::new(SmallRng::from_os_rng());
+    let mut schedule = Schedule::new(SmallRng::from_os_rng());
     let mut buf = vec![0u8; READ_LEN];
     loop {
         let bound = conn.link(direction).buffer_len();
@@ -125,8 +137,7 @@ async fn fill(
             () = changes.next() => Read::Woken,
             read = async {
                 let room = line.room(bound).await;
-                let len = room.min(READ_LEN);
-                match from.read(&mut buf[..len]).await {
+                match from.read(&mut buf[..room.min(READ_LEN)]).await {
                     Ok(0) | Err(_) => Read::End,
                     Ok(n) => Read::Bytes(n),
                 }
@@ -141,42 +152,55 @@ async fn fill(
             // The pump is about to see it and stop this side.
             std::future::pending::<()>().await;
         }
-        let mut keep = n;
-        if direction == Direction::Upstream {
-            if let Spent::RanOut { at, then } = conn.spend(n) {
-                match then {
-                    Trigger::Cut | Trigger::Drawn(Fault::CutAfter(_)) => {
-                        if matches!(then, Trigger::Drawn(_)) {
-                            shared
-                                .counters
-                                .cuts
-                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        }
-                        queue(line, &mut schedule, conn, direction, &buf[..at]);
-                        conn.enter(Mode::Cut);
-                        return;
-                    }
-                    Trigger::Drawn(fault) => {
-                        shared.apply(conn, fault);
-                        if matches!(fault, Fault::Delay(_)) {
-                            shared.arm_random(conn, Kinds::Ending);
-                        }
-                        if conn.mode() != Mode::Forwarding {
-                            // The fault swallows this chunk.
-                            keep = 0;
-                        }
-                    }
-                }
+        let take = match direction {
+            Direction::Upstream => spend(conn, shared, n),
+            Direction::Downstream => Take::All,
+        };
+        match take {
+            Take::All => queue(line, &mut schedule, conn, direction, &buf[..n]),
+            Take::Swallow => {}
+            Take::CutAt(at) => {
+                queue(line, &mut schedule, conn, direction, &buf[..at]);
+                conn.enter(Mode::Cut);
+                return;
             }
         }
-        queue(line, &mut schedule, conn, direction, &buf[..keep]);
+    }
+}
+
+/// Takes `n` client-to-server bytes (0: a check after a wake) from the connection's
+/// budget and, if it ran out, sets off what was armed.
+fn spend(conn: &Conn, shared: &Shared, n: usize) -> Take {
+    let Spent::RanOut { at, then } = conn.spend(n) else {
+        return Take::All;
+    };
+    match then {
+        Trigger::Cut => Take::CutAt(at),
+        Trigger::Drawn(Fault::CutAfter(_)) => {
+            // A drawn cut counts when it fires (an injected one did when injected).
+            shared.counters.cuts.fetch_add(1, SeqCst);
+            Take::CutAt(at)
+        }
+        Trigger::Drawn(fault) => {
+            shared.apply(conn, fault);
+            if matches!(fault, Fault::Delay(_)) {
+                // A delay alone would leave the connection up for good: draw its end.
+                shared.arm_random(conn, Kinds::Ending);
+            }
+            // A delay forwards the chunk (late); a reset or black hole swallows it.
+            if conn.mode() == Mode::Forwarding {
+                Take::All
+            } else {
+                Take::Swallow
+            }
+        }
     }
 }
 
 /// Stamps `bytes`, which reached the proxy now, and queues their pieces.
 fn queue(
     line: &Line<'_>,
-    schedule: &mut super::schedule::Schedule,
+    schedule: &mut Schedule,
     conn: &Conn,
     direction: Direction,
     bytes: &[u8],
