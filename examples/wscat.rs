@@ -73,7 +73,8 @@ URLs are shown without user-info and query string. Stderr is coloured only when 
 a terminal and NO_COLOR is not set. RUST_LOG (e.g. RUST_LOG=ws_reconnect=debug) adds
 the library's own logs.
 
-Exit status: 0 after end of input, 2 for a bad URL, header or argument, 1 otherwise.";
+Exit status: 0 after end of input, 2 for a bad URL (the server's or a proxy's), header or
+argument, 1 otherwise.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -574,7 +575,7 @@ async fn main() {
     {
         eprintln!("wscat: {e}");
         let code = match e.downcast_ref::<Error>() {
-            Some(Error::InvalidUrl { .. } | Error::Request(_)) => 2,
+            Some(Error::InvalidUrl { .. } | Error::InvalidProxyUrl { .. } | Error::Request(_)) => 2,
             _ => 1,
         };
         std::process::exit(code);

@@ -66,21 +66,33 @@
 //! outlive its connection. See the [`handle`] and [`sink::outcome`] modules.
 //!
 //! # Delivery guarantee
-//! Every message accepted by the sink is either flushed to a connection, still held in
-//! the sink (resent on the next connection, in order, after the `on_connect` messages;
-//! see [`ReconnectingSink::undelivered_count`] and [`ReconnectingSink::take_undelivered`]), or the
-//! sink returned an error for the operation that could not deliver it. A message may be
-//! delivered twice (it was written but its flush was not confirmed). A message whose
-//! flush succeeded sits in the kernel's socket buffer and is lost if the connection dies
-//! before the peer reads it.
+//! Every message accepted by the sink is either *confirmed* (the peer read it), still
+//! held in the sink (resent on the next connection, in order, after the `on_connect`
+//! messages; see [`ReconnectingSink::undelivered_count`] and
+//! [`ReconnectingSink::take_undelivered`]), or the sink returned an error for the
+//! operation that could not deliver it.
+//!
+//! A flush is not a confirmation: a server that closes (gracefully or not) while a
+//! message is on its way discards it. By default ([`ConfirmBy::Pong`]) the sink sends a
+//! Ping after each flush, and the peer's Pong, which it sends when it reads the Ping,
+//! confirms everything written before: what was flushed but not confirmed when a
+//! connection ends is sent again. So a message may arrive twice (the peer read it, then
+//! closed before answering the Ping behind it), never not at all, with two exceptions:
+//! a peer that drops messages its WebSocket layer had already read (a server that
+//! closes with a queue of received messages its application had not taken), and a
+//! message the peer read and closed on twice in a row (taken as delivered, so that a
+//! server that reads one message per connection does not get it forever; counted in
+//! [`Stats::presumed_delivered`]). [`Builder::acknowledged`] closes both gaps.
 //!
 //! # Logging
 //! `tracing` events: `info` for connected, disconnected (with the cause), resent and
-//! retrying; `warn` for a refused or failed reconnection; `debug` for each attempt.
+//! retrying; `warn` for a refused or failed reconnection, and once for each `NO_PROXY`
+//! entry that can never match; `debug` for each attempt.
 //! Nothing is logged per message. URLs in events and errors have their user-info and
 //! query removed.
 
-#![forbid(unsafe_code)]
+// One audited `unsafe` call reads the kernel's send queue (src/connect/meter.rs).
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Doc examples wrap async code in functions that are never called (they need no server).
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
@@ -96,6 +108,8 @@ pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod progress;
+mod raw_url;
 pub mod retry;
 pub mod sink;
 mod target;
@@ -133,8 +147,9 @@ pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
 pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
 #[doc(inline)]
 pub use crate::sink::{
-    Builder, CloseAction, ClosePolicy, ConnectInfo, ConnectionState, DefaultConnector, Delivery,
-    Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered, UndeliveredReason,
+    Builder, CloseAction, ClosePolicy, ConfirmBy, ConnectInfo, ConnectionState, DefaultConnector,
+    Delivery, Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered,
+    UndeliveredReason,
 };
 #[doc(inline)]
 pub use crate::target::{Attempt, ClientRequest, DialKind, Target};

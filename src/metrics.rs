@@ -18,6 +18,8 @@
 //! | `ws_reconnect_bytes_received_total` | counter | their payload bytes |
 //! | `ws_reconnect_messages_resent_total` | counter | messages written again to a new connection after a drop |
 //! | `ws_reconnect_messages_dropped_total` | counter | volatile messages dropped with their connection, and messages `retain_on_reconnect` discarded |
+//! | `ws_reconnect_presumed_delivered_total` | counter | flushed messages taken as delivered without a confirmation, the peer having closed again after they were written a second time |
+//! | `ws_reconnect_possible_duplicates_total` | counter | messages resent that had been flushed but not confirmed before their connection ended (each may arrive twice) |
 //! | `ws_reconnect_connected` | gauge | 1 while the sink is connected, 0 otherwise |
 //!
 //! Each carries one label, `target`: the sink's URL as `scheme://host:port/path`, without
@@ -70,6 +72,8 @@ pub(crate) struct SinkMetrics {
     pub(crate) bytes_received: Counter,
     pub(crate) messages_resent: Counter,
     pub(crate) messages_dropped: Counter,
+    pub(crate) possible_duplicates: Counter,
+    pub(crate) presumed_delivered: Counter,
     pub(crate) connected: Gauge,
 }
 
@@ -133,6 +137,18 @@ impl SinkMetrics {
                 Unit::Count,
                 "Messages dropped without delivery: volatile ones whose connection ended, \
                  and ones discarded on reconnection",
+            ),
+            possible_duplicates: counter(
+                "ws_reconnect_possible_duplicates_total",
+                Unit::Count,
+                "Messages resent that had been flushed but not confirmed before their \
+                 connection ended: each may arrive twice",
+            ),
+            presumed_delivered: counter(
+                "ws_reconnect_presumed_delivered_total",
+                Unit::Count,
+                "Flushed messages taken as delivered without a confirmation, the peer \
+                 having closed again after they were written a second time",
             ),
             connected,
         }

@@ -23,7 +23,8 @@ use http::{HeaderMap, Method, Uri, Version};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{BoxError, Error};
-use crate::limit::ReconnectBudget;
+use crate::limit::budget::ReconnectBudget;
+use crate::raw_url;
 
 /// The HTTP upgrade request that opens a WebSocket connection (tungstenite's).
 pub type ClientRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -365,27 +366,39 @@ pub struct Target {
     /// The budget of the first reconnect limit layer that handled this target, shared by
     /// every clone: how a sink finds its stack's limiter.
     budget: Arc<OnceLock<ReconnectBudget>>,
-    /// Told of every failed attempt that a retry layer retries: how a sink's state
-    /// follows the attempts it does not see.
-    on_failure: Option<FailureObserver>,
+    /// Told of what happens to the attempts made for this target (by a retry layer,
+    /// a connector): how a sink follows the attempts it does not see.
+    observer: Option<AttemptObserver>,
 }
 
-/// What a [`Target`] tells of each failed attempt that is retried (see
-/// [`Target::report_failure`]).
-pub(crate) type FailureObserver = Arc<dyn Fn(&Error) + Send + Sync>;
+/// What a [`Target`] tells its observer (see [`Target::report`]).
+#[derive(Debug, Clone)]
+pub(crate) enum AttemptReport<'a> {
+    /// An attempt failed and a retry layer will try again.
+    Retrying(&'a Error),
+    /// The connector's attempt succeeded: what moves on its socket is counted here.
+    Connected {
+        progress: Arc<crate::progress::Progress>,
+    },
+}
+
+/// Who hears a [`Target`]'s reports.
+pub(crate) type AttemptObserver = Arc<dyn Fn(AttemptReport<'_>) + Send + Sync>;
 
 impl Target {
     /// A target for a fixed `ws://` or `wss://` URL.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`] when the URL does not parse, has no host, or its scheme is not
-    /// `ws`/`wss`. No network traffic happens here.
+    /// [`Error::InvalidUrl`] when the URL does not parse, has no host, its scheme is not
+    /// `ws`/`wss`, or it names a port that cannot be dialed: a port is written in decimal
+    /// digits and is from 1 to 65535 (port 0 is refused). No network traffic happens here.
     ///
     /// ```
     /// use ws_reconnect::{Error, Target};
     ///
     /// assert!(Target::new("wss://example.com/socket").is_ok());
     /// assert!(matches!(Target::new("https://example.com"), Err(Error::InvalidUrl { .. })));
+    /// assert!(matches!(Target::new("ws://example.com:65536"), Err(Error::InvalidUrl { .. })));
     /// ```
     pub fn new(url: impl AsRef<str>) -> Result<Target, Error> {
         let uri = parse_ws_url(url.as_ref())?;
@@ -489,7 +502,7 @@ impl Target {
             previous_failure: None,
             reset_backoff: true,
             budget: Arc::default(),
-            on_failure: None,
+            observer: None,
         }
     }
 
@@ -504,17 +517,17 @@ impl Target {
         self.budget.get()
     }
 
-    /// Tells `observer` of every failed attempt made for this target (and its clones)
-    /// that a retry layer retries.
-    pub(crate) fn with_failure_observer(mut self, observer: FailureObserver) -> Self {
-        self.on_failure = Some(observer);
+    /// Tells `observer` what happens to the attempts made for this target (and its
+    /// clones).
+    pub(crate) fn with_observer(mut self, observer: AttemptObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
-    /// Called by a retry layer when an attempt failed and another will follow.
-    pub(crate) fn report_failure(&self, failure: &Error) {
-        if let Some(observer) = &self.on_failure {
-            observer(failure);
+    /// Called by a retry layer or a connector: see [`AttemptReport`].
+    pub(crate) fn report(&self, report: AttemptReport<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(report);
         }
     }
 
@@ -751,25 +764,10 @@ pub(crate) fn redact_uri(uri: &Uri) -> String {
     out
 }
 
-/// Redacts a raw URL string that may not even parse.
-fn redact_str(url: &str) -> String {
-    match url.parse::<Uri>() {
-        Ok(uri) if uri.host().is_some() => redact_uri(&uri),
-        _ => {
-            let cut = url.find(['?', '@']).unwrap_or(url.len());
-            let mut s: String = url[..cut].chars().take(200).collect();
-            if cut < url.len() {
-                s.push_str("<redacted>");
-            }
-            s
-        }
-    }
-}
-
 /// Parses and checks a WebSocket URL.
 pub(crate) fn parse_ws_url(url: &str) -> Result<Uri, Error> {
     let invalid = |reason| Error::InvalidUrl {
-        url: redact_str(url),
+        url: raw_url::redact(url),
         reason,
     };
     if url.trim().is_empty() {
@@ -782,7 +780,7 @@ pub(crate) fn parse_ws_url(url: &str) -> Result<Uri, Error> {
 
 fn check_ws_uri(uri: &Uri, raw: &str) -> Result<(), Error> {
     let invalid = |reason| Error::InvalidUrl {
-        url: redact_str(raw),
+        url: raw_url::redact(raw),
         reason,
     };
     match uri.scheme_str() {
@@ -791,9 +789,15 @@ fn check_ws_uri(uri: &Uri, raw: &str) -> Result<(), Error> {
         None => return Err(invalid("the URL has no scheme (expected ws:// or wss://)")),
     }
     match uri.host() {
-        Some(h) if !h.is_empty() => Ok(()),
-        _ => Err(invalid("the URL has no host")),
+        Some(h) if !h.is_empty() => {}
+        _ => return Err(invalid("the URL has no host")),
     }
+    // `Uri` takes any text as a port and reports none when it does not fit a `u16`:
+    // the connector would dial the default port instead. The port is read from the text.
+    if let Some(authority) = uri.authority() {
+        raw_url::port(authority.as_str()).map_err(|e| invalid(e.reason()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -837,6 +841,27 @@ mod tests {
         let err = Target::new("https://user:pw@host/?token=abc").unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(!text.contains("pw") && !text.contains("abc"), "{text}");
+    }
+
+    #[test]
+    fn a_password_stays_out_of_the_error_of_a_url_that_does_not_parse() {
+        for (bad, printed) in [
+            ("ws://user:SECRET@ho st/", "ws://<redacted>@ho st/"),
+            ("ws://user:SECRET@[::1/", "ws://<redacted>@[::1/"),
+            ("ws://user:SECRET@/x", "ws://<redacted>@/x"),
+            (
+                "wss://user:SECRET@ho st/?token=SECRET",
+                "wss://<redacted>@ho st/?<redacted>",
+            ),
+        ] {
+            let err = Target::new(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidUrl { url, .. } if url == printed),
+                "{bad}: {err:?}"
+            );
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("SECRET") && !text.contains("user"), "{text}");
+        }
     }
 
     #[test]

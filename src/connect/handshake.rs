@@ -31,8 +31,11 @@
 //! `Sec-WebSocket-Accept` derived from the key, and a `Sec-WebSocket-Protocol` only when
 //! the request offered that one. Any other status is a [`HandshakeError::Refused`].
 
+use super::meter::MeteredStream;
+use crate::progress::Progress;
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, Uri, Version};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::{
@@ -48,7 +51,7 @@ use super::response::{read_head, ResponseHead};
 use crate::target::ClientRequest;
 
 /// The connection [`TungsteniteConnector`](super::TungsteniteConnector) opens.
-pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type TungsteniteConnection = WebSocketStream<MaybeTlsStream<MeteredStream<TcpStream>>>;
 
 /// How `wss://` connections are encrypted: the TLS feature of the build.
 #[derive(Clone)]
@@ -110,6 +113,7 @@ pub(crate) async fn connect(
     config: WebSocketConfig,
     tls: &Tls,
     proxy: &ProxyConfig,
+    progress: Arc<Progress>,
 ) -> Result<TungsteniteConnection, HandshakeError> {
     let endpoint = Endpoint::of(request.uri())?;
     #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
@@ -123,7 +127,7 @@ pub(crate) async fn connect(
         offered_protocols: offered_protocols(request.headers()),
     };
     let route = proxy
-        .route(endpoint.secure, endpoint.host)
+        .route(endpoint.secure, endpoint.host, endpoint.port)
         .map_err(HandshakeError::InvalidProxy)?;
 
     let tcp = match route {
@@ -145,7 +149,7 @@ pub(crate) async fn connect(
                 })?
         }
     };
-    let mut stream = wrap_tls(tcp, &endpoint, tls).await?;
+    let mut stream = wrap_tls(MeteredStream::new(tcp, progress), &endpoint, tls).await?;
     stream.write_all(&bytes).await?;
     stream.flush().await?;
 
@@ -361,10 +365,10 @@ impl Expected {
 
 /// Puts TLS around `tcp` for `wss://`.
 async fn wrap_tls(
-    tcp: TcpStream,
+    tcp: MeteredStream<TcpStream>,
     endpoint: &Endpoint<'_>,
     tls: &Tls,
-) -> Result<MaybeTlsStream<TcpStream>, WsError> {
+) -> Result<MaybeTlsStream<MeteredStream<TcpStream>>, WsError> {
     if !endpoint.secure {
         return Ok(MaybeTlsStream::Plain(tcp));
     }

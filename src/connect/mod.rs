@@ -22,9 +22,10 @@
 //! ```
 
 mod handshake;
+mod meter;
 mod proxy;
 mod response;
-mod status;
+pub(crate) mod status;
 mod tungstenite;
 
 use std::future::Future;
@@ -34,6 +35,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tower::Service;
 
+pub use self::meter::MeteredStream;
 pub use self::proxy::{ProxyFailure, SocksReply};
 pub use self::status::{parse_retry_after, StatusPolicy};
 pub use self::tungstenite::{TungsteniteConnection, TungsteniteConnector};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -13,7 +14,8 @@ use super::handshake::{self, HandshakeError, Tls};
 use super::proxy::ProxyConfig;
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
-use crate::target::{redact_uri, Target};
+use crate::progress::Progress;
+use crate::target::{redact_uri, AttemptReport, Target};
 
 pub use super::handshake::TungsteniteConnection;
 
@@ -46,7 +48,7 @@ pub use super::handshake::TungsteniteConnection;
 /// Connections go through the proxy the environment names (`HTTPS_PROXY`, `HTTP_PROXY`,
 /// `ALL_PROXY`, `NO_PROXY`), read at each attempt, unless [`proxy`](Self::proxy) sets one
 /// or [`no_proxy`](Self::no_proxy) turns proxies off. A proxy that refuses is
-/// [`Error::Proxy`].
+/// [`Error::Proxy`]; a proxy URL that does not parse is [`Error::InvalidProxyUrl`].
 ///
 /// ```
 /// use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -134,8 +136,8 @@ impl TungsteniteConnector {
     /// name; the proxy sees only `host:port`.
     ///
     /// The URL is parsed here and a malformed or unsupported one (`https://` to the proxy,
-    /// `socks4://`) makes every connection attempt fail with [`Error::InvalidUrl`], which
-    /// is not retried; [`Builder::build`](crate::Builder::build) reports it before any.
+    /// `socks4://`, a port outside 1 to 65535: port 0 cannot be dialed) makes every
+    /// connection attempt fail with [`Error::InvalidProxyUrl`], which is not retried; [`Builder::build`](crate::Builder::build) reports it before any.
     ///
     /// ```
     /// use ws_reconnect::TungsteniteConnector;
@@ -209,9 +211,11 @@ impl Service<Target> for TungsteniteConnector {
             let request = target.resolve().await?;
             let url = redact_uri(request.uri());
             tracing::debug!(%url, kind = ?target.kind(), attempt = target.attempt(), "connecting");
-            match handshake::connect(&request, config, &tls, &proxy).await {
+            let progress = Arc::new(Progress::default());
+            match handshake::connect(&request, config, &tls, &proxy, progress.clone()).await {
                 Ok(stream) => {
                     tracing::debug!(%url, status = 101, "WebSocket handshake done");
+                    target.report(AttemptReport::Connected { progress });
                     Ok(stream)
                 }
                 Err(HandshakeError::Refused { status, headers }) => {

@@ -12,7 +12,7 @@ use super::policy::RefreshOnUnauthorized;
 use super::{BackoffPolicy, Run};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
-use crate::target::Target;
+use crate::target::{AttemptReport, Target};
 
 pin_project! {
     /// The future of a [`BackoffRetry`](super::BackoffRetry) call: attempts, and the sleeps between
@@ -193,7 +193,7 @@ where
                 error = %failure,
                 "connection attempt failed; retrying"
             );
-            this.target.report_failure(&failure);
+            this.target.report(AttemptReport::Retrying(&failure));
             // The next attempt's request hook is told how this one failed.
             *this.target = this
                 .target

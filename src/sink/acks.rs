@@ -63,8 +63,9 @@ impl AckTimer {
             return Ok(());
         }
         let timeout = self.timeout;
-        Err(Lost::new(
+        Err(Lost::silent(
             format!("no acknowledgement within {timeout:?}").into(),
+            sleep.deadline() - timeout,
         ))
     }
 }

@@ -4,9 +4,11 @@
 //! Connections come and go; the books stay. The live link ([`Link`](super::link::Link))
 //! works on them while it is up, and the driver settles them when it ends.
 
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::acks::Acks;
+use super::confirm::Confirmation;
 use super::inbound::{classify, Inbound, Inbox, Queued};
 use super::outbox::Outbox;
 use super::stats::StatsHandle;
@@ -23,6 +25,8 @@ pub(super) struct Books {
     pub(super) outbox: Outbox,
     pub(super) inbox: Inbox,
     pub(super) acks: Option<Acks>,
+    /// When a flushed message counts as delivered.
+    pub(super) confirmation: Confirmation,
     pub(super) stats: StatsHandle,
     /// Every message accepted, counted once per message (no atomic operation): what
     /// was added to `stats` and when the writer last looked at inbound frames are marks
@@ -75,12 +79,14 @@ impl Books {
         outbox: Outbox,
         inbox: Inbox,
         acks: Option<Acks>,
+        confirmation: Confirmation,
         stats: StatsHandle,
     ) -> Self {
         Books {
             outbox,
             inbox,
             acks,
+            confirmation,
             stats,
             accepted: Tally::default(),
             published: Tally::default(),
@@ -97,14 +103,36 @@ impl Books {
     }
 
     /// Whether the writer should look at inbound frames (and timers) before this write:
-    /// at the start of every batch (nothing owed, as when each message is flushed) and
+    /// at the start of every batch (nothing owed but confirmations, as when each message
+    /// is flushed) and
     /// every [`CHECK_EVERY`] messages or [`CHECK_EVERY_BYTES`] within one. Looking every
     /// time made small messages 20 times slower.
     #[inline]
     pub(super) fn due_for_check(&self) -> bool {
-        self.outbox.is_empty() || {
+        self.outbox.only_unconfirmed() || {
             let unchecked = self.accepted.since(self.checked);
             unchecked.messages >= CHECK_EVERY || unchecked.bytes >= CHECK_EVERY_BYTES
+        }
+    }
+
+    /// A flush succeeded: the outbox lets go of what it may.
+    pub(super) fn flushed(&mut self) {
+        // While the socket is left unread (plain mode, the inbox full), no Pong can be
+        // read behind the unread messages: a flush confirms, as with `ConfirmBy::Flush`.
+        let waits = self.confirmation.waits() && !self.leaves_unread();
+        let at = waits.then(Instant::now);
+        self.outbox.flushed(at);
+        self.publish_sent();
+    }
+
+    /// A read found nothing waiting: with [`ConfirmBy::After`](super::ConfirmBy::After),
+    /// flushes long enough before are confirmed.
+    #[inline]
+    pub(super) fn quiet(&mut self) {
+        if let Some(before) = self.confirmation.quiet() {
+            if self.outbox.unconfirmed() > 0 {
+                self.outbox.confirm(before);
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 use super::hello::{ConnectInfo, Hello, HelloFn};
 use super::outbox::Outbox;
 use super::outcome::RetainFn;
-use super::{Acks, ClosePolicy, Keepalive, ReconnectingSink};
+use super::{Acks, ClosePolicy, ConfirmBy, Keepalive, ReconnectingSink};
 use crate::ack::Acknowledge;
 use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
@@ -35,6 +35,7 @@ pub(super) struct Settings {
     pub(super) close_policy: ClosePolicy,
     pub(super) reconnect_jitter: Duration,
     pub(super) retain: Option<RetainFn>,
+    pub(super) confirm_by: ConfirmBy,
 }
 
 /// The connection stack the [`Builder`] assembles: limiter, backoff, connect timeout,
@@ -59,6 +60,7 @@ pub type DefaultConnector = ReconnectLimit<BackoffRetry<Timeout<TungsteniteConne
 /// | `healthy_after` | 5 s | uptime after which any connection counts as healthy |
 /// | `keepalive` | 20 s / 20 s | Ping after silence; replace the connection if nothing answers |
 /// | `reconnect_jitter` | 0 | random delay before each reconnection (storm protection) |
+/// | `confirm_by` | Pong | when a flushed message counts as delivered; until then it is resent after a drop (see [`ConfirmBy`]) |
 /// | `close_policy` | see [`ClosePolicy`] | which server close codes end the stream |
 /// | `close_timeout` | 5 s | bound on `close()`, delivery and Close handshake included |
 /// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
@@ -107,6 +109,7 @@ pub struct Builder {
     keepalive: Option<Keepalive>,
     close_policy: ClosePolicy,
     reconnect_jitter: Duration,
+    confirm_by: ConfirmBy,
     retain_on_reconnect: Option<RetainFn>,
 }
 
@@ -137,6 +140,7 @@ impl Default for Builder {
             keepalive: Some(Self::DEFAULT_KEEPALIVE),
             close_policy: ClosePolicy::default(),
             reconnect_jitter: Duration::ZERO,
+            confirm_by: ConfirmBy::Pong,
             retain_on_reconnect: None,
         }
     }
@@ -537,8 +541,8 @@ impl Builder {
     /// `http://[user:password@]host:port` for an HTTP `CONNECT` tunnel,
     /// `socks5://…` (the host name resolved here) or `socks5h://…` (resolved by the
     /// proxy) for SOCKS5. It wins over the environment. A malformed or unsupported URL is
-    /// [`Error::InvalidUrl`] from `build`/`connect`; the credentials never appear in logs,
-    /// `Debug` output or errors.
+    /// [`Error::InvalidProxyUrl`] from `build`/`connect`; the credentials never appear in
+    /// logs, `Debug` output or errors.
     ///
     /// Without this setter, connections follow `HTTPS_PROXY` (`wss://`), `HTTP_PROXY`
     /// (`ws://`), `ALL_PROXY` and `NO_PROXY`, read at each attempt, as curl and reqwest
@@ -553,7 +557,7 @@ impl Builder {
     /// # let _ = ws;
     ///
     /// let bad = ReconnectingSink::builder().proxy("socks4://127.0.0.1:1080").build("ws://example.com/");
-    /// assert!(matches!(bad, Err(Error::InvalidUrl { .. })));
+    /// assert!(matches!(bad, Err(Error::InvalidProxyUrl { .. })));
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn proxy(mut self, url: impl AsRef<str>) -> Self {
@@ -662,6 +666,25 @@ impl Builder {
         self
     }
 
+    /// When a flushed message counts as delivered in plain mode (default
+    /// [`ConfirmBy::Pong`]: when the peer answers a Ping sent after it). Until then it is
+    /// kept, and sent again if the connection ends: a server that closes while a message
+    /// is on its way discards it. See the crate's delivery guarantee.
+    ///
+    /// ```
+    /// use ws_reconnect::{ConfirmBy, ReconnectingSink};
+    /// // 0.2's behaviour: a flushed message counts as delivered.
+    /// let ws = ReconnectingSink::builder()
+    ///     .confirm_by(ConfirmBy::Flush)
+    ///     .build("ws://127.0.0.1:9000/")?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
+    pub fn confirm_by(mut self, value: ConfirmBy) -> Self {
+        self.confirm_by = value;
+        self
+    }
+
     /// Bound on `close()` (default 5 s): delivering what is still owed (reconnecting if
     /// needed) and the closing handshake together. When it runs out, `close()` ends the
     /// sink anyway and reports what it could not deliver
@@ -698,8 +721,8 @@ impl Builder {
     /// An undialed sink for `url`: the URL and settings are checked, no I/O happens.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`], [`Error::InvalidBackoff`], or [`Error::Request`] for an
-    /// invalid header.
+    /// [`Error::InvalidUrl`], [`Error::InvalidProxyUrl`] for a bad [`proxy`](Self::proxy)
+    /// URL, [`Error::InvalidBackoff`], or [`Error::Request`] for an invalid header.
     pub fn build(self, url: impl AsRef<str>) -> Result<ReconnectingSink, Error> {
         let mut target = Target::new(url)?;
         for (name, value) in &self.headers {
@@ -714,7 +737,7 @@ impl Builder {
     /// [`headers_with`](Self::headers_with) are added to the target's request.
     ///
     /// # Errors
-    /// [`Error::InvalidBackoff`], or [`Error::InvalidUrl`] for a bad
+    /// [`Error::InvalidBackoff`], or [`Error::InvalidProxyUrl`] for a bad
     /// [`proxy`](Self::proxy) URL.
     pub fn build_with(self, target: Target) -> Result<ReconnectingSink, Error> {
         let policy = self.backoff.clone().build()?;
@@ -788,6 +811,7 @@ impl Builder {
                 keepalive: self.keepalive,
                 close_policy: self.close_policy,
                 reconnect_jitter: self.reconnect_jitter,
+                confirm_by: self.confirm_by,
                 retain: self.retain_on_reconnect,
                 acks: self.acks.map(|acks| Acks {
                     acks,

@@ -11,6 +11,7 @@ use super::books::Received;
 use super::driver::{Core, State};
 use super::outcome::UndeliveredReason;
 use super::state::ConnectionState;
+use super::write::Settled;
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 
@@ -53,7 +54,9 @@ impl<M: MakeConnection> Core<M> {
             if expired {
                 return Poll::Ready(self.closed(Some(Error::Timeout)));
             }
-            if let Err(e) = ready!(self.poll_flush(cx)) {
+            // Our Close confirms what was flushed before it: no need to wait for the
+            // Pong.
+            if let Err(e) = ready!(self.poll_flush_until(Settled::Flushed, cx)) {
                 return Poll::Ready(self.closed(Some(e)));
             }
             if !self.is_connected() {
@@ -107,8 +110,18 @@ impl<M: MakeConnection> Core<M> {
     /// any -> Idle at the end of `close()`. `failure`: why what is still owed could not be
     /// delivered.
     fn closed(&mut self, failure: Option<Error>) -> Result<(), Error> {
-        if matches!(self.state, State::Connected(_) | State::Closing { .. }) {
-            self.connection_ended();
+        match self.state {
+            // Our Close went out after everything owed: what was flushed counts as
+            // delivered (the peer's Close, when it came, says it read it all).
+            State::Closing { .. } => {
+                self.books.outbox.confirm_all();
+                self.connection_ended(None, false);
+            }
+            State::Connected(_) => {
+                let confirmed_before = self.books.confirmation.ended(None);
+                self.connection_ended(confirmed_before, false);
+            }
+            _ => {}
         }
         self.record.close_deadline = None;
         self.enter(State::Idle, Some(ConnectionState::Closed));

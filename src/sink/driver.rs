@@ -38,7 +38,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -49,10 +49,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::books::Books;
 use super::builder::Settings;
+use super::confirm::{ConfirmBy, Confirmation};
 use super::end::{End, Health, Lost};
 use super::hello::{ConnectInfo, Hello};
 use super::inbound::Inbox;
-use super::keepalive::Keepalive;
+use super::keepalive::{Keepalive, KeepaliveTimer};
 use super::link::Link;
 use super::outcome::{RetainFn, UndeliveredReason};
 use super::state::{CloseAction, ClosePolicy, ConnectionState};
@@ -61,7 +62,8 @@ use super::waker::{Fanout, Half, Signals};
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 use crate::limit::ReconnectBudget;
-use crate::target::{DialKind, Target};
+use crate::progress::Progress;
+use crate::target::{AttemptReport, DialKind, Target};
 
 /// The engine behind a [`ReconnectingSink`](super::ReconnectingSink).
 pub(super) struct Core<M: MakeConnection> {
@@ -102,9 +104,15 @@ pub(super) struct History {
     lost_at: Option<Instant>,
     /// `close()` started: it must be done by this deadline, whatever the state.
     pub(super) close_deadline: Option<Pin<Box<Sleep>>>,
+    /// The counters of the socket the connector opened last, handed over through the
+    /// target's observer.
+    handed: Arc<Mutex<Option<Arc<Progress>>>>,
 }
 
 /// See the state table in the [module docs](self).
+// One per sink, and `Connected` is where it spends its life: boxing the link would add
+// an indirection to every write to save memory in the other states.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum State<M: MakeConnection> {
     Idle,
     Disconnected {
@@ -129,7 +137,7 @@ pub(super) enum State<M: MakeConnection> {
     /// Reconnection failed for good: terminal until `dial()`. Every write is told
     /// `error`; the reader is told once, then its stream ends.
     Failed {
-        error: Error,
+        error: Box<Error>,
         reader_told: bool,
     },
     Closing {
@@ -199,22 +207,33 @@ impl<M: MakeConnection> Core<M> {
     ) -> Self {
         let state_tx = Arc::new(watch::Sender::new(ConnectionState::Idle));
         // A retry layer in the stack retries failed attempts that the sink does not see:
-        // each one's failure becomes the state's `last_error` while reconnecting.
+        // it tells of each, which becomes the state's `last_error` while reconnecting.
+        // The connector hands over the counters of the socket it opened: the keepalive
+        // reads them.
         let observed = Arc::clone(&state_tx);
-        let target = target.with_failure_observer(Arc::new(move |failure: &Error| {
-            observed.send_if_modified(|state| match state {
-                ConnectionState::Reconnecting { last_error, .. } => {
-                    *last_error = Some(failure.to_string());
-                    true
+        let record = History::default();
+        let handed = Arc::clone(&record.handed);
+        let target =
+            target.with_observer(Arc::new(move |report: AttemptReport<'_>| match report {
+                AttemptReport::Retrying(failure) => {
+                    observed.send_if_modified(|state| match state {
+                        ConnectionState::Reconnecting { last_error, .. } => {
+                            *last_error = Some(failure.to_string());
+                            true
+                        }
+                        _ => false,
+                    });
                 }
-                _ => false,
-            });
-        }));
+                AttemptReport::Connected { progress } => {
+                    *handed.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+                }
+            }));
         Core {
             books: Books::new(
                 settings.outbox,
                 Inbox::new(settings.inbox_capacity),
                 settings.acks,
+                Confirmation::new(settings.confirm_by),
                 StatsHandle::new(&target),
             ),
             make,
@@ -232,7 +251,7 @@ impl<M: MakeConnection> Core<M> {
                 close_policy: settings.close_policy,
                 limiter,
             },
-            record: History::default(),
+            record,
             signals: Signals::new(wakers, state_tx),
         }
     }
@@ -310,7 +329,7 @@ impl<M: MakeConnection> Core<M> {
         if self.signals.current == Half::Write {
             link.poll_arrived(&mut self.books, &self.signals, cx)?;
         }
-        link.poll_timers(&mut self.books, cx)
+        link.poll_timers(&mut self.books, &self.signals, cx)
     }
 
     /// `dial()`: from Idle or Failed, a first dial; from Closing, the unfinished close is
@@ -321,7 +340,7 @@ impl<M: MakeConnection> Core<M> {
             State::Idle | State::Failed { .. } => {}
             State::Closing { .. } => {
                 tracing::debug!("dial() abandons an unfinished close");
-                self.connection_ended();
+                self.connection_ended(None, false);
             }
             _ => return,
         }
@@ -479,7 +498,19 @@ impl<M: MakeConnection> Core<M> {
         tracing::info!(hello = hello.len(), resending = outbox.len(), "connected");
         outbox.rewind();
         let ack_timeout = self.books.acks.as_ref().map(|a| a.timeout);
-        let link = Link::new(conn, hello, self.config.timing.keepalive, ack_timeout);
+        let fence = self.books.confirmation.by == ConfirmBy::Pong;
+        let progress = self
+            .record
+            .handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let keepalive = self
+            .config
+            .timing
+            .keepalive
+            .map(|settings| KeepaliveTimer::new(settings, progress));
+        let link = Link::new(conn, hello, keepalive, ack_timeout, fence);
         self.enter(State::Connected(link), Some(ConnectionState::Connected));
     }
 
@@ -523,6 +554,7 @@ impl<M: MakeConnection> Core<M> {
         let State::Connected(link) = &mut self.state else {
             return;
         };
+        let closed_by_peer = matches!(end, End::Closed(_));
         let (lost, stop) = match end {
             End::Lost(lost) => (lost, None),
             End::Faulted(cause) => (Lost::unhealthy(cause.into()), None),
@@ -551,10 +583,10 @@ impl<M: MakeConnection> Core<M> {
         };
         let cause = lost.cause;
         let uptime = link.uptime();
-        let unflushed = self.books.outbox.len();
-        tracing::info!(%cause, ?uptime, healthy, unflushed, "disconnected");
+        tracing::info!(%cause, ?uptime, healthy, "disconnected");
         self.record.lost_at = Some(Instant::now());
-        self.connection_ended();
+        let confirmed_before = self.books.confirmation.ended(lost.silent_since);
+        self.connection_ended(confirmed_before, closed_by_peer);
         if let Some(error) = stop {
             // Connected -> Failed: reported once, then the stream ends.
             return self.fail(error, false);
@@ -579,14 +611,34 @@ impl<M: MakeConnection> Core<M> {
         self.enter(next, Some(shown));
     }
 
-    /// A live connection (or the one closing) is gone: its volatile messages go with it
-    /// and the rest is to be written again.
-    pub(super) fn connection_ended(&mut self) {
-        let dropped = self.books.outbox.connection_lost();
-        if dropped > 0 {
-            self.books.stats.dropped(dropped);
-            tracing::debug!(dropped, "volatile messages dropped with their connection");
+    /// A live connection (or the one closing) is gone: what was flushed at or before
+    /// `confirmed_before` is delivered (`None`: nothing more is), its volatile messages
+    /// go with it, and the rest is to be written again.
+    pub(super) fn connection_ended(&mut self, confirmed_before: Option<Instant>, presume: bool) {
+        let rewound = self.books.outbox.connection_lost(confirmed_before, presume);
+        if rewound.presumed > 0 {
+            self.books.stats.presumed_delivered(rewound.presumed);
+            tracing::debug!(
+                presumed = rewound.presumed,
+                "the peer closed again before confirming messages written twice: taken as delivered"
+            );
         }
+        if rewound.dropped > 0 {
+            self.books.stats.dropped(rewound.dropped);
+            tracing::debug!(
+                dropped = rewound.dropped,
+                "volatile messages dropped with their connection"
+            );
+        }
+        if rewound.unconfirmed > 0 {
+            self.books.stats.possible_duplicates(rewound.unconfirmed);
+            tracing::debug!(
+                resent = rewound.unconfirmed,
+                "flushed but not confirmed before the end: sent again (possible duplicates)"
+            );
+        }
+        let unflushed = self.books.outbox.len();
+        tracing::debug!(unflushed, "messages to write on the next connection");
         self.books.stats.disconnected();
     }
 
@@ -600,7 +652,13 @@ impl<M: MakeConnection> Core<M> {
         let shown = ConnectionState::GaveUp {
             reason: error.to_string(),
         };
-        self.enter(State::Failed { error, reader_told }, Some(shown));
+        self.enter(
+            State::Failed {
+                error: Box::new(error),
+                reader_told,
+            },
+            Some(shown),
+        );
     }
 }
 

@@ -2,6 +2,7 @@
 //! that means for the next attempt. Only the driver acts on it
 //! ([`Core::end_connection`](super::driver::Core::end_connection)).
 
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::error::BoxError;
@@ -30,6 +31,9 @@ impl From<Lost> for End {
 pub(super) struct Lost {
     pub(super) cause: BoxError,
     pub(super) health: Health,
+    /// For a loss found by silence (a keepalive or acknowledgement timeout): the last
+    /// sign of life (what [`ConfirmBy::After`](super::ConfirmBy::After) is anchored at).
+    pub(super) silent_since: Option<Instant>,
 }
 
 impl Lost {
@@ -38,6 +42,15 @@ impl Lost {
         Lost {
             cause,
             health: Health::AsObserved,
+            silent_since: None,
+        }
+    }
+
+    /// Lost to silence since `since`: nothing came from the peer after it.
+    pub(super) fn silent(cause: BoxError, since: Instant) -> Self {
+        Lost {
+            silent_since: Some(since),
+            ..Lost::new(cause)
         }
     }
 
@@ -46,6 +59,7 @@ impl Lost {
         Lost {
             cause,
             health: Health::Unhealthy,
+            silent_since: None,
         }
     }
 }

@@ -7,9 +7,18 @@
 //! connection is dead. The timeout runs from when the Ping fell due, not from when it was
 //! written, so a writer blocked behind a full socket (the Ping cannot even be written) is
 //! freed in the same `interval + timeout`.
+//!
+//! A slow link is not a dead one: a large message takes as long as it takes, and the
+//! Ping (and the peer's Pong) wait behind it. When the connector counts what moves on
+//! its socket ([`MeteredStream`](crate::connect::MeteredStream): bytes read, and on
+//! Linux the kernel's send queue), bytes arriving (even a partial frame) or a send
+//! queue that drains count as life, as a frame does. A path that froze moves nothing
+//! and is still replaced within `interval + timeout`. (A peer whose application hangs
+//! while its kernel still takes data is noticed once its receive buffer is full.)
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +27,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::end::Lost;
 use crate::error::BoxError;
+use crate::progress::{Moved, Progress};
 use crate::Message;
 
 /// Keepalive settings: a Ping after `interval` with nothing received; the connection is
@@ -76,16 +86,24 @@ pub(super) struct KeepaliveTimer {
     probe: Option<Instant>,
     /// The probe's Ping is written (it may not be yet while the socket is full).
     ping_written: bool,
+    /// What moves on the connection's socket, when the connector counts it.
+    progress: Option<Arc<Progress>>,
+    /// `progress` at the last sign of life.
+    moved: Moved,
 }
 
 impl KeepaliveTimer {
-    pub(super) fn new(settings: Keepalive) -> Self {
+    /// A clock for a connection whose socket's counters are `progress`, if the
+    /// connector keeps them.
+    pub(super) fn new(settings: Keepalive, progress: Option<Arc<Progress>>) -> Self {
         KeepaliveTimer {
             settings,
             last_rx: Instant::now(),
             timer: None,
             probe: None,
             ping_written: false,
+            moved: progress.as_ref().map(|p| p.now()).unwrap_or_default(),
+            progress,
         }
     }
 
@@ -94,6 +112,27 @@ impl KeepaliveTimer {
         self.last_rx = Instant::now();
         self.probe = None;
         self.ping_written = false;
+        if let Some(progress) = &self.progress {
+            self.moved = progress.now();
+        }
+    }
+
+    /// Whether the socket moved since the last sign of life (bytes of a frame still
+    /// arriving, a send queue draining): a slow link, not a dead one. Flushes first, so
+    /// that the kernel's send queue is read afresh.
+    fn moved<C>(&mut self, conn: Pin<&mut C>, cx: &mut Context<'_>) -> Result<bool, Lost>
+    where
+        C: Sink<Message> + ?Sized,
+        C::Error: Into<BoxError>,
+    {
+        let Some(progress) = &self.progress else {
+            return Ok(false);
+        };
+        if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
+            return Err(Lost::new(e.into()));
+        }
+        let now = progress.now();
+        Ok(now.since(&self.moved))
     }
 
     /// The socket is deliberately left unread (the inbox is full): silence proves
@@ -153,12 +192,18 @@ impl KeepaliveTimer {
                 timer.as_mut().reset(deadline);
                 continue;
             }
+            if self.moved(conn.as_mut(), cx)? {
+                tracing::trace!("keepalive: the link moves, slowly");
+                self.frame_received();
+                continue;
+            }
             if self.probe.is_some() {
                 let silent = now.saturating_duration_since(self.last_rx);
                 let Keepalive { interval, timeout } = self.settings;
-                return Err(Lost::new(
+                return Err(Lost::silent(
                     format!("no frame for {silent:?} (keepalive {interval:?} + {timeout:?})")
                         .into(),
+                    self.last_rx,
                 ));
             }
             self.probe = Some(now);
@@ -211,7 +256,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pings_after_the_interval_and_gives_up_after_the_timeout() {
-        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S));
+        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S), None);
         let mut conn = Conn {
             full: false,
             pings: 0,
@@ -229,7 +274,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_frame_answers_the_ping() {
-        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S));
+        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S), None);
         let mut conn = Conn {
             full: false,
             pings: 0,
@@ -246,7 +291,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_socket_does_not_stop_the_clock() {
-        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S));
+        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S), None);
         let mut conn = Conn {
             full: true,
             pings: 0,
@@ -263,7 +308,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn holding_restarts_the_clock() {
-        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S));
+        let mut timer = KeepaliveTimer::new(Keepalive::new(10 * S, 5 * S), None);
         let mut conn = Conn {
             full: false,
             pings: 0,

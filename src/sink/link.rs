@@ -7,19 +7,21 @@
 //! the books (a flush lets go of messages, a read queues one for the reader) is the
 //! link's business.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::acks::AckTimer;
 use super::books::{Books, Received};
+use super::confirm::{ConfirmBy, Fence};
 use super::end::{End, Lost};
 use super::inbound::read_failure;
-use super::keepalive::{Keepalive, KeepaliveTimer, Ping};
+use super::keepalive::{KeepaliveTimer, Ping};
 use super::outbox::Outbox;
 use super::waker::Signals;
 use crate::connect::MakeConnection;
@@ -51,6 +53,11 @@ pub(super) struct Link<M: MakeConnection> {
     write_blocked: bool,
     keepalive: Option<KeepaliveTimer>,
     ack_timer: Option<AckTimer>,
+    /// The Ping whose Pong confirms what was flushed before it (`None` unless messages
+    /// are confirmed by Pongs).
+    fence: Option<Fence>,
+    /// Armed while flushed messages with an outcome wait for their confirmation.
+    confirm_timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// What a connection carried, for its health.
@@ -74,8 +81,9 @@ impl<M: MakeConnection> Link<M> {
     pub(super) fn new(
         conn: M::Connection,
         hello: Vec<Message>,
-        keepalive: Option<Keepalive>,
+        keepalive: Option<KeepaliveTimer>,
         ack_timeout: Option<Duration>,
+        fence: bool,
     ) -> Self {
         Link {
             conn: Box::pin(conn),
@@ -86,8 +94,10 @@ impl<M: MakeConnection> Link<M> {
             preamble: 0,
             needs_flush: false,
             write_blocked: false,
-            keepalive: keepalive.map(KeepaliveTimer::new),
+            keepalive,
             ack_timer: ack_timeout.map(AckTimer::new),
+            fence: fence.then(Fence::default),
+            confirm_timer: None,
         }
     }
 
@@ -176,8 +186,8 @@ impl<M: MakeConnection> Link<M> {
         ready!(flushed).map_err(|e| Lost::new(e.into()))?;
         self.needs_flush = false;
         self.record.carried |= self.record.wrote_fresh;
-        books.outbox.flushed();
-        books.publish_sent();
+        books.flushed();
+        self.send_fence(books, cx)?;
         Poll::Ready(Ok(()))
     }
 
@@ -190,7 +200,13 @@ impl<M: MakeConnection> Link<M> {
         signals: &Signals,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Frame, End>> {
-        let message = match ready!(self.conn.as_mut().poll_next(cx)) {
+        let Poll::Ready(next) = self.conn.as_mut().poll_next(cx) else {
+            // Nothing waiting: a quiet look, which with `ConfirmBy::After` confirms what
+            // was flushed long enough before (see `confirm.rs`).
+            books.quiet();
+            return Poll::Pending;
+        };
+        let message = match next {
             Some(Ok(message)) => message,
             Some(Err(e)) => {
                 return Poll::Ready(Err(match read_failure(Error::from_boxed(e.into())) {
@@ -212,6 +228,16 @@ impl<M: MakeConnection> Link<M> {
         };
         if let Some(keepalive) = &mut self.keepalive {
             keepalive.frame_received();
+        }
+        if let (Message::Pong(payload), Some(fence)) = (&message, &mut self.fence) {
+            if let Some(through) = fence.answered(payload) {
+                let confirmed = books.outbox.confirm_through(through);
+                tracing::trace!(confirmed, round_trip = ?fence.round_trip, "flushed messages confirmed");
+                // What was flushed since gets its fence now rather than at the next flush.
+                if let Err(end) = self.send_fence(books, cx) {
+                    return Poll::Ready(Err(end));
+                }
+            }
         }
         Poll::Ready(match books.receive(message) {
             Received::Data(message) => {
@@ -256,17 +282,21 @@ impl<M: MakeConnection> Link<M> {
         Ok(())
     }
 
-    /// The connection's timers: the acknowledgement timer (while tracked messages wait)
-    /// and the keepalive (held while the socket is left unread), and the flush of a Ping
-    /// the keepalive wrote.
+    /// The connection's timers: the acknowledgement timer (while tracked messages wait),
+    /// the confirmation of flushed messages whose outcomes wait, the fence Ping,
+    /// and the keepalive (held while the socket is left unread), with the flush of a
+    /// Ping they wrote.
     pub(super) fn poll_timers(
         &mut self,
         books: &mut Books,
+        signals: &Signals,
         cx: &mut Context<'_>,
     ) -> Result<(), End> {
         if let Some(timer) = &mut self.ack_timer {
             timer.poll(books.outbox.tracked() > 0, cx)?;
         }
+        self.poll_confirmation(books, signals, cx)?;
+        self.send_fence(books, cx)?;
         let Some(keepalive) = &mut self.keepalive else {
             return Ok(());
         };
@@ -284,6 +314,91 @@ impl<M: MakeConnection> Link<M> {
             }
         }
         Ok(())
+    }
+
+    /// With [`ConfirmBy::After`](super::ConfirmBy::After), while flushed messages with an
+    /// outcome wait for their confirmation: a timer for the moment the oldest can have it,
+    /// then a look at what arrived (a quiet one confirms it), so that the outcome resolves
+    /// even if nothing else happens. (A Pong wakes whoever waits by itself.) Other
+    /// messages are confirmed by the looks the halves make anyway: a look forced by the
+    /// clock while a slow server has not read yet would confirm what it may still drop.
+    fn poll_confirmation(
+        &mut self,
+        books: &mut Books,
+        signals: &Signals,
+        cx: &mut Context<'_>,
+    ) -> Result<(), End> {
+        loop {
+            let ConfirmBy::After(after) = books.confirmation.by else {
+                return Ok(());
+            };
+            let Some(oldest) = books
+                .outbox
+                .oldest_unconfirmed()
+                .filter(|_| books.outbox.unconfirmed_outcomes())
+            else {
+                self.confirm_timer = None;
+                return Ok(());
+            };
+            let due = oldest + after + Duration::from_millis(1);
+            let timer = self
+                .confirm_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if timer.deadline() != due {
+                timer.as_mut().reset(due);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+            if !books.may_read() {
+                // The socket is left unread (the inbox is full): no quiet look can be
+                // had; look again later.
+                timer.as_mut().reset(Instant::now() + after);
+                let _ = timer.as_mut().poll(cx);
+                return Ok(());
+            }
+            self.poll_arrived(books, signals, cx)?;
+            if books.outbox.oldest_unconfirmed() == Some(oldest) {
+                // Frames kept coming: no quiet look yet. The next poll tries again.
+                cx.waker().wake_by_ref();
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes the fence Ping after a flush that left messages unconfirmed, when none is
+    /// out and the socket takes it (see `confirm.rs`). Its flush is tried once; what it
+    /// leaves in the connection's buffer goes with the next flush.
+    fn send_fence(&mut self, books: &Books, cx: &mut Context<'_>) -> Result<(), End> {
+        let Some(fence) = &mut self.fence else {
+            return Ok(());
+        };
+        let Some(through) = books.outbox.newest_unconfirmed() else {
+            return Ok(());
+        };
+        if fence.is_out() {
+            return Ok(());
+        }
+        match self.conn.as_mut().poll_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Err(Lost::new(e.into()).into()),
+            Poll::Pending => return Ok(()),
+        }
+        let Some(ping) = fence.ping(through) else {
+            return Ok(());
+        };
+        if let Err(e) = self.conn.as_mut().start_send(ping) {
+            fence.unsent();
+            return Err(Lost::new(e.into()).into());
+        }
+        match self.conn.as_mut().poll_flush(cx) {
+            Poll::Ready(Ok(())) => Ok(()),
+            Poll::Ready(Err(e)) => Err(Lost::new(e.into()).into()),
+            Poll::Pending => {
+                self.needs_flush = true;
+                Ok(())
+            }
+        }
     }
 
     /// Answers the peer's Close before the connection is dropped (RFC 6455). One

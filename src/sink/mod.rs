@@ -45,11 +45,10 @@
 //!
 //! # Delivery
 //! A message accepted by `start_send` (that is, `send` got past `poll_ready`) stays in
-//! the outbox until a flush that includes it succeeds. If the connection fails first, it is
-//! written again to the next connection, after the `on_connect` messages, in order.
-//! A message may therefore arrive twice (it was written, but the flush did not confirm it).
-//! A message whose flush succeeded is in the kernel's socket buffer; if the connection
-//! dies before the peer reads it, it is lost: that is what acknowledged delivery is for.
+//! the outbox until it is confirmed: by default, until the peer answers a Ping sent after
+//! it (see [`ConfirmBy`]). If the connection ends first, it is written again to the next
+//! connection, after the `on_connect` messages, in order. A message may therefore arrive
+//! twice (the peer read it but the confirmation did not come back before the end).
 //! Before each batch of writes, frames that have already arrived are processed without
 //! waiting, so a Close or EOF the server already sent moves new messages to the next
 //! connection.
@@ -63,6 +62,7 @@ mod acks;
 mod books;
 mod builder;
 mod close;
+mod confirm;
 mod driver;
 mod end;
 mod hello;
@@ -90,6 +90,7 @@ use tokio::sync::watch;
 pub(crate) use self::acks::Acks;
 use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
+pub use self::confirm::ConfirmBy;
 use self::driver::Core;
 pub use self::hello::ConnectInfo;
 pub use self::keepalive::Keepalive;
@@ -267,8 +268,9 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         !self.core.is_closing() && budget.is_none_or(ReconnectBudget::can_connect)
     }
 
-    /// How many accepted messages the sink still owes the peer: not yet confirmed by a
-    /// flush, or (in acknowledged mode) tracked and not yet acknowledged.
+    /// How many accepted messages the sink still owes the peer: not yet flushed, flushed
+    /// but not yet confirmed (see [`ConfirmBy`]), or (in acknowledged mode) tracked and
+    /// not yet acknowledged.
     /// [`take_undelivered`](Self::take_undelivered) takes them out.
     ///
     /// ```no_run

@@ -8,8 +8,12 @@
 //! queue:  [ flushed on this connection | written, not flushed | not written ]
 //!          0 ..................... flushed ............. written ........ len
 //! ```
-//! A successful flush drops the untracked entries of the flushed prefix; an
-//! acknowledgement drops the tracked entries with an id at or below it, wherever they are.
+//! When flushes are not confirmed (`ConfirmBy::Flush`), a successful flush drops the
+//! untracked entries of the flushed prefix. Otherwise (see `confirm.rs`) they stay
+//! there, each flush recorded as a [`Batch`], until the peer's Pong confirms it
+//! ([`Outbox::confirm_through`]) or a quiet look does ([`Outbox::confirm`]); when the
+//! connection ends first, the ones not confirmed are written again. An acknowledgement
+//! drops the tracked entries with an id at or below it, wherever they are.
 //!
 //! An entry may also carry a ticket in the outcome [`Ledger`] (settled when the entry
 //! leaves the outbox, whichever way) and be volatile (dropped when the connection it
@@ -17,6 +21,8 @@
 //! to that connection, having been accepted while it was up or before it came up).
 
 use std::collections::VecDeque;
+
+use tokio::time::Instant;
 
 use super::kept::{Arena, Kept};
 use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
@@ -34,11 +40,42 @@ struct Entry {
     id: Option<u64>,
     ticket: Option<Ticket>,
     volatile: bool,
+    /// Flushed, not confirmed, and written again once already after its connection ended.
+    resent: bool,
+}
+
+/// One flush of untracked messages that waits for its confirmation.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    /// How many untracked entries it flushed.
+    untracked: usize,
+    /// When.
+    at: Instant,
+    /// Its number: flushes are numbered from 1 on each outbox.
+    seq: u64,
+}
+
+/// What the end of a connection did to the outbox.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rewound {
+    /// Volatile messages dropped with the connection.
+    pub(crate) dropped: usize,
+    /// Flushed messages not yet confirmed, to be written again (possible duplicates).
+    pub(crate) unconfirmed: usize,
+    /// Flushed messages not confirmed a second time, taken as delivered.
+    pub(crate) presumed: usize,
 }
 
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Entry>,
+    /// The flushes whose untracked entries wait at the front for their confirmation,
+    /// oldest first.
+    batches: VecDeque<Batch>,
+    /// Untracked entries in `batches`.
+    unconfirmed: usize,
+    /// The number of the last batch recorded.
+    last_batch: u64,
     written: usize,
     flushed: usize,
     /// Bytes of the entries at `flushed..`.
@@ -65,6 +102,9 @@ impl Outbox {
         Outbox {
             // Grows with use: an idle connection should not hold the bound's worth.
             queue: VecDeque::new(),
+            batches: VecDeque::new(),
+            unconfirmed: 0,
+            last_batch: 0,
             written: 0,
             flushed: 0,
             unflushed_bytes: 0,
@@ -90,6 +130,33 @@ impl Outbox {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Everything held is flushed and waits only for its confirmation (or nothing is
+    /// held): a new batch of writes starts.
+    #[inline]
+    pub(crate) fn only_unconfirmed(&self) -> bool {
+        self.queue.len() == self.unconfirmed
+    }
+
+    /// Flushed messages that wait for their confirmation.
+    pub(crate) fn unconfirmed(&self) -> usize {
+        self.unconfirmed
+    }
+
+    /// Whether a message with an outcome waits for its confirmation.
+    pub(crate) fn unconfirmed_outcomes(&self) -> bool {
+        self.tickets > 0
+            && self
+                .queue
+                .iter()
+                .take(self.flushed)
+                .any(|e| e.id.is_none() && e.ticket.is_some())
+    }
+
+    /// When the oldest unconfirmed flush happened.
+    pub(crate) fn oldest_unconfirmed(&self) -> Option<Instant> {
+        self.batches.front().map(|b| b.at)
     }
 
     /// Every message still owed: unflushed, or tracked and unacknowledged.
@@ -142,6 +209,7 @@ impl Outbox {
             id,
             ticket,
             volatile,
+            resent: false,
         });
     }
 
@@ -180,14 +248,136 @@ impl Outbox {
 
     /// The connection was lost: everything still owed is to be written again.
     pub(crate) fn rewind(&mut self) {
+        self.batches.clear();
+        self.unconfirmed = 0;
         self.written = 0;
         self.flushed = 0;
         self.unflushed_bytes = self.queue.iter().map(|e| e.kept.len()).sum();
     }
 
-    /// A flush succeeded: what was written is in the socket. Untracked entries are done;
-    /// tracked ones wait for their acknowledgement.
-    pub(crate) fn flushed(&mut self) {
+    /// A flush succeeded: what was written is in the socket. When flushes are confirmed
+    /// (`at`: when), untracked entries wait for their confirmation; off, they are done.
+    /// Tracked ones wait for their acknowledgement either way.
+    pub(crate) fn flushed(&mut self, at: Option<Instant>) {
+        match at {
+            Some(at) => self.flushed_unconfirmed(at),
+            None => self.flushed_done(),
+        }
+    }
+
+    /// The flushed untracked entries stay, as one batch, until confirmed.
+    fn flushed_unconfirmed(&mut self, at: Instant) {
+        let (from, upto) = (self.flushed, self.written);
+        if upto == from {
+            return;
+        }
+        let untracked = if self.tracked == 0 {
+            upto - from
+        } else {
+            self.queue
+                .range(from..upto)
+                .filter(|e| e.id.is_none())
+                .count()
+        };
+        if untracked > 0 {
+            self.last_batch += 1;
+            self.batches.push_back(Batch {
+                untracked,
+                at,
+                seq: self.last_batch,
+            });
+            self.unconfirmed += untracked;
+        }
+        self.flushed = upto;
+        self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.kept.len()).sum();
+        // The window is bounded as the unflushed part is: past it, the oldest are taken
+        // as delivered.
+        while self.unconfirmed > self.max_messages {
+            self.confirm_oldest();
+        }
+    }
+
+    /// Confirms every batch flushed at or before `before`: its untracked entries are
+    /// delivered. Returns how many.
+    pub(crate) fn confirm(&mut self, before: Instant) -> usize {
+        let mut confirmed = 0;
+        while self.batches.front().is_some_and(|b| b.at <= before) {
+            confirmed += self.confirm_oldest();
+        }
+        confirmed
+    }
+
+    /// Confirms every batch up to number `through` (the peer read them). Returns how
+    /// many entries.
+    pub(crate) fn confirm_through(&mut self, through: u64) -> usize {
+        let mut confirmed = 0;
+        while self.batches.front().is_some_and(|b| b.seq <= through) {
+            confirmed += self.confirm_oldest();
+        }
+        confirmed
+    }
+
+    /// The newest batch waiting for its confirmation, if any: what a fence sent now
+    /// covers.
+    pub(crate) fn newest_unconfirmed(&self) -> Option<u64> {
+        self.batches.back().map(|b| b.seq)
+    }
+
+    /// Confirms everything flushed (the closing handshake is done).
+    pub(crate) fn confirm_all(&mut self) {
+        while !self.batches.is_empty() {
+            self.confirm_oldest();
+        }
+    }
+
+    /// Confirms the oldest batch: its untracked entries, the first ones of the flushed
+    /// prefix, leave delivered.
+    fn confirm_oldest(&mut self) -> usize {
+        let Some(batch) = self.batches.pop_front() else {
+            return 0;
+        };
+        self.unconfirmed -= batch.untracked;
+        let mut removed = 0;
+        if self.tracked == 0 {
+            for _ in 0..batch.untracked {
+                if let Some(mut entry) = self.queue.pop_front() {
+                    removed += 1;
+                    self.arena.release(&entry.kept);
+                    Self::delivered(
+                        &mut self.ledger,
+                        &mut self.tickets,
+                        &mut self.volatile,
+                        &mut entry,
+                    );
+                }
+            }
+        } else {
+            let mut index = 0;
+            let flushed = self.flushed;
+            let (ledger, tickets, volatile, arena) = (
+                &mut self.ledger,
+                &mut self.tickets,
+                &mut self.volatile,
+                &mut self.arena,
+            );
+            self.queue.retain_mut(|e| {
+                let confirm = removed < batch.untracked && index < flushed && e.id.is_none();
+                index += 1;
+                if confirm {
+                    removed += 1;
+                    arena.release(&e.kept);
+                    Self::delivered(ledger, tickets, volatile, e);
+                }
+                !confirm
+            });
+        }
+        self.written -= removed;
+        self.flushed -= removed;
+        removed
+    }
+
+    /// Untracked entries are done; tracked ones wait for their acknowledgement.
+    fn flushed_done(&mut self) {
         let upto = self.written;
         if self.tracked == self.queue.len() {
             // Everything is tracked: nothing to drop, only the flushed mark moves.
@@ -314,6 +504,8 @@ impl Outbox {
     /// Hands every message still owed back, oldest first. Their outcomes fail with
     /// [`UndeliveredReason::Taken`].
     pub(crate) fn take_all(&mut self) -> Vec<Message> {
+        self.batches.clear();
+        self.unconfirmed = 0;
         self.written = 0;
         self.flushed = 0;
         self.unflushed_bytes = 0;
@@ -339,17 +531,72 @@ impl Outbox {
         taken
     }
 
-    /// The live connection ended: its volatile entries are dropped (their outcomes fail
-    /// with [`UndeliveredReason::ConnectionLost`]) and the rest is to be written again.
-    /// Returns how many were dropped.
-    pub(crate) fn connection_lost(&mut self) -> usize {
+    /// The live connection ended: what was flushed at or before `confirmed_before` is
+    /// delivered (`None`: nothing more is), and so (`presume`: the peer closed) is what
+    /// was written again after an earlier end and still not confirmed; its volatile
+    /// entries are dropped (their outcomes fail with
+    /// [`UndeliveredReason::ConnectionLost`]) and the rest is to be written again.
+    pub(crate) fn connection_lost(
+        &mut self,
+        confirmed_before: Option<Instant>,
+        presume: bool,
+    ) -> Rewound {
+        if let Some(before) = confirmed_before {
+            self.confirm(before);
+        }
+        let presumed = if presume && self.unconfirmed > 0 {
+            self.presume_resent()
+        } else {
+            0
+        };
+        // What stays of the flushed prefix (volatile entries go) is written again.
+        let mut unconfirmed = 0;
+        if self.unconfirmed > 0 {
+            for entry in self.queue.iter_mut().take(self.flushed) {
+                if entry.id.is_none() && !entry.volatile {
+                    entry.resent = true;
+                    unconfirmed += 1;
+                }
+            }
+        }
         let dropped = if self.volatile == 0 {
             0
         } else {
             self.remove_where(|_, e| e.volatile, || UndeliveredReason::ConnectionLost)
         };
         self.rewind();
-        dropped
+        Rewound {
+            dropped,
+            unconfirmed,
+            presumed,
+        }
+    }
+
+    /// The flushed, unconfirmed entries that were already written again once leave as
+    /// delivered: a peer that reads one message and closes before answering the Ping
+    /// behind it would otherwise get it again and again. Returns how many.
+    fn presume_resent(&mut self) -> usize {
+        let (mut index, mut presumed) = (0, 0);
+        let flushed = self.flushed;
+        let (ledger, tickets, volatile, arena) = (
+            &mut self.ledger,
+            &mut self.tickets,
+            &mut self.volatile,
+            &mut self.arena,
+        );
+        self.queue.retain_mut(|e| {
+            let presume = index < flushed && e.id.is_none() && e.resent;
+            index += 1;
+            if presume {
+                presumed += 1;
+                arena.release(&e.kept);
+                Self::delivered(ledger, tickets, volatile, e);
+            }
+            !presume
+        });
+        self.flushed -= presumed;
+        self.written -= presumed;
+        presumed
     }
 
     /// Before a resend: drops the entries `keep` refuses (their outcomes fail with
@@ -469,7 +716,7 @@ mod tests {
         assert_eq!(o.next_unwritten(), Some(Message::binary(vec![1, 2])));
         o.mark_written();
         o.mark_written();
-        o.flushed();
+        o.flushed(None);
         assert_eq!(o.len(), 1, "the tracked one waits for its acknowledgement");
         assert!(o.arena_is_empty(), "no copy owed: the buffer is reset");
         o.push_copy(&Message::text("b"), None, None);
@@ -498,7 +745,7 @@ mod tests {
         o.mark_written();
         o.mark_written();
         assert_eq!(texts(&mut o), ["a", "b", "c"]);
-        o.flushed();
+        o.flushed(None);
         assert!(o.is_empty());
         assert!(!o.needs_flush());
     }
@@ -513,7 +760,7 @@ mod tests {
         for _ in 0..3 {
             o.mark_written();
         }
-        o.flushed();
+        o.flushed(None);
         assert!(
             !o.needs_flush(),
             "flushed tracked entries do not count as unflushed"
@@ -550,7 +797,7 @@ mod tests {
         for _ in 0..4 {
             o.mark_written();
         }
-        o.flushed(); // t1..t4 flushed, t5 t6 not written
+        o.flushed(None); // t1..t4 flushed, t5 t6 not written
         assert!(!o.needs_flush());
         assert_eq!(o.acknowledge(5), 5);
         assert_eq!(o.tracked(), 1);
@@ -574,7 +821,7 @@ mod tests {
         assert_eq!(o.next_unwritten().unwrap().to_text().unwrap(), "u2");
         o.mark_written();
         assert!(o.all_written());
-        o.flushed();
+        o.flushed(None);
         assert!(o.is_empty());
     }
 }

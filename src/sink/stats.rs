@@ -44,6 +44,14 @@ pub struct Stats {
     /// Messages dropped without being delivered, by design: volatile messages whose
     /// connection ended first, and messages the `retain_on_reconnect` hook discarded.
     pub messages_dropped: u64,
+    /// Of the messages resent, those that had been flushed to the connection that ended
+    /// but not confirmed (see [`ConfirmBy`](crate::ConfirmBy)): the server may have them
+    /// already, so each may arrive twice.
+    pub possible_duplicates: u64,
+    /// Flushed messages taken as delivered without a confirmation: written again after
+    /// a drop, and the peer closed again before confirming them (a peer that reads one
+    /// message and closes). See [`ConfirmBy`](crate::ConfirmBy).
+    pub presumed_delivered: u64,
     /// How long the current connection has been up; `None` when not connected.
     pub uptime: Option<Duration>,
 }
@@ -81,6 +89,8 @@ pub(crate) struct Counters {
     bytes_received: AtomicU64,
     messages_resent: AtomicU64,
     messages_dropped: AtomicU64,
+    possible_duplicates: AtomicU64,
+    presumed_delivered: AtomicU64,
     connected_since: Mutex<Option<Instant>>,
     #[cfg(feature = "metrics")]
     metrics: Option<SinkMetrics>,
@@ -142,6 +152,8 @@ impl StatsHandle {
             bytes_received: c.bytes_received.load(Relaxed),
             messages_resent: c.messages_resent.load(Relaxed),
             messages_dropped: c.messages_dropped.load(Relaxed),
+            possible_duplicates: c.possible_duplicates.load(Relaxed),
+            presumed_delivered: c.presumed_delivered.load(Relaxed),
             uptime: since.map(|s| s.elapsed()),
         }
     }
@@ -226,6 +238,22 @@ impl StatsHandle {
             .fetch_add(count as u64, Relaxed);
         #[cfg(feature = "metrics")]
         self.report(|m| m.messages_dropped.increment(count as u64));
+    }
+
+    pub(crate) fn presumed_delivered(&self, count: usize) {
+        self.counters
+            .presumed_delivered
+            .fetch_add(count as u64, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.report(|m| m.presumed_delivered.increment(count as u64));
+    }
+
+    pub(crate) fn possible_duplicates(&self, count: usize) {
+        self.counters
+            .possible_duplicates
+            .fetch_add(count as u64, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.report(|m| m.possible_duplicates.increment(count as u64));
     }
 }
 

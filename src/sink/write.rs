@@ -67,7 +67,7 @@ impl<M: MakeConnection> Core<M> {
                 }
                 Err(end) => return Poll::Ready(Err(end)),
             }
-            link.poll_timers(books, cx)?;
+            link.poll_timers(books, &self.signals, cx)?;
         }
         if books.outbox.needs_flush() || books.window_full() {
             ready!(link.poll_flush(books, cx))?;
@@ -143,7 +143,18 @@ impl<M: MakeConnection> Core<M> {
         }
     }
 
+    /// Flushes; a message with an outcome is waited for until its outcome resolves
+    /// (acknowledged, or confirmed: see `confirm.rs`).
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_flush_until(Settled::Outcomes, cx)
+    }
+
+    /// Flushes until `settled` holds.
+    pub(super) fn poll_flush_until(
+        &mut self,
+        settled: Settled,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
         loop {
             // A dial() in progress must complete; a reconnection the reader started need
             // not hold up a flush that owes nothing.
@@ -164,7 +175,7 @@ impl<M: MakeConnection> Core<M> {
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_connected(cx))?;
-            match self.poll_flushed(cx) {
+            match self.poll_flushed(settled, cx) {
                 Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
                 Poll::Ready(Err(end)) => self.end_connection(end, cx),
                 Poll::Pending => return Poll::Pending,
@@ -173,20 +184,36 @@ impl<M: MakeConnection> Core<M> {
     }
 
     /// Flushes the live connection; in acknowledged mode, waits until what was tracked
-    /// is acknowledged too (reading registers for the acknowledgements; the ack timer
-    /// and the keepalive run when this parks).
-    fn poll_flushed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), End>> {
+    /// is acknowledged too, and (`Settled::Outcomes`) until the flushed messages with an
+    /// outcome are confirmed. Reading registers for the
+    /// acknowledgements; the timers (the ack timer, the confirmation, the keepalive) run
+    /// when this parks.
+    fn poll_flushed(&mut self, settled: Settled, cx: &mut Context<'_>) -> Poll<Result<(), End>> {
         let State::Connected(link) = &mut self.state else {
             return Poll::Ready(Ok(()));
         };
         ready!(link.poll_flush(&mut self.books, cx))?;
-        if self.books.outbox.tracked() == 0 {
+        let books = &mut self.books;
+        let done = |books: &super::books::Books| {
+            books.outbox.tracked() == 0
+                && (settled == Settled::Flushed || !books.outbox.unconfirmed_outcomes())
+        };
+        if done(books) {
             return Poll::Ready(Ok(()));
         }
-        link.poll_arrived(&mut self.books, &self.signals, cx)?;
-        if self.books.outbox.tracked() == 0 {
+        link.poll_arrived(books, &self.signals, cx)?;
+        if done(books) {
             return Poll::Ready(Ok(()));
         }
         Poll::Pending
     }
+}
+
+/// How far a flush waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Settled {
+    /// Written to the socket (and acknowledged, in acknowledged mode).
+    Flushed,
+    /// And every flushed message with an outcome is confirmed.
+    Outcomes,
 }

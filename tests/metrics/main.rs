@@ -19,7 +19,7 @@ use ws_reconnect::{Message, ReconnectingSink, Target};
 
 use support::{serve, Reply, Ws, BOUND};
 
-const COUNTERS: [&str; 9] = [
+const COUNTERS: [&str; 11] = [
     "ws_reconnect_connects_total",
     "ws_reconnect_reconnects_total",
     "ws_reconnect_disconnects_total",
@@ -29,6 +29,8 @@ const COUNTERS: [&str; 9] = [
     "ws_reconnect_bytes_received_total",
     "ws_reconnect_messages_resent_total",
     "ws_reconnect_messages_dropped_total",
+    "ws_reconnect_possible_duplicates_total",
+    "ws_reconnect_presumed_delivered_total",
 ];
 const GAUGE: &str = "ws_reconnect_connected";
 
@@ -173,9 +175,11 @@ async fn a_drop_and_a_reconnection_show_in_the_counters_and_the_gauge() {
         .unwrap()
         .unwrap();
     assert_eq!(next_text(&mut ws).await, "hello");
-    // The server vanished after its echo: the reader meets the drop, the sink
-    // reconnects, and the new connection says so.
+    // The server vanished after its echo, before reading the Ping that would have
+    // confirmed "hello": the reader meets the drop, the sink reconnects, the new
+    // connection says so, and "hello" is sent again (a possible duplicate).
     assert_eq!(next_text(&mut ws).await, "welcome 1");
+    assert_eq!(next_text(&mut ws).await, "hello");
     timeout(BOUND, ws.send(Message::text("again")))
         .await
         .unwrap()
@@ -188,10 +192,12 @@ async fn a_drop_and_a_reconnection_show_in_the_counters_and_the_gauge() {
         ("ws_reconnect_disconnects_total", 1),
         ("ws_reconnect_messages_sent_total", 2),
         ("ws_reconnect_bytes_sent_total", 10),
-        ("ws_reconnect_messages_received_total", 4),
-        ("ws_reconnect_bytes_received_total", 28),
-        ("ws_reconnect_messages_resent_total", 0),
+        ("ws_reconnect_messages_received_total", 5),
+        ("ws_reconnect_bytes_received_total", 33),
+        ("ws_reconnect_messages_resent_total", 1),
         ("ws_reconnect_messages_dropped_total", 0),
+        ("ws_reconnect_possible_duplicates_total", 1),
+        ("ws_reconnect_presumed_delivered_total", 0),
     ];
     for (name, value) in expected {
         assert_eq!(metrics.counter(name, &target), value, "{name}");
@@ -203,7 +209,7 @@ async fn a_drop_and_a_reconnection_show_in_the_counters_and_the_gauge() {
         (stats.connects, stats.reconnects, stats.disconnects),
         (2, 1, 1)
     );
-    assert_eq!((stats.messages_received, stats.bytes_received), (4, 28));
+    assert_eq!((stats.messages_received, stats.bytes_received), (5, 33));
 
     timeout(BOUND, ws.close()).await.unwrap().unwrap();
     assert_eq!(metrics.connected(&target), 0.0);

@@ -17,7 +17,7 @@ use support::*;
 use tokio::time::timeout;
 use ws_reconnect::testing::Fault;
 use ws_reconnect::{
-    ConnectInfo, Delivery, Error, Message, Outgoing, ReconnectingSink, Undelivered,
+    ConfirmBy, ConnectInfo, Delivery, Error, Message, Outgoing, ReconnectingSink, Undelivered,
     UndeliveredReason,
 };
 
@@ -194,7 +194,8 @@ async fn a_volatile_message_is_dropped_with_its_connection_and_the_rest_is_resen
 async fn a_volatile_message_flushed_before_the_drop_is_delivered() {
     let script = Script::new();
     script.fail_flush(2);
-    let mut ws = mock::sink(&script, quick_healthy());
+    // Flushes are numbered: no confirmation Pings in between; a flush confirms.
+    let mut ws = mock::sink(&script, quick_healthy().confirm_by(ConfirmBy::Flush));
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     let first = ws
         .feed_outgoing(Outgoing::new(Message::text("v1")).volatile())

@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 use tokio::time::timeout;
 use ws_reconnect::testing::Fault;
 use ws_reconnect::{
-    Acknowledge, Attempt, CloseAction, ClosePolicy, ConnectInfo, ConnectionState, Delivery,
-    DialKind, Error, Handle, Message, Outgoing, ReconnectingSink, Shutdown, Undelivered,
+    Acknowledge, Attempt, CloseAction, ClosePolicy, ConfirmBy, ConnectInfo, ConnectionState,
+    Delivery, DialKind, Error, Handle, Message, Outgoing, ReconnectingSink, Shutdown, Undelivered,
     UndeliveredReason,
 };
 
@@ -1022,7 +1022,11 @@ async fn volatile_sends_through_the_handle_are_dropped_not_resent_after_a_reset(
     let script = Script::new();
     // Every flush of the first connection fails from the 2nd on: its messages stay owed.
     script.fail_flush(1);
-    let ws = mock::sink(&script, quick().close_timeout(CLOSE));
+    // Flushes are numbered: no confirmation Pings in between; a flush confirms.
+    let ws = mock::sink(
+        &script,
+        quick().close_timeout(CLOSE).confirm_by(ConfirmBy::Flush),
+    );
     let (handle, _incoming) = ws.spawn();
     handle.send(Message::text("first")).await.unwrap();
     eventually("first flushed", || script.delivered_texts() == ["first"]).await;

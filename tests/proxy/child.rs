@@ -66,8 +66,13 @@ async fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
 
 /// Dials `url` in a child process whose environment has `env`, with the builder set up by
 /// `setup` (`default`, `no_proxy` or `proxy=<url>`), and returns the outcome:
-/// `connected` (a message made the round trip) or the error's `Debug`.
+/// `connected` (a message made the round trip) or the error's `Display`, then its `Debug`.
 pub async fn dial(url: &str, setup: &str, env: &[(&str, &str)]) -> String {
+    dial_logged(url, setup, env).await.0
+}
+
+/// [`dial`], and the `warn` and `error` events the child logged.
+pub async fn dial_logged(url: &str, setup: &str, env: &[(&str, &str)]) -> (String, String) {
     let mut env = env.to_vec();
     env.extend([(CHILD_URL, url), (CHILD_SETUP, setup)]);
     let out = run_child(DIAL_TEST, &env).await;
@@ -76,11 +81,9 @@ pub async fn dial(url: &str, setup: &str, env: &[(&str, &str)]) -> String {
         .find(OUTCOME)
         .unwrap_or_else(|| panic!("no outcome in the child's output:\n{stdout}"))
         + OUTCOME.len();
-    stdout[start..]
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    let outcome = stdout[start..].lines().next().unwrap_or_default();
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    (outcome.to_owned(), logs)
 }
 
 /// In the child started by [`dial`]: dials as told and returns the outcome. `None` in any
@@ -91,6 +94,12 @@ pub async fn dial_as_child() -> Option<String> {
     }
     let url = std::env::var(CHILD_URL).unwrap();
     let setup = std::env::var(CHILD_SETUP).unwrap();
+    // This process is the child's alone: its warnings go to its stderr for the parent.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     // A proxy that is used but dead makes the backoff give up soon.
     let builder = crate::quick().max_elapsed_time(Some(Duration::from_secs(1)));
     let builder = match setup.as_str() {
@@ -100,7 +109,7 @@ pub async fn dial_as_child() -> Option<String> {
     };
     let outcome = match timeout(BOUND, builder.connect(&url)).await {
         Err(_) => "the dial hung".to_owned(),
-        Ok(Err(e)) => format!("{e:?}"),
+        Ok(Err(e)) => format!("{e} {e:?}"),
         Ok(Ok(mut ws)) => {
             ws.send(Message::text("hello")).await.unwrap();
             let echoed = timeout(BOUND, ws.next()).await.expect("no echo");

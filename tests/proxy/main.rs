@@ -420,14 +420,17 @@ async fn a_silent_proxy_is_bounded_by_the_connect_timeout() {
 }
 
 #[tokio::test]
-async fn a_malformed_proxy_url_is_an_invalid_url_from_build() {
+async fn a_malformed_proxy_url_is_an_invalid_proxy_url_from_build() {
     for bad in [
         "socks4://127.0.0.1:1080",
         "https://127.0.0.1:3128",
         "http://127.0.0.1:99999",
     ] {
         let err = quick().proxy(bad).build("ws://127.0.0.1:9/").unwrap_err();
-        assert!(matches!(err, Error::InvalidUrl { .. }), "{bad}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidProxyUrl { .. }),
+            "{bad}: {err:?}"
+        );
         assert!(!err.is_retryable());
     }
     // The connector alone reports it at connect time, without network traffic.
@@ -440,7 +443,7 @@ async fn a_malformed_proxy_url_is_an_invalid_url_from_build() {
     .await
     .unwrap()
     .unwrap_err();
-    assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
+    assert!(matches!(err, Error::InvalidProxyUrl { .. }), "{err:?}");
 }
 
 /// A server that records every text message with the connection it came on, and drops
@@ -625,14 +628,59 @@ async fn environment_variables_choose_the_proxy() {
         "{outcome}"
     );
 
-    // A malformed variable is an invalid URL, reported at connect.
-    let env = [("http_proxy", "ftp://u:SECRET@127.0.0.1:1")];
-    let outcome = child::dial(&url, "default", &env).await;
-    assert!(outcome.contains("InvalidUrl"), "{outcome}");
-    assert!(!outcome.contains("SECRET"), "{outcome}");
+    // A malformed variable is an invalid proxy URL, reported at connect, even when the
+    // password holds a '/' that ends the authority early.
+    for variable in ["ftp://u:SECRET@127.0.0.1:1", "http://u:SEC/RET@127.0.0.1:1"] {
+        let outcome = child::dial(&url, "default", &[("http_proxy", variable)]).await;
+        assert!(outcome.contains("InvalidProxyUrl"), "{outcome}");
+        assert!(outcome.contains("invalid proxy URL"), "{outcome}");
+        for secret in ["SEC", "RET"] {
+            assert!(!outcome.contains(secret), "{outcome}");
+        }
+    }
 
     assert_eq!(http.connects_to(&target), 2);
     assert_eq!(socks.socks_connections_to(&target), 1);
+}
+
+/// A `NO_PROXY` entry with a port sends its host direct on that port only, as Go's
+/// httpproxy reads it; an entry that can never match is named in a warning.
+#[tokio::test]
+async fn a_no_proxy_entry_with_a_port_matches_that_port_only() {
+    let server = echo_server().await;
+    let Some(http) = ProxyProcess::tinyproxy(&[server.addr.port()], None).await else {
+        return;
+    };
+    // 0.0.0.0, not loopback, so that the environment applies (see above).
+    let port = server.addr.port();
+    let target = format!("0.0.0.0:{port}");
+    let url = format!("ws://{target}/");
+    let http_url = http.url("http", None);
+
+    // The server's port: direct.
+    let entry = format!("example.com, {target}");
+    let env = [("HTTP_PROXY", http_url.as_str()), ("NO_PROXY", &entry)];
+    assert_eq!(child::dial(&url, "default", &env).await, "connected");
+    assert_eq!(http.connects_to(&target), 0, "{}", http.log());
+
+    // Another port, or the scheme's default (80 for ws://): through the proxy.
+    let other = format!("0.0.0.0:{}", if port == 65535 { 1 } else { port + 1 });
+    for entry in [other.as_str(), "0.0.0.0:80"] {
+        let env = [("HTTP_PROXY", http_url.as_str()), ("NO_PROXY", entry)];
+        assert_eq!(child::dial(&url, "default", &env).await, "connected");
+    }
+    assert_eq!(http.connects_to(&target), 2, "{}", http.log());
+
+    // An entry that can never match is named in a warning; the others still apply.
+    let entry = format!("example.com:99999, {target}");
+    let env = [("HTTP_PROXY", http_url.as_str()), ("NO_PROXY", &entry)];
+    let (outcome, logs) = child::dial_logged(&url, "default", &env).await;
+    assert_eq!(outcome, "connected");
+    assert_eq!(http.connects_to(&target), 2, "{}", http.log());
+    assert!(
+        logs.contains("WARN") && logs.contains("example.com:99999"),
+        "no warning names the entry:\n{logs}"
+    );
 }
 
 /// The child side of [`environment_variables_choose_the_proxy`]: a no-op unless this

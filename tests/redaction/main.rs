@@ -12,26 +12,44 @@ use support::capture::Capture;
 use futures::SinkExt;
 
 use tokio::time::timeout;
-use ws_reconnect::ReconnectingSink;
+use ws_reconnect::{Error, ReconnectingSink};
 
 use support::{close_first, connect, quick, read_until, refuse_first, serve, Reply, Server, BOUND};
 
 /// Set in the child process that runs one test alone.
 const CHILD: &str = "WS_RECONNECT_REDACTION_CHILD";
 
+/// The proxy variables: removed from each child's environment, then set as a test says.
+const PROXY_VARIABLES: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
 /// Runs the test `name` alone in a child process of this test binary, so that it can
-/// install its own global subscriber. Returns `true` in the parent, which has nothing
-/// more to do (the child passed), and `false` in the child, which runs the test body.
-async fn in_child_process(name: &str) -> bool {
+/// install its own global subscriber, with the proxy variables of `env` and no others.
+/// Returns `true` in the parent, which has nothing more to do (the child passed), and
+/// `false` in the child, which runs the test body.
+async fn in_child_process(name: &str, env: &[(&str, &str)]) -> bool {
     if std::env::var(CHILD).as_deref() == Ok(name) {
         return false;
     }
     let exe = std::env::current_exe().unwrap();
-    let child = tokio::process::Command::new(exe)
+    let mut command = tokio::process::Command::new(exe);
+    command
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, name)
-        .kill_on_drop(true)
-        .output();
+        .kill_on_drop(true);
+    for variable in PROXY_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.envs(env.iter().copied());
+    let child = command.output();
     let out = timeout(BOUND, child)
         .await
         .expect("the child test process hung")
@@ -97,7 +115,7 @@ async fn secrets_stay_out_of_logs_debug_output_and_errors() {
 /// tungstenite and tokio-tungstenite: none of them may carry the upgrade request.
 #[tokio::test]
 async fn log_records_of_the_websocket_stack_carry_no_secrets() {
-    if in_child_process("log_records_of_the_websocket_stack_carry_no_secrets").await {
+    if in_child_process("log_records_of_the_websocket_stack_carry_no_secrets", &[]).await {
         return;
     }
     let capture = Capture::default();
@@ -121,4 +139,87 @@ async fn log_records_of_the_websocket_stack_carry_no_secrets() {
     );
     assert!(logs.contains("<redacted>"), "our own events are missing");
     assert!(!logs.contains("SECRET"), "a secret leaked:\n{logs}");
+}
+
+/// A password in a URL that does not parse stays out of the error, whatever the password
+/// holds: the user-info is cut from the text before any parser reads it, up to the last
+/// `@`. A proxy URL's error says it is about the proxy.
+#[tokio::test]
+async fn a_password_stays_out_of_the_error_of_a_url_that_does_not_parse() {
+    // The proxy variable's password holds a `/`: read at the connection attempt.
+    let variable = [("http_proxy", "http://user:PW1/PW2@proxy.invalid:3128")];
+    if in_child_process(
+        "a_password_stays_out_of_the_error_of_a_url_that_does_not_parse",
+        &variable,
+    )
+    .await
+    {
+        return;
+    }
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .init();
+
+    let mut errors = Vec::new();
+    for url in [
+        "ws://user:PW1@ho st/",
+        "ws://user:PW1@[::1/",
+        "ws://user:PW1@/x",
+        // Read as host "user" and a port that is not a number.
+        "ws://user:PW1/PW2@host/",
+        "ws://user:PW1?PW2@host/",
+        "ws://user:PW1#PW2@host/",
+    ] {
+        let err = ReconnectingSink::builder().build(url).unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("invalid WebSocket URL"), "{url}: {text}");
+        errors.push(text);
+    }
+    for proxy in [
+        "http://user:PW1/PW2@proxy:3128",
+        "http://user:PW1?PW2@proxy",
+        "http://user:PW1#PW2@proxy",
+        "socks5h://user:PW1@pro xy:1080",
+    ] {
+        let err = ReconnectingSink::builder()
+            .proxy(proxy)
+            .build("ws://example.com/")
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidProxyUrl { .. }),
+            "{proxy}: {err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("invalid proxy URL"), "{proxy}: {text}");
+        assert!(!text.contains("WebSocket URL"), "{proxy}: {text}");
+        errors.push(text);
+    }
+    // From the environment, at the connection attempt: not a loopback host, so that the
+    // variable applies; nothing is dialed, the proxy URL is refused first.
+    let err = timeout(
+        BOUND,
+        ReconnectingSink::builder().connect("ws://192.0.2.1:9/"),
+    )
+    .await
+    .expect("an invalid proxy URL is not retried")
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidProxyUrl { .. }), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("invalid proxy URL"), "{text}");
+    errors.push(text);
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("invalid proxy URL"),
+        "the failure was not logged: {logs}"
+    );
+    for text in errors.iter().chain([&logs]) {
+        for secret in ["PW1", "PW2", "user"] {
+            assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+        }
+    }
 }

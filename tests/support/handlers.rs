@@ -99,6 +99,15 @@ where
                     }
                 }
                 if close {
+                    // Frames that already arrived are read first, as a server that reads
+                    // until it decides to close does: a Ping among them is answered (the
+                    // client's confirmation of what came before it), a message is
+                    // recorded.
+                    while let Some(Some(Ok(m))) = futures::FutureExt::now_or_never(ws.next()) {
+                        if let Message::Text(t) = m {
+                            log.push(conn, t.to_string());
+                        }
+                    }
                     let _ = ws.close(None).await;
                 }
             }

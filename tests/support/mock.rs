@@ -82,6 +82,8 @@ pub struct MockConn {
     script: Arc<Script>,
     pending: Vec<Message>,
     rx: mpsc::UnboundedReceiver<Message>,
+    /// Pongs owed for the Pings a flush delivered: a peer answers each when it reads it.
+    pongs: std::collections::VecDeque<Message>,
     dead: bool,
 }
 
@@ -117,9 +119,14 @@ impl Sink<Message> for MockConn {
         }
         let id = self.id;
         let drained: Vec<_> = self.pending.drain(..).collect();
-        let mut log = self.script.delivered.lock().unwrap();
+        let script = self.script.clone();
+        let mut log = script.delivered.lock().unwrap();
         for m in drained {
-            log.push((id, m.into_text().map(|t| t.to_string()).unwrap_or_default()));
+            match m {
+                // The peer has read everything before it: it answers, as peers do.
+                Message::Ping(payload) => self.pongs.push_back(Message::Pong(payload)),
+                m => log.push((id, m.into_text().map(|t| t.to_string()).unwrap_or_default())),
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -135,6 +142,9 @@ impl Stream for MockConn {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.dead {
             return Poll::Ready(None);
+        }
+        if let Some(pong) = self.pongs.pop_front() {
+            return Poll::Ready(Some(Ok(pong)));
         }
         self.rx.poll_next_unpin(cx).map(|m| m.map(Ok))
     }
@@ -204,6 +214,7 @@ impl tower::Service<Target> for Make {
                 script: script.clone(),
                 pending: Vec::new(),
                 rx,
+                pongs: std::collections::VecDeque::new(),
                 dead: false,
             })
         })

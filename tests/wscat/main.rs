@@ -198,7 +198,10 @@ async fn a_dropped_connection_is_told_and_replaced() {
     })
     .await;
     result.expect("wscat failed");
-    assert_eq!(s.stdout.text(), "one\ntwo\n");
+    // "one" may be echoed twice: the server went away right after echoing it, before
+    // the Ping that would have confirmed it, so it was sent again (never lost).
+    let out = s.stdout.text();
+    assert!(out == "one\ntwo\n" || out == "one\none\ntwo\n", "{out:?}");
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 
-use super::error::ProxyFailure;
 use super::url::Credentials;
 use crate::connect::response::read_head;
+use crate::error::ProxyFailure;
 
 /// Asks the proxy on `stream` for a tunnel to `host:port` and reads its answer. On
 /// success the stream is the tunnel.

@@ -29,7 +29,6 @@
 //! nothing beside a TCP handshake.
 
 mod env;
-mod error;
 mod http;
 mod socks;
 mod url;
@@ -38,9 +37,9 @@ use std::fmt;
 
 use tokio::net::TcpStream;
 
-pub use self::error::{ProxyFailure, SocksReply};
 pub(crate) use self::url::InvalidProxy;
 use self::url::{ProxyKind, ProxyUrl};
+pub use crate::error::{ProxyFailure, SocksReply};
 
 /// Which proxy the connector uses.
 #[derive(Clone, Default)]
@@ -68,14 +67,20 @@ impl ProxyConfig {
         }
     }
 
-    /// The proxy for a connection to `host` (`secure` for `wss://`), `None` for a direct
-    /// one; reads the environment now when it is configured to.
-    pub(crate) fn route(&self, secure: bool, host: &str) -> Result<Option<ProxyUrl>, InvalidProxy> {
+    /// The proxy for a connection to `host` on `port` (`secure` for `wss://`), `None` for
+    /// a direct one; reads the environment now when it is configured to. `port` is the
+    /// port the connection dials, which a `NO_PROXY` entry with a port is compared with.
+    pub(crate) fn route(
+        &self,
+        secure: bool,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<ProxyUrl>, InvalidProxy> {
         match self {
             ProxyConfig::Direct => Ok(None),
             ProxyConfig::Fixed(fixed) => fixed.clone().map(Some),
             ProxyConfig::Environment => {
-                env::proxy_for(secure, host, |name| std::env::var(name).ok()).transpose()
+                env::proxy_for(secure, host, port, |name| std::env::var(name).ok()).transpose()
             }
         }
     }
@@ -146,10 +151,10 @@ mod tests {
     fn an_explicit_proxy_wins_and_direct_is_direct() {
         let fixed = ProxyConfig::fixed("socks5h://u:p@proxy:1080");
         fixed.check().unwrap();
-        let route = fixed.route(true, "example.com").unwrap().unwrap();
+        let route = fixed.route(true, "example.com", 443).unwrap().unwrap();
         assert_eq!(route.to_string(), "socks5h://proxy:1080");
         assert_eq!(
-            ProxyConfig::Direct.route(true, "example.com").unwrap(),
+            ProxyConfig::Direct.route(true, "example.com", 443).unwrap(),
             None
         );
     }
@@ -159,7 +164,7 @@ mod tests {
         let bad = ProxyConfig::fixed("gopher://u:SECRET@proxy:70");
         let err = bad.check().unwrap_err();
         assert!(!err.url.contains("SECRET"));
-        assert_eq!(bad.route(false, "h").unwrap_err(), err);
+        assert_eq!(bad.route(false, "h", 80).unwrap_err(), err);
         assert!(!format!("{bad:?}").contains("SECRET"));
     }
 

@@ -7,8 +7,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_socks::tcp::Socks5Stream;
 use tokio_socks::{Error as SocksError, TargetAddr};
 
-use super::error::{ProxyFailure, SocksReply};
 use super::url::Credentials;
+use crate::error::{ProxyFailure, SocksReply};
 
 /// Where the proxy should connect: a host name for the proxy to resolve (`socks5h://`) or
 /// an address resolved here (`socks5://`, and any IP literal).

@@ -6,6 +6,7 @@ use std::fmt;
 use http::Uri;
 
 use crate::error::Error;
+use crate::raw_url;
 
 /// The protocol spoken to a proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,17 +56,17 @@ pub(crate) struct ProxyUrl {
 }
 
 /// A proxy URL that does not parse or names an unsupported protocol: becomes
-/// [`Error::InvalidUrl`], with the URL redacted.
+/// [`Error::InvalidProxyUrl`], with the URL redacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct InvalidProxy {
-    /// The URL without user-info, query or fragment.
+    /// The URL without user-info, query or fragment ([`raw_url::redact`]).
     pub(crate) url: String,
     pub(crate) reason: &'static str,
 }
 
 impl From<InvalidProxy> for Error {
     fn from(e: InvalidProxy) -> Self {
-        Error::InvalidUrl {
+        Error::InvalidProxyUrl {
             url: e.url,
             reason: e.reason,
         }
@@ -82,13 +83,15 @@ impl ProxyUrl {
     /// Parses a proxy URL. A URL without a scheme is an HTTP proxy (`proxy:3128`), as
     /// curl and reqwest read `HTTP_PROXY`.
     pub(crate) fn parse(raw: &str) -> Result<ProxyUrl, InvalidProxy> {
+        // Redacted from the text before anything is parsed: a password may hold a '/',
+        // '?' or '#' that ends the authority early.
         let invalid = |reason| InvalidProxy {
-            url: redact_raw(raw),
+            url: raw_url::redact(raw),
             reason,
         };
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err(invalid("the proxy URL is empty"));
+            return Err(invalid("the URL is empty"));
         }
         let (scheme, rest) = match raw.split_once("://") {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
@@ -100,61 +103,49 @@ impl ProxyUrl {
             "socks5h" => ProxyKind::Socks5 { remote_dns: true },
             "https" => {
                 return Err(invalid(
-                    "proxy URL: TLS to the proxy (https://) is not supported; use http://, \
-                     socks5:// or socks5h://",
+                    "TLS to the proxy (https://) is not supported; use http://, socks5:// or \
+                     socks5h://",
                 ))
             }
-            _ => {
-                return Err(invalid(
-                    "proxy URL: the scheme must be http, socks5 or socks5h",
-                ))
-            }
+            _ => return Err(invalid("the scheme must be http, socks5 or socks5h")),
         };
         // The authority ends at the path; a proxy URL has no path beyond "/".
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         if !(tail.is_empty() || tail == "/") {
             return Err(invalid(
-                "proxy URL: a proxy URL has no path, query or fragment",
+                "a proxy URL has no path, query or fragment (in a password, write / ? # as \
+                 %2F %3F %23)",
             ));
         }
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => (Some(userinfo), hostport),
             None => (None, authority),
         };
+        let port = raw_url::port(hostport)
+            .map_err(|e| invalid(e.reason()))?
+            .unwrap_or(match kind {
+                ProxyKind::Http => HTTP_DEFAULT_PORT,
+                ProxyKind::Socks5 { .. } => SOCKS_DEFAULT_PORT,
+            });
         let uri: Uri = format!("{}://{hostport}", kind.scheme())
             .parse()
-            .map_err(|_| invalid("proxy URL: the host or port does not parse"))?;
+            .map_err(|_| invalid("the host or port does not parse"))?;
         let host = uri.host().unwrap_or_default();
         let host = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if host.is_empty() {
-            return Err(invalid("proxy URL: the URL has no host"));
+            return Err(invalid("the URL has no host"));
         }
-        // http::Uri takes any digits as a port and reports none when they overflow: read
-        // it from the text after the host.
-        let port_text = match hostport.rsplit_once(':') {
-            Some((head, port)) if !head.is_empty() && !port.contains(']') => Some(port),
-            _ => None,
-        };
-        let port = match port_text {
-            Some(port) => port
-                .parse::<u16>()
-                .map_err(|_| invalid("proxy URL: the port is not a number from 0 to 65535"))?,
-            None => match kind {
-                ProxyKind::Http => HTTP_DEFAULT_PORT,
-                ProxyKind::Socks5 { .. } => SOCKS_DEFAULT_PORT,
-            },
-        };
         let credentials = match userinfo {
             None => None,
             Some(userinfo) => {
                 let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
                 let decode = |s| {
                     percent_decode(s)
-                        .ok_or_else(|| invalid("proxy URL: the user-info has an invalid % escape"))
+                        .ok_or_else(|| invalid("the user-info has an invalid % escape"))
                 };
                 Some(Credentials {
                     user: decode(user)?,
@@ -167,7 +158,7 @@ impl ProxyUrl {
             let fits = |s: &str| (1..=255).contains(&s.len());
             if !fits(&c.user) || !fits(&c.password) {
                 return Err(invalid(
-                    "proxy URL: SOCKS5 user name and password must be 1 to 255 bytes each",
+                    "SOCKS5 user name and password must be 1 to 255 bytes each",
                 ));
             }
         }
@@ -222,41 +213,6 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A raw proxy URL that may not parse, fit to print: no user-info, query or fragment,
-/// at most 200 characters.
-fn redact_raw(raw: &str) -> String {
-    let raw = raw.trim();
-    let (scheme, rest) = match raw.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, raw),
-    };
-    // Everything up to the last '@' of the authority is user-info, even an unescaped '@'
-    // in a password.
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (hidden, host) = match authority.rsplit_once('@') {
-        Some((_, host)) => (true, host),
-        None => (false, authority),
-    };
-    let mut out = String::new();
-    if let Some(scheme) = scheme {
-        out.push_str(scheme);
-        out.push_str("://");
-    }
-    if hidden {
-        out.push_str("<redacted>@");
-    }
-    out.push_str(host);
-    match tail.find(['?', '#']) {
-        Some(cut) => {
-            out.push_str(&tail[..cut]);
-            out.push_str("<redacted>");
-        }
-        None => out.push_str(tail),
-    }
-    out.chars().take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +248,13 @@ mod tests {
         assert_eq!((p.kind, p.port), (ProxyKind::Http, 3128));
         assert_eq!(ProxyUrl::parse("http://proxy").unwrap().port, 80);
         assert_eq!(ProxyUrl::parse("socks5h://proxy").unwrap().port, 1080);
+        // Ports are read by the same rule as a WebSocket URL's.
+        assert_eq!(ProxyUrl::parse("proxy:65535").unwrap().port, 65535);
+        assert_eq!(ProxyUrl::parse("[::1]:0080").unwrap().port, 80);
+        for bad in ["proxy:0", "proxy:65536", "proxy:abc", "proxy:", "[::1]:+1"] {
+            let err = ProxyUrl::parse(bad).expect_err(bad);
+            assert!(err.reason.contains("port"), "{bad}: {err:?}");
+        }
         // An HTTP user without a password sends "user:".
         let p = ProxyUrl::parse("http://user@proxy:1").unwrap();
         assert_eq!(p.credentials, creds("user", ""));
@@ -312,12 +275,30 @@ mod tests {
             "http://user:SECRET%zz@proxy:3128",
             "socks5://user@proxy:1080",
             "http://us er:SECRET@pro xy:1",
+            // Unescaped '/', '?', '#' in the password end the authority early.
+            "http://user:SEC/RET@proxy:3128",
+            "http://user:SEC?RET@proxy",
+            "http://user:SEC#RET@proxy",
         ] {
             let err = ProxyUrl::parse(bad).expect_err(bad);
-            assert!(err.reason.starts_with("proxy URL") || bad.trim().is_empty());
-            assert!(!err.url.contains("SECRET"), "{bad:?} -> {err:?}");
-            assert!(!err.url.contains("user"), "{bad:?} -> {err:?}");
+            for secret in ["SEC", "RET", "user"] {
+                assert!(!err.url.contains(secret), "{bad:?} -> {err:?}");
+            }
         }
+    }
+
+    #[test]
+    fn an_invalid_proxy_url_is_an_error_that_says_proxy() {
+        let err = Error::from(ProxyUrl::parse("http://user:SEC/RET@proxy:3128").unwrap_err());
+        assert!(matches!(err, Error::InvalidProxyUrl { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid proxy URL \"http://<redacted>@proxy:3128\": a proxy URL has no path, \
+             query or fragment (in a password, write / ? # as %2F %3F %23)"
+        );
+        // The same password, escaped, is read.
+        let p = ProxyUrl::parse("http://user:SEC%2FRET@proxy:3128").unwrap();
+        assert_eq!(p.credentials, creds("user", "SEC/RET"));
     }
 
     #[test]
@@ -330,15 +311,5 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("with credentials"), "{debug}");
-    }
-
-    #[test]
-    fn raw_urls_are_redacted_up_to_the_last_at() {
-        assert_eq!(
-            redact_raw("http://u:p@ss@host:1/x?q#f"),
-            "http://<redacted>@host:1/x<redacted>"
-        );
-        assert_eq!(redact_raw("host:1"), "host:1");
-        assert_eq!(redact_raw("u:p@host"), "<redacted>@host");
     }
 }

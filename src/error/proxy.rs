@@ -5,7 +5,7 @@ use std::io;
 
 use http::StatusCode;
 
-use crate::connect::StatusPolicy;
+use crate::connect::status::StatusPolicy;
 
 /// Why a proxy did not open the tunnel to the server: the `failure` of
 /// [`Error::Proxy`](crate::Error::Proxy).

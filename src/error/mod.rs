@@ -13,8 +13,10 @@ use http::StatusCode;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+mod proxy;
+
+pub use self::proxy::{ProxyFailure, SocksReply};
 use crate::backoff::InvalidBackoff;
-use crate::connect::ProxyFailure;
 
 /// A boxed error, as produced by generic `tower` middleware.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -53,9 +55,54 @@ pub enum Error {
         /// `None` when no reconnection is ever allowed (`max_total == 0`).
         retry_at: Option<Instant>,
     },
-    /// The URL is malformed or its scheme is not `ws`/`wss`. Never retried.
+    /// The WebSocket URL is malformed, its scheme is not `ws`/`wss`, or its port cannot be
+    /// dialed (a port is from 1 to 65535, in decimal digits). Never retried.
+    ///
+    /// The URL is printed without its user-info, query and fragment, cut from the text
+    /// before it is parsed: everything up to the last `@` is user-info, since a password
+    /// may hold an unescaped `/`, `?` or `#`; when a `?` or `#` comes before that `@`,
+    /// nothing after the scheme is printed.
+    ///
+    /// ```
+    /// use ws_reconnect::{Error, ReconnectingSink};
+    ///
+    /// let err = ReconnectingSink::builder().build("ws://user:secret@ho st/").unwrap_err();
+    /// assert!(matches!(err, Error::InvalidUrl { .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid WebSocket URL \"ws://<redacted>@ho st/\": the URL does not parse"
+    /// );
+    /// ```
     InvalidUrl {
-        /// The URL as given, with user-info and query removed.
+        /// The URL as given, with user-info, query and fragment removed.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A proxy URL is malformed or names an unsupported protocol: one set with
+    /// [`Builder::proxy`](crate::Builder::proxy) (from `build`) or
+    /// [`TungsteniteConnector::proxy`](crate::TungsteniteConnector::proxy), or one read
+    /// from `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` (from the connection attempt that
+    /// reads it). Never retried. The URL is printed without its credentials, as
+    /// [`Error::InvalidUrl`] prints a WebSocket URL.
+    ///
+    /// ```
+    /// use ws_reconnect::{Error, ReconnectingSink};
+    ///
+    /// let err = ReconnectingSink::builder()
+    ///     .proxy("socks4://user:secret@proxy.example:1080")
+    ///     .build("ws://example.com/")
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::InvalidProxyUrl { .. }));
+    /// assert!(!err.is_retryable());
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid proxy URL \"socks4://<redacted>@proxy.example:1080\": \
+    ///      the scheme must be http, socks5 or socks5h"
+    /// );
+    /// ```
+    InvalidProxyUrl {
+        /// The proxy URL as given, with user-info, query and fragment removed.
         url: String,
         /// What is wrong with it.
         reason: &'static str,
@@ -222,7 +269,7 @@ impl Error {
     /// Retryable: I/O errors (refused, reset, DNS), timeouts, statuses the status policy
     /// calls retryable (by default 408, 425, 429, 500, 502, 503, 504), a lost connection,
     /// a proxy failure marked retryable, and errors from a custom stack. Permanent: a bad
-    /// URL or setting, other statuses, a proxy's refusal of the credentials or the
+    /// WebSocket or proxy URL or setting, other statuses, a proxy's refusal of the credentials or the
     /// destination, protocol and TLS errors, the limiter's refusal and an exhausted
     /// backoff.
     ///
@@ -249,6 +296,7 @@ impl Error {
             Error::NotDialed
             | Error::TooManyReconnects { .. }
             | Error::InvalidUrl { .. }
+            | Error::InvalidProxyUrl { .. }
             | Error::GaveUp { .. }
             | Error::UnsupportedMessage
             | Error::Tls(_)
@@ -283,6 +331,10 @@ impl Error {
                 retry_at: *retry_at,
             },
             Error::InvalidUrl { url, reason } => Error::InvalidUrl {
+                url: url.clone(),
+                reason,
+            },
+            Error::InvalidProxyUrl { url, reason } => Error::InvalidProxyUrl {
                 url: url.clone(),
                 reason,
             },
@@ -395,6 +447,9 @@ impl fmt::Display for Error {
             ),
             Error::InvalidUrl { url, reason } => {
                 write!(f, "invalid WebSocket URL {url:?}: {reason}")
+            }
+            Error::InvalidProxyUrl { url, reason } => {
+                write!(f, "invalid proxy URL {url:?}: {reason}")
             }
             Error::Rejected {
                 status,
