@@ -65,7 +65,7 @@ pub struct FaultStats {
     pub half_opens: u64,
     /// Connections frozen.
     pub freezes: u64,
-    /// Connections given a latency by [`Fault::Delay`].
+    /// Connections given a latency by [`Fault::Delay`], injected or drawn at random.
     pub delays: u64,
     /// Connections refused.
     pub refused: u64,
