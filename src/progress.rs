@@ -48,8 +48,12 @@ impl Moved {
     /// Whether the link moved since `earlier`: bytes came in, or a send queue that held
     /// a backlog drained.
     pub(crate) fn since(&self, earlier: &Moved) -> bool {
-        let drained = match (earlier.queued, earlier.acknowledged, self.acknowledged) {
-            (Some(queued), Some(before), Some(now)) => queued >= BACKLOG && now > before,
+        let backlog = earlier
+            .queued
+            .max(self.queued)
+            .is_some_and(|q| q >= BACKLOG);
+        let drained = match (earlier.acknowledged, self.acknowledged) {
+            (Some(before), Some(now)) => backlog && now > before,
             _ => false,
         };
         self.read > earlier.read || drained

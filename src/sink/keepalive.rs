@@ -132,7 +132,9 @@ impl KeepaliveTimer {
             return Err(Lost::new(e.into()));
         }
         let now = progress.now();
-        Ok(now.since(&self.moved))
+        let moved = now.since(&self.moved);
+        self.moved = now;
+        Ok(moved)
     }
 
     /// The socket is deliberately left unread (the inbox is full): silence proves
