@@ -15,7 +15,7 @@
 //!
 //! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
 //! `--only SECTION` (one of `throughput`, `echo`, `tuned-drops`, `drops`, `timeline`,
-//! `memory`, `scale`), `--out DIR` (where the CSV files go; default `target/compare`).
+//! `latency`, `memory`, `scale`), `--out DIR` (where the CSV files go; default `target/compare`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -29,6 +29,8 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{Acknowledge, ReconnectingSink};
 
 mod common;
+#[path = "compare/latency.rs"]
+mod latency;
 #[path = "compare/out.rs"]
 mod out;
 #[path = "compare/scale.rs"]
@@ -755,12 +757,13 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str),
     );
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 8] = [
         "throughput",
         "echo",
         "tuned-drops",
         "drops",
         "timeline",
+        "latency",
         "memory",
         "scale",
     ];
@@ -819,6 +822,12 @@ fn main() {
     }
     if run("timeline") {
         timeline::section(&rt, addr, &ledger, &csv);
+    }
+    if run("latency") {
+        println!();
+        latency::section(&rt, addr, &ledger, rounds.min(3), quick, &csv);
+        println!();
+        latency::throughput_section(&rt, addr, rounds.min(3), quick, &csv);
     }
     if run("memory") {
         memory_section(quick, &csv);

@@ -3,7 +3,8 @@
 //! answers "done"; `/count/N/ACK/batch` acknowledges whenever the read side would block
 //! and every ACK within a longer batch; `/echo` echoes; `/drop/K/ACKED` drops the TCP
 //! connection (no Close frame) after every K numbered messages, recording what arrived
-//! in a [`DropLedger`].
+//! in a [`DropLedger`]; `/drop/K/ACKED/close` ends it with a Close 1001 instead (a
+//! rolling deploy), and discards what arrives after it, as RFC 6455 has it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -37,6 +38,14 @@ impl DropLedger {
         self.drops.store(0, SeqCst);
         self.arrivals.lock().unwrap().clear();
         self.drop_times.lock().unwrap().clear();
+    }
+
+    /// How many times the messages numbered `1..=sent` arrived beyond the first.
+    pub fn duplicates(&self, sent: usize) -> usize {
+        let counts = self.counts.lock().unwrap();
+        (1..=sent)
+            .map(|i| counts.get(i).copied().unwrap_or(0).saturating_sub(1) as usize)
+            .sum()
     }
 
     /// How many of the messages numbered `1..=sent` the server never received.
@@ -165,8 +174,9 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                 }
             }
         }
-        ["drop", k, ack] => {
+        ["drop", k, ack, rest @ ..] => {
             let (k, ack): (u64, bool) = (k.parse().unwrap(), *ack == "1");
+            let graceful = rest == ["close"];
             let mut on_this = 0;
             let mut first = true;
             let mut highest = 0;
@@ -218,11 +228,22 @@ async fn serve(tcp: tokio::net::TcpStream, ledger: Arc<DropLedger>) {
                     let _ = ws.send(Message::text(format!("ack:{highest}"))).await;
                 }
                 if on_this == k {
-                    // Close the TCP connection without a Close frame.
                     ledger.drops.fetch_add(1, SeqCst);
                     let now = Instant::now();
                     *ledger.last_drop.lock().unwrap() = Some(now);
                     ledger.drop_times.lock().unwrap().push(now);
+                    if graceful {
+                        // A Close 1001, then whatever arrives is discarded until the
+                        // client answers (or 2 s pass).
+                        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                            code: 1001.into(),
+                            reason: "".into(),
+                        };
+                        let _ = ws.send(Message::Close(Some(frame))).await;
+                        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+                    }
+                    // Otherwise the TCP connection closes without a Close frame.
                     return;
                 }
             }
