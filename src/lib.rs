@@ -154,14 +154,6 @@ pub use crate::sink::{
 #[doc(inline)]
 pub use crate::target::{Attempt, ClientRequest, DialKind, Target};
 
-/// Names from 0.1, kept for one release so that code written for it still compiles.
-#[allow(deprecated)]
-#[doc(hidden)]
-pub use crate::{
-    limit::ReconnectLimiter,
-    retry::{Backoff, BackoffLayer},
-};
-
 // The README's examples are compiled as doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -329,12 +329,6 @@ impl Handle {
         self.ended.is_finishing()
     }
 
-    /// Whether the task has ended. Sends fail before that, from the moment a close is
-    /// asked for: [`is_finished`](Self::is_finished) says when.
-    pub fn is_closed(&self) -> bool {
-        *self.ended.done.borrow()
-    }
-
     /// The connection state, as [`ReconnectingSink::state`].
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.state.clone()

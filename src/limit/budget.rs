@@ -27,11 +27,6 @@ pub struct ReconnectBudget {
     window: Arc<Mutex<SlidingWindow>>,
 }
 
-/// Deprecated: renamed [`ReconnectBudget`] (it differed from the service,
-/// [`ReconnectLimit`](super::ReconnectLimit), by two letters).
-#[deprecated(since = "0.2.0", note = "renamed `ReconnectBudget`")]
-pub type ReconnectLimiter = ReconnectBudget;
-
 impl Default for ReconnectBudget {
     /// 10 reconnections within 1 hour.
     fn default() -> Self {

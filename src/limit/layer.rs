@@ -44,12 +44,6 @@ impl ReconnectLimitLayer {
             budget: Allotment::Shared(limiter),
         }
     }
-
-    /// Deprecated: renamed [`with_budget`](Self::with_budget).
-    #[deprecated(since = "0.2.0", note = "renamed `with_budget`")]
-    pub const fn with_limiter(budget: ReconnectBudget) -> Self {
-        Self::with_budget(budget)
-    }
 }
 
 impl<S> Layer<S> for ReconnectLimitLayer {

@@ -31,8 +31,7 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-#[allow(deprecated)]
-pub use self::budget::{ReconnectBudget, ReconnectLimiter};
+pub use self::budget::ReconnectBudget;
 pub use self::future::ResponseFuture;
 pub use self::layer::ReconnectLimitLayer;
 use crate::error::{BoxError, Error};
@@ -65,12 +64,6 @@ impl<S> ReconnectLimit<S> {
 
     /// The budget this service draws from.
     pub fn budget(&self) -> &ReconnectBudget {
-        &self.limiter
-    }
-
-    /// Deprecated: renamed [`budget`](Self::budget).
-    #[deprecated(since = "0.2.0", note = "renamed `budget`")]
-    pub fn limiter(&self) -> &ReconnectBudget {
         &self.limiter
     }
 

@@ -99,15 +99,6 @@ impl<P: BackoffPolicy> Run<P> {
     }
 }
 
-/// Deprecated: renamed [`BackoffRetry`]: it is the retrying service, not a backoff
-/// policy (that is [`ExponentialBackoff`]).
-#[deprecated(since = "0.2.0", note = "renamed `BackoffRetry`")]
-pub type Backoff<S> = BackoffRetry<S>;
-
-/// Deprecated: renamed [`BackoffRetryLayer`].
-#[deprecated(since = "0.2.0", note = "renamed `BackoffRetryLayer`")]
-pub type BackoffLayer = BackoffRetryLayer;
-
 // The service is never pinned (its futures own their own clone of the inner service), so
 // an `!Unpin` policy need not make it `!Unpin`: a sink needs an `Unpin` stack.
 impl<S: Unpin, P> Unpin for BackoffRetry<S, P> {}

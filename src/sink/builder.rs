@@ -301,12 +301,6 @@ impl Builder {
         self
     }
 
-    /// Deprecated: renamed [`budget`](Self::budget).
-    #[deprecated(since = "0.2.0", note = "renamed `budget`")]
-    pub fn limiter(self, budget: ReconnectBudget) -> Self {
-        self.budget(budget)
-    }
-
     /// Adds a header to every upgrade request (authentication, a client id). Invalid names
     /// or values are reported by `build`/`connect`. Values never appear in logs, `Debug`
     /// output or errors. For a value that changes per attempt (a fresh token), use

@@ -213,12 +213,6 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self
     }
 
-    /// Deprecated: renamed [`with_budget`](Self::with_budget).
-    #[deprecated(since = "0.2.0", note = "renamed `with_budget`")]
-    pub fn with_limiter(self, budget: ReconnectBudget) -> Self {
-        self.with_budget(budget)
-    }
-
     /// Connects: a first dial, not counted by the limiter. Returns once the connection is
     /// up and the `on_connect` messages (and anything left unflushed from before) are
     /// flushed. Dialing a connected sink only flushes; dialing a sink that is reconnecting
@@ -285,13 +279,6 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.len()
     }
 
-    /// Deprecated: renamed [`undelivered_count`](Self::undelivered_count), which says it
-    /// is a count.
-    #[deprecated(since = "0.2.0", note = "renamed `undelivered_count`")]
-    pub fn undelivered(&self) -> usize {
-        self.undelivered_count()
-    }
-
     /// The connection state, as a `watch` channel: `borrow()` for the current value,
     /// `changed().await` to follow the transitions.
     ///
@@ -344,12 +331,6 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// is on): what `poll_ready` weighs against the window.
     pub fn unacknowledged_count(&self) -> usize {
         self.core.books.outbox.tracked()
-    }
-
-    /// Deprecated: renamed [`unacknowledged_count`](Self::unacknowledged_count).
-    #[deprecated(since = "0.2.0", note = "renamed `unacknowledged_count`")]
-    pub fn unacknowledged(&self) -> usize {
-        self.unacknowledged_count()
     }
 
     /// Takes every message the sink still owes out of it, oldest first: after a failure
@@ -577,39 +558,6 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// - `Pending`: waiting for a message or a reconnection.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.poll_with(Half::Read, cx, Core::poll_next)
-    }
-
-    /// Deprecated: renamed [`poll_ready`](Self::poll_ready).
-    #[deprecated(since = "0.2.0", note = "renamed `poll_ready`")]
-    pub fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.poll_ready(cx)
-    }
-
-    /// Deprecated: renamed [`start_send`](Self::start_send).
-    #[deprecated(since = "0.2.0", note = "renamed `start_send`")]
-    pub fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
-        self.start_send(message)
-    }
-
-    /// Deprecated: renamed [`poll_flush`](Self::poll_flush).
-    #[deprecated(since = "0.2.0", note = "renamed `poll_flush`")]
-    pub fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.poll_flush(cx)
-    }
-
-    /// Deprecated: renamed [`poll_close`](Self::poll_close).
-    #[deprecated(since = "0.2.0", note = "renamed `poll_close`")]
-    pub fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.poll_close(cx)
-    }
-
-    /// Deprecated: renamed [`poll_next`](Self::poll_next).
-    #[deprecated(since = "0.2.0", note = "renamed `poll_next`")]
-    pub fn poll_next_inner(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Message, Error>>> {
-        self.poll_next(cx)
     }
 
     /// Runs one of the core's poll functions for `half` with the fan-out waker, and

@@ -96,7 +96,7 @@ async fn a_reconnection_refused_for_good_ends_the_task_after_one_attempt() {
         "{:?}",
         shutdown.result
     );
-    assert!(handle.is_closed());
+    assert!(handle.is_finished());
     no_more_attempts(&server, 2).await;
 }
 

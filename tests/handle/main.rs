@@ -158,7 +158,7 @@ async fn close_reports_once_and_later_sends_get_their_message_back() {
     let shutdown = timeout(BOUND, handle.close()).await.expect("close hung");
     assert!(shutdown.result.is_ok(), "{:?}", shutdown.result);
     assert!(shutdown.undelivered.is_empty());
-    assert!(handle.is_closed());
+    assert!(handle.is_finished());
     timeout(BOUND, state.wait_for(|s| *s == ConnectionState::Closed))
         .await
         .expect("state hung")
@@ -257,7 +257,7 @@ async fn a_panic_in_a_hook_ends_the_task_and_the_connection_and_hands_back_what_
     let failed = timeout(BOUND, delivery).await.unwrap().unwrap_err();
     assert!(matches!(failed.reason(), UndeliveredReason::Dropped));
     assert_eq!(failed.into_message(), Some(Message::text("t2")));
-    assert!(handle.is_closed());
+    assert!(handle.is_finished());
     eventually("no connection left open", || {
         open.load(Ordering::SeqCst) == 0
     })

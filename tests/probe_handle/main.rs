@@ -423,24 +423,23 @@ async fn a_failure_for_good_while_the_incoming_is_full_keeps_inbound_messages_an
     );
 }
 
-/// `is_closed()` says whether the task has ended: not yet while it delivers and closes
-/// after close() was requested.
+/// `is_finished()` is true as soon as sends would fail: from the moment close() is
+/// requested, while the task still delivers what was queued before it and closes.
 #[tokio::test]
-async fn is_closed_is_false_until_the_task_has_ended() {
+async fn is_finished_is_true_as_soon_as_sends_fail() {
     let gate = Arc::new(Notify::new());
     let script = Script::gated(gate.clone());
     let ws = mock::sink(&script, quick().close_timeout(Duration::from_secs(2)));
     let (handle, _incoming) = ws.spawn();
     handle.send(Message::text("waiting")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!handle.is_finished());
     let _ = timeout(Duration::from_millis(50), handle.close()).await; // requested
     let running = Arc::strong_count(&script) > 1;
-    let closed = handle.is_closed();
+    assert!(running, "the task still holds the sink, delivering");
+    assert!(handle.is_finished(), "sends fail from the close request on");
+    assert!(handle.send(Message::text("late")).await.is_err());
     let _ = close(&handle).await;
-    assert!(
-        !(running && closed),
-        "is_closed() = true while the task still holds the sink"
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -772,7 +771,7 @@ async fn close_while_refused_by_the_limiter_returns_and_hands_back() {
     let d = handle.deliver(Message::text("refused 2")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
-        !handle.is_closed(),
+        !handle.is_finished(),
         "a refusal with a retry time is not the end"
     );
     let shutdown = close(&handle).await;
@@ -1136,7 +1135,7 @@ async fn close_on_a_frozen_path_in_acknowledged_mode_hands_every_outcome_back() 
 }
 
 /// The task's runtime shuts down (the task is dropped before it ends): sends fail,
-/// `is_closed()` is true, and `close()` returns how it ended.
+/// `is_finished()` is true, and `close()` returns how it ended.
 #[test]
 fn close_after_the_tasks_runtime_shut_down_returns() {
     let script = Script::new();
@@ -1155,14 +1154,14 @@ fn close_after_the_tasks_runtime_shut_down_returns() {
         .build()
         .unwrap();
     other.block_on(async {
-        assert!(handle.is_closed());
+        assert!(handle.is_finished());
         let late = handle.send(Message::text("late")).await.unwrap_err();
         assert_eq!(late.into_message(), Some(Message::text("late")));
         let shutdown = timeout(Duration::from_secs(2), handle.close()).await;
         assert!(
             shutdown.is_ok(),
             "close() still waiting 2 s after the task was dropped with its runtime \
-             (is_closed() = true, sends fail)"
+             (is_finished() = true, sends fail)"
         );
     });
     drop(incoming);
