@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use ws_reconnect::retry::{BackoffPolicy, BackoffRetryLayer, IterBackoff};
 use ws_reconnect::TungsteniteConnector;
+use ws_reconnect::{BackoffPolicy, BackoffRetryLayer, IterBackoff};
 
 /// The same delay before every retry; after `max_retries` retries in a row without a
 /// healthy connection (if set), it stops and the caller gets `Error::GaveUp`.

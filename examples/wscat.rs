@@ -35,7 +35,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
-use ws_reconnect::sink::ConnectionState;
+use ws_reconnect::ConnectionState;
 use ws_reconnect::{
     BackoffRetryLayer, BoxError, DialKind, Error, ExponentialBackoff, Message, ReconnectingSink,
     Target, TungsteniteConnector,

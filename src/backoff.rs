@@ -1,27 +1,4 @@
 //! The exponential backoff policy: a pure value that yields the delays between attempts.
-//!
-//! This is the classic exponential backoff: delay `n` is
-//! drawn uniformly from `[i·(1−f), i·(1+f)]` where `i = min(initial·multiplierⁿ, max)`
-//! and `f` is the randomization factor. A delay is given only while the time since the
-//! start (or the last [`reset`](ExponentialBackoff::reset)) plus that delay stays within
-//! `max_elapsed_time`; after that the policy yields `None` and the caller gives up.
-//!
-//! Time is read from [`tokio::time::Instant`], so tests can pause and advance it.
-//!
-//! ```
-//! use std::time::Duration;
-//! use ws_reconnect::ExponentialBackoff;
-//!
-//! let mut policy = ExponentialBackoff::builder()
-//!     .initial_interval(Duration::from_millis(100))
-//!     .randomization_factor(0.0)
-//!     .multiplier(2.0)
-//!     .max_interval(Duration::from_millis(300))
-//!     .build()?;
-//! let delays: Vec<_> = policy.by_ref().take(4).collect();
-//! assert_eq!(delays, [100, 200, 300, 300].map(Duration::from_millis));
-//! # Ok::<(), ws_reconnect::InvalidBackoff>(())
-//! ```
 
 use std::fmt;
 use std::time::Duration;
@@ -96,7 +73,7 @@ impl Jitter {
     }
 }
 
-/// The exponential backoff policy; see the [module docs](self).
+/// The exponential backoff policy.
 ///
 /// Build it with [`ExponentialBackoff::builder`] (settings are validated) or take the
 /// [`Default`]: 1 s initial interval, randomization 0.5, multiplier 2, 5 min cap, and no
@@ -109,6 +86,29 @@ impl Jitter {
 /// let mut policy = ExponentialBackoff::default();
 /// let first = policy.next_delay().unwrap();
 /// assert!(first >= Duration::from_millis(500) && first <= Duration::from_millis(1500));
+/// ```
+///
+/// This is the classic exponential backoff: delay `n` is
+/// drawn uniformly from `[i·(1−f), i·(1+f)]` where `i = min(initial·multiplierⁿ, max)`
+/// and `f` is the randomization factor. A delay is given only while the time since the
+/// start (or the last [`reset`](ExponentialBackoff::reset)) plus that delay stays within
+/// `max_elapsed_time`; after that the policy yields `None` and the caller gives up.
+///
+/// Time is read from [`tokio::time::Instant`], so tests can pause and advance it.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_reconnect::ExponentialBackoff;
+///
+/// let mut policy = ExponentialBackoff::builder()
+///     .initial_interval(Duration::from_millis(100))
+///     .randomization_factor(0.0)
+///     .multiplier(2.0)
+///     .max_interval(Duration::from_millis(300))
+///     .build()?;
+/// let delays: Vec<_> = policy.by_ref().take(4).collect();
+/// assert_eq!(delays, [100, 200, 300, 300].map(Duration::from_millis));
+/// # Ok::<(), ws_reconnect::InvalidBackoff>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct ExponentialBackoff {

@@ -63,7 +63,7 @@
 //! [`Handle`], so that keepalive, acknowledgements and reconnection go on while nobody
 //! polls; [`Handle::deliver`] and [`ReconnectingSink::start_send_outgoing`] return a
 //! [`Delivery`] per message, and [`Outgoing::volatile`] marks a message that must not
-//! outlive its connection. See the [`handle`] and [`sink::outcome`] modules.
+//! outlive its connection. See [`Handle`] and [`Delivery`].
 //!
 //! # Delivery guarantee
 //! Every message accepted by the sink is either *confirmed* (the peer read it), still
@@ -98,20 +98,20 @@
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-pub mod ack;
-pub mod backoff;
-pub mod connect;
+mod ack;
+mod backoff;
+mod connect;
 mod error;
-pub mod handle;
+mod handle;
 mod headers;
-pub mod limit;
+mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 mod progress;
 mod raw_url;
-pub mod retry;
-pub mod sink;
+mod retry;
+mod sink;
 mod target;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -133,18 +133,23 @@ pub use crate::ack::Acknowledge;
 pub use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder, InvalidBackoff};
 #[doc(inline)]
 pub use crate::connect::{
-    parse_retry_after, MakeConnection, StatusPolicy, TungsteniteConnection, TungsteniteConnector,
+    parse_retry_after, MakeConnection, MeteredStream, StatusPolicy, TungsteniteConnection,
+    TungsteniteConnector,
 };
 #[doc(inline)]
-pub use crate::error::{BoxError, Error, SharedError};
+pub use crate::error::{BoxError, Error, ProxyFailure, SharedError, SocksReply};
 #[doc(inline)]
 pub use crate::handle::{Handle, Incoming, Shutdown};
 #[doc(inline)]
 pub use crate::headers::{HeadersFuture, HeadersLayer, HeadersService};
 #[doc(inline)]
-pub use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
+pub use crate::limit::{
+    ReconnectBudget, ReconnectLimit, ReconnectLimitFuture, ReconnectLimitLayer,
+};
 #[doc(inline)]
-pub use crate::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer};
+pub use crate::retry::{
+    BackoffPolicy, BackoffRetry, BackoffRetryFuture, BackoffRetryLayer, IterBackoff,
+};
 #[doc(inline)]
 pub use crate::sink::{
     Builder, CloseAction, ClosePolicy, ConfirmBy, ConnectInfo, ConnectionState, DefaultConnector,

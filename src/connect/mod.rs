@@ -36,7 +36,6 @@ use futures_sink::Sink;
 use tower::Service;
 
 pub use self::meter::MeteredStream;
-pub use self::proxy::{ProxyFailure, SocksReply};
 pub use self::status::{parse_retry_after, StatusPolicy};
 pub use self::tungstenite::{TungsteniteConnection, TungsteniteConnector};
 use crate::error::BoxError;

@@ -143,7 +143,7 @@ pub enum Error {
     /// another protocol, or could not be reached. The server was not contacted.
     ///
     /// ```
-    /// use ws_reconnect::connect::ProxyFailure;
+    /// use ws_reconnect::ProxyFailure;
     /// use ws_reconnect::Error;
     ///
     /// let err = Error::Proxy {

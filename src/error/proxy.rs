@@ -13,7 +13,7 @@ use crate::connect::status::StatusPolicy;
 ///
 /// ```
 /// use http::StatusCode;
-/// use ws_reconnect::connect::{ProxyFailure, SocksReply};
+/// use ws_reconnect::{ProxyFailure, SocksReply};
 ///
 /// assert!(!ProxyFailure::Status(StatusCode::PROXY_AUTHENTICATION_REQUIRED).is_retryable());
 /// assert!(ProxyFailure::Status(StatusCode::BAD_GATEWAY).is_retryable());
@@ -58,7 +58,7 @@ impl ProxyFailure {
     /// "not allowed by ruleset"), and a proxy that does not speak the protocol.
     ///
     /// ```
-    /// use ws_reconnect::connect::{ProxyFailure, SocksReply};
+    /// use ws_reconnect::{ProxyFailure, SocksReply};
     /// assert!(ProxyFailure::Socks(SocksReply::ConnectionRefused).is_retryable());
     /// assert!(!ProxyFailure::Socks(SocksReply::NotAllowed).is_retryable());
     /// ```
@@ -121,7 +121,7 @@ impl fmt::Display for ProxyFailure {
 /// A SOCKS5 failure reply (RFC 1928, section 6).
 ///
 /// ```
-/// use ws_reconnect::connect::SocksReply;
+/// use ws_reconnect::SocksReply;
 /// assert_eq!(SocksReply::HostUnreachable.code(), 4);
 /// assert_eq!(SocksReply::HostUnreachable.to_string(), "host unreachable");
 /// ```

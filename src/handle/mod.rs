@@ -1,61 +1,4 @@
 //! A cloneable [`Handle`] on a connection driven by a task of its own.
-//!
-//! [`ReconnectingSink::spawn`] moves the sink into a tokio task that keeps it going
-//! whether or not anyone is sending: it writes what the handles send, flushes, reads
-//! into the [`Incoming`] stream, and runs the keepalive, the acknowledgements and the
-//! reconnections in between. Any number of tasks can send through clones of the handle.
-//!
-//! ```no_run
-//! use futures::StreamExt;
-//! use ws_reconnect::{Message, ReconnectingSink};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let (handle, mut incoming) = ReconnectingSink::builder()
-//!     .build("ws://127.0.0.1:9000/feed")?
-//!     .spawn(); // dials in the background
-//! for worker in 0..4 {
-//!     let handle = handle.clone();
-//!     tokio::spawn(async move {
-//!         // Waits while the task is behind (backpressure); Err once it has ended.
-//!         let _ = handle.send(Message::text(format!("hello from {worker}"))).await;
-//!     });
-//! }
-//! while let Some(message) = incoming.next().await {
-//!     println!("{}", message?);
-//! }
-//! # Ok(()) }
-//! ```
-//!
-//! # How it ends
-//! ```text
-//! what                                   | the task                 | Shutdown.result
-//! ---------------------------------------+--------------------------+-------------------------
-//! Handle::close()                        | delivers what was queued | as ReconnectingSink::close
-//!                                        | before it, then closes   |
-//!                                        | (each within             |
-//!                                        | close_timeout)           |
-//! every Handle and the Incoming dropped  | closes (close_timeout)   | (nobody to tell)
-//! the connection fails for good          | ends; error item first   | Err(that error)
-//! user code in the task panics           | ends, connection dropped | Err(TaskPanicked)
-//! ```
-//! A failure for good is final: the task dials nothing more and ends; each failure is
-//! yielded once by [`Incoming`].
-//!
-//! From the moment a close is asked for ([`Handle::is_finished`]), and after the end,
-//! sends fail with [`Error::TaskEnded`] (the message handed back), the
-//! [`Incoming`] stream yields what the task had read but not passed on (and the failure,
-//! if the reader was not told of it) and ends, and [`Handle::close`] returns the
-//! [`Shutdown`]: the result (`CloseIncomplete` if anything was left) and every message
-//! the task still owed, queued or in the sink. Messages sent with an outcome
-//! ([`Handle::deliver`]) are handed back through their [`Delivery`] instead.
-//!
-//! # Backpressure
-//! Sends wait while [`QUEUE`] commands are queued for the task, and the task takes one
-//! only when the sink can take it (the outbox bound). The incoming stream holds up to
-//! [`QUEUE`] messages; while it is full the task stops reading the connection, as the sink
-//! does when its reader does not read, and goes on writing.
-//!
-//! [`ReconnectingSink::spawn`]: crate::ReconnectingSink::spawn
 
 mod task;
 
@@ -79,7 +22,7 @@ use crate::sink::{
 use crate::Message;
 
 /// Commands queued for the task, and messages queued for the [`Incoming`] stream, at most.
-pub const QUEUE: usize = 256;
+const QUEUE: usize = Handle::QUEUE;
 
 /// What a [`Handle`]'s task left behind: how it ended, and the messages it still owed.
 ///
@@ -202,8 +145,65 @@ impl Ended {
     }
 }
 
-/// A cloneable sender into a connection driven by its own task; see the
-/// [module docs](self) and [`ReconnectingSink::spawn`].
+/// A cloneable sender into a connection driven by its own task (see
+/// [`ReconnectingSink::spawn`]).
+///
+/// [`ReconnectingSink::spawn`] moves the sink into a tokio task that keeps it going
+/// whether or not anyone is sending: it writes what the handles send, flushes, reads
+/// into the [`Incoming`] stream, and runs the keepalive, the acknowledgements and the
+/// reconnections in between. Any number of tasks can send through clones of the handle.
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use ws_reconnect::{Message, ReconnectingSink};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let (handle, mut incoming) = ReconnectingSink::builder()
+///     .build("ws://127.0.0.1:9000/feed")?
+///     .spawn(); // dials in the background
+/// for worker in 0..4 {
+///     let handle = handle.clone();
+///     tokio::spawn(async move {
+///         // Waits while the task is behind (backpressure); Err once it has ended.
+///         let _ = handle.send(Message::text(format!("hello from {worker}"))).await;
+///     });
+/// }
+/// while let Some(message) = incoming.next().await {
+///     println!("{}", message?);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # How it ends
+/// ```text
+/// what                                   | the task                 | Shutdown.result
+/// ---------------------------------------+--------------------------+-------------------------
+/// Handle::close()                        | delivers what was queued | as ReconnectingSink::close
+///                                        | before it, then closes   |
+///                                        | (each within             |
+///                                        | close_timeout)           |
+/// every Handle and the Incoming dropped  | closes (close_timeout)   | (nobody to tell)
+/// the connection fails for good          | ends; error item first   | Err(that error)
+/// user code in the task panics           | ends, connection dropped | Err(TaskPanicked)
+/// ```
+/// A failure for good is final: the task dials nothing more and ends; each failure is
+/// yielded once by [`Incoming`].
+///
+/// From the moment a close is asked for ([`Handle::is_finished`]), and after the end,
+/// sends fail with [`Error::TaskEnded`] (the message handed back), the
+/// [`Incoming`] stream yields what the task had read but not passed on (and the failure,
+/// if the reader was not told of it) and ends, and [`Handle::close`] returns the
+/// [`Shutdown`]: the result (`CloseIncomplete` if anything was left) and every message
+/// the task still owed, queued or in the sink. Messages sent with an outcome
+/// ([`Handle::deliver`]) are handed back through their [`Delivery`] instead.
+///
+/// # Backpressure
+/// Sends wait while [`Handle::QUEUE`] commands are queued for the task, and the task takes one
+/// only when the sink can take it (the outbox bound). The incoming stream holds up to
+/// [`Handle::QUEUE`] messages; while it is full the task stops reading the connection, as the sink
+/// does when its reader does not read, and goes on writing.
+///
+/// [`ReconnectingSink::spawn`]: crate::ReconnectingSink::spawn
 #[derive(Clone)]
 pub struct Handle {
     commands: mpsc::Sender<Command>,
@@ -214,6 +214,14 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Commands queued for the task, and messages queued for the [`Incoming`] stream, at
+    /// most: sends wait while this many commands wait for the task.
+    ///
+    /// ```
+    /// assert_eq!(ws_reconnect::Handle::QUEUE, 256);
+    /// ```
+    pub const QUEUE: usize = 256;
+
     /// Queues a message for the task; returns once it is queued (waiting while the queue
     /// is full). The task writes it when the connection can take it, and resends it
     /// across reconnections as the sink does.
@@ -399,7 +407,7 @@ where
 {
     /// Moves the sink into a task on the current tokio runtime and returns a cloneable
     /// [`Handle`] to send through and the [`Incoming`] messages. The task dials if the sink
-    /// was not dialed yet; see the [handle docs](crate::handle) for how it ends.
+    /// was not dialed yet; see [`Handle`] for how it ends.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

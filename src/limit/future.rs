@@ -10,7 +10,7 @@ pin_project! {
     /// The future of a [`ReconnectLimit`](super::ReconnectLimit) call: refused at once, or
     /// the inner connection attempt.
     #[derive(Debug)]
-    pub struct ResponseFuture<F> {
+    pub struct ReconnectLimitFuture<F> {
         #[pin]
         state: State<F>,
     }
@@ -25,21 +25,21 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F> ReconnectLimitFuture<F> {
     pub(super) fn refused(error: Error) -> Self {
-        ResponseFuture {
+        ReconnectLimitFuture {
             state: State::Refused { error: Some(error) },
         }
     }
 
     pub(super) fn called(future: F) -> Self {
-        ResponseFuture {
+        ReconnectLimitFuture {
             state: State::Called { future },
         }
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F>
+impl<F, T, E> Future for ReconnectLimitFuture<F>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
@@ -50,7 +50,7 @@ where
         match self.project().state.project() {
             StateProj::Refused { error } => Poll::Ready(Err(error
                 .take()
-                .expect("ResponseFuture polled after completion"))),
+                .expect("ReconnectLimitFuture polled after completion"))),
             StateProj::Called { future } => {
                 future.poll(cx).map_err(|e| Error::from_boxed(e.into()))
             }

@@ -1,26 +1,4 @@
 //! The reconnect limiter: at most `max_total` reconnections within any sliding `window`.
-//!
-//! [`ReconnectLimit`] wraps a connection service. A call whose [`Target`] is a
-//! reconnection ([`DialKind::Reconnect`]) and the first attempt of its backoff run takes a
-//! slot in the window; when the window is full the call fails at once with
-//! [`Error::TooManyReconnects`], which says when a slot frees. First dials and the
-//! backoff's retries are never counted, so one reconnection counts once however many
-//! attempts it takes, whichever order the layers are stacked in.
-//!
-//! The budget lives in a [`ReconnectBudget`] handle. Cloning it shares the budget, so
-//! many connections of one process can draw from one: a server restart that drops them
-//! all cannot turn into a reconnect storm beyond what the budget allows.
-//!
-//! ```
-//! use std::time::Duration;
-//! use ws_reconnect::{ReconnectLimitLayer, ReconnectBudget};
-//!
-//! // Shared by every connection built with this layer.
-//! let limiter = ReconnectBudget::new(100, Duration::from_secs(60));
-//! let layer = ReconnectLimitLayer::with_budget(limiter.clone());
-//! assert!(limiter.can_connect());
-//! # let _ = layer;
-//! ```
 
 pub(crate) mod budget;
 mod future;
@@ -32,13 +10,12 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 pub use self::budget::ReconnectBudget;
-pub use self::future::ResponseFuture;
+pub use self::future::ReconnectLimitFuture;
 pub use self::layer::ReconnectLimitLayer;
 use crate::error::{BoxError, Error};
 use crate::target::{DialKind, Target};
 
-/// Limits the reconnections passing through the inner connection service; see the
-/// [module docs](self).
+/// Limits the reconnections passing through the inner connection service.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,6 +26,28 @@ use crate::target::{DialKind, Target};
 ///     ReconnectBudget::new(10, Duration::from_secs(3600)),
 /// );
 /// assert!(service.budget().can_connect());
+/// ```
+///
+/// [`ReconnectLimit`] wraps a connection service. A call whose [`Target`] is a
+/// reconnection ([`DialKind::Reconnect`]) and the first attempt of its backoff run takes a
+/// slot in the window; when the window is full the call fails at once with
+/// [`Error::TooManyReconnects`], which says when a slot frees. First dials and the
+/// backoff's retries are never counted, so one reconnection counts once however many
+/// attempts it takes, whichever order the layers are stacked in.
+///
+/// The budget lives in a [`ReconnectBudget`] handle. Cloning it shares the budget, so
+/// many connections of one process can draw from one: a server restart that drops them
+/// all cannot turn into a reconnect storm beyond what the budget allows.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_reconnect::{ReconnectLimitLayer, ReconnectBudget};
+///
+/// // Shared by every connection built with this layer.
+/// let limiter = ReconnectBudget::new(100, Duration::from_secs(60));
+/// let layer = ReconnectLimitLayer::with_budget(limiter.clone());
+/// assert!(limiter.can_connect());
+/// # let _ = layer;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReconnectLimit<S> {
@@ -90,7 +89,7 @@ where
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ReconnectLimitFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         // Refusals happen in `call`, with a typed error; readiness is the inner service's.
@@ -104,9 +103,9 @@ where
         if target.kind() == DialKind::Reconnect && target.attempt() == 0 {
             if let Err(err) = self.limiter.try_acquire() {
                 tracing::warn!(error = %err, "reconnection refused by the limiter");
-                return ResponseFuture::refused(err);
+                return ReconnectLimitFuture::refused(err);
             }
         }
-        ResponseFuture::called(self.inner.call(target))
+        ReconnectLimitFuture::called(self.inner.call(target))
     }
 }

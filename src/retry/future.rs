@@ -29,7 +29,7 @@ pin_project! {
     ///
     /// A 401 or 403 of a reconnection counts as retryable while
     /// [`refresh_on_unauthorized`](super::BackoffRetry::refresh_on_unauthorized) allows.
-    pub struct ResponseFuture<S: Service<Target>, P = ExponentialBackoff> {
+    pub struct BackoffRetryFuture<S: Service<Target>, P = ExponentialBackoff> {
         service: S,
         run: Arc<Mutex<Run<P>>>,
         target: Target,
@@ -67,16 +67,16 @@ pin_project! {
     }
 }
 
-impl<S: Service<Target>, P> std::fmt::Debug for ResponseFuture<S, P> {
+impl<S: Service<Target>, P> std::fmt::Debug for BackoffRetryFuture<S, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
+        f.debug_struct("BackoffRetryFuture")
             .field("target", &self.target)
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, P> ResponseFuture<S, P>
+impl<S, P> BackoffRetryFuture<S, P>
 where
     S: Service<Target>,
 {
@@ -103,7 +103,7 @@ where
             }
             Start::Exhausted => State::Exhausted,
         };
-        ResponseFuture {
+        BackoffRetryFuture {
             service,
             run,
             target,
@@ -115,7 +115,7 @@ where
     }
 }
 
-impl<S, P> Future for ResponseFuture<S, P>
+impl<S, P> Future for BackoffRetryFuture<S, P>
 where
     S: Service<Target>,
     S::Error: Into<BoxError>,

@@ -33,7 +33,7 @@ impl<P> BackoffRetryLayer<P> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::retry::{BackoffRetryLayer, IterBackoff};
+    /// use ws_reconnect::{BackoffRetryLayer, IterBackoff};
     ///
     /// let layer = BackoffRetryLayer::new(IterBackoff::new(|| {
     ///     std::iter::repeat(Duration::from_millis(500)).take(10)

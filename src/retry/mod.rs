@@ -1,30 +1,4 @@
 //! Retries a connection attempt with a backoff policy: [`ExponentialBackoff`] by default,
-//! or any [`BackoffPolicy`].
-//!
-//! [`BackoffRetry`] wraps a connection service. The first attempt is immediate; after a
-//! retryable failure it waits the policy's next delay (or the server's `Retry-After`,
-//! if longer, capped by the policy's [`max_retry_after`](BackoffPolicy::max_retry_after),
-//! which is `max_interval` for the exponential backoff) and tries again. It stops at a permanent error,
-//! returned as it is, or when the policy runs out, returning [`Error::GaveUp`] with the
-//! last failure as its source.
-//!
-//! # Why not `tower::retry::Policy`
-//! tower's `Retry` hands back the inner service's last error unchanged and clones a
-//! fresh policy per request. We need two things it cannot give: a distinct
-//! [`Error::GaveUp`] (with attempts and elapsed time) so a caller can tell "the policy ran
-//! out" from "this one attempt failed", and a policy that lives *across* calls, so that a
-//! server which accepts and drops at once meets growing delays instead of an immediate
-//! reconnection every time. The [`Target`] says when to start over
-//! ([`Target::resets_backoff`]): on a first dial and after a connection that proved healthy.
-//!
-//! ```
-//! use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, TungsteniteConnector};
-//!
-//! let service = tower::ServiceBuilder::new()
-//!     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
-//!     .service(TungsteniteConnector::default());
-//! # let _ = service;
-//! ```
 
 mod future;
 mod layer;
@@ -37,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::Service;
 
-pub use self::future::ResponseFuture;
+pub use self::future::BackoffRetryFuture;
 use self::future::Start;
 pub use self::layer::BackoffRetryLayer;
 use self::policy::RefreshOnUnauthorized;
@@ -47,7 +21,7 @@ use crate::error::{BoxError, Error};
 use crate::target::Target;
 
 /// Retries the inner connection service with a [`BackoffPolicy`], an
-/// [`ExponentialBackoff`] unless said otherwise; see the [module docs](self).
+/// [`ExponentialBackoff`] unless said otherwise.
 ///
 /// Each `BackoffRetry` keeps its own policy state across calls; a clone starts fresh.
 ///
@@ -55,6 +29,33 @@ use crate::target::Target;
 /// use ws_reconnect::{BackoffRetry, ExponentialBackoff, TungsteniteConnector};
 /// let service = BackoffRetry::new(TungsteniteConnector::default(), ExponentialBackoff::default());
 /// assert_eq!(service.policy().multiplier(), 2.0);
+/// ```
+///
+/// or any [`BackoffPolicy`].
+///
+/// [`BackoffRetry`] wraps a connection service. The first attempt is immediate; after a
+/// retryable failure it waits the policy's next delay (or the server's `Retry-After`,
+/// if longer, capped by the policy's [`max_retry_after`](BackoffPolicy::max_retry_after),
+/// which is `max_interval` for the exponential backoff) and tries again. It stops at a permanent error,
+/// returned as it is, or when the policy runs out, returning [`Error::GaveUp`] with the
+/// last failure as its source.
+///
+/// # Why not `tower::retry::Policy`
+/// tower's `Retry` hands back the inner service's last error unchanged and clones a
+/// fresh policy per request. We need two things it cannot give: a distinct
+/// [`Error::GaveUp`] (with attempts and elapsed time) so a caller can tell "the policy ran
+/// out" from "this one attempt failed", and a policy that lives *across* calls, so that a
+/// server which accepts and drops at once meets growing delays instead of an immediate
+/// reconnection every time. The [`Target`] says when to start over
+/// ([`Target::resets_backoff`]): on a first dial and after a connection that proved healthy.
+///
+/// ```
+/// use ws_reconnect::{BackoffRetryLayer, ExponentialBackoff, TungsteniteConnector};
+///
+/// let service = tower::ServiceBuilder::new()
+///     .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
+///     .service(TungsteniteConnector::default());
+/// # let _ = service;
 /// ```
 #[derive(Debug)]
 pub struct BackoffRetry<S, P = ExponentialBackoff> {
@@ -116,7 +117,7 @@ impl<S, P: BackoffPolicy> BackoffRetry<S, P> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::retry::{BackoffRetry, IterBackoff};
+    /// use ws_reconnect::{BackoffRetry, IterBackoff};
     /// use ws_reconnect::TungsteniteConnector;
     ///
     /// // Three retries, a second apart.
@@ -206,7 +207,7 @@ where
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ResponseFuture<S, P>;
+    type Future = BackoffRetryFuture<S, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner
@@ -228,6 +229,6 @@ where
         // The inner service is ready (poll_ready passed); the clone serves the retries.
         let retries = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, retries);
-        ResponseFuture::new(inner, Arc::clone(&self.state), target, start, self.refresh)
+        BackoffRetryFuture::new(inner, Arc::clone(&self.state), target, start, self.refresh)
     }
 }

@@ -30,7 +30,7 @@ use crate::target::{is_unauthorized, DialKind};
 ///
 /// ```
 /// use std::time::Duration;
-/// use ws_reconnect::retry::BackoffPolicy;
+/// use ws_reconnect::BackoffPolicy;
 ///
 /// #[derive(Debug, Clone)]
 /// struct Constant {
@@ -72,7 +72,7 @@ pub trait BackoffPolicy: Clone + Send {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::{retry::BackoffPolicy, ExponentialBackoff};
+    /// use ws_reconnect::{BackoffPolicy, ExponentialBackoff};
     ///
     /// let mut policy = ExponentialBackoff::builder().randomization_factor(0.0).build()?;
     /// assert_eq!(BackoffPolicy::next_delay(&mut policy), Some(Duration::from_secs(1)));
@@ -85,7 +85,7 @@ pub trait BackoffPolicy: Clone + Send {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::{retry::BackoffPolicy, ExponentialBackoff};
+    /// use ws_reconnect::{BackoffPolicy, ExponentialBackoff};
     ///
     /// let mut policy = ExponentialBackoff::builder().randomization_factor(0.0).build()?;
     /// BackoffPolicy::next_delay(&mut policy);
@@ -102,7 +102,7 @@ pub trait BackoffPolicy: Clone + Send {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::{retry::BackoffPolicy, ExponentialBackoff};
+    /// use ws_reconnect::{BackoffPolicy, ExponentialBackoff};
     ///
     /// let policy = ExponentialBackoff::builder().max_interval(Duration::from_secs(30)).build()?;
     /// assert_eq!(policy.max_retry_after(), Duration::from_secs(30));
@@ -137,7 +137,7 @@ impl BackoffPolicy for ExponentialBackoff {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ws_reconnect::retry::{BackoffPolicy, IterBackoff};
+/// use ws_reconnect::{BackoffPolicy, IterBackoff};
 ///
 /// let ms = Duration::from_millis;
 /// let mut policy = IterBackoff::new(move || [ms(100), ms(500), ms(2000)].into_iter());
@@ -169,7 +169,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ws_reconnect::retry::{BackoffPolicy, IterBackoff};
+    /// use ws_reconnect::{BackoffPolicy, IterBackoff};
     ///
     /// // Forever one second apart.
     /// let mut policy = IterBackoff::new(|| std::iter::repeat(Duration::from_secs(1)));

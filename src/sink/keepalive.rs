@@ -35,7 +35,7 @@ use crate::Message;
 ///
 /// ```
 /// use std::time::Duration;
-/// use ws_reconnect::sink::Keepalive;
+/// use ws_reconnect::Keepalive;
 ///
 /// let keepalive = Keepalive::new(Duration::from_secs(10), Duration::from_secs(5));
 /// // A dead peer is noticed at most this long after its last frame:

@@ -1,38 +1,5 @@
 //! [`ReconnectingSink`]: one `Sink` + `Stream` of messages that survives disconnects.
 //!
-//! # States
-//!
-//! ```text
-//! state          | meaning                                   | writes              | reads
-//! ---------------+-------------------------------------------+---------------------+----------
-//! Idle           | never dialed, or closed by the user       | Err(NotDialed)      | None
-//! Disconnected   | a connection attempt is due               | attempt             | attempt
-//! Delaying       | waiting the random reconnect_jitter       | Pending             | Pending
-//! Connecting     | an attempt (through the layers) in flight | Pending             | Pending
-//! Connected      | up; on_connect + resend written first     | write               | read
-//! Refused        | the limiter refused; no attempt until a   | Err(TooManyRe-      | Pending
-//!                | slot frees                                |   connects) each    |  (told once)
-//! Failed         | reconnection failed for good; only dial() | Err(the failure)    | the failure
-//!                | leaves it                                 |   each time         |  once, then None
-//! Closing        | close(): Close frame sent, peer's awaited | Err(NotDialed)      | None
-//!
-//! Idle         -> Disconnected   dial()
-//! Disconnected -> Connecting     the factory is ready; attempt started
-//! Connecting   -> Connected      attempt succeeded: write on_connect, then resend the outbox
-//! Connecting   -> Refused        Err(TooManyReconnects) with a retry time
-//! Connecting   -> Failed         any other error
-//! Connected    -> Failed         a Close whose code the close policy says not to come back on
-//! Connected    -> Disconnected   write/flush error, read error, EOF, Close frame, keepalive
-//!                                or ack timeout, a protocol violation
-//! Connected    -> Delaying       the same, with reconnect_jitter set
-//! Delaying     -> Disconnected   the jitter is over
-//! Refused      -> Disconnected   the window frees
-//! Failed       -> Disconnected   dial() (nothing else dials: a write is told the failure)
-//! Connected    -> Closing        close(), after the outbox is flushed
-//! any          -> Idle           close() done, or close_timeout reached (CloseIncomplete)
-//! Closing      -> Disconnected   dial() after an unfinished close
-//! ```
-//!
 //! The files of this module follow ownership: `driver.rs` holds the state and every
 //! transition (the one place a live connection is left); `link.rs` the live link, one
 //! connection with its hello messages, keepalive (`keepalive.rs`) and acknowledgement
@@ -43,20 +10,6 @@
 //! halves and of `close()`, which hand every end to the driver; `hello.rs` the messages
 //! sent first on each connection.
 //!
-//! # Delivery
-//! A message accepted by `start_send` (that is, `send` got past `poll_ready`) stays in
-//! the outbox until it is confirmed: by default, until the peer answers a Ping sent after
-//! it (see [`ConfirmBy`]). If the connection ends first, it is written again to the next
-//! connection, after the `on_connect` messages, in order. A message may therefore arrive
-//! twice (the peer read it but the confirmation did not come back before the end).
-//! Before each batch of writes, frames that have already arrived are processed without
-//! waiting, so a Close or EOF the server already sent moves new messages to the next
-//! connection.
-//!
-//! # Liveness
-//! Whenever either half parks on a live connection, the frames that arrived are read,
-//! and the acknowledgement timer and the keepalive run: a writer blocked on a full socket
-//! is freed by the keepalive as surely as a reader waiting in `next()`.
 
 mod acks;
 mod books;
@@ -71,7 +24,7 @@ mod keepalive;
 mod kept;
 mod link;
 mod outbox;
-pub mod outcome;
+mod outcome;
 mod read;
 mod state;
 mod stats;
@@ -108,9 +61,7 @@ use crate::Message;
 
 /// A WebSocket connection that stays up: a `Sink<Message>` and a
 /// `Stream<Item = Result<Message, Error>>` that reconnect through the connection layers
-/// and resend what was not flushed.
-///
-/// See the [module docs](self) for the state machine and the delivery guarantee.
+/// and resend what was not confirmed.
 ///
 /// ```no_run
 /// use futures::{SinkExt, StreamExt};
@@ -124,6 +75,55 @@ use crate::Message;
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// # States
+/// What the sink does in each state, and what moves it on:
+///
+/// ```text
+/// state          | meaning                                   | writes              | reads
+/// ---------------+-------------------------------------------+---------------------+----------
+/// Idle           | never dialed, or closed by the user       | Err(NotDialed)      | None
+/// Disconnected   | a connection attempt is due               | attempt             | attempt
+/// Delaying       | waiting the random reconnect_jitter       | Pending             | Pending
+/// Connecting     | an attempt (through the layers) in flight | Pending             | Pending
+/// Connected      | up; on_connect + resend written first     | write               | read
+/// Refused        | the limiter refused; no attempt until a   | Err(TooManyRe-      | Pending
+///                | slot frees                                |   connects) each    |  (told once)
+/// Failed         | reconnection failed for good; only dial() | Err(the failure)    | the failure
+///                | leaves it                                 |   each time         |  once, then None
+/// Closing        | close(): Close frame sent, peer's awaited | Err(NotDialed)      | None
+///
+/// Idle         -> Disconnected   dial()
+/// Disconnected -> Connecting     the factory is ready; attempt started
+/// Connecting   -> Connected      attempt succeeded: write on_connect, then resend the outbox
+/// Connecting   -> Refused        Err(TooManyReconnects) with a retry time
+/// Connecting   -> Failed         any other error
+/// Connected    -> Failed         a Close whose code the close policy says not to come back on
+/// Connected    -> Disconnected   write/flush error, read error, EOF, Close frame, keepalive
+///                                or ack timeout, a protocol violation
+/// Connected    -> Delaying       the same, with reconnect_jitter set
+/// Delaying     -> Disconnected   the jitter is over
+/// Refused      -> Disconnected   the window frees
+/// Failed       -> Disconnected   dial() (nothing else dials: a write is told the failure)
+/// Connected    -> Closing        close(), after the outbox is flushed
+/// any          -> Idle           close() done, or close_timeout reached (CloseIncomplete)
+/// Closing      -> Disconnected   dial() after an unfinished close
+/// ```
+///
+/// # Delivery
+/// A message accepted by `start_send` (that is, `send` got past `poll_ready`) stays in
+/// the outbox until it is confirmed: by default, until the peer answers a Ping sent after
+/// it (see [`ConfirmBy`]). If the connection ends first, it is written again to the next
+/// connection, after the `on_connect` messages, in order. A message may therefore arrive
+/// twice (the peer read it but the confirmation did not come back before the end).
+/// Before each batch of writes, frames that have already arrived are processed without
+/// waiting, so a Close or EOF the server already sent moves new messages to the next
+/// connection.
+///
+/// # Liveness
+/// Whenever either half parks on a live connection, the frames that arrived are read,
+/// and the acknowledgement timer and the keepalive run: a writer blocked on a full socket
+/// is freed by the keepalive as surely as a reader waiting in `next()`.
 pub struct ReconnectingSink<M: MakeConnection = DefaultConnector> {
     waker: Waker,
     core: Core<M>,
@@ -402,7 +402,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// Accepts a message as [`start_send`](Self::start_send) does, with its options
     /// ([`Outgoing::volatile`]), and returns its [`Delivery`]: resolved `Ok` once the
     /// message is flushed (acknowledged, in acknowledged mode), or failed with the message
-    /// handed back. See [outcomes](self::outcome) for when each happens. The sink must be
+    /// handed back. See [`Delivery`] for when each happens. The sink must be
     /// driven (flushed, written to or read from) for the outcome to resolve.
     ///
     /// ```no_run

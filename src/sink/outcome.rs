@@ -1,51 +1,4 @@
 //! Per-message delivery outcomes and volatile messages.
-//!
-//! A message sent with [`ReconnectingSink::start_send_outgoing`] (or through a
-//! [`Handle`](crate::Handle)) comes with a [`Delivery`]: a future that resolves once,
-//! when the sink is done with the message.
-//!
-//! ```text
-//! mode          | Ok(()) when                        | Err(Undelivered) when
-//! --------------+------------------------------------+-------------------------------------
-//! plain         | a flush that included it succeeded | volatile and its connection ended;
-//! acknowledged  | the peer acknowledged it           | retain_on_reconnect discarded it;
-//!               | (untracked messages: flushed)      | the sink gave up (permanent failure,
-//!               |                                    | max_elapsed_time, Close 1008...);
-//!               |                                    | close() could not deliver it;
-//!               |                                    | take_undelivered() took it;
-//!               |                                    | the sink was dropped with it owed
-//! ```
-//!
-//! Outcomes resolve in the order the messages were sent, each exactly once. Dropping a
-//! [`Delivery`] does not cancel the message. A failure hands the message back
-//! ([`Undelivered::into_message`]); the sink no longer owes it.
-//!
-//! # Volatile messages
-//! A message marked [`Outgoing::volatile`] belongs to one connection: the one up when it
-//! was accepted, or, if none was, the next one. If that connection ends before the message
-//! was flushed (acknowledged, in acknowledged mode), the message is dropped instead of
-//! resent: an unsubscribe for the old session, a cursor position, a request id the next
-//! session will not know. Each drop is counted in [`Stats::messages_dropped`] and fails
-//! the message's outcome with [`UndeliveredReason::ConnectionLost`].
-//!
-//! ```no_run
-//! use futures::SinkExt;
-//! use ws_reconnect::{Message, Outgoing, ReconnectingSink, UndeliveredReason};
-//!
-//! # async fn run() -> Result<(), ws_reconnect::Error> {
-//! let mut ws = ReconnectingSink::connect("ws://127.0.0.1:9000/feed").await?;
-//! let delivery = ws.feed_outgoing(Outgoing::new(Message::text("cursor 10,20")).volatile()).await?;
-//! ws.flush().await?;
-//! match delivery.await {
-//!     Ok(()) => println!("flushed"),
-//!     Err(e) if matches!(e.reason(), UndeliveredReason::ConnectionLost) => println!("dropped"),
-//!     Err(e) => println!("not delivered: {e}"),
-//! }
-//! # Ok(()) }
-//! ```
-//!
-//! [`ReconnectingSink::start_send_outgoing`]: crate::ReconnectingSink::start_send_outgoing
-//! [`Stats::messages_dropped`]: crate::Stats::messages_dropped
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -91,7 +44,7 @@ impl Outgoing {
 
     /// Marks the message volatile: if the connection it belongs to ends before it was
     /// flushed (acknowledged, in acknowledged mode), it is dropped, not resent. See the
-    /// [module docs](self#volatile-messages).
+    /// [`Delivery`] docs (volatile messages).
     #[must_use]
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
@@ -236,6 +189,53 @@ impl std::error::Error for Undelivered {
 /// assert!(delivery.await.is_ok());
 /// # Ok(()) }
 /// ```
+///
+/// A message sent with [`ReconnectingSink::start_send_outgoing`] (or through a
+/// [`Handle`](crate::Handle)) comes with a [`Delivery`]: a future that resolves once,
+/// when the sink is done with the message.
+///
+/// ```text
+/// mode          | Ok(()) when                        | Err(Undelivered) when
+/// --------------+------------------------------------+-------------------------------------
+/// plain         | a flush that included it succeeded | volatile and its connection ended;
+/// acknowledged  | the peer acknowledged it           | retain_on_reconnect discarded it;
+///               | (untracked messages: flushed)      | the sink gave up (permanent failure,
+///               |                                    | max_elapsed_time, Close 1008...);
+///               |                                    | close() could not deliver it;
+///               |                                    | take_undelivered() took it;
+///               |                                    | the sink was dropped with it owed
+/// ```
+///
+/// Outcomes resolve in the order the messages were sent, each exactly once. Dropping a
+/// [`Delivery`] does not cancel the message. A failure hands the message back
+/// ([`Undelivered::into_message`]); the sink no longer owes it.
+///
+/// # Volatile messages
+/// A message marked [`Outgoing::volatile`] belongs to one connection: the one up when it
+/// was accepted, or, if none was, the next one. If that connection ends before the message
+/// was flushed (acknowledged, in acknowledged mode), the message is dropped instead of
+/// resent: an unsubscribe for the old session, a cursor position, a request id the next
+/// session will not know. Each drop is counted in [`Stats::messages_dropped`] and fails
+/// the message's outcome with [`UndeliveredReason::ConnectionLost`].
+///
+/// ```no_run
+/// use futures::SinkExt;
+/// use ws_reconnect::{Message, Outgoing, ReconnectingSink, UndeliveredReason};
+///
+/// # async fn run() -> Result<(), ws_reconnect::Error> {
+/// let mut ws = ReconnectingSink::connect("ws://127.0.0.1:9000/feed").await?;
+/// let delivery = ws.feed_outgoing(Outgoing::new(Message::text("cursor 10,20")).volatile()).await?;
+/// ws.flush().await?;
+/// match delivery.await {
+///     Ok(()) => println!("flushed"),
+///     Err(e) if matches!(e.reason(), UndeliveredReason::ConnectionLost) => println!("dropped"),
+///     Err(e) => println!("not delivered: {e}"),
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// [`ReconnectingSink::start_send_outgoing`]: crate::ReconnectingSink::start_send_outgoing
+/// [`Stats::messages_dropped`]: crate::Stats::messages_dropped
 #[derive(Debug)]
 #[must_use = "dropping a Delivery ignores the outcome (the message is still sent)"]
 pub struct Delivery {

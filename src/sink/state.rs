@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// [`ReconnectingSink::state`](crate::ReconnectingSink::state).
 ///
 /// ```
-/// use ws_reconnect::sink::ConnectionState;
+/// use ws_reconnect::ConnectionState;
 ///
 /// let ws = ws_reconnect::ReconnectingSink::builder().build("ws://127.0.0.1:9/")?;
 /// assert_eq!(*ws.state().borrow(), ConnectionState::Idle);
@@ -83,7 +83,7 @@ pub enum CloseAction {
 /// | anything else, or no code | | reconnect |
 ///
 /// ```
-/// use ws_reconnect::sink::{CloseAction, ClosePolicy};
+/// use ws_reconnect::{CloseAction, ClosePolicy};
 ///
 /// let policy = ClosePolicy::default();
 /// assert_eq!(policy.decide(Some(1008)), CloseAction::Stop);

@@ -23,12 +23,12 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tower::{Layer, Service, ServiceExt};
-use ws_reconnect::retry::{BackoffRetry, BackoffRetryLayer, IterBackoff};
 use ws_reconnect::tungstenite::client::IntoClientRequest;
 use ws_reconnect::{
     Attempt, BoxError, Builder, ClientRequest, DialKind, Error, HeadersLayer, Message,
     ReconnectingSink, StatusPolicy, Target,
 };
+use ws_reconnect::{BackoffRetry, BackoffRetryLayer, IterBackoff};
 
 use support::{eventually, Log, BOUND};
 

@@ -11,8 +11,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use ws_reconnect::sink::{CloseAction, ConnectionState};
 use ws_reconnect::testing::Fault;
+use ws_reconnect::{CloseAction, ConnectionState};
 use ws_reconnect::{DialKind, Error, Message, ReconnectingSink};
 
 use support::{
@@ -208,7 +208,7 @@ async fn each_close_code_of_the_table_is_followed() {
         );
         ws.dial().await.unwrap();
         script.push(0, close_with(code));
-        let expected = ws_reconnect::sink::ClosePolicy::default().decide(Some(code));
+        let expected = ws_reconnect::ClosePolicy::default().decide(Some(code));
         match expected {
             CloseAction::Stop => {
                 let item = timeout(BOUND, ws.next()).await.unwrap();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::SinkExt;
 use tokio::time::{timeout, Instant};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use ws_reconnect::retry::{BackoffPolicy, BackoffRetry, BackoffRetryLayer, IterBackoff};
+use ws_reconnect::{BackoffPolicy, BackoffRetry, BackoffRetryLayer, IterBackoff};
 use ws_reconnect::{DialKind, Error, Message, ReconnectingSink, Target};
 
 use custom_backoff::{Constant, DecorrelatedJitter};

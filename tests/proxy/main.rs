@@ -19,9 +19,9 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use tower::ServiceExt;
-use ws_reconnect::connect::{ProxyFailure, SocksReply};
-use ws_reconnect::sink::ConnectionState;
+use ws_reconnect::ConnectionState;
 use ws_reconnect::{Error, Message, ReconnectingSink, Target, TungsteniteConnector};
+use ws_reconnect::{ProxyFailure, SocksReply};
 
 use procs::ProxyProcess;
 use support::{dead_port, echo, quick, serve, silent_listener, Log, Reply, Server, Ws, BOUND};

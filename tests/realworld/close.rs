@@ -7,8 +7,8 @@ use futures::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::timeout;
-use ws_reconnect::sink::ConnectionState;
 use ws_reconnect::testing::Fault;
+use ws_reconnect::ConnectionState;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
 use crate::support::{

@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use ws_reconnect::sink::ConnectionState;
+use ws_reconnect::ConnectionState;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
 use crate::support::{connect, serve, Reply, Server, Ws, BOUND};

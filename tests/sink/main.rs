@@ -267,7 +267,7 @@ async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
     }
     assert!(matches!(
         *ws.state().borrow(),
-        ws_reconnect::sink::ConnectionState::Refused { .. }
+        ws_reconnect::ConnectionState::Refused { .. }
     ));
     // Once the oldest reconnection leaves the window, a send reconnects.
     tokio::time::sleep_until(retry_at.unwrap()).await;

@@ -39,7 +39,7 @@ use tokio::net::TcpStream;
 
 pub(crate) use self::url::InvalidProxy;
 use self::url::{ProxyKind, ProxyUrl};
-pub use crate::error::{ProxyFailure, SocksReply};
+pub(crate) use crate::error::ProxyFailure;
 
 /// Which proxy the connector uses.
 #[derive(Clone, Default)]
