@@ -217,7 +217,15 @@ impl<M: MakeConnection> Core<M> {
             target.with_observer(Arc::new(move |report: AttemptReport<'_>| match report {
                 AttemptReport::Retrying(failure) => {
                     observed.send_if_modified(|state| match state {
-                        ConnectionState::Reconnecting { last_error, .. } => {
+                        ConnectionState::Reconnecting {
+                            attempt,
+                            last_error,
+                        }
+                        | ConnectionState::Connecting {
+                            attempt,
+                            last_error,
+                        } => {
+                            *attempt += 1;
                             *last_error = Some(failure.to_string());
                             true
                         }
@@ -349,7 +357,11 @@ impl<M: MakeConnection> Core<M> {
             kind: DialKind::First,
             reset_backoff: true,
         };
-        self.enter(next, Some(ConnectionState::Connecting));
+        let shown = ConnectionState::Connecting {
+            attempt: 1,
+            last_error: None,
+        };
+        self.enter(next, Some(shown));
     }
 
     /// `dial()`'s work: a connection up, and everything written to it flushed.

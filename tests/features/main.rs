@@ -145,7 +145,7 @@ async fn state_transitions_are_published_in_order() {
         .iter()
         .map(|s| match s {
             ConnectionState::Idle => "Idle",
-            ConnectionState::Connecting => "Connecting",
+            ConnectionState::Connecting { .. } => "Connecting",
             ConnectionState::Connected => "Connected",
             ConnectionState::Reconnecting { .. } => "Reconnecting",
             ConnectionState::Closing => "Closing",
