@@ -110,9 +110,9 @@ mod limit;
 pub mod metrics;
 mod progress;
 mod raw_url;
+mod request;
 mod retry;
 mod sink;
-mod target;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -147,6 +147,8 @@ pub use crate::limit::{
     ReconnectBudget, ReconnectLimit, ReconnectLimitFuture, ReconnectLimitLayer,
 };
 #[doc(inline)]
+pub use crate::request::{Attempt, ClientRequest, DialKind, Target};
+#[doc(inline)]
 pub use crate::retry::{
     BackoffPolicy, BackoffRetry, BackoffRetryFuture, BackoffRetryLayer, IterBackoff,
 };
@@ -156,8 +158,6 @@ pub use crate::sink::{
     Delivery, Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered,
     UndeliveredReason,
 };
-#[doc(inline)]
-pub use crate::target::{Attempt, ClientRequest, DialKind, Target};
 
 // The README's examples are compiled as doc tests.
 #[doc = include_str!("../README.md")]

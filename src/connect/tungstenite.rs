@@ -15,7 +15,7 @@ use super::proxy::ProxyConfig;
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::target::{redact_uri, AttemptReport, Target};
+use crate::request::{redact_uri, AttemptReport, Target};
 
 pub use super::handshake::TungsteniteConnection;
 

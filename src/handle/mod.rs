@@ -1,5 +1,6 @@
 //! A cloneable [`Handle`] on a connection driven by a task of its own.
 
+mod leftovers;
 mod task;
 
 use std::fmt;

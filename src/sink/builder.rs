@@ -19,8 +19,8 @@ use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
 use crate::error::{BoxError, Error};
 use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
+use crate::request::{headers_hook, Attempt, HeadersFn, Target};
 use crate::retry::{BackoffRetry, BackoffRetryLayer};
-use crate::target::{headers_hook, Attempt, HeadersFn, Target};
 use crate::Message;
 
 /// What the sink takes from the builder besides the connection stack.
