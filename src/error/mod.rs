@@ -285,9 +285,9 @@ impl Error {
     /// Retryable: I/O errors (refused, reset, DNS), timeouts, statuses the status policy
     /// calls retryable (by default 408, 425, 429, 500, 502, 503, 504), a lost connection,
     /// a proxy failure marked retryable, and errors from a custom stack. Permanent: a bad
-    /// WebSocket or proxy URL or setting, other statuses, a proxy's refusal of the credentials or the
-    /// destination, protocol and TLS errors, the limiter's refusal and an exhausted
-    /// backoff.
+    /// WebSocket or proxy URL or setting, other statuses, a proxy's refusal of the
+    /// credentials or the destination, protocol and TLS errors, the limiter's refusal and
+    /// an exhausted backoff.
     ///
     /// ```
     /// use ws_reconnect::Error;
