@@ -30,8 +30,10 @@ impl<M: MakeConnection> Task<M> {
         let mut outside = self.refused_messages.len();
         undelivered.append(&mut self.refused_messages);
         self.commands.close();
-        while let Some(Command { item, promise }) =
-            self.staged.take().or_else(|| self.commands.try_recv().ok())
+        while let Some(Command { item, promise }) = self
+            .staged
+            .pop_front()
+            .or_else(|| self.commands.try_recv().ok())
         {
             outside += 1;
             let message = item.into_message();

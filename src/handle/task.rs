@@ -17,6 +17,7 @@
 //! sink's inbox bound) goes into the receiver's tail, followed by the failure if the
 //! reader was not told of it: the `Incoming` stream yields them after the channel.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use std::task::{ready, Context, Poll};
 use tokio::sync::mpsc::{self, error::TrySendError, OwnedPermit};
 use tokio::time::Sleep;
 
-use super::{Ended, Shutdown};
+use super::{Ended, Shutdown, QUEUE};
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::sink::{Outgoing, Promise, ReconnectingSink, UndeliveredReason};
@@ -78,8 +79,9 @@ pub(super) struct Task<M: MakeConnection> {
     pub(super) commands_done: bool,
     /// Every handle was dropped.
     pub(super) handles_gone: bool,
-    /// A command taken but not yet accepted by the sink.
-    pub(super) staged: Option<Command>,
+    /// Commands taken from the queue (in one batch, which frees their room in the queue
+    /// at once) and not yet accepted by the sink, in order.
+    pub(super) staged: VecDeque<Command>,
     /// Messages the sink would not take (none while it runs; kept for the `Shutdown`).
     pub(super) refused_messages: Vec<Message>,
     outlet: Outlet,
@@ -121,7 +123,7 @@ impl<M: MakeConnection> Task<M> {
             close,
             commands_done: false,
             handles_gone: false,
-            staged: None,
+            staged: VecDeque::new(),
             refused_messages: Vec::new(),
             outlet: Outlet::Open {
                 tx,
@@ -195,7 +197,7 @@ impl<M: MakeConnection> Task<M> {
                 },
                 Phase::Draining { deadline } => {
                     let expired = deadline.as_mut().poll(cx).is_ready();
-                    if expired || (self.commands_done && self.staged.is_none()) {
+                    if expired || (self.commands_done && self.staged.is_empty()) {
                         // Draining -> Closing
                         self.phase = Phase::Closing;
                         continue;
@@ -360,17 +362,17 @@ impl<M: MakeConnection> Task<M> {
         let mut progress = false;
         let mut wrote = false;
         loop {
-            if self.staged.is_none() && !self.commands_done {
-                match self.commands.poll_recv(cx) {
-                    Poll::Ready(Some(command)) => self.staged = Some(command),
-                    Poll::Ready(None) => {
-                        self.commands_done = true;
-                        progress = true;
-                    }
-                    Poll::Pending => {}
+            if self.staged.is_empty() && !self.commands_done {
+                // The batch's Vec becomes the deque and back without copying.
+                let mut batch = Vec::from(std::mem::take(&mut self.staged));
+                let taken = self.commands.poll_recv_many(cx, &mut batch, QUEUE);
+                self.staged = batch.into();
+                if taken == Poll::Ready(0) {
+                    self.commands_done = true;
+                    progress = true;
                 }
             }
-            let Some(command) = self.staged.take() else {
+            let Some(command) = self.staged.pop_front() else {
                 break;
             };
             match self.sink.poll_ready(cx) {
@@ -400,11 +402,11 @@ impl<M: MakeConnection> Task<M> {
                     wrote = true;
                 }
                 Poll::Ready(Err(error)) => {
-                    self.staged = Some(command);
+                    self.staged.push_front(command);
                     return self.write_failed(error, cx);
                 }
                 Poll::Pending => {
-                    self.staged = Some(command);
+                    self.staged.push_front(command);
                     break;
                 }
             }
