@@ -4,7 +4,6 @@
 mod support;
 
 use std::time::Duration;
-
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::{Builder, ConfirmBy, Error, Message, ReconnectingSink};
@@ -307,35 +306,6 @@ async fn on_connect_is_the_first_message_of_every_connection() {
 }
 
 #[tokio::test]
-async fn reads_continue_across_a_server_close_without_an_error_item() {
-    let server = serve(
-        |_| Reply::Upgrade,
-        |conn, mut ws: Ws| async move {
-            for i in 0..3 {
-                let _ = ws.send(Message::text(format!("c{conn}-{i}"))).await;
-            }
-            if conn == 0 {
-                let _ = ws.close(None).await;
-            }
-            while let Some(Ok(_)) = ws.next().await {}
-        },
-    )
-    .await;
-    let mut ws = connect(quick_healthy(), server.url()).await;
-    let mut got = Vec::new();
-    while got.len() < 6 {
-        let item = timeout(BOUND, ws.next()).await.unwrap().unwrap();
-        got.push(
-            item.expect("no error item across a reconnection")
-                .into_text()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    assert_eq!(got, ["c0-0", "c0-1", "c0-2", "c1-0", "c1-1", "c1-2"]);
-}
-
-#[tokio::test]
 async fn ten_thousand_messages_through_forward_across_graceful_closes() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1000, log.clone())).await;
@@ -563,28 +533,6 @@ async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
         std::task::Poll::Ready(Some(Ok(m))) => assert_eq!(m, Message::text("after")),
         other => panic!("{other:?}"),
     }
-}
-
-#[tokio::test]
-async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
-    let script = mock::Script::new();
-    let mut ws = mock::sink(&script, Builder::default().max_queued_inbound(3));
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
-    for i in 0..5 {
-        script.push(0, Message::text(format!("in{i}")));
-    }
-    // Writing processes inbound frames up to the bound, without losing any.
-    ws.send(Message::text("out")).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..5 {
-        got.push(timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap());
-    }
-    assert_eq!(
-        got,
-        (0..5)
-            .map(|i| Message::text(format!("in{i}")))
-            .collect::<Vec<_>>()
-    );
 }
 
 #[tokio::test]

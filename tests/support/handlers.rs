@@ -292,3 +292,18 @@ pub async fn counting_server(
     .await;
     (server, open)
 }
+
+/// Sends `count` messages `"<prefix><i>"` as fast as it can (one flush); `false` if the
+/// connection failed.
+pub async fn flood(ws: &mut Ws, prefix: &str, count: usize) -> bool {
+    for i in 0..count {
+        if ws
+            .feed(Message::text(format!("{prefix}{i}")))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}

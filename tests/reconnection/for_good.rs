@@ -1,0 +1,43 @@
+#[tokio::test]
+async fn after_a_failure_for_good_the_sink_dials_only_when_asked() {
+    let server = refusing_reconnections(400).await;
+    let mut ws = connect(quick(), server.url()).await;
+    ws.send(Message::text("first")).await.unwrap();
+    // The server ends the connection; the reader reconnects and meets the refusal.
+    let item = timeout(BOUND, ws.next()).await.expect("next hung");
+    assert!(
+        matches!(item, Some(Err(Error::Rejected { .. }))),
+        "{item:?}"
+    );
+    assert!(matches!(
+        *ws.state().borrow(),
+        ConnectionState::GaveUp { .. }
+    ));
+    assert_eq!(
+        timeout(BOUND, ws.next())
+            .await
+            .expect("next hung")
+            .map(|r| r.is_ok()),
+        None
+    );
+    // Writes are told of the failure, every time, and dial nothing.
+    for _ in 0..3 {
+        let err = timeout(BOUND, ws.send(Message::text("again")))
+            .await
+            .expect("send hung")
+            .expect_err("a write after a failure for good");
+        assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    }
+    assert_eq!(server.attempts(), 2);
+    // A refused write is not kept; "first" may still wait for its confirmation (the
+    // server closed right after reading it, before the Ping behind it).
+    assert!(ws.undelivered_count() <= 1, "{}", ws.undelivered_count());
+    // dial() is the way back: one more attempt (refused again).
+    let err = timeout(BOUND, ws.dial())
+        .await
+        .expect("dial hung")
+        .unwrap_err();
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    assert_eq!(server.attempts(), 3);
+    no_more_attempts(&server, 3).await;
+}
