@@ -6,7 +6,6 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -19,55 +18,6 @@ use support::{
     connect, connect_err, echo, eventually, mock, quick, read_until, serve, sharing,
     silent_listener, through_proxy, Reply, Ws, BOUND,
 };
-
-#[tokio::test]
-async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
-    let server = serve(|_| Reply::Upgrade, echo).await;
-    let (interval, keep_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
-    let (proxy, mut ws) = through_proxy(&server, quick().keepalive(interval, keep_timeout)).await;
-    ws.send(Message::text("before")).await.unwrap();
-    assert_eq!(
-        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
-        Message::text("before")
-    );
-    let state = ws.state();
-    proxy.inject(Fault::HalfOpen);
-    assert_eq!(
-        proxy.stats().half_opens,
-        1,
-        "one open connection black-holed"
-    );
-    let cut = Instant::now();
-    // A reader waiting in next() is enough to run the keepalive.
-    let reader = async {
-        loop {
-            let _ = ws.next().await;
-        }
-    };
-    let reconnected = async {
-        eventually("reconnected", || server.upgrades() == 2).await;
-    };
-    tokio::select! {
-        _ = reader => unreachable!(),
-        _ = timeout(BOUND, reconnected) => {}
-    }
-    let took = cut.elapsed();
-    assert_eq!(server.upgrades(), 2, "not replaced");
-    assert!(took >= interval, "replaced before any silence: {took:?}");
-    assert!(
-        took < interval + keep_timeout + Duration::from_millis(700),
-        "took {took:?}"
-    );
-    assert!(matches!(
-        *state.borrow(),
-        ConnectionState::Connected | ConnectionState::Reconnecting { .. }
-    ));
-    ws.send(Message::text("after")).await.unwrap();
-    assert_eq!(
-        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
-        Message::text("after")
-    );
-}
 
 #[tokio::test]
 async fn a_silent_server_hits_the_connect_timeout_is_retried_and_given_up() {

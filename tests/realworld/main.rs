@@ -25,8 +25,6 @@ mod support;
 mod churn;
 mod close;
 mod crash;
-mod freeze;
-mod inbox;
 mod lifecycle;
 mod limit;
 mod protocol;

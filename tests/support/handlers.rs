@@ -293,6 +293,11 @@ pub async fn counting_server(
     (server, open)
 }
 
+/// The numbers `"<n>"` among `texts` (what a [`Log`] holds), as a sorted set.
+pub fn numbers(texts: impl IntoIterator<Item = String>) -> std::collections::BTreeSet<u64> {
+    texts.into_iter().filter_map(|t| t.parse().ok()).collect()
+}
+
 /// Sends `count` messages `"<prefix><i>"` as fast as it can (one flush); `false` if the
 /// connection failed.
 pub async fn flood(ws: &mut Ws, prefix: &str, count: usize) -> bool {

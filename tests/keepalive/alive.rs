@@ -1,15 +1,13 @@
-//! 4, 5. Nobody reads the stream while the server pushes: the inbox fills. That must not
-//!    make the keepalive kill a healthy connection, and in acknowledged mode (where the
-//!    sink must read past the inbox to find the acks) the reader must learn of the gap.
+//! A slow or busy path is not a dead one: a connection whose Pongs wait behind a full
+//! inbox (nobody reads while the server pushes) is not replaced.
 
 use std::time::Duration;
-use futures::{SinkExt, StreamExt};
-use tokio::time::timeout;
-use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{
-    acknowledging, connect, drain, expect_text, flood, serve, Log, Numbered, Reply, Ws, BOUND,
-};
+use futures::SinkExt;
+use tokio::time::timeout;
+use ws_reconnect::{Message, ReconnectingSink};
+
+use crate::support::*;
 
 #[tokio::test]
 async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
