@@ -23,9 +23,7 @@
 mod support;
 
 mod churn;
-mod close;
 mod crash;
-mod lifecycle;
 mod limit;
 mod protocol;
 

@@ -41,3 +41,52 @@ async fn after_a_failure_for_good_the_sink_dials_only_when_asked() {
     assert_eq!(server.attempts(), 3);
     no_more_attempts(&server, 3).await;
 }
+
+/// Upgrades the first attempt (and drops that connection after one message); answers
+/// 403, not retryable, to every later one.
+async fn upgrade_once_then_403(dropped: Arc<AtomicUsize>) -> Server {
+    serve(
+        |attempt| {
+            if attempt == 0 {
+                Reply::Upgrade
+            } else {
+                Reply::Status(403, vec![])
+            }
+        },
+        move |_, mut ws: Ws| {
+            let dropped = dropped.clone();
+            async move {
+                let _ = ws.next().await;
+                drop(ws);
+                dropped.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+    )
+    .await
+}
+
+/// The writer meets a reconnection that fails for good: the reader is told too, with an
+/// error item before its stream ends.
+#[tokio::test]
+async fn the_reader_is_told_when_a_reconnection_the_writer_drove_fails_for_good() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let server = upgrade_once_then_403(dropped.clone()).await;
+    let mut ws = connect(quick(), server.url()).await;
+    timeout(BOUND, ws.send(Message::text("x")))
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("the server dropped the connection", || {
+        dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let written = send_until_error(&mut ws, "y").await;
+    assert!(matches!(written, Error::Rejected { .. }), "{written:?}");
+    assert!(matches!(state(&ws), ConnectionState::GaveUp { .. }));
+    let read = timeout(BOUND, ws.next()).await.unwrap();
+    assert!(
+        matches!(read, Some(Err(Error::Rejected { .. }))),
+        "the reader got {read:?}"
+    );
+    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none());
+}

@@ -21,113 +21,6 @@ async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), 
 }
 
 #[tokio::test]
-async fn dial_connects_and_messages_arrive() {
-    let (server, log) = recording_server().await;
-    let mut ws = connect(ReconnectingSink::builder(), server.url()).await;
-    assert!(ws.is_connected());
-    assert!(ws.can_connect());
-    send(&mut ws, "one").await.unwrap();
-    send(&mut ws, "two").await.unwrap();
-    eventually("two messages", || log.len() == 2).await;
-    assert_eq!(log.texts(), ["one", "two"]);
-    assert_eq!(server.upgrades(), 1);
-}
-
-#[tokio::test]
-async fn dial_close_dial_close_with_sends_between() {
-    let (server, log) = recording_server().await;
-    let mut ws = quick_healthy().build(server.url()).unwrap();
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
-    send(&mut ws, "a").await.unwrap();
-    timeout(BOUND, ws.close()).await.unwrap().unwrap();
-    assert!(!ws.is_connected());
-    assert!(matches!(
-        send(&mut ws, "lost?").await,
-        Err(Error::NotDialed)
-    ));
-    assert!(
-        timeout(BOUND, ws.next()).await.unwrap().is_none(),
-        "stream ends after close"
-    );
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
-    send(&mut ws, "b").await.unwrap();
-    timeout(BOUND, ws.close()).await.unwrap().unwrap();
-    eventually("both messages", || log.len() == 2).await;
-    let entries = log.entries();
-    assert_eq!(entries, [(0, "a".to_string()), (1, "b".to_string())]);
-    assert_eq!(server.upgrades(), 2);
-}
-
-#[tokio::test]
-async fn invalid_urls_fail_fast() {
-    for bad in ["foo", "https://127.0.0.2:1234/x", "ws://", ""] {
-        let started = Instant::now();
-        let err = timeout(BOUND, ReconnectingSink::connect(bad))
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidUrl { .. }), "{bad:?}: {err:?}");
-        assert!(started.elapsed() < Duration::from_millis(100));
-        assert!(matches!(
-            ReconnectingSink::builder().build(bad),
-            Err(Error::InvalidUrl { .. })
-        ));
-    }
-}
-
-/// A port that cannot be dialed is refused when the URL is read, for the server and for a
-/// proxy alike: nothing falls back to the scheme's default port.
-#[tokio::test]
-async fn a_port_that_cannot_be_dialed_is_an_invalid_url() {
-    for port in [
-        "65536",
-        "99999",
-        "0",
-        "abc",
-        "",
-        "+80",
-        "99999999999999999999",
-    ] {
-        let url = format!("ws://127.0.0.1:{port}/feed");
-        let err = ReconnectingSink::builder().build(&url).unwrap_err();
-        assert!(
-            matches!(&err, Error::InvalidUrl { reason, .. } if reason.contains("port")),
-            "{url}: {err:?}"
-        );
-        assert!(!err.is_retryable());
-
-        let proxy = format!("http://127.0.0.1:{port}");
-        let err = ReconnectingSink::builder()
-            .proxy(&proxy)
-            .build("ws://example.com/")
-            .unwrap_err();
-        assert!(
-            matches!(&err, Error::InvalidProxyUrl { reason, .. } if reason.contains("port")),
-            "{proxy}: {err:?}"
-        );
-    }
-    // A request built per attempt is checked the same way, before any connection.
-    let target = ws_reconnect::Target::from_fn(|| {
-        use ws_reconnect::tungstenite::client::IntoClientRequest;
-        Ok("ws://127.0.0.1:65536/feed".into_client_request()?)
-    });
-    let mut ws = ReconnectingSink::builder().build_with(target).unwrap();
-    let err = timeout(BOUND, ws.dial()).await.unwrap().unwrap_err();
-    assert!(
-        matches!(&err, Error::InvalidUrl { reason, .. } if reason.contains("port")),
-        "{err:?}"
-    );
-    // The ports that can be dialed still can.
-    for good in [
-        "ws://127.0.0.1:1/",
-        "ws://127.0.0.1:65535/",
-        "wss://[::1]:08443/",
-    ] {
-        ReconnectingSink::builder().build(good).unwrap();
-    }
-}
-
-#[tokio::test]
 async fn server_down_fails_after_max_elapsed_time() {
     let addr = dead_port().await;
     let started = Instant::now();
@@ -153,20 +46,6 @@ async fn a_400_fails_after_one_attempt() {
         other => panic!("{other:?}"),
     }
     assert_eq!(server.attempts(), 1);
-}
-
-#[tokio::test]
-async fn writing_before_dial_is_not_dialed_and_makes_no_connection() {
-    let (server, _log) = recording_server().await;
-    let mut ws = quick_healthy().build(server.url()).unwrap();
-    assert!(matches!(
-        send(&mut ws, "early").await,
-        Err(Error::NotDialed)
-    ));
-    assert!(matches!(timeout(BOUND, ws.flush()).await.unwrap(), Ok(())));
-    assert!(timeout(BOUND, ws.next()).await.unwrap().is_none());
-    tokio::task::yield_now().await;
-    assert_eq!(server.attempts(), 0);
 }
 
 #[tokio::test]
@@ -573,15 +452,4 @@ async fn close_and_frame_messages_are_refused_not_sent() {
         Err(Error::UnsupportedMessage)
     ));
     assert!(ws.is_connected());
-}
-
-#[tokio::test]
-async fn the_sink_is_send_unpin_and_debug() {
-    fn check<T: Send + Unpin + std::fmt::Debug>(_: &T) {}
-    let ws = ReconnectingSink::builder()
-        .build("ws://127.0.0.1:1/")
-        .unwrap();
-    check(&ws);
-    let text = format!("{ws:?}");
-    assert!(text.contains("Idle"), "{text}");
 }
