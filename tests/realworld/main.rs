@@ -22,9 +22,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod churn;
-mod crash;
-mod limit;
 mod protocol;
 
 /// The numbers `"<n>"` a log holds, as a sorted set.

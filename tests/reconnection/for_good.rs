@@ -1,3 +1,65 @@
+//! Giving up, and what follows: a status that is not retried ends the dial after one
+//! attempt; the backoff or the connect timeout gives up within its bound; a failure for
+//! good is terminal (only `dial()` dials again) and is told to the reader even when the
+//! writer met it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::time::{timeout, Instant};
+use ws_reconnect::{ConnectionState, Error, Message};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_400_fails_after_one_attempt() {
+    let server = serve(|_| Reply::Status(400, vec![]), echo).await;
+    let err = connect_err(quick_healthy(), server.url()).await;
+    match err {
+        Error::Rejected { status, .. } => assert_eq!(status.as_u16(), 400),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.attempts(), 1);
+}
+
+#[tokio::test]
+async fn server_down_fails_after_max_elapsed_time() {
+    let addr = dead_port().await;
+    let started = Instant::now();
+    let err = connect_err(
+        quick_healthy().max_elapsed_time(Some(Duration::from_millis(700))),
+        format!("ws://{addr}/"),
+    )
+    .await;
+    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_hits_the_connect_timeout_is_retried_and_given_up() {
+    let server = silent_listener().await;
+    let started = Instant::now();
+    let err = connect_err(
+        quick()
+            .connect_timeout(Duration::from_millis(150))
+            .max_elapsed_time(Some(Duration::from_millis(600))),
+        server.url(),
+    )
+    .await;
+    match err {
+        Error::GaveUp { source, .. } => assert!(matches!(*source, Error::Timeout), "{source:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.attempts() >= 2);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
 #[tokio::test]
 async fn after_a_failure_for_good_the_sink_dials_only_when_asked() {
     let server = refusing_reconnections(400).await;

@@ -21,34 +21,6 @@ async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), 
 }
 
 #[tokio::test]
-async fn server_down_fails_after_max_elapsed_time() {
-    let addr = dead_port().await;
-    let started = Instant::now();
-    let err = connect_err(
-        quick_healthy().max_elapsed_time(Some(Duration::from_millis(700))),
-        format!("ws://{addr}/"),
-    )
-    .await;
-    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_400_fails_after_one_attempt() {
-    let server = serve(|_| Reply::Status(400, vec![]), echo).await;
-    let err = connect_err(quick_healthy(), server.url()).await;
-    match err {
-        Error::Rejected { status, .. } => assert_eq!(status.as_u16(), 400),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(server.attempts(), 1);
-}
-
-#[tokio::test]
 async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
@@ -60,106 +32,6 @@ async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
     send(&mut ws, "second").await.unwrap();
     eventually("second message", || log.len() == 2).await;
     assert_eq!(log.entries(), [(0, "first".into()), (1, "second".into())]);
-}
-
-#[tokio::test]
-async fn zero_reconnections_allowed_gives_too_many_reconnects() {
-    let log = Log::default();
-    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let mut ws = connect(quick_healthy().max_reconnections_total(0), server.url()).await;
-    send(&mut ws, "first").await.unwrap();
-    eventually("first", || log.len() == 1).await;
-    // The close may take a moment to arrive; sends before it still succeed.
-    let err = send_until_error(&mut ws, "again").await;
-    assert!(
-        matches!(err, Error::TooManyReconnects { max_total: 0, .. }),
-        "{err:?}"
-    );
-    assert!(!ws.can_connect());
-    assert_eq!(server.upgrades(), 1);
-}
-
-#[tokio::test]
-async fn with_the_server_gone_the_error_is_not_too_many_reconnects() {
-    let (server, _log) = recording_server().await;
-    let mut ws = connect(
-        quick_healthy()
-            .max_reconnections_total(1)
-            .max_elapsed_time(Some(Duration::from_millis(300))),
-        server.url(),
-    )
-    .await;
-    drop(server); // stops listening and drops the connection
-    let err = send_until_error(&mut ws, "x").await;
-    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
-}
-
-#[tokio::test]
-async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
-    let log = Log::default();
-    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
-    let window = Duration::from_secs(2);
-    let mut ws = connect(
-        quick_healthy()
-            .max_reconnections_total(3)
-            .max_reconnections_time(window),
-        server.url(),
-    )
-    .await;
-    let started = Instant::now();
-    // Every message makes the server close; reading notices it and reconnects.
-    for k in 1..=3 {
-        send(&mut ws, format!("m{k}")).await.unwrap();
-        let errors = read_until(&mut ws, "reconnected", |_| server.upgrades() == k + 1).await;
-        assert!(errors.is_empty(), "{errors:?}");
-    }
-    send(&mut ws, "m4").await.unwrap();
-    eventually("m4 arrived", || log.len() == 4).await;
-    // Reading notices the fourth close; the fourth reconnection is refused, once.
-    let item = timeout(BOUND, ws.next()).await.unwrap();
-    assert!(
-        matches!(
-            item,
-            Some(Err(Error::TooManyReconnects { max_total: 3, .. }))
-        ),
-        "{item:?}"
-    );
-    assert_eq!(server.upgrades(), 4, "first dial + three reconnections");
-    assert!(
-        started.elapsed() < window,
-        "the test was too slow to prove the window"
-    );
-    assert!(!ws.can_connect());
-    // While the window is full every write is refused at once, with the time it frees.
-    let mut retry_at = None;
-    for _ in 0..3 {
-        match timeout(BOUND, send(&mut ws, "refused"))
-            .await
-            .expect("a write waited")
-        {
-            Err(Error::TooManyReconnects {
-                retry_at: Some(at), ..
-            }) => retry_at = Some(at),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert!(matches!(
-        *ws.state().borrow(),
-        ws_reconnect::ConnectionState::Refused { .. }
-    ));
-    // Once the oldest reconnection leaves the window, a send reconnects.
-    tokio::time::sleep_until(retry_at.unwrap()).await;
-    send(&mut ws, "after").await.unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_millis(1500),
-        "{:?}",
-        started.elapsed()
-    );
-    eventually("after", || {
-        log.texts().last().map(String::as_str) == Some("after")
-    })
-    .await;
-    assert_eq!(server.upgrades(), 5);
 }
 
 #[tokio::test]
@@ -222,64 +94,6 @@ async fn ten_thousand_messages_through_forward_across_graceful_closes() {
             "connection {c} out of order"
         );
     }
-}
-
-#[tokio::test]
-async fn split_halves_share_one_connection_across_reconnects() {
-    let log = Log::default();
-    // Echo with the connection number; close the first connection after 2.
-    let echo_numbered = responding(log.clone(), |conn, seen, t| {
-        let reply = format!("{conn}:{t}");
-        if conn == 0 && seen == 2 {
-            Respond::SendAndClose(reply)
-        } else {
-            Respond::Send(reply)
-        }
-    });
-    let server = serve(|_| Reply::Upgrade, echo_numbered).await;
-    let ws = connect(quick_healthy(), server.url()).await;
-    let (mut tx, mut rx) = ws.split();
-    let reader = tokio::spawn(async move {
-        let mut got = Vec::new();
-        while got.last().map(String::as_str) != Some("1:m3") {
-            match timeout(BOUND, rx.next()).await {
-                Ok(Some(Ok(m))) => got.push(m.into_text().unwrap().to_string()),
-                other => panic!("reader: {other:?}"),
-            }
-        }
-        got
-    });
-    for i in 0..4 {
-        timeout(BOUND, tx.send(Message::text(format!("m{i}"))))
-            .await
-            .unwrap()
-            .unwrap();
-        eventually("server got it", || log.texts().contains(&format!("m{i}"))).await;
-        if i == 1 {
-            // The server closed connection 0; the reader notices and reconnects, and the
-            // writer's next message uses the connection the reader opened.
-            eventually("reader reconnected", || server.upgrades() == 2).await;
-        }
-    }
-    let mut got = join(reader, "the reader").await;
-    // m1 may come again on connection 1: the server closed right after answering it,
-    // before the Ping that would have confirmed it (a duplicate, never a loss).
-    got.retain(|reply| reply != "1:m1");
-    assert_eq!(got, ["0:m0", "0:m1", "1:m2", "1:m3"]);
-    assert_eq!(server.upgrades(), 2);
-}
-
-#[tokio::test]
-async fn an_accept_and_drop_server_meets_growing_delays() {
-    let (server, mut ws) = accept_and_drop().await;
-    // Keep reading for 1.3 s: delays 20, 40, 80, 160, 320, 640 ms sum to 1260 ms, so
-    // at most about 7 connections; a tight loop would make hundreds.
-    let until = Instant::now() + Duration::from_millis(1300);
-    while Instant::now() < until {
-        let _ = timeout(until - Instant::now(), ws.next()).await;
-    }
-    let n = server.upgrades();
-    assert!((3..=9).contains(&n), "{n} connections");
 }
 
 // ---- the mock: exact resend accounting and wake-ups ----------------------------------
@@ -369,49 +183,6 @@ async fn a_failed_reconnection_keeps_accepted_messages_until_dial_or_hands_them_
     );
     assert_eq!(ws.undelivered_count(), 0);
     assert_eq!(script.delivered_texts(), ["a", "b"]);
-}
-
-#[tokio::test]
-async fn a_parked_poll_ready_is_woken_when_the_reconnection_completes() {
-    let (gate, script, mut ws) = mock::gated_and_dialed().await;
-    script.hang_up(0);
-
-    let mut task = tokio_test::task::spawn(());
-    // poll_ready notices the EOF, starts reconnecting and parks on the gate.
-    assert!(task.enter(|cx, _| ws.poll_ready(cx)).is_pending());
-    assert!(!task.is_woken());
-    gate.notify_one();
-    tokio::task::yield_now().await;
-    assert!(task.is_woken(), "not woken by the reconnection");
-    assert!(matches!(
-        task.enter(|cx, _| ws.poll_ready(cx)),
-        std::task::Poll::Ready(Ok(()))
-    ));
-    assert_eq!(script.connects(), 2);
-}
-
-#[tokio::test]
-async fn a_parked_reader_is_woken_by_a_reconnection_the_writer_drives() {
-    let (gate, script, mut ws) = mock::gated_and_dialed().await;
-
-    let mut reader = tokio_test::task::spawn(());
-    let mut writer = tokio_test::task::spawn(());
-    assert!(reader.enter(|cx, _| ws.poll_next(cx)).is_pending());
-    script.hang_up(0);
-    // The reader is woken by the EOF...
-    assert!(reader.is_woken());
-    // ...but the writer gets there first and parks on the reconnection.
-    assert!(writer.enter(|cx, _| ws.poll_ready(cx)).is_pending());
-    assert!(reader.enter(|cx, _| ws.poll_next(cx)).is_pending());
-    gate.notify_one();
-    tokio::task::yield_now().await;
-    assert!(writer.is_woken() && reader.is_woken(), "both halves woken");
-    assert!(writer.enter(|cx, _| ws.poll_ready(cx)).is_ready());
-    script.push(1, Message::text("after"));
-    match reader.enter(|cx, _| ws.poll_next(cx)) {
-        std::task::Poll::Ready(Some(Ok(m))) => assert_eq!(m, Message::text("after")),
-        other => panic!("{other:?}"),
-    }
 }
 
 #[tokio::test]
