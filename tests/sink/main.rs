@@ -35,28 +35,6 @@ async fn after_a_server_close_the_next_send_goes_to_a_new_connection() {
 }
 
 #[tokio::test]
-async fn on_connect_is_the_first_message_of_every_connection() {
-    let log = Log::default();
-    let server = serve(|_| Reply::Upgrade, close_after(2, log.clone())).await;
-    let mut ws = connect(
-        quick_healthy().on_connect(Message::text("hello")),
-        server.url(),
-    )
-    .await;
-    for i in 0..3 {
-        send(&mut ws, format!("m{i}")).await.unwrap();
-        read_until(&mut ws, "reconnected", |_| server.upgrades() == i + 2).await;
-    }
-    let entries = log.entries();
-    let connections = entries.iter().map(|(c, _)| *c).max().unwrap() + 1;
-    assert!(connections >= 3);
-    for c in 0..connections {
-        let first = entries.iter().find(|(conn, _)| *conn == c).unwrap();
-        assert_eq!(first.1, "hello", "connection {c}: {entries:?}");
-    }
-}
-
-#[tokio::test]
 async fn ten_thousand_messages_through_forward_across_graceful_closes() {
     let log = Log::default();
     let server = serve(|_| Reply::Upgrade, close_after(1000, log.clone())).await;
