@@ -1,23 +1,56 @@
-//! ReconnectingSink end to end (loopback sockets) and against a scripted mock.
-
-#[path = "../support/mod.rs"]
-mod support;
+//! What is not confirmed is written again: messages whose flush failed, or that were
+//! accepted after the server closed, go to the next connection, in order, after its
+//! `on_connect` messages, each once; a reconnection that fails for good keeps them until
+//! `dial()` or hands them back (`take_undelivered`).
 
 use std::time::Duration;
+
 use futures::{SinkExt, StreamExt};
-use tokio::time::{timeout, Instant};
-use ws_reconnect::{Builder, ConfirmBy, Error, Message, ReconnectingSink};
+use tokio::time::timeout;
+use ws_reconnect::{Builder, ConfirmBy, Error, Message};
 
-use support::{
-    accept_and_drop, close_after, connect, connect_err, dead_port, echo, eventually, join, mock,
-    quick_healthy, read_until, recording_server, responding, send_until_error, serve, Log, Reply,
-    Respond, Ws, BOUND,
-};
+use crate::support::*;
 
-async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), Error> {
-    timeout(BOUND, ws.send(Message::text(text.into())))
-        .await
-        .expect("send hung")
+// ---- the mock: exact resend accounting and wake-ups ----------------------------------
+
+#[tokio::test]
+async fn unflushed_messages_are_resent_in_order_exactly_once() {
+    let script = mock::Script::new();
+    // The 2nd and 3rd flushes fail: the messages they held go to the next connection.
+    script.fail_flush(1);
+    script.fail_flush(2);
+    let mut ws = mock::sink(&script, Builder::default().on_connect(Message::text("hi")));
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0 delivers "hi"
+    for batch in 0..4 {
+        for i in 0..5 {
+            ws.feed(Message::text(format!("{batch}.{i}")))
+                .await
+                .unwrap();
+        }
+        timeout(BOUND, ws.flush()).await.unwrap().unwrap();
+    }
+    let delivered = script.delivered.lock().unwrap().clone();
+    let data: Vec<String> = delivered
+        .iter()
+        .map(|(_, t)| t.clone())
+        .filter(|t| t != "hi")
+        .collect();
+    let expected: Vec<String> = (0..4)
+        .flat_map(|b| (0..5).map(move |i| format!("{b}.{i}")))
+        .collect();
+    assert_eq!(data, expected, "each once, in order");
+    // Connection 0 dies at batch 0's flush, connection 1 at its first flush.
+    assert_eq!(script.connects(), 3);
+    // Every connection that delivered anything began with the on_connect message.
+    for c in 0..3 {
+        if let Some((_, first)) = delivered.iter().find(|(k, _)| *k == c) {
+            assert_eq!(first, "hi", "connection {c}");
+        }
+    }
+    assert!(
+        delivered.iter().all(|(k, _)| *k != 1),
+        "connection 1 died before delivering"
+    );
 }
 
 #[tokio::test]
@@ -74,48 +107,6 @@ async fn ten_thousand_messages_through_forward_across_graceful_closes() {
     }
 }
 
-// ---- the mock: exact resend accounting and wake-ups ----------------------------------
-
-#[tokio::test]
-async fn unflushed_messages_are_resent_in_order_exactly_once() {
-    let script = mock::Script::new();
-    // The 2nd and 3rd flushes fail: the messages they held go to the next connection.
-    script.fail_flush(1);
-    script.fail_flush(2);
-    let mut ws = mock::sink(&script, Builder::default().on_connect(Message::text("hi")));
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap(); // flush 0 delivers "hi"
-    for batch in 0..4 {
-        for i in 0..5 {
-            ws.feed(Message::text(format!("{batch}.{i}")))
-                .await
-                .unwrap();
-        }
-        timeout(BOUND, ws.flush()).await.unwrap().unwrap();
-    }
-    let delivered = script.delivered.lock().unwrap().clone();
-    let data: Vec<String> = delivered
-        .iter()
-        .map(|(_, t)| t.clone())
-        .filter(|t| t != "hi")
-        .collect();
-    let expected: Vec<String> = (0..4)
-        .flat_map(|b| (0..5).map(move |i| format!("{b}.{i}")))
-        .collect();
-    assert_eq!(data, expected, "each once, in order");
-    // Connection 0 dies at batch 0's flush, connection 1 at its first flush.
-    assert_eq!(script.connects(), 3);
-    // Every connection that delivered anything began with the on_connect message.
-    for c in 0..3 {
-        if let Some((_, first)) = delivered.iter().find(|(k, _)| *k == c) {
-            assert_eq!(first, "hi", "connection {c}");
-        }
-    }
-    assert!(
-        delivered.iter().all(|(k, _)| *k != 1),
-        "connection 1 died before delivering"
-    );
-}
-
 #[tokio::test]
 async fn a_failed_reconnection_keeps_accepted_messages_until_dial_or_hands_them_back() {
     let script = mock::Script::new();
@@ -161,44 +152,4 @@ async fn a_failed_reconnection_keeps_accepted_messages_until_dial_or_hands_them_
     );
     assert_eq!(ws.undelivered_count(), 0);
     assert_eq!(script.delivered_texts(), ["a", "b"]);
-}
-
-#[tokio::test]
-async fn start_send_without_poll_ready_cannot_grow_the_outbox_past_its_bound() {
-    let script = mock::Script::new();
-    // What the sink holds is counted; the confirmation of what it flushed is not waited
-    // for here.
-    let builder = Builder::default()
-        .max_unflushed_messages(4)
-        .confirm_by(ConfirmBy::Flush);
-    let mut ws = mock::sink(&script, builder);
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
-    let mut accepted = 0;
-    let mut refused = 0;
-    for i in 0..100 {
-        match ws.start_send(Message::text(format!("m{i}"))) {
-            Ok(()) => accepted += 1,
-            Err(Error::NotReady) => refused += 1,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    assert_eq!((accepted, refused), (4, 96));
-    assert_eq!(ws.undelivered_count(), 4);
-    // With poll_ready (SinkExt::send) everything goes through.
-    for i in 0..100 {
-        ws.send(Message::text(format!("s{i}"))).await.unwrap();
-    }
-    assert_eq!(ws.undelivered_count(), 0);
-}
-
-#[tokio::test]
-async fn close_and_frame_messages_are_refused_not_sent() {
-    let script = mock::Script::new();
-    let mut ws = mock::sink(&script, Builder::default());
-    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
-    assert!(matches!(
-        ws.send(Message::Close(None)).await,
-        Err(Error::UnsupportedMessage)
-    ));
-    assert!(ws.is_connected());
 }
