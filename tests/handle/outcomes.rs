@@ -553,7 +553,7 @@ async fn random_walk(seed: u64) {
 
 #[tokio::test]
 async fn random_walks_keep_outbox_counters_and_outcomes_consistent() {
-    let seeds: u64 = env_or("PROBE_SEEDS", 6);
+    let seeds: u64 = env_or("WS_RECONNECT_WALK_SEEDS", 6);
     for seed in 0..seeds {
         random_walk(seed).await;
     }
