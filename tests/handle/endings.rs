@@ -1,36 +1,21 @@
-//! How the task and the sink end: a failure for good is terminal (no path dials again
-//! on its own), each failure is reported once, a close takes no more sends, and the
-//! state says why the last attempt failed.
+//! How the task ends other than by `close()`: a failure for good (a refusal, a 401 after
+//! its refreshes, a Close that says not to come back, a zero limit) is reported once and
+//! ends it with no attempt after; every handle and the `Incoming` dropped ends it and its
+//! connection, whatever it was waiting for; a runtime shut down under it leaves a handle
+//! whose sends fail and whose `close()` returns.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::StreamExt;
+use tokio::sync::Notify;
 use tokio::time::timeout;
 use ws_reconnect::{Attempt, BoxError, ConnectionState, Error, Incoming, Message};
 
+use crate::support::mock::{self, Script};
 use crate::support::*;
-
-/// A server that upgrades the first handshake and answers every later one with
-/// `status`, 100 ms after the request (so that a message sent meanwhile waits for the
-/// reconnection); the upgraded connection ends as soon as its first message arrives.
-async fn refusing_reconnections(status: u16) -> RawServer {
-    raw_server("127.0.0.1:0", move |attempt, mut tcp| async move {
-        if attempt == 0 {
-            if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
-                let _ = ws.next().await;
-            }
-            return;
-        }
-        read_request(&mut tcp).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let reply = format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\n\r\n");
-        let _ = tokio::io::AsyncWriteExt::write_all(&mut tcp, reply.as_bytes()).await;
-    })
-    .await
-    .unwrap()
-}
+use crate::{close, never_reads, within, CLOSE};
 
 /// Waits until `state` is no longer `Connected`.
 async fn disconnected(state: &tokio::sync::watch::Receiver<ConnectionState>) {
@@ -52,17 +37,6 @@ async fn errors_until_end(incoming: &mut Incoming) -> Vec<Error> {
             Err(_) => panic!("the incoming stream did not end; errors so far: {errors:?}"),
         }
     }
-}
-
-/// No attempt comes in `quiet` after the end: whatever the task or the sink does, a
-/// failure for good dials nothing more.
-async fn no_more_attempts(server: &RawServer, seen: usize) {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        server.attempts(),
-        seen,
-        "attempts after the failure for good"
-    );
 }
 
 #[tokio::test]
@@ -138,50 +112,6 @@ async fn a_401_reconnection_with_refresh_makes_its_tries_then_ends() {
 }
 
 #[tokio::test]
-async fn after_a_failure_for_good_the_sink_dials_only_when_asked() {
-    let server = refusing_reconnections(400).await;
-    let mut ws = connect(quick(), server.url()).await;
-    ws.send(Message::text("first")).await.unwrap();
-    // The server ends the connection; the reader reconnects and meets the refusal.
-    let item = timeout(BOUND, ws.next()).await.expect("next hung");
-    assert!(
-        matches!(item, Some(Err(Error::Rejected { .. }))),
-        "{item:?}"
-    );
-    assert!(matches!(
-        *ws.state().borrow(),
-        ConnectionState::GaveUp { .. }
-    ));
-    assert_eq!(
-        timeout(BOUND, ws.next())
-            .await
-            .expect("next hung")
-            .map(|r| r.is_ok()),
-        None
-    );
-    // Writes are told of the failure, every time, and dial nothing.
-    for _ in 0..3 {
-        let err = timeout(BOUND, ws.send(Message::text("again")))
-            .await
-            .expect("send hung")
-            .expect_err("a write after a failure for good");
-        assert!(matches!(err, Error::Rejected { .. }), "{err}");
-    }
-    assert_eq!(server.attempts(), 2);
-    // A refused write is not kept; "first" may still wait for its confirmation (the
-    // server closed right after reading it, before the Ping behind it).
-    assert!(ws.undelivered_count() <= 1, "{}", ws.undelivered_count());
-    // dial() is the way back: one more attempt (refused again).
-    let err = timeout(BOUND, ws.dial())
-        .await
-        .expect("dial hung")
-        .unwrap_err();
-    assert!(matches!(err, Error::Rejected { .. }), "{err}");
-    assert_eq!(server.attempts(), 3);
-    no_more_attempts(&server, 3).await;
-}
-
-#[tokio::test]
 async fn a_close_the_server_means_for_good_is_reported_once() {
     let server = serve(
         |_| Reply::Upgrade,
@@ -236,77 +166,208 @@ async fn a_zero_limit_is_reported_once() {
 }
 
 #[tokio::test]
-async fn a_send_after_close_fails_at_once() {
-    // A server that never answers the Close: the task stays in its close for a while.
-    let server = serve(
-        |_| Reply::Upgrade,
-        |_, ws: Ws| async move {
-            let _held = ws;
-            std::future::pending::<()>().await;
-        },
-    )
-    .await;
-    let ws = connect(quick().close_timeout(Duration::from_secs(5)), server.url()).await;
-    let (handle, _incoming) = ws.spawn();
-    let closing = handle.clone();
-    let mut close = Box::pin(closing.close());
-    assert!(
-        (&mut close).now_or_never().is_none(),
-        "the close is under way"
+async fn dropping_every_handle_and_the_receiver_ends_the_connection() {
+    let (server, open) = counting_server(|conn, ws| Box::pin(drain(conn, ws))).await;
+    let ws = connect(quick(), server.url()).await;
+    let (handle, incoming) = ws.spawn();
+    let second = handle.clone();
+    handle.send(Message::text("hi")).await.unwrap();
+    eventually("one connection open", || open.load(Ordering::SeqCst) == 1).await;
+    drop(handle);
+    drop(incoming);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        1,
+        "a handle is still alive: the connection stays"
     );
-    let refused = handle
-        .send(Message::text("late"))
-        .now_or_never()
-        .expect("a send after close() must fail without waiting");
-    let undelivered = refused.expect_err("a send after close() must fail");
-    assert_eq!(undelivered.message(), Some(&Message::text("late")));
-    let delivery = handle.deliver(Message::text("later")).now_or_never();
-    assert!(matches!(delivery, Some(Err(_))), "{delivery:?}");
-    assert!(handle.is_finished(), "sends fail: the handle is finished");
-    let shutdown = timeout(BOUND, close).await.expect("close hung");
+    drop(second);
+    eventually("the server's connection ended", || {
+        open.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failure_for_good_ends_the_task_with_the_error() {
+    let (server, _open) = counting_server(|conn, ws| Box::pin(drain(conn, ws))).await;
+    let builder = quick().max_elapsed_time(Some(Duration::from_millis(300)));
+    let ws = connect(builder, server.url()).await;
+    let (handle, mut incoming) = ws.spawn();
+    server.stop().await;
+    let mut items = Vec::new();
+    while let Some(item) = timeout(BOUND, incoming.next()).await.expect("stream hung") {
+        items.push(item);
+    }
     assert!(
-        shutdown.undelivered.is_empty(),
+        items.iter().any(|i| matches!(i, Err(Error::GaveUp { .. }))),
+        "the reader is told why: {items:?}"
+    );
+    let shutdown = timeout(BOUND, handle.close()).await.expect("close hung");
+    assert!(
+        matches!(shutdown.result, Err(Error::GaveUp { .. })),
         "{:?}",
-        shutdown.undelivered
+        shutdown.result
+    );
+    assert!(handle.send(Message::text("late")).await.is_err());
+}
+
+/// Every handle and the Incoming dropped closes the connection (close_timeout), even with
+/// a command staged because the sink cannot take it (here: the dial never completes).
+#[tokio::test]
+async fn everything_dropped_while_a_send_waits_for_the_connection_ends_the_task() {
+    let gate = Arc::new(Notify::new()); // never opened: the dial never completes
+    let script = Script::gated(gate.clone());
+    let ws = mock::sink(&script, quick().close_timeout(CLOSE));
+    let (handle, incoming) = ws.spawn();
+    handle.send(Message::text("stuck")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(handle);
+    drop(incoming);
+    let ended = within(Duration::from_secs(5), || Arc::strong_count(&script) == 1).await;
+    assert!(
+        ended,
+        "5 s after every handle and the Incoming were dropped, the task still holds the sink \
+         ({} references to the script)",
+        Arc::strong_count(&script)
+    );
+}
+
+/// The same with a real socket: the server never reads, a send waits for room, every
+/// handle and the Incoming are dropped: the connection is closed.
+#[tokio::test]
+async fn everything_dropped_while_the_server_never_reads_closes_the_connection() {
+    let (server, open) = counting_server(never_reads()).await;
+    let builder = quick().no_keepalive().close_timeout(CLOSE);
+    let ws = connect(builder, server.url()).await;
+    let (handle, incoming) = ws.spawn();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (counter, sender) = (accepted.clone(), handle.clone());
+    let filler = tokio::spawn(async move {
+        let payload = vec![7u8; 64 * 1024];
+        while sender.send(Message::binary(payload.clone())).await.is_ok() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = accepted.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        assert!(now < 2_000, "sends never blocked");
+        last = now;
+    }
+    filler.abort();
+    let _ = filler.await;
+    assert_eq!(open.load(Ordering::SeqCst), 1);
+    // The sink's state channel closes when the task drops the sink.
+    let mut state = handle.state();
+    drop(handle);
+    drop(incoming);
+    let ended = timeout(Duration::from_secs(5), async {
+        while state.changed().await.is_ok() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "5 s after every handle and the Incoming were dropped (close_timeout 200 ms) the \
+         task still holds the connection; state {:?}",
+        *state.borrow()
+    );
+}
+
+/// A failure for good seen by the writer while the Incoming is full: the task ends, and
+/// the Incoming still yields the item it was waiting to pass on, the messages in the
+/// sink's inbox and the error item.
+#[tokio::test]
+async fn a_failure_for_good_while_the_incoming_is_full_keeps_inbound_messages_and_the_error() {
+    let script = Script::new();
+    let ws = mock::sink(&script, quick().close_timeout(CLOSE));
+    let (handle, mut incoming) = ws.spawn();
+    handle.send(Message::text("hello")).await.unwrap();
+    eventually("connected", || script.delivered_texts() == ["hello"]).await;
+    for i in 0..300 {
+        script.push(0, Message::text(format!("in{i}")));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // the Incoming fills
+    script.push(
+        0,
+        Message::Close(Some(ws_reconnect::tungstenite::protocol::CloseFrame {
+            code: 1008.into(),
+            reason: "policy".into(),
+        })),
+    );
+    handle.send(Message::text("x")).await.unwrap(); // the writer reads the rest
+    let shutdown = close(&handle).await;
+    assert!(
+        matches!(
+            shutdown.result,
+            Err(Error::ClosedByServer { code: 1008, .. })
+        ),
+        "{:?}",
+        shutdown.result
+    );
+    let mut data = 0;
+    let mut errors = Vec::new();
+    while let Some(item) = timeout(BOUND, incoming.next()).await.expect("stream hung") {
+        match item {
+            Ok(_) => data += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    assert_eq!(
+        (data, errors.len()),
+        (300, 1),
+        "received before the Close: 300 messages; the Incoming got {data} and errors {errors:?}"
     );
 }
 
 #[tokio::test]
-async fn the_state_says_why_the_last_attempt_failed() {
-    let server = serve(
-        |_| Reply::Upgrade,
-        |_, mut ws: Ws| async move {
-            let _ = ws.next().await;
-            let _ = ws.close(None).await;
-        },
-    )
-    .await;
-    let mut ws = connect(
-        quick().max_interval(Duration::from_millis(50)),
-        server.url(),
-    )
-    .await;
-    let state = ws.state();
-    ws.send(Message::text("bye")).await.unwrap();
-    server.stop().await;
-    // The reader notices the Close, reconnects, and meets a closed port again and again.
-    let reader = tokio::spawn(async move {
-        let _ = timeout(Duration::from_secs(2), ws.next()).await;
-        ws
-    });
-    let mut last = String::new();
-    eventually("the state names a failed attempt", || {
-        if let ConnectionState::Reconnecting {
-            last_error: Some(e),
-            ..
-        } = &*state.borrow()
-        {
-            last = e.clone();
-            return e.to_lowercase().contains("refused");
-        }
-        false
+async fn dial_never_succeeding_then_every_handle_dropped_with_nothing_staged_ends_the_task() {
+    let gate = Arc::new(Notify::new());
+    let script = Script::gated(gate.clone());
+    let ws = mock::sink(&script, quick().close_timeout(CLOSE));
+    let (handle, incoming) = ws.spawn();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(handle);
+    drop(incoming);
+    eventually("the task let go of the sink", || {
+        Arc::strong_count(&script) == 1
     })
     .await;
-    assert!(!last.contains("reset"), "{last}");
-    let _ws = join(reader, "the reader").await;
+}
+
+/// The task's runtime shuts down (the task is dropped before it ends): sends fail,
+/// `is_finished()` is true, and `close()` returns how it ended.
+#[test]
+fn close_after_the_tasks_runtime_shut_down_returns() {
+    let script = Script::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (handle, incoming) = rt.block_on(async { mock::sink(&script, quick()).spawn() });
+    rt.block_on(async {
+        handle.send(Message::text("a")).await.unwrap();
+        eventually("flushed", || script.delivered_texts() == ["a"]).await;
+    });
+    drop(rt);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        assert!(handle.is_finished());
+        let late = handle.send(Message::text("late")).await.unwrap_err();
+        assert_eq!(late.into_message(), Some(Message::text("late")));
+        let shutdown = timeout(Duration::from_secs(2), handle.close()).await;
+        assert!(
+            shutdown.is_ok(),
+            "close() still waiting 2 s after the task was dropped with its runtime \
+             (is_finished() = true, sends fail)"
+        );
+    });
+    drop(incoming);
 }

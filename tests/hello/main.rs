@@ -1,4 +1,9 @@
-//! A hello computed for each connection: a feed that resumes where the reader stopped.
+//! What is sent first on every connection: the `on_connect` messages, then a hello
+//! computed for each connection (a feed that resumes where the reader stopped), then
+//! the messages resent from before.
+//!
+//! Every test is in this file. Every await that could hang is bounded by
+//! [`BOUND`](support::BOUND).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -12,7 +17,31 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::{ConnectInfo, ReconnectingSink};
 
-use support::{serve, Reply, Ws, BOUND};
+use support::{
+    close_after, connect, quick_healthy, read_until, send, serve, Log, Reply, Ws, BOUND,
+};
+
+#[tokio::test]
+async fn on_connect_is_the_first_message_of_every_connection() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(2, log.clone())).await;
+    let mut ws = connect(
+        quick_healthy().on_connect(Message::text("hello")),
+        server.url(),
+    )
+    .await;
+    for i in 0..3 {
+        send(&mut ws, format!("m{i}")).await.unwrap();
+        read_until(&mut ws, "reconnected", |_| server.upgrades() == i + 2).await;
+    }
+    let entries = log.entries();
+    let connections = entries.iter().map(|(c, _)| *c).max().unwrap() + 1;
+    assert!(connections >= 3);
+    for c in 0..connections {
+        let first = entries.iter().find(|(conn, _)| *conn == c).unwrap();
+        assert_eq!(first.1, "hello", "connection {c}: {entries:?}");
+    }
+}
 
 /// A feed: waits for `from N`, then pushes N, N+1, ... and drops the TCP connection
 /// (no Close frame) after 25 numbers.

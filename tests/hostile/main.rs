@@ -1,8 +1,15 @@
-//! Hostile servers, table-driven: each ends in a typed error within a bounded time,
-//! never a panic, a hang or a spin.
+//! Hostile input: every server that misbehaves, at the handshake or in the frames, ends
+//! in a typed error within a bounded time, never a panic, a hang or a spin.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `main.rs` | hostile servers, table-driven: handshake-level and frame-level hostility, an invalid close code, servers that reset every connection or every handshake |
+//! | `protocol.rs` | a protocol violation met while writing, a message over the size limit: one error item, then a reconnection |
 
 #[path = "../support/mod.rs"]
 mod support;
+
+mod protocol;
 
 use std::sync::Arc;
 use std::time::Duration;

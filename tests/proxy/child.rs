@@ -1,8 +1,7 @@
-//! Tests that run in a child process of this test binary: one with an environment of its
-//! own (set on the child's command, so no test changes the environment the others read),
-//! one with a global tracing subscriber (tracing's callsite cache is process-wide).
-
-use std::process::Output;
+//! Dials from a child process of this test binary with an environment of its own (set on
+//! the child's command, so no test changes the environment the others read), and reads
+//! the outcome and the warnings it logged. The child process itself comes from
+//! [`support::child`](crate::support::child).
 
 use std::time::Duration;
 
@@ -10,59 +9,15 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::Message;
 
+use crate::support::child::{is_child, run_child};
 use crate::support::BOUND;
 
 /// The child's test, and the variables that tell it what to do.
 const DIAL_TEST: &str = "child_dial_with_this_environment";
 const CHILD_URL: &str = "WS_RECONNECT_PROXY_CHILD_URL";
 const CHILD_SETUP: &str = "WS_RECONNECT_PROXY_CHILD_SETUP";
-/// Set in a child process that runs one named test alone.
-const CHILD_TEST: &str = "WS_RECONNECT_PROXY_CHILD_TEST";
 /// Marks the dial's outcome in the child's output.
 pub const OUTCOME: &str = "OUTCOME: ";
-
-/// Every variable the proxy rules read: removed from each child's environment first.
-const PROXY_VARIABLES: [&str; 9] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "REQUEST_METHOD",
-];
-
-/// Runs `test` alone in a child process of this binary with `env` added, and returns its
-/// output once it passed.
-async fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_TEST, test)
-        .kill_on_drop(true);
-    for name in PROXY_VARIABLES {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let out = timeout(BOUND, command.output())
-        .await
-        .expect("the child test process hung")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{test} failed in its child process:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The child ran exactly this test; a filter that matched nothing would pass silently.
-    assert!(stdout.contains("1 passed"), "the child did not run {test}");
-    out
-}
 
 /// Dials `url` in a child process whose environment has `env`, with the builder set up by
 /// `setup` (`default`, `no_proxy` or `proxy=<url>`), and returns the outcome:
@@ -89,7 +44,7 @@ pub async fn dial_logged(url: &str, setup: &str, env: &[(&str, &str)]) -> (Strin
 /// In the child started by [`dial`]: dials as told and returns the outcome. `None` in any
 /// other process.
 pub async fn dial_as_child() -> Option<String> {
-    if std::env::var(CHILD_TEST).as_deref() != Ok(DIAL_TEST) {
+    if !is_child(DIAL_TEST) {
         return None;
     }
     let url = std::env::var(CHILD_URL).unwrap();
@@ -120,15 +75,5 @@ pub async fn dial_as_child() -> Option<String> {
     Some(outcome)
 }
 
-/// Runs the test `name` alone in a child process of this test binary. Returns `true` in
-/// the parent, which has nothing more to do (the child passed), and `false` in the child,
-/// which runs the test body.
-pub async fn in_child_process(name: &str) -> bool {
-    if std::env::var(CHILD_TEST).as_deref() == Ok(name) {
-        return false;
-    }
-    run_child(name, &[]).await;
-    true
-}
-
 pub use crate::support::capture::Capture;
+pub use crate::support::child::in_child_process;

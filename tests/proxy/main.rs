@@ -699,7 +699,12 @@ async fn proxy_credentials_stay_out_of_logs_debug_output_and_errors() {
     if !procs::installed() {
         return;
     }
-    if child::in_child_process("proxy_credentials_stay_out_of_logs_debug_output_and_errors").await {
+    if child::in_child_process(
+        "proxy_credentials_stay_out_of_logs_debug_output_and_errors",
+        &[],
+    )
+    .await
+    {
         return;
     }
     let capture = child::Capture::default();

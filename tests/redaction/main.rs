@@ -2,12 +2,13 @@
 //!
 //! Each test installs a global subscriber, and tracing's callsite cache is process-wide:
 //! the first test owns this test binary's process, every other one runs itself in a child
-//! process of its own ([`in_child_process`]).
+//! process of its own ([`in_child_process`](support::child::in_child_process)).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 use support::capture::Capture;
+use support::child::in_child_process;
 
 use futures::SinkExt;
 
@@ -15,58 +16,6 @@ use tokio::time::timeout;
 use ws_reconnect::{Error, ReconnectingSink};
 
 use support::{close_first, connect, quick, read_until, refuse_first, serve, Reply, Server, BOUND};
-
-/// Set in the child process that runs one test alone.
-const CHILD: &str = "WS_RECONNECT_REDACTION_CHILD";
-
-/// The proxy variables: removed from each child's environment, then set as a test says.
-const PROXY_VARIABLES: [&str; 8] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-];
-
-/// Runs the test `name` alone in a child process of this test binary, so that it can
-/// install its own global subscriber, with the proxy variables of `env` and no others.
-/// Returns `true` in the parent, which has nothing more to do (the child passed), and
-/// `false` in the child, which runs the test body.
-async fn in_child_process(name: &str, env: &[(&str, &str)]) -> bool {
-    if std::env::var(CHILD).as_deref() == Ok(name) {
-        return false;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .kill_on_drop(true);
-    for variable in PROXY_VARIABLES {
-        command.env_remove(variable);
-    }
-    command.envs(env.iter().copied());
-    let child = command.output();
-    let out = timeout(BOUND, child)
-        .await
-        .expect("the child test process hung")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} failed in its child process:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The child ran exactly this test; a filter that matched nothing would pass silently.
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "the child process did not run {name}"
-    );
-    true
-}
 
 /// Dials `server` with a secret in the query, the `Authorization` header and a cookie.
 async fn connect_with_secrets(server: &Server) -> ReconnectingSink {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::testing::FaultProxy;
-use ws_reconnect::{Acknowledge, Builder, Error, Message, ReconnectingSink};
+use ws_reconnect::{Acknowledge, Builder, ConnectionState, Error, Message, ReconnectingSink};
 
 use super::{drop_at_once, serve, Reply, Server, BOUND};
 
@@ -145,4 +145,20 @@ pub async fn send_until_error(ws: &mut ReconnectingSink, text: &str) -> Error {
             Err(e) => return e,
         }
     }
+}
+
+/// What `ws.state()` says now.
+pub fn state(ws: &ReconnectingSink) -> ConnectionState {
+    ws.state().borrow().clone()
+}
+
+/// Sends the text message `text` (`SinkExt::send`: waits for room, then flushes), bounded
+/// by [`BOUND`].
+pub async fn send(ws: &mut ReconnectingSink, text: impl Into<String>) -> Result<(), Error> {
+    timeout(
+        BOUND,
+        futures::SinkExt::send(ws, Message::text(text.into())),
+    )
+    .await
+    .expect("send hung")
 }

@@ -292,3 +292,23 @@ pub async fn counting_server(
     .await;
     (server, open)
 }
+
+/// The numbers `"<n>"` among `texts` (what a [`Log`] holds), as a sorted set.
+pub fn numbers(texts: impl IntoIterator<Item = String>) -> std::collections::BTreeSet<u64> {
+    texts.into_iter().filter_map(|t| t.parse().ok()).collect()
+}
+
+/// Sends `count` messages `"<prefix><i>"` as fast as it can (one flush); `false` if the
+/// connection failed.
+pub async fn flood(ws: &mut Ws, prefix: &str, count: usize) -> bool {
+    for i in 0..count {
+        if ws
+            .feed(Message::text(format!("{prefix}{i}")))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}

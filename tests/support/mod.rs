@@ -12,6 +12,9 @@
 //! | [`client`] | quick builders, bounded connects and reads, the acknowledgement scheme |
 //! | [`mock`] | a scripted connection factory without sockets |
 //! | [`python`] | Python `websockets` servers as separate processes (their shared start-up: `python_server.py`) |
+//! | [`child`] | one test alone in a child process (a global subscriber, an environment of its own) |
+//! | [`capture`] | a log writer that keeps every line, for tests that read what was logged |
+//! | [`tls`] | a self-signed certificate, the server that presents it and a client that trusts it |
 //!
 //! Here too: [`BOUND`] on every await that could hang, [`eventually`], [`join`],
 //! [`env_or`], and [`skip`] for a test that cannot run here. Faults on the path between
@@ -20,6 +23,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod capture;
+pub mod child;
 pub mod client;
 pub mod handlers;
 pub mod mock;

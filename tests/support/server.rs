@@ -119,6 +119,37 @@ pub async fn dead_port() -> SocketAddr {
     addr
 }
 
+/// A server that upgrades the first handshake and answers every later one with
+/// `status`, 100 ms after the request (so that a message sent meanwhile waits for the
+/// reconnection); the upgraded connection ends as soon as its first message arrives.
+pub async fn refusing_reconnections(status: u16) -> RawServer {
+    raw_server("127.0.0.1:0", move |attempt, mut tcp| async move {
+        if attempt == 0 {
+            if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                let _ = futures::StreamExt::next(&mut ws).await;
+            }
+            return;
+        }
+        read_request(&mut tcp).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let reply = format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\n\r\n");
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut tcp, reply.as_bytes()).await;
+    })
+    .await
+    .unwrap()
+}
+
+/// No attempt comes in the 300 ms after the end: whatever the task or the sink does, a
+/// failure for good dials nothing more. `seen`: the attempts made until the end.
+pub async fn no_more_attempts(server: &RawServer, seen: usize) {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        server.attempts(),
+        seen,
+        "attempts after the failure for good"
+    );
+}
+
 /// How the server answers one handshake attempt.
 #[derive(Clone, Debug)]
 pub enum Reply {

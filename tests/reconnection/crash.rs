@@ -1,6 +1,7 @@
-//! 1. The server is a separate process that crashes: SIGKILL, down for a moment, then a
-//!    new process on the same port. No Close frame, no FIN before the kernel's; the
-//!    client meets a refused port until the restart.
+//! A server process that crashes: SIGKILL, down for a moment, then a new process on the
+//! same port (Python, `server.py`). No Close frame, no FIN before the kernel's; the
+//! client meets a refused port until the restart, then carries on: a reader sees no
+//! error item, acknowledged writes lose nothing, split halves both resume.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,11 +14,10 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
-use crate::numbers;
 use crate::support::python::{self, PythonServer};
-use crate::support::{connect, eventually, join, Numbered, BOUND};
+use crate::support::{connect, eventually, join, numbers, Numbered, BOUND};
 
-const SCRIPT: &str = "tests/realworld/server.py";
+const SCRIPT: &str = "tests/reconnection/server.py";
 
 /// How long a killed server stays down.
 const DOWN: Duration = Duration::from_millis(300);
@@ -105,7 +105,7 @@ where
 /// A log file for the acknowledging servers, fresh for this test.
 fn log_file(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!(
-        "ws-reconnect-realworld-{}-{name}.log",
+        "ws-reconnect-crash-{}-{name}.log",
         std::process::id()
     ));
     let _ = std::fs::remove_file(&path);

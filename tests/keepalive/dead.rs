@@ -1,18 +1,17 @@
-//! 3. A frozen path (`Fault::Freeze`): nothing is read or written any more, nothing is
-//!    closed. The client's writes block once the kernel buffers fill. Only the keepalive
-//!    can tell; it must, whether the sink is writing, reading or waiting for acks.
+//! A dead path is replaced within `interval + timeout`. A frozen path (`Fault::Freeze`):
+//! nothing is read or written any more, nothing is closed, and the client's writes block
+//! once the kernel buffers fill; only the keepalive can tell, and it must, whether the
+//! sink is writing, reading or waiting for acknowledgements. A half-open connection
+//! (`Fault::HalfOpen`): the same for a reader waiting in `next()`.
 
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::testing::Fault;
-use ws_reconnect::Message;
+use ws_reconnect::{ConnectionState, Message};
 
-use crate::numbers;
-use crate::support::{
-    acknowledging, drain, quick, serve, through_proxy, Log, Numbered, Reply, BOUND,
-};
+use crate::support::*;
 
 /// Keepalive interval and timeout: a frozen connection is replaced within about 400 ms.
 const KEEPALIVE: Duration = Duration::from_millis(200);
@@ -195,4 +194,53 @@ async fn a_send_blocked_by_a_frozen_path_completes_even_with_a_full_inbox() {
     .await
     .expect("50 MiB of sends over a frozen path never completed");
     assert!(ws.stats().reconnects >= 1, "{:?}", ws.stats());
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
+    let server = serve(|_| Reply::Upgrade, echo).await;
+    let (interval, keep_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
+    let (proxy, mut ws) = through_proxy(&server, quick().keepalive(interval, keep_timeout)).await;
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
+        Message::text("before")
+    );
+    let state = ws.state();
+    proxy.inject(Fault::HalfOpen);
+    assert_eq!(
+        proxy.stats().half_opens,
+        1,
+        "one open connection black-holed"
+    );
+    let cut = Instant::now();
+    // A reader waiting in next() is enough to run the keepalive.
+    let reader = async {
+        loop {
+            let _ = ws.next().await;
+        }
+    };
+    let reconnected = async {
+        eventually("reconnected", || server.upgrades() == 2).await;
+    };
+    tokio::select! {
+        _ = reader => unreachable!(),
+        _ = timeout(BOUND, reconnected) => {}
+    }
+    let took = cut.elapsed();
+    assert_eq!(server.upgrades(), 2, "not replaced");
+    assert!(took >= interval, "replaced before any silence: {took:?}");
+    assert!(
+        took < interval + keep_timeout + Duration::from_millis(700),
+        "took {took:?}"
+    );
+    assert!(matches!(
+        *state.borrow(),
+        ConnectionState::Connected | ConnectionState::Reconnecting { .. }
+    ));
+    ws.send(Message::text("after")).await.unwrap();
+    assert_eq!(
+        timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap(),
+        Message::text("after")
+    );
 }

@@ -1,15 +1,15 @@
-//! 2. A protocol violation that the writer comes across first: the reader must still be
-//!    told, once, and what the writer was sending must not be lost on the way.
+//! A peer that breaks the protocol or the limits after the handshake: the reader is told
+//! once (an error item), the connection is replaced, and what the writer was sending is
+//! not lost on the way, even when the writer comes across the violation first.
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use ws_reconnect::tungstenite::error::ProtocolError;
 use ws_reconnect::{tungstenite, Error, Message};
 
-use crate::support::{
-    connect, eventually, quick, recording, serve, BoxHandler, Log, Reply, Ws, BOUND,
-};
+use crate::support::*;
 
 /// The first connection: "hello", then a text frame with RSV1 set (no extension was
 /// negotiated, so the bit is a violation), written as raw bytes after tungstenite's
@@ -86,4 +86,38 @@ async fn a_protocol_violation_met_while_writing_is_reported_once_and_the_stream_
         matches!(&next, Some(Ok(m)) if *m == Message::text("second")),
         "{next:?}"
     );
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_an_error_item_then_a_reconnection() {
+    let server = serve(
+        |_| Reply::Upgrade,
+        |conn, mut ws: Ws| async move {
+            let text = if conn == 0 {
+                "x".repeat(4096)
+            } else {
+                "small".to_string()
+            };
+            let _ = ws.send(Message::text(text)).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        },
+    )
+    .await;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(1024))
+        .max_frame_size(Some(1024));
+    let mut ws = connect(quick().websocket_config(config), server.url()).await;
+    let first = timeout(BOUND, ws.next()).await.unwrap().unwrap();
+    assert!(
+        matches!(
+            first,
+            Err(Error::Transport(
+                ws_reconnect::tungstenite::Error::Capacity(_)
+            ))
+        ),
+        "{first:?}"
+    );
+    let second = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(second, Message::text("small"));
+    assert_eq!(server.upgrades(), 2);
 }

@@ -1,76 +1,69 @@
-//! 4, 5. Nobody reads the stream while the server pushes: the inbox fills. That must not
-//!    make the keepalive kill a healthy connection, and in acknowledged mode (where the
-//!    sink must read past the inbox to find the acks) the reader must learn of the gap.
+//! Inbound: the stream yields every data message the connections delivered, in order.
+//! No error item across a reconnection; messages read while writing, or while closing,
+//! are queued for the reader, not lost; in acknowledged mode, where the sink must read
+//! past a full inbox for the acknowledgements, the reader is told how many it dropped.
+//!
+//! Every test is in this file. Every await that could hang is bounded by
+//! [`BOUND`](support::BOUND).
 
-use std::time::Duration;
+#[path = "../support/mod.rs"]
+mod support;
 
 use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+use support::*;
 use tokio::time::timeout;
-use ws_reconnect::{Error, Message, ReconnectingSink};
-
-use crate::support::{
-    acknowledging, connect, drain, expect_text, serve, Log, Numbered, Reply, Ws, BOUND,
-};
-
-/// Pushes `count` messages `"<prefix><i>"` as fast as it can (one flush).
-async fn push(ws: &mut Ws, prefix: &str, count: usize) -> bool {
-    for i in 0..count {
-        if ws
-            .feed(Message::text(format!("{prefix}{i}")))
-            .await
-            .is_err()
-        {
-            return false;
-        }
-    }
-    ws.flush().await.is_ok()
-}
+use ws_reconnect::{Builder, Error, Message, ReconnectingSink};
 
 #[tokio::test]
-async fn a_full_inbox_does_not_make_the_keepalive_kill_a_healthy_connection() {
-    const PUSHED: usize = 1000;
-    // The first connection gets 1,000 messages at once; every connection reads what the
-    // client sends (so tungstenite answers its Pings) and stays open.
+async fn reads_continue_across_a_server_close_without_an_error_item() {
     let server = serve(
         |_| Reply::Upgrade,
         |conn, mut ws: Ws| async move {
-            if conn == 0 && !push(&mut ws, "", PUSHED).await {
-                return;
+            for i in 0..3 {
+                let _ = ws.send(Message::text(format!("c{conn}-{i}"))).await;
             }
-            drain(conn, ws).await;
+            if conn == 0 {
+                let _ = ws.close(None).await;
+            }
+            while let Some(Ok(_)) = ws.next().await {}
         },
     )
     .await;
-    let mut ws = connect(
-        ReconnectingSink::builder()
-            .max_queued_inbound(16)
-            .keepalive(Duration::from_millis(200), Duration::from_millis(200)),
-        server.url(),
-    )
-    .await;
+    let mut ws = connect(quick_healthy(), server.url()).await;
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        let item = timeout(BOUND, ws.next()).await.unwrap().unwrap();
+        got.push(
+            item.expect("no error item across a reconnection")
+                .into_text()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(got, ["c0-0", "c0-1", "c0-2", "c1-0", "c1-1", "c1-2"]);
+}
 
-    // Only write, for 3 s: one message every 50 ms.
-    for i in 0..60 {
-        timeout(BOUND, ws.send(Message::text(format!("w{i}"))))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "send(w{i}) did not complete before BOUND; {} reconnections so far",
-                    ws.stats().reconnects
-                )
-            })
-            .expect("send");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+#[tokio::test]
+async fn inbound_messages_read_while_writing_are_queued_for_the_reader() {
+    let script = mock::Script::new();
+    let mut ws = mock::sink(&script, Builder::default().max_queued_inbound(3));
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    for i in 0..5 {
+        script.push(0, Message::text(format!("in{i}")));
+    }
+    // Writing processes inbound frames up to the bound, without losing any.
+    ws.send(Message::text("out")).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap());
     }
     assert_eq!(
-        ws.stats().reconnects,
-        0,
-        "a healthy connection whose Pongs queued behind a full inbox was replaced"
+        got,
+        (0..5)
+            .map(|i| Message::text(format!("in{i}")))
+            .collect::<Vec<_>>()
     );
-
-    for i in 0..PUSHED {
-        expect_text(&mut ws, &i.to_string(), &format!("message {i} of {PUSHED}")).await;
-    }
 }
 
 #[tokio::test]
@@ -81,7 +74,7 @@ async fn acknowledged_mode_tells_the_reader_how_many_messages_it_dropped_past_th
     let server = serve(
         |_| Reply::Upgrade,
         |conn, mut ws: Ws| async move {
-            if push(&mut ws, "d", PUSHED).await {
+            if flood(&mut ws, "d", PUSHED).await {
                 acknowledging(Log::default())(conn, ws).await;
             }
         },
@@ -155,4 +148,23 @@ async fn acknowledged_mode_tells_the_reader_how_many_messages_it_dropped_past_th
         "after the gap: the messages that followed it"
     );
     assert_eq!(ws.dropped_inbound(), count);
+}
+
+/// The echoes the server sent before it answered our Close are read by `close()` and
+/// yielded after it.
+#[tokio::test]
+async fn the_plain_sink_yields_what_was_read_while_closing() {
+    let (server, _open) = counting_server(|c, ws| Box::pin(echo(c, ws))).await;
+    let mut ws = connect(quick().close_timeout(Duration::from_secs(2)), server.url()).await;
+    for i in 0..50 {
+        ws.feed(Message::text(format!("e{i}"))).await.unwrap();
+    }
+    timeout(BOUND, ws.close()).await.unwrap().unwrap();
+    let mut got = 0;
+    while let Some(item) = timeout(BOUND, ws.next()).await.expect("stream hung") {
+        item.unwrap();
+        got += 1;
+    }
+    // Some echoes may have been read before close() too; none are lost.
+    assert_eq!(got, 50);
 }

@@ -1,8 +1,8 @@
-//! Acknowledged delivery: a replay window that makes reconnection lose nothing.
-
-#[path = "../support/mod.rs"]
-mod support;
-
+//! Acknowledged mode: a replay window that makes reconnection lose nothing. Tracked
+//! messages are held until acknowledged (cumulatively; out-of-order acknowledgements are
+//! ignored, untracked messages mix in), never more than the window unacknowledged,
+//! resent first and in order after a reconnection, and an acknowledgement timeout
+//! replaces a silent connection.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::{Message, ReconnectingSink};
 
-use support::{
+use crate::support::{
     env_or, mock, serve, serve_ledger, sharing, Ledger, LedgerPlan, Numbered, Reply, Ws, BOUND,
 };
 

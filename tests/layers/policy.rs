@@ -1,13 +1,6 @@
 //! Backoff policies of one's own through `BackoffRetry`: the example's constant delay and
-//! decorrelated jitter, and `IterBackoff`, in paused time over scripted services.
-
-#[path = "../../examples/custom_backoff.rs"]
-#[allow(dead_code)]
-mod custom_backoff;
-#[path = "../support/mod.rs"]
-mod support;
-
-use support::mock;
+//! decorrelated jitter, and `IterBackoff`, in paused time over scripted services, and a
+//! sink that reconnects on their delays.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +12,9 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use ws_reconnect::{BackoffPolicy, BackoffRetry, BackoffRetryLayer, IterBackoff};
 use ws_reconnect::{DialKind, Error, Message, ReconnectingSink, Target};
 
-use custom_backoff::{Constant, DecorrelatedJitter};
-
-const BOUND: Duration = Duration::from_secs(20);
+use crate::custom_backoff::{Constant, DecorrelatedJitter};
+use crate::refused;
+use crate::support::{mock, BOUND};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -74,10 +67,6 @@ impl Service<Target> for Flaky {
             Ok(target.attempt())
         })
     }
-}
-
-fn refused() -> Error {
-    Error::Transport(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into())
 }
 
 fn unavailable_retry_after_an_hour() -> Error {

@@ -1,16 +1,18 @@
-//! 8. The reconnection limit: none unless asked for; when it refuses, every operation
-//!    says so at once and the state says `Refused`.
+//! The reconnection limit: none unless asked for; a limit of 0 refuses every
+//! reconnection and a server gone is still a `GaveUp`, not a refusal; when the sliding
+//! window refuses, every operation says so at once, the state says `Refused`, and a
+//! send reconnects once the window frees.
 
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use ws_reconnect::ConnectionState;
 use ws_reconnect::{Error, Message, ReconnectingSink};
 
-use crate::support::{connect, serve, Reply, Server, Ws, BOUND};
+use crate::support::*;
 
 /// Echoes the first message of each connection, with a Close 1000 in the same write,
 /// then reads until the client answers or goes away. Frames that arrived with the
@@ -132,4 +134,104 @@ async fn once_the_limit_refuses_every_operation_says_so_at_once() {
         matches!(item, Some(Err(Error::TooManyReconnects { .. }))),
         "next() after the refusal: {item:?}"
     );
+}
+
+#[tokio::test]
+async fn zero_reconnections_allowed_gives_too_many_reconnects() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
+    let mut ws = connect(quick_healthy().max_reconnections_total(0), server.url()).await;
+    send(&mut ws, "first").await.unwrap();
+    eventually("first", || log.len() == 1).await;
+    // The close may take a moment to arrive; sends before it still succeed.
+    let err = send_until_error(&mut ws, "again").await;
+    assert!(
+        matches!(err, Error::TooManyReconnects { max_total: 0, .. }),
+        "{err:?}"
+    );
+    assert!(!ws.can_connect());
+    assert_eq!(server.upgrades(), 1);
+}
+
+#[tokio::test]
+async fn with_the_server_gone_the_error_is_not_too_many_reconnects() {
+    let (server, _log) = recording_server().await;
+    let mut ws = connect(
+        quick_healthy()
+            .max_reconnections_total(1)
+            .max_elapsed_time(Some(Duration::from_millis(300))),
+        server.url(),
+    )
+    .await;
+    drop(server); // stops listening and drops the connection
+    let err = send_until_error(&mut ws, "x").await;
+    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_sliding_window_of_three_refuses_the_fourth_then_frees() {
+    let log = Log::default();
+    let server = serve(|_| Reply::Upgrade, close_after(1, log.clone())).await;
+    let window = Duration::from_secs(2);
+    let mut ws = connect(
+        quick_healthy()
+            .max_reconnections_total(3)
+            .max_reconnections_time(window),
+        server.url(),
+    )
+    .await;
+    let started = Instant::now();
+    // Every message makes the server close; reading notices it and reconnects.
+    for k in 1..=3 {
+        send(&mut ws, format!("m{k}")).await.unwrap();
+        let errors = read_until(&mut ws, "reconnected", |_| server.upgrades() == k + 1).await;
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    send(&mut ws, "m4").await.unwrap();
+    eventually("m4 arrived", || log.len() == 4).await;
+    // Reading notices the fourth close; the fourth reconnection is refused, once.
+    let item = timeout(BOUND, ws.next()).await.unwrap();
+    assert!(
+        matches!(
+            item,
+            Some(Err(Error::TooManyReconnects { max_total: 3, .. }))
+        ),
+        "{item:?}"
+    );
+    assert_eq!(server.upgrades(), 4, "first dial + three reconnections");
+    assert!(
+        started.elapsed() < window,
+        "the test was too slow to prove the window"
+    );
+    assert!(!ws.can_connect());
+    // While the window is full every write is refused at once, with the time it frees.
+    let mut retry_at = None;
+    for _ in 0..3 {
+        match timeout(BOUND, send(&mut ws, "refused"))
+            .await
+            .expect("a write waited")
+        {
+            Err(Error::TooManyReconnects {
+                retry_at: Some(at), ..
+            }) => retry_at = Some(at),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        *ws.state().borrow(),
+        ws_reconnect::ConnectionState::Refused { .. }
+    ));
+    // Once the oldest reconnection leaves the window, a send reconnects.
+    tokio::time::sleep_until(retry_at.unwrap()).await;
+    send(&mut ws, "after").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually("after", || {
+        log.texts().last().map(String::as_str) == Some("after")
+    })
+    .await;
+    assert_eq!(server.upgrades(), 5);
 }
