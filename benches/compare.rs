@@ -173,7 +173,22 @@ where
 /// filled and it parked (0.75× plain at 64 B); every quarter it measured 0.93–0.98×.
 const BATCH_ACK_EVERY: u64 = 256;
 
+/// The acknowledgement window of the acknowledged clients in the throughput rows: what
+/// loopback needs (a quarter of it per acknowledgement, see [`BATCH_ACK_EVERY`]).
+const ACK_WINDOW: usize = 1024;
+
 async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, f64) {
+    throughput_with_window(addr, kind, size, n, ACK_WINDOW).await
+}
+
+/// [`throughput`] with the acknowledged clients' window given.
+async fn throughput_with_window(
+    addr: SocketAddr,
+    kind: Kind,
+    size: usize,
+    n: u64,
+    window: usize,
+) -> (f64, f64) {
     let payload = Bytes::from(vec![7u8; size]);
     let url = match kind {
         Kind::Acked => format!("ws://{addr}/count/{n}/64"),
@@ -191,7 +206,7 @@ async fn throughput(addr: SocketAddr, kind: Kind, size: usize, n: u64) -> (f64, 
         Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
         Kind::Acked | Kind::AckedBatch => {
             let ws = ReconnectingSink::builder()
-                .acknowledged(BinAcks { next: 0 }, 1024)
+                .acknowledged(BinAcks { next: 0 }, window)
                 .connect(&url)
                 .await
                 .unwrap();

@@ -275,7 +275,10 @@ pub fn section(
 }
 
 /// Acknowledged mode's throughput against plain through each latency: `n` 64 B and 1 KiB
-/// messages, the batch-acknowledging server, a window of `window` messages.
+/// messages, the batch-acknowledging server, with the loopback window (1,024) and with a
+/// window sized by the rule the builder documents: at least what the link carries in a
+/// round trip, here twice the plain rate measured times the round trip, rounded up to a
+/// power of two.
 pub fn throughput_section(
     rt: &tokio::runtime::Runtime,
     server: SocketAddr,
@@ -285,39 +288,43 @@ pub fn throughput_section(
 ) {
     let n: u64 = if quick { 5_000 } else { 50_000 };
     println!(
-        "## Acknowledged against plain through latency: {n} messages, the batch-acknowledging server, window 1,024, {rounds} rounds"
+        "## Acknowledged against plain through latency: {n} messages, the batch-acknowledging server, {rounds} rounds"
     );
     let mut rows = Vec::new();
     for latency_ms in [0u64, 20, 50] {
         let link = Link::new().latency(Duration::from_millis(latency_ms));
         let proxy = rt.block_on(FaultProxy::start_with(server, link)).unwrap();
         for size in [64usize, 1024] {
-            let (mut plain, mut acked) = (Samples::default(), Samples::default());
+            let rate = |kind, window| {
+                rt.block_on(crate::throughput_with_window(
+                    proxy.addr(),
+                    kind,
+                    size,
+                    n,
+                    window,
+                ))
+                .0
+            };
+            let mut plain = Samples::default();
+            let mut small = Samples::default();
+            let mut sized = Samples::default();
+            let mut window = crate::ACK_WINDOW;
             for _ in 0..rounds {
-                plain.push(
-                    rt.block_on(crate::throughput(proxy.addr(), crate::Kind::Ours, size, n))
-                        .0,
-                );
-                acked.push(
-                    rt.block_on(crate::throughput(
-                        proxy.addr(),
-                        crate::Kind::AckedBatch,
-                        size,
-                        n,
-                    ))
-                    .0,
-                );
+                plain.push(rate(crate::Kind::Ours, 0));
+                window = bdp_window(plain.median(), latency_ms);
+                small.push(rate(crate::Kind::AckedBatch, crate::ACK_WINDOW));
+                sized.push(rate(crate::Kind::AckedBatch, window));
             }
-            let ratio = acked.median() / plain.median();
+            let (p, s, w) = (plain.median(), small.median(), sized.median());
             println!(
-                "{latency_ms:>3} ms each way  {size:>5} B  plain {:>10.0} msg/s   acknowledged {:>10.0} msg/s   {ratio:.2}×",
-                plain.median(),
-                acked.median()
+                "{latency_ms:>3} ms each way  {size:>5} B  plain {p:>10.0} msg/s   acknowledged, window 1,024 {s:>10.0} ({:.2}×)   window {window} {w:>10.0} ({:.2}×)",
+                s / p,
+                w / p
             );
             rows.push(format!(
-                "{latency_ms},{size},{},{},{ratio}",
-                plain.median(),
-                acked.median()
+                "{latency_ms},{size},{p},{s},{},{window},{w},{}",
+                s / p,
+                w / p
             ));
         }
     }
@@ -327,9 +334,20 @@ pub fn throughput_section(
             "latency_ms_each_way",
             "size",
             "plain_msgs_per_s",
-            "acked_msgs_per_s",
-            "ratio",
+            "acked_1024_msgs_per_s",
+            "ratio_1024",
+            "sized_window",
+            "acked_sized_msgs_per_s",
+            "ratio_sized",
         ],
         &rows,
     );
+}
+
+/// The window the builder's rule gives for a path: twice what it carries in a round trip
+/// at `rate` messages a second, as a power of two, never under the loopback window.
+fn bdp_window(rate: f64, latency_ms: u64) -> usize {
+    let round_trip = 2.0 * latency_ms as f64 / 1000.0;
+    let in_flight = (2.0 * rate * round_trip).ceil() as usize;
+    in_flight.next_power_of_two().max(crate::ACK_WINDOW)
 }
