@@ -121,6 +121,8 @@ enum Kind {
     Acked,
     /// Acknowledged, against a server that acknowledges once per read batch.
     AckedBatch,
+    /// Plain, through `spawn()`'s handle: one sender awaiting `Handle::send` per message.
+    Handle,
 }
 
 impl Kind {
@@ -131,6 +133,7 @@ impl Kind {
             Kind::Ours => "ReconnectingSink",
             Kind::Acked => "ReconnectingSink, acked/64",
             Kind::AckedBatch => "ReconnectingSink, acked/batch",
+            Kind::Handle => "spawn() handle, 1 sender",
         }
     }
 
@@ -142,6 +145,7 @@ impl Kind {
             Kind::Ours => "ws-reconnect",
             Kind::Acked => "ws-reconnect-acked-64",
             Kind::AckedBatch => "ws-reconnect-acked-batch",
+            Kind::Handle => "ws-reconnect-handle",
         }
     }
 }
@@ -164,6 +168,25 @@ where
     }
     let out = (t0.elapsed(), thread_cpu() - cpu0);
     let _ = ws.close().await;
+    out
+}
+
+/// [`one_way`] through `spawn()`: the handle's task runs on the same thread, so the CPU
+/// figure covers the sender and the task.
+async fn handle_one_way(ws: ReconnectingSink, payload: &Bytes, n: u64) -> (Duration, Duration) {
+    let cpu0 = thread_cpu();
+    let t0 = Instant::now();
+    let (handle, mut incoming) = ws.spawn();
+    for _ in 0..n {
+        handle.send(Message::Binary(payload.clone())).await.unwrap();
+    }
+    while let Some(Ok(m)) = incoming.next().await {
+        if m.to_text().is_ok_and(|t| t == "done") {
+            break;
+        }
+    }
+    let out = (t0.elapsed(), thread_cpu() - cpu0);
+    let _ = handle.close().await;
     out
 }
 
@@ -204,6 +227,10 @@ async fn throughput_with_window(
         }
         Kind::Peer => one_way(common::peer::connect(&url).await, &payload, n).await,
         Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
+        Kind::Handle => {
+            let ws = ReconnectingSink::connect(&url).await.unwrap();
+            handle_one_way(ws, &payload, n).await
+        }
         Kind::Acked | Kind::AckedBatch => {
             let ws = ReconnectingSink::builder()
                 .acknowledged(BinAcks { next: 0 }, window)
@@ -797,6 +824,7 @@ fn main() {
             Some("peer") => Kind::Peer,
             Some("acked") => Kind::Acked,
             Some("acked-batch") => Kind::AckedBatch,
+            Some("handle") => Kind::Handle,
             _ => Kind::Ours,
         };
         let addr = server_thread(Arc::new(DropLedger::default()));
@@ -870,6 +898,7 @@ fn throughput_section(
             Kind::Ours,
             Kind::Acked,
             Kind::AckedBatch,
+            Kind::Handle,
         ];
         let mut rate: Vec<Samples> = vec![Samples::default(); kinds.len()];
         let mut cpu: Vec<Samples> = vec![Samples::default(); kinds.len()];

@@ -72,6 +72,7 @@ fn colour(contender: &str) -> RGBColor {
         "ws-reconnect" => RGBColor(0, 114, 178),
         "ws-reconnect-acked-64" => RGBColor(204, 121, 167),
         "ws-reconnect-acked-batch" | "ws-reconnect-acked" => RGBColor(0, 158, 115),
+        "ws-reconnect-handle" => RGBColor(86, 180, 233),
         _ => RGBColor(0, 0, 0),
     }
 }
@@ -89,6 +90,7 @@ fn throughput(csv: &Path, out: &Path) -> Result<()> {
             "ws-reconnect-acked-batch",
             "ws-reconnect, acknowledged (server acks per batch)",
         ),
+        ("ws-reconnect-handle", "ws-reconnect through spawn()'s handle"),
     ];
     let root = SVGBackend::new(out, (1000, 420)).into_drawing_area();
     root.fill(&WHITE)?;
