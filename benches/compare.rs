@@ -123,6 +123,8 @@ enum Kind {
     AckedBatch,
     /// Plain, through `spawn()`'s handle: one sender awaiting `Handle::send` per message.
     Handle,
+    /// Plain with `ConfirmBy::Flush`: no fence Ping after a flush (0.2's confirmation).
+    ConfirmAtFlush,
 }
 
 impl Kind {
@@ -134,6 +136,7 @@ impl Kind {
             Kind::Acked => "ReconnectingSink, acked/64",
             Kind::AckedBatch => "ReconnectingSink, acked/batch",
             Kind::Handle => "spawn() handle, 1 sender",
+            Kind::ConfirmAtFlush => "ReconnectingSink, confirm at flush",
         }
     }
 
@@ -146,6 +149,7 @@ impl Kind {
             Kind::Acked => "ws-reconnect-acked-64",
             Kind::AckedBatch => "ws-reconnect-acked-batch",
             Kind::Handle => "ws-reconnect-handle",
+            Kind::ConfirmAtFlush => "ws-reconnect-confirm-flush",
         }
     }
 }
@@ -227,6 +231,7 @@ async fn throughput_with_window(
         }
         Kind::Peer => one_way(common::peer::connect(&url).await, &payload, n).await,
         Kind::Ours => one_way(ReconnectingSink::connect(&url).await.unwrap(), &payload, n).await,
+        Kind::ConfirmAtFlush => one_way(confirm_at_flush(&url).await, &payload, n).await,
         Kind::Handle => {
             let ws = ReconnectingSink::connect(&url).await.unwrap();
             handle_one_way(ws, &payload, n).await
@@ -272,8 +277,18 @@ async fn echo(addr: SocketAddr, kind: Kind, n: usize) -> Vec<f64> {
                 .unwrap();
             echo_rtts(ws, n).await
         }
+        Kind::ConfirmAtFlush => echo_rtts(confirm_at_flush(&url).await, n).await,
         _ => echo_rtts(ReconnectingSink::connect(&url).await.unwrap(), n).await,
     }
+}
+
+/// A plain sink that counts a message delivered at its flush (no fence Ping).
+async fn confirm_at_flush(url: &str) -> ReconnectingSink {
+    ReconnectingSink::builder()
+        .confirm_by(ws_reconnect::ConfirmBy::Flush)
+        .connect(url)
+        .await
+        .unwrap()
 }
 
 struct DropResult {
@@ -960,16 +975,17 @@ fn echo_section(
 ) {
     println!();
     println!("## Echo, 64 B round trip (µs)");
-    let mut p50 = vec![Samples::default(); 2];
-    let mut p99 = vec![Samples::default(); 2];
+    let kinds = [Kind::Raw, Kind::Ours, Kind::ConfirmAtFlush];
+    let mut p50 = vec![Samples::default(); kinds.len()];
+    let mut p99 = vec![Samples::default(); kinds.len()];
     for _ in 0..rounds {
-        for (i, kind) in [Kind::Raw, Kind::Ours].iter().enumerate() {
+        for (i, kind) in kinds.iter().enumerate() {
             let rtts = Samples(rt.block_on(echo(addr, *kind, 20_000 / scale as usize)));
             p50[i].push(rtts.quantile(0.5));
             p99[i].push(rtts.quantile(0.99));
         }
     }
-    for (i, kind) in [Kind::Raw, Kind::Ours].iter().enumerate() {
+    for (i, kind) in kinds.iter().enumerate() {
         println!(
             "{:<28} p50 {:>6.1} ({:.1}–{:.1}) ratio {:.3}   p99 {:>6.1} ({:.1}–{:.1}) ratio {:.3}",
             kind.name(),
@@ -983,7 +999,7 @@ fn echo_section(
             p99[i].median() / p99[0].median(),
         );
     }
-    let rows: Vec<String> = [Kind::Raw, Kind::Ours]
+    let rows: Vec<String> = kinds
         .iter()
         .enumerate()
         .map(|(i, kind)| {
