@@ -256,3 +256,32 @@ proptest! {
         run(ops, ConfirmBy::Pong)?;
     }
 }
+
+mod checks;
+mod record;
+mod run;
+mod wire;
+
+use record::Mode;
+
+fn wire_ops(mode: Mode) -> impl Strategy<Value = (Vec<run::Op>, bool)> {
+    (proptest::collection::vec(run::op(mode), 1..40), any::<bool>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn outcomes_volatile_and_crossings_confirmed_by_pongs((ops, take) in wire_ops(Mode::Pong)) {
+        checks::run_wire(ops, Mode::Pong, take)?;
+    }
+
+    #[test]
+    fn outcomes_volatile_and_crossings_confirmed_at_the_flush((ops, take) in wire_ops(Mode::Flush)) {
+        checks::run_wire(ops, Mode::Flush, take)?;
+    }
+
+    #[test]
+    fn acknowledged_mode_loses_nothing_within_the_window((ops, take) in wire_ops(Mode::Acked(4))) {
+        checks::run_wire(ops, Mode::Acked(4), take)?;
+    }
+}
