@@ -265,7 +265,7 @@ mod wire;
 use record::Mode;
 
 fn wire_ops(mode: Mode) -> impl Strategy<Value = (Vec<run::Op>, bool)> {
-    (proptest::collection::vec(run::op(mode), 1..40), any::<bool>())
+    (proptest::collection::vec(run::op(mode, false), 1..40), any::<bool>())
 }
 
 proptest! {

@@ -35,7 +35,9 @@ pub enum Op {
     Dial,
 }
 
-pub fn op(mode: Mode) -> impl Strategy<Value = Op> {
+/// The operations for `mode`; `vanish`: a `close()` may meet a peer that hangs up
+/// without reading instead of answering.
+pub fn op(mode: Mode, vanish: bool) -> impl Strategy<Value = Op> {
     let kind = prop_oneof![Just(Kind::Plain), Just(Kind::Outcome), Just(Kind::Volatile)];
     // Outside acknowledged mode an Ack does nothing.
     let ack = if matches!(mode, Mode::Acked(_)) { 2 } else { 1 };
@@ -50,7 +52,7 @@ pub fn op(mode: Mode) -> impl Strategy<Value = Op> {
         2 => (prop_oneof![Just(1000u16), Just(1001u16)], 0u8..4)
             .prop_map(|(c, n)| Op::ServerClose(c, n)),
         1 => any::<bool>().prop_map(Op::Refuse),
-        1 => any::<bool>().prop_map(Op::Close),
+        1 => any::<bool>().prop_map(move |answers| Op::Close(answers || !vanish)),
         1 => Just(Op::Dial),
     ]
 }
@@ -207,14 +209,26 @@ impl Run {
             Some(Err(e)) => return Err(TestCaseError::fail(format!("close failed: {e}"))),
         }
         self.dialed = false;
+        // Closed: every outcome is settled, delivered or handed back.
+        self.record.poll_outcomes()?;
+        for sent in self.record.sent.iter().filter(|s| s.kind != Kind::Plain) {
+            prop_assert!(sent.resolved.is_some(), "{} open after close", sent.text);
+        }
         Ok(())
     }
 
+    /// Dials while the peer reads: dialing a connected sink flushes, which waits for
+    /// confirmations and acknowledgements.
     fn dial(&mut self) -> Result<(), TestCaseError> {
-        let ws = &mut self.ws;
+        let ack = self.acked();
+        let (ws, make) = (&mut self.ws, &self.make);
         let fut = ws.dial();
         futures::pin_mut!(fut);
-        match drive(&mut self.task, POLLS, |cx| fut.as_mut().poll(cx)) {
+        let dialed = drive(&mut self.task, POLLS, |cx| {
+            make.world().peer_reads(usize::MAX, ack);
+            fut.as_mut().poll(cx)
+        });
+        match dialed {
             Some(Ok(())) => self.dialed = true,
             Some(Err(_)) => {}
             None => return Err(TestCaseError::fail("dial did not complete")),
@@ -254,6 +268,20 @@ impl Run {
         self.record.poll_outcomes()?;
         if let Mode::Acked(window) = self.mode {
             prop_assert!(self.ws.unacknowledged_count() <= window, "window exceeded");
+            // A volatile message whose connection ended is no longer held, though its
+            // outcome may wait for earlier ones.
+            let mut world = self.make.world();
+            let acked = world.acked;
+            let live = world.live().map(|c| c.written.clone()).unwrap_or_default();
+            let ended = |t: &str| {
+                let on = |c: &[Message]| c.iter().any(|m| m.to_text().ok() == Some(t));
+                world.conns.iter().any(|c| on(&c.written)) && !on(&live)
+            };
+            let out = self.record.sent.iter().filter(|s| {
+                let gone = s.kind == Kind::Volatile && ended(&s.text);
+                number(&s.text).unwrap() > acked && !self.record.handed_back(&s.text) && !gone
+            });
+            prop_assert!(out.count() <= window, "more than the window unacknowledged");
         }
         Ok(())
     }

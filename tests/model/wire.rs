@@ -250,7 +250,16 @@ impl Sink<Message> for WireConn {
         }))
     }
 
+    /// The client's Close frame goes on the wire after what was written, once.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|w, id| {
+            let conn = &mut w.conns[id];
+            let sent = conn.written.iter().any(|m| matches!(m, Message::Close(_)));
+            if !conn.dead && !sent {
+                conn.written.push(Message::Close(None));
+                conn.unflushed.push(Message::Close(None));
+            }
+        });
         self.poll_flush(cx)
     }
 }
