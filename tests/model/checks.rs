@@ -144,7 +144,10 @@ fn check_outcomes(run: &Run, stats: &Stats, held: usize) -> Result<(), TestCaseE
             }
         }
         if sent.kind == Kind::Volatile {
-            let on = world.conns.iter().filter(|c| written(c).iter().any(|w| w == t));
+            let on = world
+                .conns
+                .iter()
+                .filter(|c| written(c).iter().any(|w| w == t));
             prop_assert!(on.count() <= 1, "volatile {} written to two connections", t);
             let gone = matches!(&sent.resolved, Some(Resolved::Err("ConnectionLost", _)));
             lost_volatile += u64::from(gone);
@@ -215,9 +218,23 @@ pub fn run_wire(ops: Vec<Op>, mode: Mode, take: bool) -> Result<(), TestCaseErro
     check_outcomes(&run, &stats, held)?;
     let world = run.make.world();
     if std::env::var("MODEL_STATS").is_ok() {
-        let oks = run.record.sent.iter().filter(|s| s.resolved == Some(Resolved::Ok)).count();
-        let errs = run.record.sent.iter().filter(|s| matches!(s.resolved, Some(Resolved::Err(..)))).count();
-        let closed = world.conns.iter().filter(|c| matches!(c.ending, Ending::Closed(_))).count();
+        let oks = run
+            .record
+            .sent
+            .iter()
+            .filter(|s| s.resolved == Some(Resolved::Ok))
+            .count();
+        let errs = run
+            .record
+            .sent
+            .iter()
+            .filter(|s| matches!(s.resolved, Some(Resolved::Err(..))))
+            .count();
+        let closed = world
+            .conns
+            .iter()
+            .filter(|c| matches!(c.ending, Ending::Closed(_)))
+            .count();
         eprintln!("STATS {:?} sent={} ok={} err={} conns={} srvclosed={} dropped={} dups={} presumed={} resent={} read_again={} acked={}", mode, run.record.sent.len(), oks, errs, world.conns.len(), closed, stats.messages_dropped, stats.possible_duplicates, stats.presumed_delivered, stats.messages_resent, read_again, world.acked);
     }
     if let Mode::Acked(_) = mode {

@@ -257,6 +257,7 @@ proptest! {
     }
 }
 
+mod bugs;
 mod checks;
 mod record;
 mod run;
@@ -265,11 +266,19 @@ mod wire;
 use record::Mode;
 
 fn wire_ops(mode: Mode) -> impl Strategy<Value = (Vec<run::Op>, bool)> {
-    (proptest::collection::vec(run::op(mode, false), 1..40), any::<bool>())
+    (
+        proptest::collection::vec(run::op(mode, false), 1..40),
+        any::<bool>(),
+    )
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // Failures are not persisted: the regressions file is shared with every test binary.
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn outcomes_volatile_and_crossings_confirmed_by_pongs((ops, take) in wire_ops(Mode::Pong)) {
         checks::run_wire(ops, Mode::Pong, take)?;

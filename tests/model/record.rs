@@ -147,7 +147,11 @@ impl Record {
             let Some(Resolved::Err(reason, message)) = &sent.resolved else {
                 continue;
             };
-            prop_assert_eq!(message.as_deref(), Some(sent.text.as_str()), "not handed back");
+            prop_assert_eq!(
+                message.as_deref(),
+                Some(sent.text.as_str()),
+                "not handed back"
+            );
             let allowed = match *reason {
                 "ConnectionLost" => sent.kind == Kind::Volatile,
                 "GaveUp" => ev.gave_up,

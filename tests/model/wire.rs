@@ -37,7 +37,7 @@ pub struct Conn {
     wire: VecDeque<Message>,
     /// The data messages the peer read, in order.
     pub read: Vec<String>,
-    /// Data texts flushed (on the wire or read).
+    /// Data texts the client flushed (a peer that is gone discards them).
     pub flushed: Vec<String>,
     to_client: VecDeque<Message>,
     fail_flush: bool,
@@ -88,7 +88,11 @@ impl World {
 
     /// The highest acknowledgement the client read on connections up to `k`.
     pub fn acked_by(&self, k: usize) -> u64 {
-        self.conns[..=k].iter().map(|c| c.acked_on).max().unwrap_or(0)
+        self.conns[..=k]
+            .iter()
+            .map(|c| c.acked_on)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The peer of the live connection reads up to `n` frames; in acknowledged mode
@@ -162,6 +166,12 @@ impl World {
         conn.wire.clear();
         conn.gone = true;
         conn.ending = Ending::HungUp;
+    }
+
+    /// Whether the client's Close frame was written to the live connection.
+    pub fn close_written(&mut self) -> bool {
+        self.live()
+            .is_some_and(|c| c.written.iter().any(|m| matches!(m, Message::Close(_))))
     }
 
     /// The live connection's next flush fails.
@@ -238,13 +248,12 @@ impl Sink<Message> for WireConn {
                 return Err(broken());
             }
             for m in std::mem::take(&mut conn.unflushed) {
-                if conn.gone {
-                    continue;
-                }
                 if let Some(t) = text_of(&m) {
                     conn.flushed.push(t);
                 }
-                conn.wire.push_back(m);
+                if !conn.gone {
+                    conn.wire.push_back(m);
+                }
             }
             Ok(())
         }))
