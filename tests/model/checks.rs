@@ -185,12 +185,22 @@ fn check_outcomes(run: &Run, stats: &Stats, held: usize) -> Result<(), TestCaseE
 /// Runs `ops` against the wire in `mode`, then either takes what is owed (`take`) or
 /// drops the sink with it, and checks every invariant.
 pub fn run_wire(ops: Vec<Op>, mode: Mode, take: bool) -> Result<(), TestCaseError> {
+    run_bounded(ops, mode, take, crate::run::BOUND)
+}
+
+/// [`run_wire`] with `bound` as the outbox bound.
+pub fn run_bounded(
+    ops: Vec<Op>,
+    mode: Mode,
+    take: bool,
+    bound: usize,
+) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let mut run = Run::new(mode);
+    let mut run = Run::new(mode, bound);
     for op in std::iter::once(Op::Dial).chain(ops) {
         run.step(op)?;
         settle(&mut run);
@@ -206,7 +216,7 @@ pub fn run_wire(ops: Vec<Op>, mode: Mode, take: bool) -> Result<(), TestCaseErro
         run.record.events.dropped = true;
     }
     let stats = run.ws.stats();
-    let sink = std::mem::replace(&mut run.ws, crate::run::build(&run.make, mode));
+    let sink = std::mem::replace(&mut run.ws, crate::run::build(&run.make, mode, 1));
     drop(sink);
     run.record.poll_outcomes()?;
     for sent in run.record.sent.iter().filter(|s| s.kind != Kind::Plain) {

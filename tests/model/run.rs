@@ -72,10 +72,16 @@ impl ws_reconnect::Acknowledge for Numbered {
 pub type Sink = ReconnectingSink<Make>;
 type Task = tokio_test::task::Spawn<()>;
 
-pub fn build(make: &Make, mode: Mode) -> Sink {
+/// The outbox bound of the wire models: more than a run accepts, so that the bound
+/// never confirms anything by itself.
+pub const BOUND: usize = 1024;
+
+/// A sink over `make` in `mode`, with `bound` as `max_unflushed_messages`.
+pub fn build(make: &Make, mode: Mode, bound: usize) -> Sink {
     let builder = ReconnectingSink::builder()
         .no_keepalive()
-        .on_connect(Message::text("hello"));
+        .on_connect(Message::text("hello"))
+        .max_unflushed_messages(bound);
     let builder = match mode {
         Mode::Flush => builder.confirm_by(ConfirmBy::Flush),
         Mode::Pong => builder.confirm_by(ConfirmBy::Pong),
@@ -99,9 +105,9 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(mode: Mode) -> Self {
+    pub fn new(mode: Mode, bound: usize) -> Self {
         let make = Make::default();
-        let ws = build(&make, mode);
+        let ws = build(&make, mode, bound);
         Run {
             mode,
             make,
