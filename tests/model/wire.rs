@@ -37,8 +37,11 @@ pub struct Conn {
     wire: VecDeque<Message>,
     /// The data messages the peer read, in order.
     pub read: Vec<String>,
-    /// Data texts the client flushed (a peer that is gone discards them).
+    /// Data texts the client flushed, but for the flush of its Close frame (a peer that
+    /// is gone discards them).
     pub flushed: Vec<String>,
+    /// Data texts flushed while the peer was there to read them.
+    pub wired: Vec<String>,
     to_client: VecDeque<Message>,
     fail_flush: bool,
     dead: bool,
@@ -76,6 +79,47 @@ fn text_of(m: &Message) -> Option<String> {
     match m {
         Message::Text(t) => Some(t.to_string()),
         _ => None,
+    }
+}
+
+impl Conn {
+    /// Flushes what was written: onto the wire, unless the peer is gone. `closing`: the
+    /// flush of a Close frame, which the sink does not count as a flush of its messages.
+    fn flush(&mut self, closing: bool) -> io::Result<()> {
+        if self.dead {
+            return Err(broken());
+        }
+        if self.fail_flush {
+            // A reset: what was written and what the peer had not read are lost.
+            self.dead = true;
+            if self.ending == Ending::Open {
+                self.ending = Ending::Reset;
+            }
+            self.unflushed.clear();
+            self.wire.clear();
+            return Err(broken());
+        }
+        for m in std::mem::take(&mut self.unflushed) {
+            if let Some(t) = text_of(&m) {
+                if !self.gone {
+                    self.wired.push(t.clone());
+                }
+                if !closing {
+                    self.flushed.push(t);
+                }
+            }
+            if !self.gone {
+                self.wire.push_back(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// The client closed it (`close()`): its Close frame was not an answer to the
+    /// server's.
+    pub fn closed_by_client(&self) -> bool {
+        let sent = self.written.iter().any(|m| matches!(m, Message::Close(_)));
+        sent && !matches!(self.ending, Ending::Closed(_))
     }
 }
 
@@ -234,29 +278,7 @@ impl Sink<Message> for WireConn {
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.with(|w, id| {
-            let conn = &mut w.conns[id];
-            if conn.dead {
-                return Err(broken());
-            }
-            if conn.fail_flush {
-                // A reset: what was written and what the peer had not read are lost.
-                conn.dead = true;
-                conn.ending = Ending::Reset;
-                conn.unflushed.clear();
-                conn.wire.clear();
-                return Err(broken());
-            }
-            for m in std::mem::take(&mut conn.unflushed) {
-                if let Some(t) = text_of(&m) {
-                    conn.flushed.push(t);
-                }
-                if !conn.gone {
-                    conn.wire.push_back(m);
-                }
-            }
-            Ok(())
-        }))
+        Poll::Ready(self.with(|w, id| w.conns[id].flush(false)))
     }
 
     /// The client's Close frame goes on the wire after what was written, once.
@@ -269,7 +291,8 @@ impl Sink<Message> for WireConn {
                 conn.unflushed.push(Message::Close(None));
             }
         });
-        self.poll_flush(cx)
+        let _ = cx;
+        Poll::Ready(self.with(|w, id| w.conns[id].flush(true)))
     }
 }
 
