@@ -52,8 +52,6 @@ pub struct Conn {
     pub ponged: usize,
     /// Pongs queued, each with how many data messages the peer had read before the Ping.
     pong_covers: VecDeque<usize>,
-    /// The client took the peer's Close frame.
-    pub close_taken: bool,
     /// The highest acknowledgement the client read on this connection.
     pub acked_on: u64,
 }
@@ -66,8 +64,6 @@ pub struct World {
     pub acked: u64,
     /// Written numbered messages that were already acknowledged when written (text).
     pub resent_after_ack: Vec<String>,
-    /// The highest id the peer has acknowledged (sent).
-    pub ack_sent: u64,
 }
 
 /// The number of a model message "m<n>".
@@ -178,7 +174,6 @@ impl World {
 
     /// The peer acknowledges `n` (it read it).
     pub fn ack(&mut self, n: u64) {
-        self.ack_sent = self.ack_sent.max(n);
         if let Some(conn) = self.live() {
             conn.to_client.push_back(Message::text(format!("ack {n}")));
         }
@@ -314,7 +309,6 @@ impl Stream for WireConn {
             };
             match &m {
                 Message::Pong(_) => conn.ponged = conn.pong_covers.pop_front().unwrap_or(0),
-                Message::Close(_) => conn.close_taken = true,
                 Message::Text(t) => {
                     if let Some(n) = t.strip_prefix("ack ").and_then(|n| n.parse().ok()) {
                         conn.acked_on = conn.acked_on.max(n);
