@@ -94,7 +94,7 @@ fn wire_ops(mode: Mode) -> impl Strategy<Value = (Vec<run::Op>, bool)> {
 proptest! {
     // Failures are not persisted: the regressions file is shared with every test binary.
     #![proptest_config(ProptestConfig {
-        cases: 200,
+        cases: 400,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
