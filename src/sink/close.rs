@@ -12,6 +12,7 @@ use super::driver::{Core, State};
 use super::outcome::UndeliveredReason;
 use super::state::ConnectionState;
 use super::write::Settled;
+use super::Message;
 use crate::connect::MakeConnection;
 use crate::error::{BoxError, Error};
 
@@ -64,10 +65,15 @@ impl<M: MakeConnection> Core<M> {
             }
             // Connected -> Closing
             self.enter_from(Some(ConnectionState::Closing), |state| match state {
-                State::Connected(link) => State::Closing {
-                    conn: link.conn,
-                    sent: false,
-                },
+                State::Connected(link) => {
+                    let (conn, fence) = link.into_closing();
+                    State::Closing {
+                        conn,
+                        sent: false,
+                        answered: false,
+                        fence,
+                    }
+                }
                 other => other,
             });
         }
@@ -79,7 +85,13 @@ impl<M: MakeConnection> Core<M> {
     /// goes to the reader.
     fn poll_handshake(&mut self, expired: bool, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            let State::Closing { conn, sent } = &mut self.state else {
+            let State::Closing {
+                conn,
+                sent,
+                answered,
+                fence,
+            } = &mut self.state
+            else {
                 return Poll::Ready(self.closed(None));
             };
             if expired {
@@ -96,9 +108,15 @@ impl<M: MakeConnection> Core<M> {
                     }
                 }
             } else if let Some(Ok(message)) = ready!(conn.as_mut().poll_next(cx)) {
+                if let (Message::Pong(payload), Some(fence)) = (&message, fence.as_mut()) {
+                    if let Some(through) = fence.answered(payload) {
+                        self.books.outbox.confirm_through(through);
+                    }
+                }
                 match self.books.receive(message) {
                     Received::Data(m) => self.books.queue_inbound(m, &self.signals),
                     Received::Acknowledged { progress: true } => self.signals.wake_other(),
+                    Received::Closed(_) => *answered = true,
                     _ => {}
                 }
                 continue;
@@ -111,15 +129,17 @@ impl<M: MakeConnection> Core<M> {
     /// delivered.
     fn closed(&mut self, failure: Option<Error>) -> Result<(), Error> {
         match self.state {
-            // Our Close went out after everything owed: what was flushed counts as
-            // delivered (the peer's Close, when it came, says it read it all).
-            State::Closing { .. } => {
+            // Our Close went out after everything owed, and the peer's Close says it read
+            // it all: what was flushed is delivered.
+            State::Closing { answered: true, .. } => {
                 self.books.outbox.confirm_all();
-                self.connection_ended(None, false);
+                self.connection_ended(None, false, true);
             }
-            State::Connected(_) => {
+            // The peer hung up or stayed silent: only what was confirmed before counts;
+            // the rest is undelivered, handed back as the close's failure.
+            State::Closing { .. } | State::Connected(_) => {
                 let confirmed_before = self.books.confirmation.ended(None);
-                self.connection_ended(confirmed_before, false);
+                self.connection_ended(confirmed_before, false, true);
             }
             _ => {}
         }

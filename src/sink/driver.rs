@@ -154,7 +154,7 @@ impl<M: MakeConnection> Core<M> {
             State::Idle | State::Failed { .. } => {}
             State::Closing { .. } => {
                 tracing::debug!("dial() abandons an unfinished close");
-                self.connection_ended(None, false);
+                self.connection_ended(None, false, false);
             }
             _ => return,
         }
@@ -404,7 +404,7 @@ impl<M: MakeConnection> Core<M> {
         tracing::info!(%cause, ?uptime, healthy, "disconnected");
         self.record.lost_at = Some(Instant::now());
         let confirmed_before = self.books.confirmation.ended(lost.silent_since);
-        self.connection_ended(confirmed_before, closed_by_peer);
+        self.connection_ended(confirmed_before, closed_by_peer, false);
         if let Some(error) = stop {
             // Connected -> Failed: reported once, then the stream ends.
             return self.fail(error, false);
@@ -431,8 +431,15 @@ impl<M: MakeConnection> Core<M> {
 
     /// A live connection (or the one closing) is gone: what was flushed at or before
     /// `confirmed_before` is delivered (`None`: nothing more is), its volatile messages
-    /// go with it, and the rest is to be written again.
-    pub(super) fn connection_ended(&mut self, confirmed_before: Option<Instant>, presume: bool) {
+    /// go with it, and the rest is to be written again, as possible duplicates, unless
+    /// `closing`: then what has an outcome is handed back by `close()` instead, and the
+    /// rest stays owed (a later `dial()` writes it again, not counted as duplicates).
+    pub(super) fn connection_ended(
+        &mut self,
+        confirmed_before: Option<Instant>,
+        presume: bool,
+        closing: bool,
+    ) {
         let rewound = self.books.outbox.connection_lost(confirmed_before, presume);
         if rewound.presumed > 0 {
             self.books.stats.presumed_delivered(rewound.presumed);
@@ -448,11 +455,14 @@ impl<M: MakeConnection> Core<M> {
                 "volatile messages dropped with their connection"
             );
         }
-        if rewound.unconfirmed > 0 {
-            self.books.stats.possible_duplicates(rewound.unconfirmed);
+        // At close() what has an outcome is handed back; the rest stays owed, and a later
+        // dial() writes it again without counting it here.
+        let resent = if closing { 0 } else { rewound.unconfirmed };
+        if resent > 0 {
+            self.books.stats.possible_duplicates(resent);
             tracing::debug!(
-                resent = rewound.unconfirmed,
-                "flushed but not confirmed before the end: sent again (possible duplicates)"
+                resent,
+                "flushed but not confirmed before the end: to be sent again (possible duplicates)"
             );
         }
         let unflushed = self.books.outbox.len();

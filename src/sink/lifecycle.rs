@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use super::confirm::Fence;
 use super::end::End;
 use super::hello::Hello;
 use super::keepalive::Keepalive;
@@ -88,6 +89,10 @@ pub(super) enum State<M: MakeConnection> {
         conn: Pin<Box<M::Connection>>,
         /// Our Close frame is flushed; waiting for the peer's.
         sent: bool,
+        /// The peer's Close frame came: it read everything before ours.
+        answered: bool,
+        /// The connection's fence Ping, if one is out: its Pong still confirms.
+        fence: Option<Fence>,
     },
 }
 

@@ -101,6 +101,12 @@ impl<M: MakeConnection> Link<M> {
         }
     }
 
+    /// What the closing handshake keeps of the link: the connection, and the fence whose
+    /// Pong may still arrive before the peer's Close.
+    pub(super) fn into_closing(self) -> (Pin<Box<M::Connection>>, Option<Fence>) {
+        (self.conn, self.fence)
+    }
+
     pub(super) fn uptime(&self) -> Duration {
         self.since.elapsed()
     }
