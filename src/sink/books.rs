@@ -122,6 +122,14 @@ impl Books {
         let waits = self.confirmation.waits() && !self.leaves_unread();
         let at = waits.then(Instant::now);
         self.outbox.flushed(at);
+        let presumed = self.outbox.take_presumed();
+        if presumed > 0 {
+            self.stats.presumed_delivered(presumed);
+            tracing::debug!(
+                presumed,
+                "more flushed messages than the outbox bound wait for a confirmation: the oldest are taken as delivered"
+            );
+        }
         self.publish_sent();
     }
 

@@ -50,7 +50,9 @@ pub struct Stats {
     pub possible_duplicates: u64,
     /// Flushed messages taken as delivered without a confirmation: written again after
     /// a drop, and the peer closed again before confirming them (a peer that reads one
-    /// message and closes). See [`ConfirmBy`](crate::ConfirmBy).
+    /// message and closes); or more than the outbox bound (`max_unflushed_messages`)
+    /// waited for their confirmation at once, and the oldest were let go. See
+    /// [`ConfirmBy`](crate::ConfirmBy).
     pub presumed_delivered: u64,
     /// How long the current connection has been up; `None` when not connected.
     pub uptime: Option<Duration>,

@@ -81,10 +81,16 @@ impl Outbox {
         self.flushed = upto;
         self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.kept.len()).sum();
         // The window is bounded as the unflushed part is: past it, the oldest are taken
-        // as delivered.
+        // as delivered, without a confirmation (counted, see `take_presumed`).
         while self.unconfirmed > self.max_messages {
-            self.confirm_oldest();
+            self.presumed_at_bound += self.confirm_oldest();
         }
+    }
+
+    /// How many flushed messages were taken as delivered without a confirmation because
+    /// more than the outbox bound waited for one, since the last call.
+    pub(crate) fn take_presumed(&mut self) -> usize {
+        std::mem::take(&mut self.presumed_at_bound)
     }
 
     /// Confirms every batch flushed at or before `before`: its untracked entries are

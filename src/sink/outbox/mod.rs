@@ -59,6 +59,8 @@ pub(crate) struct Outbox {
     /// The number of the last batch recorded.
     last_batch: u64,
     written: usize,
+    /// Flushed messages taken as delivered at the bound, not yet counted in the stats.
+    presumed_at_bound: usize,
     flushed: usize,
     /// Bytes of the entries at `flushed..`.
     unflushed_bytes: usize,
@@ -88,6 +90,7 @@ impl Outbox {
             unconfirmed: 0,
             last_batch: 0,
             written: 0,
+            presumed_at_bound: 0,
             flushed: 0,
             unflushed_bytes: 0,
             tracked: 0,
