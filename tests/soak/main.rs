@@ -215,7 +215,11 @@ async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_d
         }
     });
     let upstream = serve(|_| Reply::Upgrade, counting).await;
-    let proxy = random_faults(&upstream, 5, [1, 1, 1, 0]).await;
+    // Cuts and resets: the proxy's half-open fault keeps reading what the client sends,
+    // so the client's send queue drains and the keepalive takes the path for a live one
+    // (draining counts as life, so that a slow link is not replaced); a whole run can go
+    // into it. Half-open paths have their own tests (tests/keepalive).
+    let proxy = random_faults(&upstream, 5, [1, 1, 0, 0]).await;
     let flushed: recording::Flushed = Arc::default();
     let stack = tower::ServiceBuilder::new()
         .layer(ws_reconnect::BackoffRetryLayer::new(
@@ -254,10 +258,15 @@ async fn plain_soak_loses_only_messages_already_flushed_into_a_connection_that_d
             .unwrap();
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    timeout(Duration::from_secs(30), ws.close())
+    // A fault during the closing handshake leaves the last flush unconfirmed: close()
+    // says so (CloseIncomplete) rather than count it delivered.
+    match timeout(Duration::from_secs(30), ws.close())
         .await
         .expect("close hung")
-        .unwrap();
+    {
+        Ok(()) | Err(ws_reconnect::Error::CloseIncomplete { .. }) => {}
+        Err(e) => panic!("close: {e}"),
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let received = received.lock().unwrap().clone();
