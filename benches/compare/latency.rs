@@ -184,7 +184,7 @@ async fn round(
                 };
                 let mut ws = builder.connect(&url).await.map_err(|e| e.to_string())?;
                 send_until_drops(&mut ws, ledger, true, drops, max_total, &sent, &errors).await?;
-                ws.close().await.map_err(|e| e.to_string())?;
+                crate::closed_enough(ws.close().await)?;
                 tokio::time::sleep(SETTLE * 5).await;
             }
         }
