@@ -609,7 +609,8 @@ impl Builder {
     /// the path, at least twice the rate you need times the round trip. 1,024 fills
     /// loopback and a LAN; at 20 ms each way it caps 64-byte messages at about 25,000 a
     /// second, where 16,384 carries the 150,000 a second that plain mode does through the
-    /// same path (BENCHMARKS.md, latency). The memory it holds is `window` messages.
+    /// same path (BENCHMARKS.md, "Acknowledged against plain through latency"). The
+    /// memory it holds is `window` messages.
     ///
     /// ```
     /// use ws_reconnect::{Acknowledge, Message, ReconnectingSink};
