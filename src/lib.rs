@@ -110,6 +110,7 @@ mod limit;
 pub mod metrics;
 mod progress;
 mod raw_url;
+mod resume;
 mod retry;
 mod sink;
 mod target;
@@ -146,6 +147,8 @@ pub use crate::headers::{HeadersFuture, HeadersLayer, HeadersService};
 pub use crate::limit::{
     ReconnectBudget, ReconnectLimit, ReconnectLimitFuture, ReconnectLimitLayer,
 };
+#[doc(inline)]
+pub use crate::resume::{Gap, GapReason, ResumeViolation, SessionId, PROTOCOL};
 #[doc(inline)]
 pub use crate::retry::{
     BackoffPolicy, BackoffRetry, BackoffRetryFuture, BackoffRetryLayer, IterBackoff,

@@ -1,0 +1,14 @@
+//! Resume mode: nothing lost either way across a reconnection.
+//!
+//! The wire convention is written down in `docs/resume-protocol.md`. This module holds
+//! its pure parts, shared by the client ([`ResumingSink`]) and the server
+//! ([`server`](crate::server), feature `server`): the frame codec (`frame.rs`), one
+//! direction's replay buffer (`buffer.rs`) and its receiving side (`inbound.rs`).
+
+pub(crate) mod buffer;
+pub(crate) mod frame;
+mod gap;
+pub(crate) mod inbound;
+
+pub use self::frame::{ResumeViolation, SessionId, PROTOCOL};
+pub use self::gap::{Gap, GapReason};
