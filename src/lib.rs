@@ -112,6 +112,9 @@ mod progress;
 mod raw_url;
 mod resume;
 mod retry;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 mod sink;
 mod target;
 #[cfg(feature = "testing")]
@@ -148,7 +151,10 @@ pub use crate::limit::{
     ReconnectBudget, ReconnectLimit, ReconnectLimitFuture, ReconnectLimitLayer,
 };
 #[doc(inline)]
-pub use crate::resume::{Gap, GapReason, ResumeViolation, SessionId, PROTOCOL};
+pub use crate::resume::{
+    Gap, GapReason, ResumeBuilder, ResumeConfig, ResumeDelivery, ResumeStats, ResumeViolation,
+    ResumingSink, SessionId, PROTOCOL,
+};
 #[doc(inline)]
 pub use crate::retry::{
     BackoffPolicy, BackoffRetry, BackoffRetryFuture, BackoffRetryLayer, IterBackoff,

@@ -18,6 +18,7 @@ mod proxy;
 
 pub use self::proxy::{ProxyFailure, SocksReply};
 use crate::backoff::InvalidBackoff;
+use crate::resume::{Gap, ResumeViolation};
 
 /// A boxed error, as produced by generic `tower` middleware.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -244,6 +245,20 @@ pub enum Error {
     Request(SharedError),
     /// Any other error from a custom connection stack.
     Connection(SharedError),
+    /// Resume mode: messages the server sent will never arrive (see [`Gap`]). The reader
+    /// meets this item at the place of the loss; the messages before and after it are
+    /// intact, and polling again carries on.
+    Gap(Gap),
+    /// Resume mode was required, and the server did not choose the `ws-reconnect.v1`
+    /// subprotocol. Not retried: the server does not speak resume mode (or a proxy strips
+    /// the header). [`ResumeConfig::required`](crate::ResumeConfig::required)`(false)`
+    /// falls back to plain mode instead.
+    ResumeUnsupported,
+    /// Resume mode: the server sent a frame that breaks the protocol. The frame is
+    /// dropped and the messages from there on are asked for again; polling carries on.
+    ResumeViolation(ResumeViolation),
+    /// Resume mode: the server ended the session. The stream has ended; sends fail.
+    SessionEnded,
 }
 
 impl Error {
@@ -323,7 +338,11 @@ impl Error {
             | Error::TaskEnded
             | Error::TaskPanicked { .. }
             | Error::InvalidBackoff(_)
-            | Error::Request(_) => false,
+            | Error::Request(_)
+            | Error::Gap(_)
+            | Error::ResumeUnsupported
+            | Error::ResumeViolation(_)
+            | Error::SessionEnded => false,
         }
     }
 
@@ -439,6 +458,10 @@ impl Clone for Error {
             Error::InvalidBackoff(e) => Error::InvalidBackoff(*e),
             Error::Request(e) => Error::Request(Arc::clone(e)),
             Error::Connection(e) => Error::Connection(Arc::clone(e)),
+            Error::Gap(gap) => Error::Gap(*gap),
+            Error::ResumeUnsupported => Error::ResumeUnsupported,
+            Error::ResumeViolation(v) => Error::ResumeViolation(v.clone()),
+            Error::SessionEnded => Error::SessionEnded,
         }
     }
 }
@@ -557,6 +580,13 @@ impl fmt::Display for Error {
             Error::InvalidBackoff(e) => write!(f, "invalid backoff setting: {e}"),
             Error::Request(e) => write!(f, "building the upgrade request failed: {e}"),
             Error::Connection(e) => write!(f, "connection error: {e}"),
+            Error::Gap(gap) => write!(f, "{gap}"),
+            Error::ResumeUnsupported => f.write_str(
+                "the server does not speak resume mode (it did not choose the ws-reconnect.v1 \
+                 subprotocol); ResumeConfig::required(false) falls back to plain mode",
+            ),
+            Error::ResumeViolation(v) => write!(f, "the server broke the resume protocol: {v}"),
+            Error::SessionEnded => f.write_str("the server ended the resume session"),
         }
     }
 }
@@ -567,6 +597,7 @@ impl StdError for Error {
             Error::Transport(e) => Some(e),
             Error::GaveUp { source, .. } | Error::CloseIncomplete { source, .. } => Some(&**source),
             Error::InvalidBackoff(e) => Some(e),
+            Error::ResumeViolation(v) => Some(v),
             Error::Proxy {
                 failure: ProxyFailure::Io(e),
                 ..

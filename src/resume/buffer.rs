@@ -156,7 +156,9 @@ impl<T> ReplayBuffer<T> {
     /// The frame with sequence number `seq`, if held.
     pub(crate) fn get(&self, seq: u64) -> Option<&T> {
         let index = seq.checked_sub(self.front)?;
-        self.entries.get(usize::try_from(index).ok()?).map(|e| &e.item)
+        self.entries
+            .get(usize::try_from(index).ok()?)
+            .map(|e| &e.item)
     }
 
     /// Frames and payload bytes in `[self.front(), until)`: what is in flight when
@@ -227,7 +229,10 @@ mod tests {
 
     #[test]
     fn overflow_drops_the_oldest_and_the_range_says_what_is_lost() {
-        let limits = Limits { frames: 2, bytes: 100 };
+        let limits = Limits {
+            frames: 2,
+            bytes: 100,
+        };
         let mut buffer = ReplayBuffer::new(1);
         for i in 0..2 {
             assert!(buffer.fits(1, limits));
@@ -237,11 +242,20 @@ mod tests {
         assert_eq!(buffer.make_room(1, limits), Some(1..2));
         buffer.push(2, 1);
         // A receiver that expects 2 lost nothing: 2 is still held.
-        assert_eq!(buffer.resume_from(2).unwrap(), ResumePoint { lost: None, cursor: 2 });
+        assert_eq!(
+            buffer.resume_from(2).unwrap(),
+            ResumePoint {
+                lost: None,
+                cursor: 2
+            }
+        );
         // One that expects 1 lost it.
         assert_eq!(
             buffer.resume_from(1).unwrap(),
-            ResumePoint { lost: Some(1..2), cursor: 2 }
+            ResumePoint {
+                lost: Some(1..2),
+                cursor: 2
+            }
         );
         assert!(buffer.resume_from(5).is_err());
         // A large frame empties the buffer but is taken.
@@ -257,7 +271,13 @@ mod tests {
         }
         buffer.ack(10).unwrap();
         assert!(buffer.is_empty());
-        assert_eq!(buffer.resume_from(11).unwrap(), ResumePoint { lost: None, cursor: 11 });
+        assert_eq!(
+            buffer.resume_from(11).unwrap(),
+            ResumePoint {
+                lost: None,
+                cursor: 11
+            }
+        );
     }
 
     proptest! {

@@ -260,32 +260,53 @@ pub enum ResumeViolation {
 impl fmt::Display for ResumeViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ResumeViolation::NotBinary => f.write_str("a Text message where resume frames are binary"),
-            ResumeViolation::Empty => f.write_str("an empty resume frame"),
-            ResumeViolation::UnknownKind(kind) => write!(f, "a resume frame of unknown kind {kind}"),
-            ResumeViolation::ReservedFlags { kind, flags } => {
-                write!(f, "resume frame kind {kind} with reserved flags {flags:#04x}")
+            ResumeViolation::NotBinary => {
+                f.write_str("a Text message where resume frames are binary")
             }
-            ResumeViolation::Truncated { field } => write!(f, "a resume frame cut short in its {field}"),
+            ResumeViolation::Empty => f.write_str("an empty resume frame"),
+            ResumeViolation::UnknownKind(kind) => {
+                write!(f, "a resume frame of unknown kind {kind}")
+            }
+            ResumeViolation::ReservedFlags { kind, flags } => {
+                write!(
+                    f,
+                    "resume frame kind {kind} with reserved flags {flags:#04x}"
+                )
+            }
+            ResumeViolation::Truncated { field } => {
+                write!(f, "a resume frame cut short in its {field}")
+            }
             ResumeViolation::VarintOverflow { field } => {
                 write!(f, "the {field} of a resume frame does not fit in 64 bits")
             }
             ResumeViolation::TrailingBytes { kind } => {
-                write!(f, "bytes after the last field of a resume frame of kind {kind}")
+                write!(
+                    f,
+                    "bytes after the last field of a resume frame of kind {kind}"
+                )
             }
             ResumeViolation::UnsupportedVersion(v) => {
                 write!(f, "resume protocol version {v}, this side speaks {VERSION}")
             }
             ResumeViolation::ZeroPosition { field } => {
-                write!(f, "the {field} of a resume frame is 0; positions start at 1")
+                write!(
+                    f,
+                    "the {field} of a resume frame is 0; positions start at 1"
+                )
             }
             ResumeViolation::GapBackwards { from, to } => {
                 write!(f, "a GAP from {from} to {to}, which ends before it starts")
             }
-            ResumeViolation::UnknownGapReason(code) => write!(f, "a GAP with unknown reason {code}"),
-            ResumeViolation::InvalidUtf8 => f.write_str("a text DATA frame whose payload is not UTF-8"),
+            ResumeViolation::UnknownGapReason(code) => {
+                write!(f, "a GAP with unknown reason {code}")
+            }
+            ResumeViolation::InvalidUtf8 => {
+                f.write_str("a text DATA frame whose payload is not UTF-8")
+            }
             ResumeViolation::Unexpected { kind } => write!(f, "an unexpected {kind} frame"),
-            ResumeViolation::NoHello => f.write_str("the first frame of the connection was not HELLO"),
+            ResumeViolation::NoHello => {
+                f.write_str("the first frame of the connection was not HELLO")
+            }
             ResumeViolation::AckBeyondSent { ack, sent } => {
                 write!(f, "an acknowledgement of {ack}, but only {sent} were sent")
             }
@@ -296,7 +317,9 @@ impl fmt::Display for ResumeViolation {
                 f,
                 "the peer expects message {recv_next}, but the next one sent will be {send_next}"
             ),
-            ResumeViolation::WindowExceeded => f.write_str("more DATA frames in flight than the receive window allows"),
+            ResumeViolation::WindowExceeded => {
+                f.write_str("more DATA frames in flight than the receive window allows")
+            }
         }
     }
 }
@@ -329,7 +352,11 @@ impl Frame {
                 put_varint(&mut out, *ack);
             }
             Frame::Hello(hello) => {
-                let flags = if hello.session.is_some() { HELLO_SESSION } else { 0 };
+                let flags = if hello.session.is_some() {
+                    HELLO_SESSION
+                } else {
+                    0
+                };
                 out.push(HELLO | flags);
                 out.push(VERSION);
                 if let Some((session, epoch)) = hello.session {
@@ -430,7 +457,10 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
     if flags & !allowed != 0 {
         return Err(ResumeViolation::ReservedFlags { kind, flags });
     }
-    let mut r = Reader { buf: &bytes[1..], pos: 0 };
+    let mut r = Reader {
+        buf: &bytes[1..],
+        pos: 0,
+    };
     let frame = match kind {
         DATA => {
             let seq = r.position("sequence number")?;
@@ -630,7 +660,10 @@ mod tests {
                 session: Some((session, 42)),
                 recv_next: 300,
                 send_first: 17,
-                window: Window { frames: 0, bytes: u64::MAX },
+                window: Window {
+                    frames: 0,
+                    bytes: u64::MAX,
+                },
             }),
             Frame::Welcome(Welcome {
                 session,
@@ -655,22 +688,52 @@ mod tests {
             (&[], ResumeViolation::Empty),
             (&[0x0f], ResumeViolation::UnknownKind(15)),
             (&[0x00], ResumeViolation::UnknownKind(0)),
-            (&[0x42], ResumeViolation::ReservedFlags { kind: 2, flags: 0x40 }),
-            (&[0x01], ResumeViolation::Truncated { field: "sequence number" }),
-            (&[0x01, 0x00], ResumeViolation::ZeroPosition { field: "sequence number" }),
-            (&[0x11, 0x01, 0xff], ResumeViolation::InvalidUtf8),
-            (&[0x02, 0x01, 0x00], ResumeViolation::TrailingBytes { kind: 2 }),
-            (&[0x07, 0x00], ResumeViolation::TrailingBytes { kind: 7 }),
-            (&[0x03, 0x02], ResumeViolation::UnsupportedVersion(2)),
-            (&[0x15, 0x05, 0x04, 0x01], ResumeViolation::GapBackwards { from: 5, to: 4 }),
-            (&[0x05, 0x05, 0x09], ResumeViolation::UnknownGapReason(9)),
             (
-                &[0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
-                ResumeViolation::VarintOverflow { field: "acknowledgement" },
+                &[0x42],
+                ResumeViolation::ReservedFlags {
+                    kind: 2,
+                    flags: 0x40,
+                },
             ),
             (
-                &[0x02, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
-                ResumeViolation::VarintOverflow { field: "acknowledgement" },
+                &[0x01],
+                ResumeViolation::Truncated {
+                    field: "sequence number",
+                },
+            ),
+            (
+                &[0x01, 0x00],
+                ResumeViolation::ZeroPosition {
+                    field: "sequence number",
+                },
+            ),
+            (&[0x11, 0x01, 0xff], ResumeViolation::InvalidUtf8),
+            (
+                &[0x02, 0x01, 0x00],
+                ResumeViolation::TrailingBytes { kind: 2 },
+            ),
+            (&[0x07, 0x00], ResumeViolation::TrailingBytes { kind: 7 }),
+            (&[0x03, 0x02], ResumeViolation::UnsupportedVersion(2)),
+            (
+                &[0x15, 0x05, 0x04, 0x01],
+                ResumeViolation::GapBackwards { from: 5, to: 4 },
+            ),
+            (&[0x05, 0x05, 0x09], ResumeViolation::UnknownGapReason(9)),
+            (
+                &[
+                    0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+                ],
+                ResumeViolation::VarintOverflow {
+                    field: "acknowledgement",
+                },
+            ),
+            (
+                &[
+                    0x02, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+                ],
+                ResumeViolation::VarintOverflow {
+                    field: "acknowledgement",
+                },
             ),
         ];
         for (bytes, expected) in cases {
@@ -691,13 +754,17 @@ mod tests {
         let mut out = Vec::new();
         put_varint(&mut out, u64::MAX);
         assert_eq!(out.len(), MAX_VARINT);
-        assert_eq!(data_seq(&encode_data(u64::MAX, None, false, b"x")), Some(u64::MAX));
+        assert_eq!(
+            data_seq(&encode_data(u64::MAX, None, false, b"x")),
+            Some(u64::MAX)
+        );
         assert_eq!(data_seq(&Frame::Ack(3).encode()), None);
     }
 
     fn any_frame() -> impl Strategy<Value = Frame> {
         let session = any::<[u8; 16]>().prop_map(SessionId);
-        let window = (any::<u64>(), any::<u64>()).prop_map(|(frames, bytes)| Window { frames, bytes });
+        let window =
+            (any::<u64>(), any::<u64>()).prop_map(|(frames, bytes)| Window { frames, bytes });
         let reason = prop_oneof![
             Just(GapReason::Overflow),
             Just(GapReason::Expired),
@@ -706,16 +773,25 @@ mod tests {
             Just(GapReason::Abandoned),
         ];
         prop_oneof![
-            (1..=u64::MAX, any::<Option<u64>>(), any::<bool>(), any::<Vec<u8>>()).prop_map(
-                |(seq, ack, text, payload)| {
+            (
+                1..=u64::MAX,
+                any::<Option<u64>>(),
+                any::<bool>(),
+                any::<Vec<u8>>()
+            )
+                .prop_map(|(seq, ack, text, payload)| {
                     let payload = if text {
                         Bytes::from(String::from_utf8_lossy(&payload).into_owned())
                     } else {
                         Bytes::from(payload)
                     };
-                    Frame::Data(Data { seq, ack, text, payload })
-                }
-            ),
+                    Frame::Data(Data {
+                        seq,
+                        ack,
+                        text,
+                        payload,
+                    })
+                }),
             any::<u64>().prop_map(Frame::Ack),
             (
                 proptest::option::of((session.clone(), any::<u64>())),
@@ -724,16 +800,34 @@ mod tests {
                 window.clone()
             )
                 .prop_map(|(session, recv_next, send_first, window)| {
-                    Frame::Hello(Hello { session, recv_next, send_first, window })
+                    Frame::Hello(Hello {
+                        session,
+                        recv_next,
+                        send_first,
+                        window,
+                    })
                 }),
             (session, any::<u64>(), any::<bool>(), 1..=u64::MAX, window).prop_map(
                 |(session, epoch, resumed, recv_next, window)| {
-                    Frame::Welcome(Welcome { session, epoch, resumed, recv_next, window })
+                    Frame::Welcome(Welcome {
+                        session,
+                        epoch,
+                        resumed,
+                        recv_next,
+                        window,
+                    })
                 }
             ),
-            (1..=u64::MAX / 2, proptest::option::of(0..=u64::MAX / 2), reason).prop_map(
-                |(from, len, reason)| Frame::Gap(Gap::new(from, len.map(|l| from + l), reason))
-            ),
+            (
+                1..=u64::MAX / 2,
+                proptest::option::of(0..=u64::MAX / 2),
+                reason
+            )
+                .prop_map(|(from, len, reason)| Frame::Gap(Gap::new(
+                    from,
+                    len.map(|l| from + l),
+                    reason
+                ))),
             (1..=u64::MAX).prop_map(Frame::Replay),
             Just(Frame::Bye),
         ]

@@ -149,7 +149,9 @@ impl GapReason {
 impl fmt::Display for GapReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            GapReason::Overflow => "the sender's replay buffer overflowed while the receiver was away",
+            GapReason::Overflow => {
+                "the sender's replay buffer overflowed while the receiver was away"
+            }
             GapReason::Expired => "the session expired before the client came back",
             GapReason::EpochChanged => "the server restarted",
             GapReason::SessionUnknown => "the server no longer knows the session",

@@ -167,6 +167,7 @@ impl PendingGaps {
         self.gaps.push_back(gap);
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.gaps.is_empty()
     }
@@ -174,7 +175,10 @@ impl PendingGaps {
     /// The gap to tell the application now that it stands at `delivered`, if any.
     pub(crate) fn take_at(&mut self, delivered: u64) -> Option<Gap> {
         while let Some(gap) = self.gaps.front() {
-            if gap.to.is_some_and(|to| to <= delivered && gap.from < delivered) {
+            if gap
+                .to
+                .is_some_and(|to| to <= delivered && gap.from < delivered)
+            {
                 // Covered by what the application already passed.
                 self.gaps.pop_front();
                 continue;
@@ -186,6 +190,11 @@ impl PendingGaps {
             return Some(Gap::new(delivered, gap.to, gap.reason));
         }
         None
+    }
+
+    /// Whether a gap is due at `delivered` (see [`take_at`](Self::take_at)).
+    pub(crate) fn ready_at(&self, delivered: u64) -> bool {
+        self.gaps.front().is_some_and(|gap| gap.from <= delivered)
     }
 
     /// The receiver rewound to `position`: gaps from there on will be told again by the
@@ -231,7 +240,10 @@ mod tests {
         assert!(inbound.deliver(5, 1));
         assert_eq!(inbound.owed(), Some(5));
         // A stale gap.
-        assert_eq!(inbound.on_gap(Gap::new(2, Some(5), GapReason::Overflow)), None);
+        assert_eq!(
+            inbound.on_gap(Gap::new(2, Some(5), GapReason::Overflow)),
+            None
+        );
         // One of unknown length leaves the numbering where it is.
         let unknown = inbound
             .on_gap(Gap::new(6, None, GapReason::EpochChanged))
@@ -246,15 +258,24 @@ mod tests {
         gaps.push(Gap::new(4, Some(6), GapReason::Overflow));
         gaps.push(Gap::new(9, None, GapReason::Expired));
         assert_eq!(gaps.take_at(3), None);
-        assert_eq!(gaps.take_at(4), Some(Gap::new(4, Some(6), GapReason::Overflow)));
+        assert_eq!(
+            gaps.take_at(4),
+            Some(Gap::new(4, Some(6), GapReason::Overflow))
+        );
         assert_eq!(gaps.take_at(6), None);
         gaps.rewind(7);
-        assert!(gaps.is_empty(), "a rewind forgets gaps the replay tells again");
+        assert!(
+            gaps.is_empty(),
+            "a rewind forgets gaps the replay tells again"
+        );
     }
 
     #[test]
     fn acknowledgements_fall_due_by_count_or_bytes() {
-        let every = AckEvery { frames: 3, bytes: 100 };
+        let every = AckEvery {
+            frames: 3,
+            bytes: 100,
+        };
         let mut inbound = Inbound::new(1);
         for seq in 1..=2 {
             inbound.on_data(seq);

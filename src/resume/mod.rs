@@ -6,9 +6,11 @@
 //! direction's replay buffer (`buffer.rs`) and its receiving side (`inbound.rs`).
 
 pub(crate) mod buffer;
+mod client;
 pub(crate) mod frame;
 mod gap;
 pub(crate) mod inbound;
 
+pub use self::client::{ResumeBuilder, ResumeConfig, ResumeDelivery, ResumeStats, ResumingSink};
 pub use self::frame::{ResumeViolation, SessionId, PROTOCOL};
 pub use self::gap::{Gap, GapReason};
