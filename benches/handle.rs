@@ -5,9 +5,13 @@
 //! directly (`feed` in a loop, one flush), a handle with one sending task, and a handle
 //! with eight sending tasks sharing the count. The client runs on a current-thread
 //! runtime on the main thread, so its thread CPU time covers the senders and the
-//! handle's task; the server runs on a thread of its own.
+//! handle's task; the server runs on a thread of its own. The last way is what a user
+//! without a handle would write: eight tasks sharing the sink behind a
+//! `tokio::sync::Mutex`, each locking it to `feed` one message (one flush at the end).
 //!
-//! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run).
+//! Options: `--rounds N` (default 5), `--quick` (smaller counts, for a smoke run),
+//! `--profile WAY` (one way, `direct`, `handle` or `handle8`, at 64 B over and over, for
+//! a profiler).
 //!
 //! [`Handle`]: ws_reconnect::Handle
 
@@ -27,6 +31,7 @@ use common::thread_cpu;
 enum Way {
     Direct,
     Handle { senders: u64 },
+    Mutex { senders: u64 },
 }
 
 impl Way {
@@ -35,6 +40,7 @@ impl Way {
             Way::Direct => "sink, direct".into(),
             Way::Handle { senders: 1 } => "handle, 1 sender".into(),
             Way::Handle { senders } => format!("handle, {senders} senders"),
+            Way::Mutex { senders } => format!("sink in a mutex, {senders} senders"),
         }
     }
 }
@@ -81,6 +87,31 @@ async fn run(addr: SocketAddr, way: Way, size: usize, n: u64) -> (f64, f64) {
             let _ = handle.close().await;
             rates(out, n)
         }
+        Way::Mutex { senders } => {
+            let ws = std::sync::Arc::new(tokio::sync::Mutex::new(ws));
+            let per = n / senders;
+            let tasks: Vec<_> = (0..senders)
+                .map(|s| {
+                    let (ws, payload) = (ws.clone(), payload.clone());
+                    let count = if s == senders - 1 { n - per * s } else { per };
+                    tokio::spawn(async move {
+                        for _ in 0..count {
+                            let msg = Message::Binary(payload.clone());
+                            ws.lock().await.feed(msg).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let mut ws = ws.lock().await;
+            ws.flush().await.unwrap();
+            wait_done(&mut *ws).await;
+            let out = (t0.elapsed(), thread_cpu() - cpu0);
+            let _ = ws.close().await;
+            rates(out, n)
+        }
     }
 }
 
@@ -124,10 +155,23 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let way = match args.get(i + 1).map(String::as_str) {
+            Some("direct") => Way::Direct,
+            Some("handle8") => Way::Handle { senders: 8 },
+            _ => Way::Handle { senders: 1 },
+        };
+        for _ in 0..rounds.max(1) {
+            let (rate, cpu) = rt.block_on(run(addr, way, 64, 1_000_000));
+            println!("{}: {rate:.0} msg/s, {cpu:.0} ns/msg", way.name());
+        }
+        return;
+    }
     let ways = [
         Way::Direct,
         Way::Handle { senders: 1 },
         Way::Handle { senders: 8 },
+        Way::Mutex { senders: 8 },
     ];
     println!("| size | way | msg/s (median of {rounds}) | ratio | client CPU ns/msg | ratio |");
     println!("|---|---|---|---|---|---|");

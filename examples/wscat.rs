@@ -4,48 +4,27 @@
 //! stdout, connection events go to stderr. It keeps going across disconnects; end of
 //! input closes the connection (after the server's last replies have been printed).
 //!
-//! # What it says, and where it comes from
-//! The sink's [`state()`](ReconnectingSink::state) watch channel gives the connection
-//! events: connecting, connected, disconnected (with the cause) and reconnecting. It has
-//! no attempt count while the first dial retries, because the retries happen inside the
-//! connection stack, in the backoff layer. So wscat builds that stack itself (the same
-//! backoff, connect timeout and connector as the default one) with a small tower layer
-//! under the backoff, [`ReportAttempts`], that sees every single attempt and its error.
+//! It is built on [`ReconnectingSink::spawn`]: a [`Handle`](ws_reconnect::Handle) takes
+//! the lines, the [`Incoming`](ws_reconnect::Incoming) stream gives the server's messages,
+//! and the sink's [`state()`](ReconnectingSink::state) gives the connection events,
+//! attempt numbers and errors included.
 //!
 //! # Lines typed while the connection is down
-//! Stdin keeps being read into a bounded queue ([`MAX_QUEUED`] lines) while the sink
-//! reconnects; the queued lines are sent in order once it is connected, and none is
-//! dropped. When the queue is full, stdin is left unread until lines have been sent.
-//! The sink retries retryable failures without end by default, and so does wscat: end
-//! of input waits for the queued lines to be sent; Ctrl-C quits without sending them.
+//! The handle queues them ([`Handle::QUEUE`](ws_reconnect::Handle::QUEUE), then stdin is
+//! left unread) and the task sends them in order once it is connected; none is dropped.
+//! The sink retries retryable failures without end by default, and so does wscat: end of
+//! input waits for the queued lines to be sent; Ctrl-C quits without sending them.
 #![allow(dead_code)] // `run` is also used by the wscat test
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
-use std::future::poll_fn;
 use std::io::IsTerminal;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use clap::Parser;
 use futures::future::BoxFuture;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
-use tower::{Service, ServiceBuilder};
-use ws_reconnect::ConnectionState;
-use ws_reconnect::{
-    BackoffRetryLayer, BoxError, DialKind, Error, ExponentialBackoff, Message, ReconnectingSink,
-    Target, TungsteniteConnector,
-};
-
-/// Lines read from stdin and not yet accepted by the sink, at most.
-pub const MAX_QUEUED: usize = 1024;
-
-/// Bound on one connection attempt (TCP and handshake), as in the default stack.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use ws_reconnect::{ConnectionState, Error, Handle, Message, ReconnectingSink, Undelivered};
 
 const AFTER_HELP: &str = "\
 Each stdin line is sent as a text message; the server's messages are printed on stdout
@@ -63,7 +42,7 @@ Errors the stream reports are printed as `wscat: ERROR`: the server broke the pr
 (the connection is replaced), a reconnection was refused (lines wait until it is allowed
 again) or failed for good (wscat stops and says how many lines were not sent).
 
-Lines typed while the connection is down are queued (up to 1024; beyond that stdin is
+Lines typed while the connection is down are queued (up to 256; beyond that stdin is
 not read until some are sent) and sent in order once it is back: none is dropped.
 Retryable failures are retried without end; Ctrl-C quits, leaving queued lines unsent.
 End of input waits for the queued lines to be sent, then closes: what the server still
@@ -104,103 +83,72 @@ where
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    let mut target = Target::new(url)?;
+    let mut builder = ReconnectingSink::builder();
     for header in headers {
-        let (name, value) = header.split_once(':').ok_or_else(|| {
-            let message: BoxError = format!("header {header:?} is not 'name: value'").into();
-            Error::Request(message.into())
-        })?;
-        target = target.header(name.trim(), value.trim())?;
+        let Some((name, value)) = header.split_once(':') else {
+            let message: ws_reconnect::BoxError =
+                format!("header {header:?} is not 'name: value'").into();
+            return Err(Error::Request(message.into()).into());
+        };
+        builder = builder.header(name.trim(), value.trim());
     }
-    let (events, mut attempts) = mpsc::unbounded_channel();
-    let stack = ServiceBuilder::new()
-        .layer(BackoffRetryLayer::new(ExponentialBackoff::default()))
-        .layer_fn(|inner| ReportAttempts {
-            inner,
-            events: events.clone(),
-        })
-        .timeout(CONNECT_TIMEOUT)
-        .service(TungsteniteConnector::default());
-    let mut ws = ReconnectingSink::builder().build_over(stack, target);
+    let ws = builder.build(url)?;
     let mut state = ws.state();
+    let (handle, mut incoming) = ws.spawn();
     let mut said = Said::new(redact(url));
     let mut lines = input.lines();
-    let mut queue = Queue::default();
-
-    // The first dial, telling what it does; lines typed meanwhile are queued.
-    {
-        let dial = ws.dial();
-        tokio::pin!(dial);
-        loop {
-            tokio::select! {
-                biased;
-                Ok(()) = state.changed() => {
-                    let now = state.borrow_and_update().clone();
-                    said.state(&now, &mut console).await?;
-                }
-                Some(attempt) = attempts.recv() => said.attempt(attempt, &mut console).await?,
-                line = lines.next_line(), if queue.reading() => {
-                    queue.read(line?, &state, &mut console).await?;
-                }
-                dialed = &mut dial => {
-                    dialed?;
-                    break;
-                }
-            }
-        }
-    }
-
-    let (mut tx, mut rx) = ws.split();
-    // Accepted by the sink since the last successful flush: what it still owes.
-    let mut unflushed = 0usize;
-    // The limiter refused a reconnection: no write is tried before this.
-    let mut refused_until: Option<Instant> = None;
-    while !(queue.done() && unflushed == 0) {
-        let writable = refused_until.is_none();
+    // A line on its way into the handle's queue (it waits while the queue is full).
+    let mut sending: Option<BoxFuture<'static, Result<(), Undelivered>>> = None;
+    let mut waiting = 0usize;
+    let mut ended = false;
+    while !(ended && sending.is_none()) {
         tokio::select! {
             biased;
             Ok(()) = state.changed() => {
                 let now = state.borrow_and_update().clone();
+                if now == ConnectionState::Connected {
+                    waiting = 0;
+                }
                 said.state(&now, &mut console).await?;
             }
-            Some(attempt) = attempts.recv() => said.attempt(attempt, &mut console).await?,
-            () = sleep_until(refused_until), if !writable => refused_until = None,
-            // A line waits: room for it in the sink; else what was accepted: a flush.
-            wrote = poll_fn(|cx| poll_write(&mut tx, !queue.is_empty(), cx)),
-                if writable && (!queue.is_empty() || unflushed > 0) => match wrote {
-                Ok(Wrote::Room) => {
-                    tx.start_send_unpin(Message::text(queue.pop()))?;
-                    unflushed += 1;
-                }
-                Ok(Wrote::Flushed) => unflushed = 0,
-                Err(e) => refused_until = refusal(e, queue.len() + unflushed)?,
-            },
-            item = rx.next() => match item {
+            item = incoming.next() => match item {
                 Some(Ok(message)) => print(&mut output, message).await?,
-                Some(Err(e)) => {
-                    if let Error::TooManyReconnects { retry_at: Some(at), .. } = &e {
-                        refused_until = Some(*at);
-                    }
-                    console.error(&e).await?;
-                }
+                Some(Err(e)) => console.error(&e).await?,
+                // The task ended after reporting why: the connection failed for good.
                 None => {
-                    return Err(Stopped {
-                        cause: None,
-                        unsent: queue.len() + unflushed,
-                    }
-                    .into())
+                    let mut stopped = stopped(&handle, waiting).await;
+                    stopped.cause = None;
+                    return Err(stopped.into());
                 }
             },
-            line = lines.next_line(), if queue.reading() => {
-                queue.read(line?, &state, &mut console).await?;
+            sent = async { sending.as_mut().expect("a send").await }, if sending.is_some() => {
+                sending = None;
+                if sent.is_err() {
+                    return Err(stopped(&handle, waiting).await.into());
+                }
             }
+            line = lines.next_line(), if sending.is_none() && !ended => match line? {
+                Some(line) => {
+                    if *state.borrow() != ConnectionState::Connected {
+                        waiting += 1;
+                        if waiting <= 10 || waiting % 100 == 0 {
+                            console
+                                .event(format_args!("waiting for the connection; {waiting} line(s) queued"))
+                                .await?;
+                        }
+                    }
+                    let handle = handle.clone();
+                    sending = Some(Box::pin(async move { handle.send(Message::text(line)).await }));
+                }
+                None => ended = true,
+            },
         }
     }
 
-    // End of input, everything accepted: close() delivers what is still owed (within
-    // its close_timeout) and ends the connection.
-    let closed = {
-        let close = tx.close();
+    // End of input, every line queued: close() delivers what is still owed (within its
+    // close_timeout) and ends the connection.
+    let shutdown = {
+        let close = handle.close();
         tokio::pin!(close);
         loop {
             tokio::select! {
@@ -209,61 +157,31 @@ where
                     let now = state.borrow_and_update().clone();
                     said.state(&now, &mut console).await?;
                 }
-                Some(attempt) = attempts.recv() => said.attempt(attempt, &mut console).await?,
-                closed = &mut close => break closed,
+                Some(item) = incoming.next() => match item {
+                    Ok(message) => print(&mut output, message).await?,
+                    Err(e) => console.error(&e).await?,
+                },
+                shutdown = &mut close => break shutdown,
             }
         }
     };
     // What arrived while closing is still delivered.
-    while let Some(item) = rx.next().await {
+    while let Some(item) = incoming.next().await {
         match item {
             Ok(message) => print(&mut output, message).await?,
             Err(e) => console.error(&e).await?,
         }
     }
     // Error::CloseIncomplete says how many messages could not be delivered.
-    closed.map_err(Into::into)
+    shutdown.result.map_err(Into::into)
 }
 
-/// What the write half is ready for.
-enum Wrote {
-    /// The sink can take a line.
-    Room,
-    /// Everything accepted is flushed.
-    Flushed,
-}
-
-/// With a line waiting, polls for room in the sink (reconnecting if needed); without,
-/// flushes what it accepted.
-fn poll_write<S>(tx: &mut S, line_waiting: bool, cx: &mut Context<'_>) -> Poll<Result<Wrote, Error>>
-where
-    S: futures::Sink<Message, Error = Error> + Unpin,
-{
-    if line_waiting {
-        tx.poll_ready_unpin(cx).map_ok(|()| Wrote::Room)
-    } else {
-        tx.poll_flush_unpin(cx).map_ok(|()| Wrote::Flushed)
-    }
-}
-
-/// What a write error means for the writer: a refusal by the limiter pauses writing
-/// until the returned time (the reader reports it, once); any other error ends wscat.
-fn refusal(error: Error, unsent: usize) -> Result<Option<Instant>, Stopped> {
-    match error {
-        Error::TooManyReconnects {
-            retry_at: Some(at), ..
-        } => Ok(Some(at)),
-        cause => Err(Stopped {
-            cause: Some(cause),
-            unsent,
-        }),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// The task ended before the end of input: how, and how many lines it did not send.
+async fn stopped(handle: &Handle, waiting: usize) -> Stopped {
+    let shutdown = handle.close().await;
+    Stopped {
+        cause: shutdown.result.err(),
+        unsent: shutdown.undelivered.len().max(waiting),
     }
 }
 
@@ -295,76 +213,15 @@ impl std::error::Error for Stopped {
     }
 }
 
-/// Stdin lines waiting for the sink, and whether stdin has ended.
-#[derive(Default)]
-struct Queue {
-    lines: VecDeque<String>,
-    ended: bool,
-}
-
-impl Queue {
-    /// Whether to read stdin now: it has not ended and the queue has room.
-    fn reading(&self) -> bool {
-        !self.ended && self.lines.len() < MAX_QUEUED
-    }
-
-    /// Stdin has ended and every line was handed to the sink.
-    fn done(&self) -> bool {
-        self.ended && self.lines.is_empty()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
-    fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    fn pop(&mut self) -> String {
-        self.lines.pop_front().unwrap_or_default()
-    }
-
-    /// Queues a line read from stdin (`None`: end of input), and says so when it has to
-    /// wait for the connection: for each of the first ten lines, then every hundredth.
-    async fn read<E: AsyncWrite + Unpin>(
-        &mut self,
-        line: Option<String>,
-        state: &watch::Receiver<ConnectionState>,
-        console: &mut Console<E>,
-    ) -> std::io::Result<()> {
-        let Some(line) = line else {
-            self.ended = true;
-            return Ok(());
-        };
-        self.lines.push_back(line);
-        let n = self.lines.len();
-        let connected = *state.borrow() == ConnectionState::Connected;
-        if !connected && (n <= 10 || n % 100 == 0 || n == MAX_QUEUED) {
-            console
-                .event(format_args!(
-                    "waiting for the connection; {n} line(s) queued"
-                ))
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Turns connection states and attempts into the lines wscat prints.
+/// Turns connection states into the lines wscat prints.
 struct Said {
     /// The URL as shown: no user-info, no query.
     url: String,
-    /// Why the last attempt failed.
-    last_error: Option<String>,
 }
 
 impl Said {
     fn new(url: String) -> Self {
-        Said {
-            url,
-            last_error: None,
-        }
+        Said { url }
     }
 
     async fn state<E: AsyncWrite + Unpin>(
@@ -372,111 +229,47 @@ impl Said {
         state: &ConnectionState,
         console: &mut Console<E>,
     ) -> std::io::Result<()> {
+        let url = &self.url;
         match state {
-            ConnectionState::Connecting => {
+            ConnectionState::Connecting { attempt: 1, .. } => {
+                console.event(format_args!("connecting to {url}")).await
+            }
+            ConnectionState::Connecting {
+                attempt,
+                last_error,
+            } => {
+                let error = last_error.as_deref().unwrap_or("none");
                 console
-                    .event(format_args!("connecting to {}", self.url))
+                    .event(format_args!(
+                        "connecting to {url} (attempt {attempt}, last error: {error})"
+                    ))
                     .await
             }
-            ConnectionState::Connected => {
-                self.last_error = None;
-                console.event("connected").await
-            }
-            ConnectionState::Reconnecting { last_error, .. } => {
+            ConnectionState::Connected => console.event("connected").await,
+            ConnectionState::Reconnecting {
+                attempt: 1,
+                last_error,
+            } => {
                 let why = last_error.as_deref().unwrap_or("connection lost");
                 console
                     .event(format_args!("disconnected ({why}); reconnecting"))
+                    .await
+            }
+            ConnectionState::Reconnecting {
+                attempt,
+                last_error,
+            } => {
+                let error = last_error.as_deref().unwrap_or("none");
+                console
+                    .event(format_args!(
+                        "reconnecting to {url} (attempt {attempt}, last error: {error})"
+                    ))
                     .await
             }
             // A refusal or a failure for good reaches the reader as an error item, which
             // is printed; closing is what end of input asked for.
             _ => Ok(()),
         }
-    }
-
-    async fn attempt<E: AsyncWrite + Unpin>(
-        &mut self,
-        attempt: Attempt,
-        console: &mut Console<E>,
-    ) -> std::io::Result<()> {
-        match attempt {
-            Attempt::Failed(error) => {
-                self.last_error = Some(error);
-                Ok(())
-            }
-            // The first attempt of a dial or reconnection is told by the state.
-            Attempt::Started { number: 1, .. } => Ok(()),
-            Attempt::Started { kind, number } => {
-                let doing = match kind {
-                    DialKind::Reconnect => "reconnecting",
-                    _ => "connecting",
-                };
-                let error = self.last_error.as_deref().unwrap_or("none");
-                console
-                    .event(format_args!(
-                        "{doing} to {} (attempt {number}, last error: {error})",
-                        self.url
-                    ))
-                    .await
-            }
-        }
-    }
-}
-
-/// One connection attempt, as [`ReportAttempts`] saw it.
-#[derive(Debug)]
-pub enum Attempt {
-    /// Attempt `number` (from 1 in each dial or reconnection) has started.
-    Started {
-        /// A first dial or a reconnection.
-        kind: DialKind,
-        /// Counted from 1 within this dial or reconnection.
-        number: u32,
-    },
-    /// The attempt failed (the error as the crate shows it: URLs redacted).
-    Failed(String),
-}
-
-/// A tower layer between the backoff and the connector: reports every attempt and its
-/// error on a channel, and converts errors to the crate's [`Error`] (so that tower's
-/// timeout reads "the connection attempt timed out").
-#[derive(Clone, Debug)]
-pub struct ReportAttempts<S> {
-    inner: S,
-    events: mpsc::UnboundedSender<Attempt>,
-}
-
-impl<S> Service<Target> for ReportAttempts<S>
-where
-    S: Service<Target>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = S::Response;
-    type Error = Error;
-    type Future = BoxFuture<'static, Result<S::Response, Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| Error::from_boxed(e.into()))
-    }
-
-    fn call(&mut self, target: Target) -> Self::Future {
-        let _ = self.events.send(Attempt::Started {
-            kind: target.kind(),
-            number: target.attempt() + 1,
-        });
-        let events = self.events.clone();
-        let attempt = self.inner.call(target);
-        Box::pin(async move {
-            attempt.await.map_err(|e| {
-                let error = Error::from_boxed(e.into());
-                let _ = events.send(Attempt::Failed(error.to_string()));
-                error
-            })
-        })
     }
 }
 

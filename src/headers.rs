@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::error::{BoxError, Error};
-use crate::target::{hook_error, Attempt, BoxFuture, ClientRequest, Target};
+use crate::request::{hook_error, Attempt, BoxFuture, ClientRequest, Target};
 
 /// Adds headers computed by an async hook to the request of every connection attempt:
 /// a token fetched from an identity provider, refreshed when the server refused the last

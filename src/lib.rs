@@ -110,13 +110,13 @@ mod limit;
 pub mod metrics;
 mod progress;
 mod raw_url;
+mod request;
 mod resume;
 mod retry;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 mod sink;
-mod target;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -151,6 +151,8 @@ pub use crate::limit::{
     ReconnectBudget, ReconnectLimit, ReconnectLimitFuture, ReconnectLimitLayer,
 };
 #[doc(inline)]
+pub use crate::request::{Attempt, ClientRequest, DialKind, Target};
+#[doc(inline)]
 pub use crate::resume::{
     Gap, GapReason, ResumeBuilder, ResumeConfig, ResumeDelivery, ResumeStats, ResumeViolation,
     ResumingSink, SessionId, PROTOCOL,
@@ -165,8 +167,6 @@ pub use crate::sink::{
     Delivery, Keepalive, Outgoing, ReconnectingSink, Stats, StatsHandle, Undelivered,
     UndeliveredReason,
 };
-#[doc(inline)]
-pub use crate::target::{Attempt, ClientRequest, DialKind, Target};
 
 // The README's examples are compiled as doc tests.
 #[doc = include_str!("../README.md")]

@@ -55,7 +55,7 @@
 
 use ::metrics::{Counter, Gauge, Unit};
 
-use crate::target::Target;
+use crate::request::Target;
 
 /// The label value of a target built from a closure.
 const FROM_CLOSURE: &str = "<from closure>";

@@ -39,7 +39,7 @@ pub use self::meter::MeteredStream;
 pub use self::status::{parse_retry_after, StatusPolicy};
 pub use self::tungstenite::{TungsteniteConnection, TungsteniteConnector};
 use crate::error::BoxError;
-use crate::target::Target;
+use crate::request::Target;
 use crate::Message;
 
 /// A tower `Service` that opens one WebSocket connection for a [`Target`].

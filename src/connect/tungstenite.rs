@@ -15,7 +15,7 @@ use super::proxy::ProxyConfig;
 use super::status::{parse_retry_after, StatusPolicy};
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::target::{redact_uri, AttemptReport, Target};
+use crate::request::{redact_uri, AttemptReport, Target};
 
 pub use super::handshake::TungsteniteConnection;
 
@@ -137,7 +137,8 @@ impl TungsteniteConnector {
     ///
     /// The URL is parsed here and a malformed or unsupported one (`https://` to the proxy,
     /// `socks4://`, a port outside 1 to 65535: port 0 cannot be dialed) makes every
-    /// connection attempt fail with [`Error::InvalidProxyUrl`], which is not retried; [`Builder::build`](crate::Builder::build) reports it before any.
+    /// connection attempt fail with [`Error::InvalidProxyUrl`], which is not retried;
+    /// [`Builder::build`](crate::Builder::build) reports it before any.
     ///
     /// ```
     /// use ws_reconnect::TungsteniteConnector;

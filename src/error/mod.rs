@@ -300,9 +300,9 @@ impl Error {
     /// Retryable: I/O errors (refused, reset, DNS), timeouts, statuses the status policy
     /// calls retryable (by default 408, 425, 429, 500, 502, 503, 504), a lost connection,
     /// a proxy failure marked retryable, and errors from a custom stack. Permanent: a bad
-    /// WebSocket or proxy URL or setting, other statuses, a proxy's refusal of the credentials or the
-    /// destination, protocol and TLS errors, the limiter's refusal and an exhausted
-    /// backoff.
+    /// WebSocket or proxy URL or setting, other statuses, a proxy's refusal of the
+    /// credentials or the destination, protocol and TLS errors, the limiter's refusal and
+    /// an exhausted backoff.
     ///
     /// ```
     /// use ws_reconnect::Error;
@@ -374,7 +374,6 @@ impl Error {
 /// the same message.
 impl Clone for Error {
     fn clone(&self) -> Self {
-        use tungstenite::Error as Ws;
         match self {
             Error::NotDialed => Error::NotDialed,
             Error::TooManyReconnects {
@@ -412,19 +411,7 @@ impl Clone for Error {
                 failure: failure.clone(),
                 retryable: *retryable,
             },
-            Error::Transport(e) => Error::Transport(match e {
-                Ws::ConnectionClosed => Ws::ConnectionClosed,
-                Ws::AlreadyClosed => Ws::AlreadyClosed,
-                Ws::Io(io) => Ws::Io(std::io::Error::new(io.kind(), io.to_string())),
-                Ws::Capacity(c) => Ws::Capacity(*c),
-                Ws::Protocol(p) => Ws::Protocol(p.clone()),
-                Ws::Utf8(s) => Ws::Utf8(s.clone()),
-                Ws::AttackAttempt => Ws::AttackAttempt,
-                other => {
-                    let message: BoxError = other.to_string().into();
-                    return Error::Connection(Arc::from(message));
-                }
-            }),
+            Error::Transport(e) => clone_transport(e),
             Error::Tls(e) => Error::Tls(Arc::clone(e)),
             Error::Timeout => Error::Timeout,
             Error::GaveUp {
@@ -466,6 +453,26 @@ impl Clone for Error {
     }
 }
 
+/// A copy of a transport error: variant by variant, an I/O error by its kind and
+/// message; one that carries an HTTP response or a TLS error becomes
+/// [`Error::Connection`] with the same message.
+fn clone_transport(e: &tungstenite::Error) -> Error {
+    use tungstenite::Error as Ws;
+    Error::Transport(match e {
+        Ws::ConnectionClosed => Ws::ConnectionClosed,
+        Ws::AlreadyClosed => Ws::AlreadyClosed,
+        Ws::Io(io) => Ws::Io(std::io::Error::new(io.kind(), io.to_string())),
+        Ws::Capacity(c) => Ws::Capacity(*c),
+        Ws::Protocol(p) => Ws::Protocol(p.clone()),
+        Ws::Utf8(s) => Ws::Utf8(s.clone()),
+        Ws::AttackAttempt => Ws::AttackAttempt,
+        other => {
+            let message: BoxError = other.to_string().into();
+            return Error::Connection(Arc::from(message));
+        }
+    })
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -498,35 +505,12 @@ impl fmt::Display for Error {
                 status,
                 retry_after,
                 retryable,
-            } => {
-                write!(
-                    f,
-                    "the server refused the WebSocket upgrade with HTTP {status}"
-                )?;
-                if let Some(after) = retry_after {
-                    write!(f, " (Retry-After: {after:?})")?;
-                }
-                if !retryable {
-                    f.write_str("; not retried: check the URL, credentials and headers")?;
-                }
-                Ok(())
-            }
+            } => fmt_rejected(f, *status, *retry_after, *retryable),
             Error::Proxy {
                 proxy,
                 failure,
                 retryable,
-            } => {
-                write!(
-                    f,
-                    "the proxy {proxy} did not open a tunnel to the server: {failure}"
-                )?;
-                let advice = failure.advice(*retryable);
-                if *retryable {
-                    write!(f, " ({advice}; retried)")
-                } else {
-                    write!(f, "; not retried: {advice}")
-                }
-            }
+            } => fmt_proxy(f, proxy, failure, *retryable),
             Error::Transport(e) => write!(f, "WebSocket transport error: {e}"),
             Error::Tls(e) => write!(
                 f,
@@ -543,40 +527,14 @@ impl fmt::Display for Error {
                 "gave up reconnecting after {attempts} attempts in {elapsed:?} \
                  (the backoff policy ran out, e.g. max_elapsed_time passed); last error: {source}"
             ),
-            Error::ClosedByServer { code, reason } => write!(
-                f,
-                "the server closed the connection with code {code} ({reason:?}); not reconnecting"
-            ),
-            Error::ConnectionLost => {
-                f.write_str("the connection was lost before it proved healthy")
-            }
-            Error::NotReady => f.write_str(
-                "the sink is full: call poll_ready (or use SinkExt::send) before start_send",
-            ),
-            Error::UnsupportedMessage => f.write_str(
-                "Close and raw Frame messages cannot be sent: use SinkExt::close() to close",
-            ),
-            Error::InboundDropped { count } => write!(
-                f,
-                "{count} inbound messages were dropped: the inbox was full while \
-                 acknowledgements had to be read; read the stream more often or raise \
-                 max_queued_inbound"
-            ),
-            Error::CloseIncomplete {
-                undelivered,
-                source,
-            } => write!(
-                f,
-                "closed with {undelivered} messages undelivered (take_undelivered() returns \
-                 them): {source}"
-            ),
-            Error::TaskEnded => f.write_str(
-                "the connection's background task has ended (closed, all handles dropped, or \
-                 failed for good)",
-            ),
-            Error::TaskPanicked { message } => {
-                write!(f, "the connection's background task panicked: {message}")
-            }
+            Error::ClosedByServer { .. }
+            | Error::ConnectionLost
+            | Error::NotReady
+            | Error::UnsupportedMessage
+            | Error::InboundDropped { .. }
+            | Error::CloseIncomplete { .. }
+            | Error::TaskEnded
+            | Error::TaskPanicked { .. } => fmt_delivery(self, f),
             Error::InvalidBackoff(e) => write!(f, "invalid backoff setting: {e}"),
             Error::Request(e) => write!(f, "building the upgrade request failed: {e}"),
             Error::Connection(e) => write!(f, "connection error: {e}"),
@@ -588,6 +546,85 @@ impl fmt::Display for Error {
             Error::ResumeViolation(v) => write!(f, "the server broke the resume protocol: {v}"),
             Error::SessionEnded => f.write_str("the server ended the resume session"),
         }
+    }
+}
+
+/// How the errors of sending, receiving and closing read (the rest of the match in
+/// `Display`).
+fn fmt_delivery(error: &Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match error {
+        Error::ClosedByServer { code, reason } => write!(
+            f,
+            "the server closed the connection with code {code} ({reason:?}); not reconnecting"
+        ),
+        Error::ConnectionLost => f.write_str("the connection was lost before it proved healthy"),
+        Error::NotReady => f.write_str(
+            "the sink is full: call poll_ready (or use SinkExt::send) before start_send",
+        ),
+        Error::UnsupportedMessage => f.write_str(
+            "Close and raw Frame messages cannot be sent: use SinkExt::close() to close",
+        ),
+        Error::InboundDropped { count } => write!(
+            f,
+            "{count} inbound messages were dropped: the inbox was full while \
+             acknowledgements had to be read; read the stream more often or raise \
+             max_queued_inbound"
+        ),
+        Error::CloseIncomplete {
+            undelivered,
+            source,
+        } => write!(
+            f,
+            "closed with {undelivered} messages undelivered (take_undelivered() returns \
+             them): {source}"
+        ),
+        Error::TaskEnded => f.write_str(
+            "the connection's background task has ended (closed, all handles dropped, or \
+             failed for good)",
+        ),
+        Error::TaskPanicked { message } => {
+            write!(f, "the connection's background task panicked: {message}")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How [`Error::Rejected`] reads.
+fn fmt_rejected(
+    f: &mut fmt::Formatter<'_>,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    retryable: bool,
+) -> fmt::Result {
+    write!(
+        f,
+        "the server refused the WebSocket upgrade with HTTP {status}"
+    )?;
+    if let Some(after) = retry_after {
+        write!(f, " (Retry-After: {after:?})")?;
+    }
+    if !retryable {
+        f.write_str("; not retried: check the URL, credentials and headers")?;
+    }
+    Ok(())
+}
+
+/// How [`Error::Proxy`] reads.
+fn fmt_proxy(
+    f: &mut fmt::Formatter<'_>,
+    proxy: &str,
+    failure: &ProxyFailure,
+    retryable: bool,
+) -> fmt::Result {
+    write!(
+        f,
+        "the proxy {proxy} did not open a tunnel to the server: {failure}"
+    )?;
+    let advice = failure.advice(retryable);
+    if retryable {
+        write!(f, " ({advice}; retried)")
+    } else {
+        write!(f, "; not retried: {advice}")
     }
 }
 

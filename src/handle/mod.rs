@@ -1,5 +1,6 @@
 //! A cloneable [`Handle`] on a connection driven by a task of its own.
 
+mod leftovers;
 mod task;
 
 use std::fmt;
@@ -23,6 +24,32 @@ use crate::Message;
 
 /// Commands queued for the task, and messages queued for the [`Incoming`] stream, at most.
 const QUEUE: usize = Handle::QUEUE;
+
+type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What became of a message offered to the queue without waiting.
+enum Queued {
+    Yes,
+    /// No room now: the command comes back, to wait.
+    Full(Command),
+    /// Not queued, and never will be: the message goes back to the caller. The
+    /// promise's Delivery was never handed out, so there is nothing to settle.
+    Refused(Undelivered),
+}
+
+impl Queued {
+    fn refused(command: Command, error: Error) -> Self {
+        Queued::Refused(refusal(command, error))
+    }
+}
+
+/// The message of a command that is not queued, handed back with why.
+fn refusal(command: Command, error: Error) -> Undelivered {
+    Undelivered::new(
+        UndeliveredReason::Refused(error),
+        command.item.into_message(),
+    )
+}
 
 /// What a [`Handle`]'s task left behind: how it ended, and the messages it still owed.
 ///
@@ -243,7 +270,17 @@ impl Handle {
     /// # Cancellation safety
     /// Dropped while waiting for room, the message was not queued.
     pub async fn send(&self, item: impl Into<Outgoing>) -> Result<(), Undelivered> {
-        self.queue(item.into(), None).await
+        // Written out rather than through a shared async helper: this future is built
+        // and moved once per message, and a nested one would double its size.
+        let command = Command {
+            item: item.into(),
+            promise: None,
+        };
+        match self.try_queue(command) {
+            Queued::Yes => Ok(()),
+            Queued::Refused(undelivered) => Err(undelivered),
+            Queued::Full(command) => self.queue_when_room(command).await,
+        }
     }
 
     /// Queues a message as [`send`](Self::send) does and returns its [`Delivery`]: `Ok`
@@ -264,37 +301,55 @@ impl Handle {
     /// As [`send`](Self::send).
     pub async fn deliver(&self, item: impl Into<Outgoing>) -> Result<Delivery, Undelivered> {
         let (promise, delivery) = Delivery::new();
-        self.queue(item.into(), Some(promise)).await?;
-        Ok(delivery)
+        let command = Command {
+            item: item.into(),
+            promise: Some(promise),
+        };
+        match self.try_queue(command) {
+            Queued::Yes => Ok(delivery),
+            Queued::Refused(undelivered) => Err(undelivered),
+            Queued::Full(command) => self.queue_when_room(command).await.map(|()| delivery),
+        }
     }
 
-    async fn queue(
-        &self,
-        item: Outgoing,
-        promise: Option<crate::sink::Promise>,
-    ) -> Result<(), Undelivered> {
-        if matches!(item.message(), Message::Close(_) | Message::Frame(_)) {
+    /// Queues without waiting: room now is taken without a trip through the scheduler's
+    /// budget, so a sender hands over a whole queue's worth before the task runs.
+    fn try_queue(&self, command: Command) -> Queued {
+        if matches!(
+            command.item.message(),
+            Message::Close(_) | Message::Frame(_)
+        ) {
             // Closing is the task's job (`close()`); a raw frame is not a message.
-            return Err(Undelivered::new(
-                UndeliveredReason::Refused(Error::UnsupportedMessage),
-                item.into_message(),
-            ));
+            return Queued::refused(command, Error::UnsupportedMessage);
         }
-        if !self.ended.is_finishing() {
-            // Looked at again once there is room: a close asked for while this send
-            // waited comes first.
+        if self.ended.is_finishing() {
+            return Queued::refused(command, Error::TaskEnded);
+        }
+        match self.commands.try_reserve() {
+            Ok(permit) => {
+                permit.send(command);
+                Queued::Yes
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Queued::Full(command),
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                Queued::refused(command, Error::TaskEnded)
+            }
+        }
+    }
+
+    /// Waits for room in the queue, then queues unless a close was asked for meanwhile
+    /// (it comes first). Boxed: the wait is rare (once per queue's worth at most), and
+    /// held inline it would make every send's future several times larger.
+    fn queue_when_room(&self, command: Command) -> BoxFuture<'_, Result<(), Undelivered>> {
+        Box::pin(async move {
             if let Ok(permit) = self.commands.reserve().await {
                 if !self.ended.is_finishing() {
-                    permit.send(Command { item, promise });
+                    permit.send(command);
                     return Ok(());
                 }
             }
-        }
-        // The promise's Delivery is never handed out: nothing to settle.
-        Err(Undelivered::new(
-            UndeliveredReason::Refused(Error::TaskEnded),
-            item.into_message(),
-        ))
+            Err(refusal(command, Error::TaskEnded))
+        })
     }
 
     /// Closes the connection and ends the task: the messages queued before this call go

@@ -17,6 +17,7 @@
 //! sink's inbox bound) goes into the receiver's tail, followed by the failure if the
 //! reader was not told of it: the `Incoming` stream yields them after the channel.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,10 +26,10 @@ use std::task::{ready, Context, Poll};
 use tokio::sync::mpsc::{self, error::TrySendError, OwnedPermit};
 use tokio::time::Sleep;
 
-use super::{Ended, Shutdown};
+use super::{Ended, Shutdown, QUEUE};
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::sink::{Outgoing, Promise, ReconnectingSink, Undelivered, UndeliveredReason};
+use crate::sink::{Outgoing, Promise, ReconnectingSink, UndeliveredReason};
 use crate::Message;
 
 /// While writing, the task reads the connection at least once in this many passes.
@@ -67,52 +68,43 @@ enum Phase {
     Closing,
 }
 
-/// What the task still owed when it ended.
-struct Leftovers {
-    /// The messages without an outcome, oldest first.
-    undelivered: Vec<Message>,
-    /// Messages the sink held (with an outcome or not).
-    in_sink: usize,
-    /// Messages the sink never took: queued, staged or refused.
-    outside: usize,
-}
-
 pub(super) struct Task<M: MakeConnection> {
-    sink: ReconnectingSink<M>,
-    commands: mpsc::Receiver<Command>,
+    pub(super) sink: ReconnectingSink<M>,
+    pub(super) commands: mpsc::Receiver<Command>,
     /// A handle asked to close; `None` from it: every handle was dropped. Apart from the
     /// commands, so that both are seen even while the commands wait behind a connection
     /// that takes nothing.
-    close: mpsc::Receiver<()>,
+    pub(super) close: mpsc::Receiver<()>,
     /// The queue is closed and empty.
-    commands_done: bool,
+    pub(super) commands_done: bool,
     /// Every handle was dropped.
-    handles_gone: bool,
-    /// A command taken but not yet accepted by the sink.
-    staged: Option<Command>,
+    pub(super) handles_gone: bool,
+    /// Commands taken from the queue (in one batch, which frees their room in the queue
+    /// at once) and not yet accepted by the sink, in order.
+    pub(super) staged: VecDeque<Command>,
     /// Messages the sink would not take (none while it runs; kept for the `Shutdown`).
-    refused_messages: Vec<Message>,
+    pub(super) refused_messages: Vec<Message>,
     outlet: Outlet,
     /// Messages written since the last successful flush.
-    unflushed: bool,
+    pub(super) unflushed: bool,
     /// The pass wrote messages and left the flush for after a yield: senders on this
     /// runtime get to queue more first, and one flush covers them all (the outbox bound
     /// still flushes a long run).
-    yield_before_flush: bool,
+    pub(super) yield_before_flush: bool,
     /// The limiter refused: writes wait until then.
-    refused: Option<Pin<Box<Sleep>>>,
+    pub(super) refused: Option<Pin<Box<Sleep>>>,
     /// The last pass wrote: the next may skip reading (see `READ_EVERY_PASSES`).
-    writing: bool,
-    reads_skipped: u32,
+    pub(super) writing: bool,
+    pub(super) reads_skipped: u32,
     /// The last error item forwarded to the reader.
-    last_error: Option<Error>,
+    pub(super) last_error: Option<Error>,
     /// What the receiver yields after the channel, filled when the task ends.
-    tail: Tail,
+    pub(super) tail: Tail,
     phase: Phase,
     /// Where the `Shutdown` goes; set once, by `run` or, if the task is dropped
     /// unfinished (a panic unwinding, the runtime shutting down), by `Drop`.
-    ended: Arc<Ended>,
-    finished: bool,
+    pub(super) ended: Arc<Ended>,
+    pub(super) finished: bool,
 }
 
 impl<M: MakeConnection> Task<M> {
@@ -131,7 +123,7 @@ impl<M: MakeConnection> Task<M> {
             close,
             commands_done: false,
             handles_gone: false,
-            staged: None,
+            staged: VecDeque::new(),
             refused_messages: Vec::new(),
             outlet: Outlet::Open {
                 tx,
@@ -205,7 +197,7 @@ impl<M: MakeConnection> Task<M> {
                 },
                 Phase::Draining { deadline } => {
                     let expired = deadline.as_mut().poll(cx).is_ready();
-                    if expired || (self.commands_done && self.staged.is_none()) {
+                    if expired || (self.commands_done && self.staged.is_empty()) {
                         // Draining -> Closing
                         self.phase = Phase::Closing;
                         continue;
@@ -274,7 +266,7 @@ impl<M: MakeConnection> Task<M> {
     /// not told of it.
     /// `read_sink`: the sink ended normally and its inbox can be read (not after a
     /// panic inside it).
-    fn hand_over_inbound(&mut self, result: &Result<(), Error>, read_sink: bool) {
+    pub(super) fn hand_over_inbound(&mut self, result: &Result<(), Error>, read_sink: bool) {
         let Outlet::Open { blocked, .. } = &mut self.outlet else {
             return;
         };
@@ -370,17 +362,17 @@ impl<M: MakeConnection> Task<M> {
         let mut progress = false;
         let mut wrote = false;
         loop {
-            if self.staged.is_none() && !self.commands_done {
-                match self.commands.poll_recv(cx) {
-                    Poll::Ready(Some(command)) => self.staged = Some(command),
-                    Poll::Ready(None) => {
-                        self.commands_done = true;
-                        progress = true;
-                    }
-                    Poll::Pending => {}
+            if self.staged.is_empty() && !self.commands_done {
+                // The batch's Vec becomes the deque and back without copying.
+                let mut batch = Vec::from(std::mem::take(&mut self.staged));
+                let taken = self.commands.poll_recv_many(cx, &mut batch, QUEUE);
+                self.staged = batch.into();
+                if taken == Poll::Ready(0) {
+                    self.commands_done = true;
+                    progress = true;
                 }
             }
-            let Some(command) = self.staged.take() else {
+            let Some(command) = self.staged.pop_front() else {
                 break;
             };
             match self.sink.poll_ready(cx) {
@@ -410,11 +402,11 @@ impl<M: MakeConnection> Task<M> {
                     wrote = true;
                 }
                 Poll::Ready(Err(error)) => {
-                    self.staged = Some(command);
+                    self.staged.push_front(command);
                     return self.write_failed(error, cx);
                 }
                 Poll::Pending => {
-                    self.staged = Some(command);
+                    self.staged.push_front(command);
                     break;
                 }
             }
@@ -453,59 +445,5 @@ impl<M: MakeConnection> Task<M> {
             return Poll::Ready(Ok(()));
         }
         Poll::Ready(Err(error))
-    }
-}
-
-impl<M: MakeConnection> Task<M> {
-    /// The task ends: outcomes fail with `reason`, handing their messages back, in
-    /// order; the other messages still owed (in the sink, refused, or queued) are
-    /// returned.
-    fn hand_back(&mut self, reason: impl Fn() -> UndeliveredReason) -> Leftovers {
-        // Outcomes the sink still holds fail with the reason (close() did that already).
-        let failed = self.sink.give_up(&reason);
-        let mut undelivered = self.sink.take_undelivered();
-        let in_sink = failed + undelivered.len();
-        let mut outside = self.refused_messages.len();
-        undelivered.append(&mut self.refused_messages);
-        self.commands.close();
-        while let Some(Command { item, promise }) =
-            self.staged.take().or_else(|| self.commands.try_recv().ok())
-        {
-            outside += 1;
-            let message = item.into_message();
-            match promise {
-                Some(promise) => self
-                    .sink
-                    .settle_refused(promise, Undelivered::new(reason(), message)),
-                None => undelivered.push(message),
-            }
-        }
-        if in_sink + outside > 0 {
-            tracing::warn!(
-                undelivered = in_sink + outside,
-                "the connection's task ended with messages undelivered"
-            );
-        }
-        Leftovers {
-            undelivered,
-            in_sink,
-            outside,
-        }
-    }
-}
-
-impl<M: MakeConnection> Drop for Task<M> {
-    /// Dropped unfinished (a panic in user code unwinding through the sink, or the
-    /// runtime shutting down): what was owed is still handed back.
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.hand_over_inbound(&Ok(()), false);
-        let left = self.hand_back(|| UndeliveredReason::Dropped);
-        self.ended.store(Shutdown {
-            result: Err(Error::TaskEnded),
-            undelivered: left.undelivered,
-        });
     }
 }

@@ -13,7 +13,7 @@ pub use self::budget::ReconnectBudget;
 pub use self::future::ReconnectLimitFuture;
 pub use self::layer::ReconnectLimitLayer;
 use crate::error::{BoxError, Error};
-use crate::target::{DialKind, Target};
+use crate::request::{DialKind, Target};
 
 /// Limits the reconnections passing through the inner connection service.
 ///

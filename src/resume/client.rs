@@ -42,7 +42,7 @@ use crate::error::{shared, BoxError, Error};
 use crate::sink::{
     Builder, ConnectInfo, DefaultConnector, Delivery, Half, Outgoing, ReconnectingSink, Undelivered,
 };
-use crate::target::{headers_hook, Target};
+use crate::request::{headers_hook, Target};
 use crate::Message;
 
 /// Violations kept for the reader at most; more are counted in the logs only.
@@ -389,7 +389,7 @@ fn hello_hook(
 }
 
 /// The `Sec-WebSocket-Protocol` offer, on every attempt until plain mode is chosen.
-fn offer_hook(plain: Arc<AtomicBool>) -> Arc<crate::target::HeadersFn> {
+fn offer_hook(plain: Arc<AtomicBool>) -> Arc<crate::request::HeadersFn> {
     headers_hook(move |_attempt| {
         let plain = plain.load(Ordering::Relaxed);
         async move {

@@ -12,7 +12,7 @@ use super::policy::RefreshOnUnauthorized;
 use super::{BackoffPolicy, Run};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
-use crate::target::{AttemptReport, Target};
+use crate::request::{AttemptReport, Target};
 
 pin_project! {
     /// The future of a [`BackoffRetry`](super::BackoffRetry) call: attempts, and the sleeps between
@@ -161,32 +161,17 @@ where
                 },
             };
 
-            if !failure.is_retryable() {
-                if !this
-                    .refresh
-                    .retries(&failure, this.target.kind(), *this.refreshes)
-                {
-                    tracing::debug!(error = %failure, attempts = *this.attempts, "connection attempt failed; not retryable");
-                    return Poll::Ready(Err(failure));
-                }
-                *this.refreshes += 1;
-                tracing::info!(error = %failure, refreshes = *this.refreshes, "the server refused the credentials of a reconnection; retrying with a fresh request");
-            }
-            let (next, max_retry_after, elapsed) = {
-                let mut run = this.run.lock().unwrap_or_else(|p| p.into_inner());
-                (run.next_delay(), run.max_retry_after(), run.elapsed())
+            let (delay, failure) = match retry_delay(
+                failure,
+                this.run,
+                this.refresh,
+                this.target.kind(),
+                this.refreshes,
+                *this.attempts,
+            ) {
+                Ok(next) => next,
+                Err(end) => return Poll::Ready(Err(end)),
             };
-            let Some(mut delay) = next else {
-                tracing::warn!(error = %failure, attempts = *this.attempts, ?elapsed, "giving up: the backoff policy has run out");
-                return Poll::Ready(Err(Error::GaveUp {
-                    attempts: *this.attempts,
-                    elapsed,
-                    source: Box::new(failure),
-                }));
-            };
-            if let Some(after) = failure.retry_after() {
-                delay = delay.max(after.min(max_retry_after));
-            }
             tracing::info!(
                 attempt = *this.attempts + 1,
                 ?delay,
@@ -208,4 +193,41 @@ where
             }
         }
     }
+}
+
+/// What a failed attempt means: how long to wait before the next one (with the failure,
+/// handed back), or (`Err`) the error the call ends with (a failure that is not retried,
+/// or the policy ran out).
+fn retry_delay<P: BackoffPolicy>(
+    failure: Error,
+    run: &Mutex<Run<P>>,
+    refresh: &RefreshOnUnauthorized,
+    kind: crate::request::DialKind,
+    refreshes: &mut u32,
+    attempts: u32,
+) -> Result<(Duration, Error), Error> {
+    if !failure.is_retryable() {
+        if !refresh.retries(&failure, kind, *refreshes) {
+            tracing::debug!(error = %failure, attempts, "connection attempt failed; not retryable");
+            return Err(failure);
+        }
+        *refreshes += 1;
+        tracing::info!(error = %failure, refreshes = *refreshes, "the server refused the credentials of a reconnection; retrying with a fresh request");
+    }
+    let (next, max_retry_after, elapsed) = {
+        let mut run = run.lock().unwrap_or_else(|p| p.into_inner());
+        (run.next_delay(), run.max_retry_after(), run.elapsed())
+    };
+    let Some(mut delay) = next else {
+        tracing::warn!(error = %failure, attempts, ?elapsed, "giving up: the backoff policy has run out");
+        return Err(Error::GaveUp {
+            attempts,
+            elapsed,
+            source: Box::new(failure),
+        });
+    };
+    if let Some(after) = failure.retry_after() {
+        delay = delay.max(after.min(max_retry_after));
+    }
+    Ok((delay, failure))
 }

@@ -18,7 +18,7 @@ use self::policy::RefreshOnUnauthorized;
 pub use self::policy::{BackoffPolicy, IterBackoff};
 use crate::backoff::ExponentialBackoff;
 use crate::error::{BoxError, Error};
-use crate::target::Target;
+use crate::request::Target;
 
 /// Retries the inner connection service with a [`BackoffPolicy`], an
 /// [`ExponentialBackoff`] unless said otherwise.

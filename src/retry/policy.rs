@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::backoff::ExponentialBackoff;
 use crate::error::Error;
-use crate::target::{is_unauthorized, DialKind};
+use crate::request::{is_unauthorized, DialKind};
 
 /// A backoff policy: the delays [`BackoffRetry`](super::BackoffRetry) waits between
 /// connection attempts.

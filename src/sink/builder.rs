@@ -19,8 +19,8 @@ use crate::backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use crate::connect::{MakeConnection, StatusPolicy, TungsteniteConnector};
 use crate::error::{BoxError, Error};
 use crate::limit::{ReconnectBudget, ReconnectLimit, ReconnectLimitLayer};
+use crate::request::{headers_hook, Attempt, HeadersFn, Target};
 use crate::retry::{BackoffRetry, BackoffRetryLayer};
-use crate::target::{headers_hook, Attempt, HeadersFn, Target};
 use crate::Message;
 
 /// What the sink takes from the builder besides the connection stack.
@@ -42,30 +42,45 @@ pub(super) struct Settings {
 /// tokio-tungstenite.
 pub type DefaultConnector = ReconnectLimit<BackoffRetry<Timeout<TungsteniteConnector>>>;
 
-/// Settings for a [`ReconnectingSink`]: the backoff and reconnection-limit settings
-/// (named as in the exponential backoff they come from), headers, the `on_connect`
-/// messages, timeouts and buffer bounds. The defaults suit a long-lived client; each
-/// setter says when to change it.
+/// Settings for a [`ReconnectingSink`], every one in this table by what it governs: the
+/// backoff and the reconnection limit (named as in the Go package this crate ports),
+/// liveness, delivery, buffers, the connection, the request and the close. The defaults
+/// suit a long-lived client; each setter says when to change it.
 ///
-/// | setting | default | what it does |
-/// |---|---|---|
-/// | `initial_interval` | 1 s | first backoff delay |
-/// | `randomization_factor` | 0.5 | each delay is drawn from `[i·(1−f), i·(1+f)]` |
-/// | `multiplier` | 2.0 | growth of the interval per attempt |
-/// | `max_interval` | 5 min | cap on the interval |
-/// | `max_elapsed_time` | `None` | give up after this long (`None`: never) |
-/// | `max_reconnections_total` | no limit | reconnections allowed per window |
-/// | `max_reconnections_time` | 1 h | the sliding window (when a limit is set) |
-/// | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake), retried |
-/// | `healthy_after` | 5 s | uptime after which any connection counts as healthy |
-/// | `keepalive` | 20 s / 20 s | Ping after silence; replace the connection if nothing answers |
-/// | `reconnect_jitter` | 0 | random delay before each reconnection (storm protection) |
-/// | `confirm_by` | Pong | when a flushed message counts as delivered; until then it is resent after a drop (see [`ConfirmBy`]) |
-/// | `close_policy` | see [`ClosePolicy`] | which server close codes end the stream |
-/// | `close_timeout` | 5 s | bound on `close()`, delivery and Close handshake included |
-/// | `max_unflushed_messages` | 1024 | outbox bound; `poll_ready` flushes when reached |
-/// | `max_unflushed_bytes` | 1 MiB | outbox bound in bytes |
-/// | `max_queued_inbound` | 256 | inbound messages queued while only writing |
+/// | group | setting | default | what it does |
+/// |---|---|---|---|
+/// | backoff | `initial_interval` | 1 s | first backoff delay |
+/// | backoff | `randomization_factor` | 0.5 | each delay is drawn from `[i·(1−f), i·(1+f)]` |
+/// | backoff | `multiplier` | 2.0 | growth of the interval per attempt |
+/// | backoff | `max_interval` | 5 min | cap on the interval |
+/// | backoff | `max_elapsed_time` | `None` | give up reconnecting after this long (`None`: never) |
+/// | backoff | `backoff_seed` | from the OS | seeds the jitter, for reproducible runs |
+/// | backoff | `reconnect_jitter` | 0 | random delay, uniform in `[0, value]`, before each reconnection: spreads a reconnect storm |
+/// | backoff | `healthy_after` | 5 s | uptime after which any connection counts as healthy (so does one that carried traffic): the next reconnection is immediate |
+/// | limits | `max_reconnections_total` | no limit | reconnections allowed per sliding window (0: none) |
+/// | limits | `max_reconnections_time` | 1 h | the sliding window, when a limit is set |
+/// | limits | `budget(ReconnectBudget)` | own | share one reconnection budget between sinks |
+/// | liveness | `keepalive(interval, timeout)` | 20 s / 20 s | Ping after `interval` of silence; nothing (no frame, no byte, no draining send queue) within `timeout` after it: replace the connection |
+/// | liveness | `no_keepalive()` | | turns the keepalive off |
+/// | delivery | `confirm_by(ConfirmBy)` | `Pong` | when a flushed message counts as delivered; until then it is resent after a drop (`After(d)` for peers that do not answer Pings, `Flush` for 0.2's behaviour) |
+/// | delivery | `acknowledged(acks, window)` | off | acknowledged mode, at most `window` unacknowledged (size it for the bandwidth-delay product) |
+/// | delivery | `ack_timeout` | 10 s | no ack progress for this long: the connection is replaced |
+/// | delivery | `on_connect(Message)` | none | sent first on every connection |
+/// | delivery | `on_connect_with(hook)` | none | messages computed for each connection from a `ConnectInfo` (connection number, outage, resend count) and what you captured: "resume from sequence N" |
+/// | delivery | `retain_on_reconnect(hook)` | keep all | which owed messages a new connection resends |
+/// | buffers | `max_unflushed_messages` / `max_unflushed_bytes` | 1024 / 1 MiB | outbox bound; `poll_ready` flushes when reached |
+/// | buffers | `max_queued_inbound` | 256 | inbound messages queued while only writing; then TCP backpressure |
+/// | connection | `connect_timeout` | 10 s | bound on one attempt (TCP + handshake); retried |
+/// | connection | `websocket_config` | tungstenite's, but an 8 KiB read buffer | max message/frame size (64 MiB / 16 MiB), buffer sizes |
+/// | connection | `status_policy` | 408 425 429 500 502 503 504 retried | which refused-handshake statuses are retried |
+/// | connection | `rustls_config` | webpki roots | TLS settings for `wss://`: private CA, self-signed certificate, client certificates |
+/// | connection | `connector(TungsteniteConnector)` | the default | the connector, with its own settings |
+/// | connection | `proxy(url)` / `no_proxy()` | the environment | an HTTP CONNECT or SOCKS5 proxy; `no_proxy()` ignores `HTTP_PROXY` and the like |
+/// | request | `header(name, value)` | none | added to every upgrade request |
+/// | request | `headers_with(hook)` | none | headers computed per attempt (a token that expires) |
+/// | request | `refresh_on_unauthorized(tries)` | 0 | a reconnection refused with 401/403 is tried again with a rebuilt request |
+/// | close | `close_policy` | see below | which server close codes end the stream instead of reconnecting |
+/// | close | `close_timeout` | 5 s | bound on `close()`: delivering what is owed and the Close handshake |
 ///
 /// ```
 /// use std::time::Duration;

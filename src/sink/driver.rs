@@ -37,33 +37,26 @@
 //! found ([`End`]) and never change the state themselves.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio::time::Instant;
 
 use super::books::Books;
-use super::builder::Settings;
-use super::confirm::{ConfirmBy, Confirmation};
+use super::confirm::ConfirmBy;
 use super::end::{End, Health, Lost};
-use super::hello::{ConnectInfo, Hello};
-use super::inbound::Inbox;
-use super::keepalive::{Keepalive, KeepaliveTimer};
+use super::hello::ConnectInfo;
+use super::keepalive::KeepaliveTimer;
 use super::link::Link;
-use super::outcome::{RetainFn, UndeliveredReason};
-use super::state::{CloseAction, ClosePolicy, ConnectionState};
-use super::stats::StatsHandle;
-use super::waker::{Fanout, Half, Signals};
+use super::outcome::UndeliveredReason;
+use super::state::{CloseAction, ConnectionState};
+use super::waker::{Half, Signals};
 use crate::connect::MakeConnection;
-use crate::error::{BoxError, Error};
-use crate::limit::ReconnectBudget;
-use crate::progress::Progress;
-use crate::target::{AttemptReport, DialKind, Target};
+use crate::error::Error;
+use crate::request::{DialKind, Target};
+
+use super::lifecycle::{close_cause, jitter_for};
+pub(super) use super::lifecycle::{Config, History, Refusal, State, Step};
 
 /// The engine behind a [`ReconnectingSink`](super::ReconnectingSink).
 pub(super) struct Core<M: MakeConnection> {
@@ -76,186 +69,7 @@ pub(super) struct Core<M: MakeConnection> {
     pub(super) signals: Signals,
 }
 
-/// What the builder set, for the driver.
-pub(super) struct Config {
-    pub(super) hello: Hello,
-    /// Decides, when a connection comes up, which owed messages to resend.
-    pub(super) retain: Option<RetainFn>,
-    pub(super) timing: Timing,
-    pub(super) close_policy: ClosePolicy,
-    pub(super) limiter: Option<ReconnectBudget>,
-}
-
-/// The sink's durations.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Timing {
-    pub(super) healthy_after: Duration,
-    pub(super) close_timeout: Duration,
-    pub(super) reconnect_jitter: Duration,
-    pub(super) keepalive: Option<Keepalive>,
-}
-
-/// What the driver remembers between connections.
-#[derive(Default)]
-pub(super) struct History {
-    /// Reconnection runs since the last connection came up.
-    reconnect_runs: u32,
-    /// When the last connection was lost (for [`ConnectInfo::outage`]).
-    lost_at: Option<Instant>,
-    /// `close()` started: it must be done by this deadline, whatever the state.
-    pub(super) close_deadline: Option<Pin<Box<Sleep>>>,
-    /// The counters of the socket the connector opened last, handed over through the
-    /// target's observer.
-    handed: Arc<Mutex<Option<Arc<Progress>>>>,
-}
-
-/// See the state table in the [module docs](self).
-// One per sink, and `Connected` is where it spends its life: boxing the link would add
-// an indirection to every write to save memory in the other states.
-#[allow(clippy::large_enum_variant)]
-pub(super) enum State<M: MakeConnection> {
-    Idle,
-    Disconnected {
-        kind: DialKind,
-        reset_backoff: bool,
-    },
-    /// Waiting a random `reconnect_jitter` before reconnecting.
-    Delaying {
-        sleep: Pin<Box<Sleep>>,
-        reset_backoff: bool,
-    },
-    Connecting {
-        future: Pin<Box<M::Future>>,
-        kind: DialKind,
-    },
-    Connected(Link<M>),
-    Refused {
-        sleep: Pin<Box<Sleep>>,
-        /// The limiter's answer, repeated to every write until `sleep` ends.
-        refusal: Refusal,
-    },
-    /// Reconnection failed for good: terminal until `dial()`. Every write is told
-    /// `error`; the reader is told once, then its stream ends.
-    Failed {
-        error: Box<Error>,
-        reader_told: bool,
-    },
-    Closing {
-        conn: Pin<Box<M::Connection>>,
-        /// Our Close frame is flushed; waiting for the peer's.
-        sent: bool,
-    },
-}
-
-impl<M: MakeConnection> State<M> {
-    pub(super) fn name(&self) -> &'static str {
-        match self {
-            State::Idle => "Idle",
-            State::Disconnected { .. } => "Disconnected",
-            State::Delaying { .. } => "Delaying",
-            State::Connecting { .. } => "Connecting",
-            State::Connected(_) => "Connected",
-            State::Refused { .. } => "Refused",
-            State::Failed { .. } => "Failed",
-            State::Closing { .. } => "Closing",
-        }
-    }
-}
-
-/// The limiter's refusal, kept to answer every write while it lasts.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Refusal {
-    max_total: usize,
-    window: Duration,
-    retry_at: Instant,
-}
-
-impl Refusal {
-    fn error(self) -> Error {
-        Error::TooManyReconnects {
-            max_total: self.max_total,
-            window: self.window,
-            retry_at: Some(self.retry_at),
-        }
-    }
-}
-
-/// What one step of [`Core::poll_connected`] came to, for [`Core::advance`] to act on.
-enum Step<M: MakeConnection> {
-    /// The factory is ready: start an attempt.
-    Attempt { kind: DialKind, reset_backoff: bool },
-    /// The attempt succeeded.
-    Up { conn: M::Connection, kind: DialKind },
-    /// The factory or the attempt failed.
-    AttemptFailed(Error),
-    /// The jitter is over, or (`refused`) the limiter's window freed.
-    Retry {
-        reset_backoff: bool,
-        refused: Option<Refusal>,
-    },
-    /// The live connection ended while its backlog was written.
-    Ended(End),
-}
-
 impl<M: MakeConnection> Core<M> {
-    pub(super) fn new(
-        make: M,
-        target: Target,
-        settings: Settings,
-        limiter: Option<ReconnectBudget>,
-        wakers: Arc<Fanout>,
-    ) -> Self {
-        let state_tx = Arc::new(watch::Sender::new(ConnectionState::Idle));
-        // A retry layer in the stack retries failed attempts that the sink does not see:
-        // it tells of each, which becomes the state's `last_error` while reconnecting.
-        // The connector hands over the counters of the socket it opened: the keepalive
-        // reads them.
-        let observed = Arc::clone(&state_tx);
-        let record = History::default();
-        let handed = Arc::clone(&record.handed);
-        let target =
-            target.with_observer(Arc::new(move |report: AttemptReport<'_>| match report {
-                AttemptReport::Retrying(failure) => {
-                    observed.send_if_modified(|state| match state {
-                        ConnectionState::Reconnecting { last_error, .. } => {
-                            *last_error = Some(failure.to_string());
-                            true
-                        }
-                        _ => false,
-                    });
-                }
-                AttemptReport::Connected { progress } => {
-                    *handed.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
-                }
-            }));
-        Core {
-            books: Books::new(
-                settings.outbox,
-                Inbox::new(settings.inbox_capacity),
-                settings.acks,
-                Confirmation::new(settings.confirm_by),
-                StatsHandle::new(&target),
-            ),
-            make,
-            target,
-            state: State::Idle,
-            config: Config {
-                hello: settings.hello,
-                retain: settings.retain,
-                timing: Timing {
-                    healthy_after: settings.healthy_after,
-                    close_timeout: settings.close_timeout,
-                    reconnect_jitter: settings.reconnect_jitter,
-                    keepalive: settings.keepalive,
-                },
-                close_policy: settings.close_policy,
-                limiter,
-            },
-            record,
-            signals: Signals::new(wakers, state_tx),
-        }
-    }
-
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(_))
     }
@@ -349,7 +163,11 @@ impl<M: MakeConnection> Core<M> {
             kind: DialKind::First,
             reset_backoff: true,
         };
-        self.enter(next, Some(ConnectionState::Connecting));
+        let shown = ConnectionState::Connecting {
+            attempt: 1,
+            last_error: None,
+        };
+        self.enter(next, Some(shown));
     }
 
     /// `dial()`'s work: a connection up, and everything written to it flushed.
@@ -660,21 +478,4 @@ impl<M: MakeConnection> Core<M> {
             Some(shown),
         );
     }
-}
-
-fn close_cause(frame: Option<CloseFrame>) -> BoxError {
-    match frame {
-        Some(f) => format!(
-            "server sent Close {} {:?}",
-            u16::from(f.code),
-            f.reason.as_str()
-        )
-        .into(),
-        None => "server sent Close without a code".into(),
-    }
-}
-
-/// The reconnect jitter for a uniform draw `unit` in `[0, 1)`.
-fn jitter_for(max: Duration, unit: f64) -> Duration {
-    max.mul_f64(unit.clamp(0.0, 1.0))
 }

@@ -12,6 +12,7 @@
 //!
 
 mod acks;
+mod assemble;
 mod books;
 mod builder;
 mod close;
@@ -22,6 +23,7 @@ mod hello;
 mod inbound;
 mod keepalive;
 mod kept;
+mod lifecycle;
 mod link;
 mod outbox;
 mod outcome;
@@ -57,7 +59,7 @@ pub(crate) use self::waker::Half;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::limit::ReconnectBudget;
-use crate::target::Target;
+use crate::request::Target;
 use crate::Message;
 
 /// A WebSocket connection that stays up: a `Sink<Message>` and a

@@ -18,15 +18,21 @@ use std::sync::Arc;
 pub enum ConnectionState {
     /// Not dialed yet.
     Idle,
-    /// The first dial is in progress.
-    Connecting,
+    /// The first dial is in progress: its attempt number `attempt` (from 1; each failed
+    /// attempt the backoff retries adds one) and why the last attempt failed.
+    Connecting {
+        /// The attempt under way, from 1.
+        attempt: u32,
+        /// Why the last attempt failed (URLs redacted); `None` before any did.
+        last_error: Option<String>,
+    },
     /// A connection is up.
     Connected,
-    /// The connection was lost; reconnecting. `attempt` counts the reconnection runs since
-    /// the last connection came up (1 for the first); `last_error` is why the last
-    /// connection or attempt ended.
+    /// The connection was lost; reconnecting. `attempt` is the attempt under way since the
+    /// connection was lost (1 for the first; each failed attempt the backoff retries adds
+    /// one); `last_error` is why the last connection or attempt ended.
     Reconnecting {
-        /// Reconnection runs since the last connection came up.
+        /// The attempt under way since the connection was lost, from 1.
         attempt: u32,
         /// Why the last connection or attempt ended (URLs redacted).
         last_error: Option<String>,

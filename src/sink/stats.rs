@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 #[cfg(feature = "metrics")]
 use crate::metrics::SinkMetrics;
-use crate::target::Target;
+use crate::request::Target;
 
 /// A snapshot of a sink's counters; see [`ReconnectingSink::stats`](crate::ReconnectingSink::stats).
 ///

@@ -13,7 +13,7 @@ use super::end::End;
 use super::outbox::Tag;
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::target::DialKind;
+use crate::request::DialKind;
 use crate::Message;
 
 impl<M: MakeConnection> Core<M> {

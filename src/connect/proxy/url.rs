@@ -97,18 +97,7 @@ impl ProxyUrl {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
             None => ("http".to_owned(), raw),
         };
-        let kind = match scheme.as_str() {
-            "http" => ProxyKind::Http,
-            "socks5" => ProxyKind::Socks5 { remote_dns: false },
-            "socks5h" => ProxyKind::Socks5 { remote_dns: true },
-            "https" => {
-                return Err(invalid(
-                    "TLS to the proxy (https://) is not supported; use http://, socks5:// or \
-                     socks5h://",
-                ))
-            }
-            _ => return Err(invalid("the scheme must be http, socks5 or socks5h")),
-        };
+        let kind = ProxyKind::from_scheme(&scheme).map_err(invalid)?;
         // The authority ends at the path; a proxy URL has no path beyond "/".
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
@@ -139,29 +128,10 @@ impl ProxyUrl {
         if host.is_empty() {
             return Err(invalid("the URL has no host"));
         }
-        let credentials = match userinfo {
-            None => None,
-            Some(userinfo) => {
-                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                let decode = |s| {
-                    percent_decode(s)
-                        .ok_or_else(|| invalid("the user-info has an invalid % escape"))
-                };
-                Some(Credentials {
-                    user: decode(user)?,
-                    password: decode(password)?,
-                })
-            }
-        };
-        if let (ProxyKind::Socks5 { .. }, Some(c)) = (kind, &credentials) {
-            // RFC 1929: one length byte each, and neither may be empty.
-            let fits = |s: &str| (1..=255).contains(&s.len());
-            if !fits(&c.user) || !fits(&c.password) {
-                return Err(invalid(
-                    "SOCKS5 user name and password must be 1 to 255 bytes each",
-                ));
-            }
-        }
+        let credentials = userinfo
+            .map(|userinfo| Credentials::from_userinfo(userinfo, kind))
+            .transpose()
+            .map_err(invalid)?;
         Ok(ProxyUrl {
             kind,
             host: host.to_owned(),
@@ -191,6 +161,43 @@ impl fmt::Debug for ProxyUrl {
             f.write_str(" (with credentials)")?;
         }
         Ok(())
+    }
+}
+
+impl ProxyKind {
+    /// The kind a proxy URL's scheme names.
+    fn from_scheme(scheme: &str) -> Result<ProxyKind, &'static str> {
+        match scheme {
+            "http" => Ok(ProxyKind::Http),
+            "socks5" => Ok(ProxyKind::Socks5 { remote_dns: false }),
+            "socks5h" => Ok(ProxyKind::Socks5 { remote_dns: true }),
+            "https" => Err(
+                "TLS to the proxy (https://) is not supported; use http://, socks5:// or \
+                 socks5h://",
+            ),
+            _ => Err("the scheme must be http, socks5 or socks5h"),
+        }
+    }
+}
+
+impl Credentials {
+    /// The credentials of a proxy URL's user-info (`user:password`, %-escaped), checked
+    /// against what `kind` can carry.
+    fn from_userinfo(userinfo: &str, kind: ProxyKind) -> Result<Credentials, &'static str> {
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        let decode = |s| percent_decode(s).ok_or("the user-info has an invalid % escape");
+        let credentials = Credentials {
+            user: decode(user)?,
+            password: decode(password)?,
+        };
+        if let ProxyKind::Socks5 { .. } = kind {
+            // RFC 1929: one length byte each, and neither may be empty.
+            let fits = |s: &str| (1..=255).contains(&s.len());
+            if !fits(&credentials.user) || !fits(&credentials.password) {
+                return Err("SOCKS5 user name and password must be 1 to 255 bytes each");
+            }
+        }
+        Ok(credentials)
     }
 }
 

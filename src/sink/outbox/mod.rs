@@ -1,0 +1,398 @@
+//! The bounded, ordered buffer of messages the sink still owes the peer.
+//!
+//! An entry is either *untracked* (kept until a flush that includes it succeeds) or
+//! *tracked* by an acknowledgement id (kept until the peer acknowledges it). After a
+//! reconnection every entry is written again, in the original order.
+//!
+//! ```text
+//! queue:  [ flushed on this connection | written, not flushed | not written ]
+//!          0 ..................... flushed ............. written ........ len
+//! ```
+//! When flushes are not confirmed (`ConfirmBy::Flush`), a successful flush drops the
+//! untracked entries of the flushed prefix. Otherwise (see `confirm.rs`) they stay
+//! there, each flush recorded as a [`Batch`], until the peer's Pong confirms it
+//! ([`Outbox::confirm_through`]) or a quiet look does ([`Outbox::confirm`]); when the
+//! connection ends first, the ones not confirmed are written again. An acknowledgement
+//! drops the tracked entries with an id at or below it, wherever they are.
+//!
+//! An entry may also carry a ticket in the outcome [`Ledger`] (settled when the entry
+//! leaves the outbox, whichever way) and be volatile (dropped when the connection it
+//! belongs to ends: every volatile entry still here when a live connection ends belonged
+//! to that connection, having been accepted while it was up or before it came up).
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+
+mod acknowledge;
+mod confirm;
+
+use self::confirm::Batch;
+use super::kept::{Arena, Kept};
+use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
+use crate::Message;
+
+/// What a message sent with an outcome, or volatile, carries into the outbox.
+pub(crate) struct Tag {
+    pub(crate) volatile: bool,
+    pub(crate) promise: Option<Promise>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    kept: Kept,
+    id: Option<u64>,
+    ticket: Option<Ticket>,
+    volatile: bool,
+    /// Flushed, not confirmed, and written again once already after its connection ended.
+    resent: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Entry>,
+    /// The flushes whose untracked entries wait at the front for their confirmation,
+    /// oldest first.
+    batches: VecDeque<Batch>,
+    /// Untracked entries in `batches`.
+    unconfirmed: usize,
+    /// The number of the last batch recorded.
+    last_batch: u64,
+    written: usize,
+    flushed: usize,
+    /// Bytes of the entries at `flushed..`.
+    unflushed_bytes: usize,
+    tracked: usize,
+    /// Tracked ids were pushed in increasing order (so acknowledged ones form a prefix
+    /// of the tracked entries).
+    ids_in_order: bool,
+    last_id: Option<u64>,
+    max_messages: usize,
+    max_bytes: usize,
+    /// Outcomes of the entries with a ticket.
+    ledger: Ledger,
+    /// Entries with a ticket.
+    tickets: usize,
+    /// Volatile entries.
+    volatile: usize,
+    /// The copies of small untracked payloads (see `kept.rs`).
+    arena: Arena,
+}
+
+impl Outbox {
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Outbox {
+            // Grows with use: an idle connection should not hold the bound's worth.
+            queue: VecDeque::new(),
+            batches: VecDeque::new(),
+            unconfirmed: 0,
+            last_batch: 0,
+            written: 0,
+            flushed: 0,
+            unflushed_bytes: 0,
+            tracked: 0,
+            ids_in_order: true,
+            last_id: None,
+            max_messages: max_messages.max(1),
+            max_bytes: max_bytes.max(1),
+            ledger: Ledger::default(),
+            tickets: 0,
+            volatile: 0,
+            arena: Arena::default(),
+        }
+    }
+
+    /// The unflushed part reached its bound: flush before accepting more.
+    #[inline]
+    pub(crate) fn needs_flush(&self) -> bool {
+        self.queue.len() - self.flushed >= self.max_messages
+            || self.unflushed_bytes >= self.max_bytes
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Every message still owed: unflushed, or tracked and unacknowledged.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    #[cfg(test)]
+    fn arena_is_empty(&self) -> bool {
+        self.arena.is_empty()
+    }
+
+    /// Tracked messages not yet acknowledged.
+    pub(crate) fn tracked(&self) -> usize {
+        self.tracked
+    }
+
+    /// Keeps `message`, about to be written, without taking it: small untracked payloads
+    /// as a copy, the rest as a clone. `tag`: its outcome and volatility, if it has them.
+    #[inline]
+    pub(crate) fn push_copy(&mut self, message: &Message, id: Option<u64>, tag: Option<Tag>) {
+        let kept = match id {
+            None => self.arena.keep(message, self.max_bytes),
+            Some(_) => Kept::Whole(message.clone()),
+        };
+        self.push_kept(kept, id, tag);
+    }
+
+    /// Keeps `message` itself. `tag`: its outcome and volatility, if it has them.
+    #[inline]
+    pub(crate) fn push(&mut self, message: Message, id: Option<u64>, tag: Option<Tag>) {
+        self.push_kept(Kept::Whole(message), id, tag);
+    }
+
+    /// Opens the outcome of a tagged message (settled when its entry leaves the outbox)
+    /// and counts it if volatile.
+    #[inline]
+    fn push_kept(&mut self, kept: Kept, id: Option<u64>, tag: Option<Tag>) {
+        let (ticket, volatile) = match tag {
+            None => (None, false),
+            Some(Tag { volatile, promise }) => {
+                let ticket = promise.map(|promise| self.ledger.open(promise));
+                self.tickets += usize::from(ticket.is_some());
+                self.volatile += usize::from(volatile);
+                (ticket, volatile)
+            }
+        };
+        self.push_entry(Entry {
+            kept,
+            id,
+            ticket,
+            volatile,
+            resent: false,
+        });
+    }
+
+    #[inline]
+    fn push_entry(&mut self, entry: Entry) {
+        let (len, id) = (entry.kept.len(), entry.id);
+        if let Some(id) = id {
+            if self.last_id.is_some_and(|last| id <= last) {
+                self.ids_in_order = false;
+            }
+            self.last_id = Some(id);
+        }
+        self.unflushed_bytes += len;
+        self.tracked += usize::from(id.is_some());
+        self.queue.push_back(entry);
+    }
+
+    /// The next message not yet written to the current connection.
+    #[inline]
+    pub(crate) fn next_unwritten(&self) -> Option<Message> {
+        self.queue
+            .get(self.written)
+            .map(|e| self.arena.message(&e.kept))
+    }
+
+    #[inline]
+    pub(crate) fn mark_written(&mut self) {
+        debug_assert!(self.written < self.queue.len());
+        self.written += 1;
+    }
+
+    #[inline]
+    pub(crate) fn all_written(&self) -> bool {
+        self.written == self.queue.len()
+    }
+
+    /// The connection was lost: everything still owed is to be written again.
+    pub(crate) fn rewind(&mut self) {
+        self.batches.clear();
+        self.unconfirmed = 0;
+        self.written = 0;
+        self.flushed = 0;
+        self.unflushed_bytes = self.queue.iter().map(|e| e.kept.len()).sum();
+    }
+
+    /// A flush succeeded: what was written is in the socket. When flushes are confirmed
+    /// (`at`: when), untracked entries wait for their confirmation; off, they are done.
+    /// Tracked ones wait for their acknowledgement either way.
+    pub(crate) fn flushed(&mut self, at: Option<Instant>) {
+        match at {
+            Some(at) => self.flushed_unconfirmed(at),
+            None => self.flushed_done(),
+        }
+    }
+
+    /// Untracked entries are done; tracked ones wait for their acknowledgement.
+    fn flushed_done(&mut self) {
+        let upto = self.written;
+        if self.tracked == self.queue.len() {
+            // Everything is tracked: nothing to drop, only the flushed mark moves.
+            self.flushed = upto;
+            self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.kept.len()).sum();
+            return;
+        }
+        if self.tracked == 0 {
+            if self.tickets == 0 && self.volatile == 0 {
+                for entry in self.queue.drain(..upto) {
+                    self.arena.release(&entry.kept);
+                }
+            } else {
+                for mut entry in self.queue.drain(..upto) {
+                    self.arena.release(&entry.kept);
+                    Self::delivered(
+                        &mut self.ledger,
+                        &mut self.tickets,
+                        &mut self.volatile,
+                        &mut entry,
+                    );
+                }
+            }
+            self.written = 0;
+            self.flushed = 0;
+        } else {
+            let mut index = 0;
+            let mut removed = 0;
+            let (ledger, tickets, volatile, arena) = (
+                &mut self.ledger,
+                &mut self.tickets,
+                &mut self.volatile,
+                &mut self.arena,
+            );
+            self.queue.retain_mut(|e| {
+                let keep = index >= upto || e.id.is_some();
+                removed += usize::from(!keep);
+                index += 1;
+                if !keep {
+                    arena.release(&e.kept);
+                    Self::delivered(ledger, tickets, volatile, e);
+                }
+                keep
+            });
+            self.written = upto - removed;
+            self.flushed = self.written;
+        }
+        self.unflushed_bytes = self
+            .queue
+            .iter()
+            .skip(self.flushed)
+            .map(|e| e.kept.len())
+            .sum();
+    }
+
+    /// Hands every message still owed back, oldest first. Their outcomes fail with
+    /// [`UndeliveredReason::Taken`].
+    pub(crate) fn take_all(&mut self) -> Vec<Message> {
+        self.batches.clear();
+        self.unconfirmed = 0;
+        self.written = 0;
+        self.flushed = 0;
+        self.unflushed_bytes = 0;
+        self.tracked = 0;
+        self.ids_in_order = true;
+        self.last_id = None;
+        self.tickets = 0;
+        self.volatile = 0;
+        let (ledger, arena) = (&mut self.ledger, &mut self.arena);
+        let taken = self
+            .queue
+            .drain(..)
+            .map(|e| {
+                let message = arena.message(&e.kept);
+                if let Some(ticket) = e.ticket {
+                    let undelivered = Undelivered::new(UndeliveredReason::Taken, message.clone());
+                    ledger.settle(ticket, Err(undelivered));
+                }
+                message
+            })
+            .collect();
+        self.arena = Arena::default();
+        taken
+    }
+
+    /// Before a resend: drops the entries `keep` refuses (their outcomes fail with
+    /// [`UndeliveredReason::Discarded`]). Returns how many were dropped.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Message) -> bool) -> usize {
+        let dropped = self.remove_where(
+            |arena, e| !keep(&arena.message(&e.kept)),
+            || UndeliveredReason::Discarded,
+        );
+        self.rewind();
+        dropped
+    }
+
+    /// The sink gives up on the messages that have an outcome: they leave the outbox and
+    /// their outcomes fail, handing them back. Messages without one stay. Called with no
+    /// connection live.
+    pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) -> usize {
+        if self.tickets == 0 {
+            return 0;
+        }
+        let removed = self.remove_where(|_, e| e.ticket.is_some(), reason);
+        self.rewind();
+        removed
+    }
+
+    /// Fails the outcome of a message that never entered the outbox, in order: after
+    /// the outcomes of the messages accepted before it.
+    pub(crate) fn settle_now(&mut self, promise: Promise, undelivered: Undelivered) {
+        let ticket = self.ledger.open(promise);
+        self.ledger.settle(ticket, Err(undelivered));
+    }
+
+    /// Removes the entries `condition` picks, failing their outcomes with `reason`.
+    /// Leaves the written and flushed marks for the caller to rewind.
+    fn remove_where(
+        &mut self,
+        mut condition: impl FnMut(&Arena, &Entry) -> bool,
+        reason: impl Fn() -> UndeliveredReason,
+    ) -> usize {
+        let mut removed = 0;
+        let (ledger, tickets, volatile, tracked, arena) = (
+            &mut self.ledger,
+            &mut self.tickets,
+            &mut self.volatile,
+            &mut self.tracked,
+            &mut self.arena,
+        );
+        self.queue.retain_mut(|e| {
+            if !condition(arena, e) {
+                return true;
+            }
+            removed += 1;
+            *tracked -= usize::from(e.id.is_some());
+            *volatile -= usize::from(e.volatile);
+            if let Some(ticket) = e.ticket.take() {
+                *tickets -= 1;
+                let message = arena.message(&e.kept);
+                ledger.settle(ticket, Err(Undelivered::new(reason(), message)));
+            }
+            arena.release(&e.kept);
+            false
+        });
+        removed
+    }
+
+    /// `entry` left the outbox delivered.
+    fn delivered(
+        ledger: &mut Ledger,
+        tickets: &mut usize,
+        volatile: &mut usize,
+        entry: &mut Entry,
+    ) {
+        *volatile -= usize::from(entry.volatile);
+        if let Some(ticket) = entry.ticket.take() {
+            *tickets -= 1;
+            ledger.settle(ticket, Ok(()));
+        }
+    }
+}
+
+impl Drop for Outbox {
+    /// The sink is gone: every outcome still open fails, handing its message back.
+    fn drop(&mut self) {
+        if self.tickets > 0 {
+            self.give_up(|| UndeliveredReason::Dropped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! The outbox alone: bounds, rewinds, acknowledgements.
+use super::*;
+
+fn texts(o: &mut Outbox) -> Vec<String> {
+    o.rewind();
+    let mut seen = Vec::new();
+    while let Some(m) = o.next_unwritten() {
+        seen.push(m.to_text().unwrap().to_owned());
+        o.mark_written();
+    }
+    seen
+}
+
+#[test]
+fn copied_payloads_are_resent_and_handed_back_as_they_were() {
+    let mut o = Outbox::new(100, 1000);
+    o.push_copy(&Message::text("a"), None, None);
+    o.mark_written();
+    o.push_copy(&Message::binary(vec![1, 2]), None, None);
+    o.mark_written();
+    o.push_copy(&Message::text("t3"), Some(3), None);
+    o.mark_written();
+    // The connection is lost before the flush: all three are written again.
+    o.rewind();
+    assert_eq!(o.next_unwritten(), Some(Message::text("a")));
+    o.mark_written();
+    assert_eq!(o.next_unwritten(), Some(Message::binary(vec![1, 2])));
+    o.mark_written();
+    o.mark_written();
+    o.flushed(None);
+    assert_eq!(o.len(), 1, "the tracked one waits for its acknowledgement");
+    assert!(o.arena_is_empty(), "no copy owed: the buffer is reset");
+    o.push_copy(&Message::text("b"), None, None);
+    assert_eq!(o.take_all(), [Message::text("t3"), Message::text("b")]);
+}
+
+#[test]
+fn bounded_by_count_and_bytes() {
+    let mut o = Outbox::new(3, 10);
+    o.push(Message::text("ab"), None, None);
+    o.push(Message::text("cd"), None, None);
+    assert!(!o.needs_flush());
+    o.push(Message::text("ef"), None, None);
+    assert!(o.needs_flush());
+    let mut o = Outbox::new(100, 10);
+    o.push(Message::binary(vec![0u8; 10]), None, None);
+    assert!(o.needs_flush());
+}
+
+#[test]
+fn rewind_rewrites_in_order_and_flush_clears_untracked() {
+    let mut o = Outbox::new(10, 1000);
+    for t in ["a", "b", "c"] {
+        o.push(Message::text(t), None, None);
+    }
+    o.mark_written();
+    o.mark_written();
+    assert_eq!(texts(&mut o), ["a", "b", "c"]);
+    o.flushed(None);
+    assert!(o.is_empty());
+    assert!(!o.needs_flush());
+}
+
+#[test]
+fn tracked_entries_survive_a_flush_until_acknowledged() {
+    let mut o = Outbox::new(2, 1000);
+    o.push(Message::text("t1"), Some(1), None);
+    o.push(Message::text("u"), None, None);
+    o.push(Message::text("t2"), Some(2), None);
+    assert!(o.needs_flush());
+    for _ in 0..3 {
+        o.mark_written();
+    }
+    o.flushed(None);
+    assert!(
+        !o.needs_flush(),
+        "flushed tracked entries do not count as unflushed"
+    );
+    assert_eq!(o.len(), 2);
+    assert_eq!(o.tracked(), 2);
+    o.push(Message::text("t3"), Some(3), None);
+    // Cumulative: 2 acknowledges 1 and 2, not 3.
+    assert_eq!(o.acknowledge(2), 2);
+    assert_eq!(o.tracked(), 1);
+    // A lower acknowledgement than one already applied changes nothing.
+    assert_eq!(o.acknowledge(1), 0);
+    assert_eq!(texts(&mut o), ["t3"]);
+}
+
+#[test]
+fn out_of_order_ids_and_untracked_fronts_still_acknowledge_everything_at_or_below() {
+    let mut o = Outbox::new(100, 1000);
+    o.push(Message::text("u"), None, None);
+    o.push(Message::text("t5"), Some(5), None);
+    o.push(Message::text("t3"), Some(3), None);
+    o.push(Message::text("t9"), Some(9), None);
+    assert_eq!(o.acknowledge(5), 2);
+    assert_eq!(texts(&mut o), ["u", "t9"]);
+    assert_eq!(o.tracked(), 1);
+}
+
+#[test]
+fn in_order_acknowledgement_pops_the_front_and_keeps_counts() {
+    let mut o = Outbox::new(100, 1000);
+    for i in 1..=6 {
+        o.push(Message::text(format!("t{i}")), Some(i), None);
+    }
+    for _ in 0..4 {
+        o.mark_written();
+    }
+    o.flushed(None); // t1..t4 flushed, t5 t6 not written
+    assert!(!o.needs_flush());
+    assert_eq!(o.acknowledge(5), 5);
+    assert_eq!(o.tracked(), 1);
+    assert_eq!(o.next_unwritten().unwrap().to_text().unwrap(), "t6");
+    o.mark_written();
+    assert!(o.all_written());
+}
+
+#[test]
+fn acknowledging_keeps_the_written_index_consistent() {
+    let mut o = Outbox::new(100, 1000);
+    o.push(Message::text("t1"), Some(1), None);
+    o.push(Message::text("u1"), None, None);
+    o.push(Message::text("t2"), Some(2), None);
+    o.push(Message::text("u2"), None, None);
+    o.mark_written();
+    o.mark_written();
+    o.mark_written(); // t1 u1 t2 written, u2 not
+    assert_eq!(o.acknowledge(2), 2);
+    // u1 is still written; u2 is next.
+    assert_eq!(o.next_unwritten().unwrap().to_text().unwrap(), "u2");
+    o.mark_written();
+    assert!(o.all_written());
+    o.flushed(None);
+    assert!(o.is_empty());
+}
