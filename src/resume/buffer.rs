@@ -204,11 +204,6 @@ mod tests {
 
     use super::*;
 
-    const ROOMY: Limits = Limits {
-        frames: 1000,
-        bytes: 1 << 20,
-    };
-
     #[test]
     fn numbers_are_assigned_in_order_and_acks_trim_the_front() {
         let mut buffer = ReplayBuffer::new(1);

@@ -344,7 +344,7 @@ mod tests {
                     }
                 }
                 // The receiver reads everything that arrived, and the application takes it.
-                let mut pass = |inbound: &mut Inbound, gaps: &mut PendingGaps, told: &mut Vec<u64>| {
+                let pass = |inbound: &mut Inbound, gaps: &mut PendingGaps, told: &mut Vec<u64>| {
                     while let Some(gap) = gaps.take_at(inbound.delivered()) {
                         told.extend(gap.from..gap.to.unwrap_or(gap.from));
                         inbound.pass(&gap);

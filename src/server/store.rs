@@ -107,55 +107,11 @@ impl Shared {
     /// a new one (telling the client, by a gap, what the one it presented had sent).
     pub(super) fn attach(self: &Arc<Self>, hello: Hello) -> Result<Attached, Refusal> {
         let mut table = self.table();
-        let window = self.config.recv_window();
         let lost = match hello.session {
             Some((id, epoch)) if epoch == self.epoch => {
                 if let Some(cell) = table.sessions.get(&id).cloned() {
-                    let mut state = cell.lock();
-                    if state.ending != Some(Ending::Expired) {
-                        let point = state
-                            .out
-                            .resume_from(hello.recv_next)
-                            .map_err(Refusal::Violation)?;
-                        // Take over: the connection attached before is fenced off.
-                        state.generation += 1;
-                        state.wake_conn();
-                        state.link = Link::Attached;
-                        state.cursor = point.cursor;
-                        state.pending_gap = point
-                            .lost
-                            .map(|r| Gap::new(r.start, Some(r.end), GapReason::Overflow));
-                        state.peer_window = hello.window;
-                        state.ack_again = true;
-                        if hello.send_first > state.inbound.received() {
-                            // The client gave up messages it never delivered.
-                            let gap = Gap::new(
-                                state.inbound.received(),
-                                Some(hello.send_first),
-                                GapReason::Abandoned,
-                            );
-                            if let Some(gap) = state.inbound.on_gap(gap) {
-                                state.queue.push_back(Item::Gap(gap));
-                                state.wake_reader();
-                            }
-                        }
-                        state.wake_writer();
-                        tracing::debug!(session = %id, generation = state.generation, cursor = state.cursor, "session resumed");
-                        self.counters.resumed.fetch_add(1, Ordering::Relaxed);
-                        let welcome = Welcome {
-                            session: id,
-                            epoch: self.epoch,
-                            resumed: true,
-                            recv_next: state.inbound.received(),
-                            window,
-                        };
-                        let generation = state.generation;
-                        drop(state);
-                        return Ok(Attached {
-                            cell,
-                            generation,
-                            welcome,
-                        });
+                    if let Some(attached) = self.resume(cell, id, &hello)? {
+                        return Ok(attached);
                     }
                 }
                 Some(match table.tombstones.get(&id) {
@@ -170,8 +126,75 @@ impl Shared {
             Some(_) => Some(Gap::new(hello.recv_next, None, GapReason::EpochChanged)),
             None => None,
         };
-        // A new session; its numbering goes on from where the client stands (past the
-        // lost range, when its end is known).
+        self.start(&mut table, &hello, lost)
+    }
+
+    /// Resumes session `id` for a connection that said `hello`; `None` when the session
+    /// has expired (its handle has not let go of it yet).
+    fn resume(
+        &self,
+        cell: Arc<Cell>,
+        id: SessionId,
+        hello: &Hello,
+    ) -> Result<Option<Attached>, Refusal> {
+        let mut state = cell.lock();
+        if state.ending == Some(Ending::Expired) {
+            return Ok(None);
+        }
+        let point = state
+            .out
+            .resume_from(hello.recv_next)
+            .map_err(Refusal::Violation)?;
+        // Take over: the connection attached before is fenced off.
+        state.generation += 1;
+        state.wake_conn();
+        state.link = Link::Attached;
+        state.cursor = point.cursor;
+        state.pending_gap = point
+            .lost
+            .map(|r| Gap::new(r.start, Some(r.end), GapReason::Overflow));
+        state.peer_window = hello.window;
+        state.ack_again = true;
+        if hello.send_first > state.inbound.received() {
+            // The client gave up messages it never delivered.
+            let gap = Gap::new(
+                state.inbound.received(),
+                Some(hello.send_first),
+                GapReason::Abandoned,
+            );
+            if let Some(gap) = state.inbound.on_gap(gap) {
+                state.queue.push_back(Item::Gap(gap));
+                state.wake_reader();
+            }
+        }
+        state.wake_writer();
+        tracing::debug!(session = %id, generation = state.generation, cursor = state.cursor, "session resumed");
+        self.counters.resumed.fetch_add(1, Ordering::Relaxed);
+        let welcome = Welcome {
+            session: id,
+            epoch: self.epoch,
+            resumed: true,
+            recv_next: state.inbound.received(),
+            window: self.config.recv_window(),
+        };
+        let generation = state.generation;
+        drop(state);
+        Ok(Some(Attached {
+            cell,
+            generation,
+            welcome,
+        }))
+    }
+
+    /// Starts a new session for a connection that said `hello`, `lost` the range of the
+    /// session it presented that will never arrive. Its numbering goes on from where the
+    /// client stands (past the lost range, when its end is known).
+    fn start(
+        self: &Arc<Self>,
+        table: &mut Table,
+        hello: &Hello,
+        lost: Option<Gap>,
+    ) -> Result<Attached, Refusal> {
         let out_first = lost.and_then(|g| g.to).unwrap_or(hello.recv_next);
         let mut state = State::new(out_first, hello.send_first, hello.window);
         state.pending_gap = lost;
@@ -197,7 +220,7 @@ impl Shared {
             epoch: self.epoch,
             resumed: false,
             recv_next: hello.send_first,
-            window,
+            window: self.config.recv_window(),
         };
         Ok(Attached {
             cell,
