@@ -36,7 +36,7 @@
 //!   it answers the WebSocket handshake, choosing the subprotocol with [`negotiate`], and
 //!   refuses (400) a client that does not offer it;
 //! - [`Server::attach`] takes a connection that is already upgraded: any `Sink` + `Stream`
-//!   of tungstenite [`Message`](crate::Message)s, such as a tokio-tungstenite
+//!   of tungstenite [`Message`]s, such as a tokio-tungstenite
 //!   `WebSocketStream` you accepted yourself (use [`negotiate`] as the handshake callback).
 //!
 //! ## With axum
@@ -441,6 +441,8 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut offered = true;
+        // tungstenite's handshake callback type fixes the large error variant.
+        #[allow(clippy::result_large_err)]
         let callback = |request: &Request, response: Response| {
             let answer = negotiate(request, response);
             offered = answer.is_ok();

@@ -5,11 +5,11 @@ use std::time::Duration;
 use crate::resume::frame::Window;
 use crate::resume::inbound::AckEvery;
 
-/// Settings of resume mode, for [`Builder::resume`].
+/// Settings of resume mode, for [`Builder::resume`](crate::Builder::resume).
 ///
 /// | setting | default | what it does |
 /// |---|---|---|
-/// | `required` | `true` | a server that does not speak resume mode is an error ([`Error::ResumeUnsupported`]); `false`: plain mode |
+/// | `required` | `true` | a server that does not speak resume mode is an error ([`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported)); `false`: plain mode |
 /// | `max_unacked_frames` | 1024 | messages in flight until the server acknowledges them (also bounded by the server's window) |
 /// | `max_unacked_bytes` | 1 MiB | the same in payload bytes |
 /// | `recv_window_frames` | 1024 | the server's messages in flight at once (advertised to it) |
@@ -59,7 +59,7 @@ impl ResumeConfig {
     }
 
     /// Whether a server that does not choose the `ws-reconnect.v1` subprotocol is an error
-    /// ([`Error::ResumeUnsupported`], the default), or is spoken to in plain mode: no
+    /// ([`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported), the default), or is spoken to in plain mode: no
     /// envelope, no resume, the guarantees of acknowledged-less delivery. The choice is
     /// made on the first connection and kept.
     pub const fn required(mut self, value: bool) -> Self {
@@ -110,7 +110,7 @@ impl ResumeConfig {
 
     /// No acknowledgement progress for this long while messages wait for one: the
     /// connection is taken for dead and replaced (default 30 s; see
-    /// [`Builder::ack_timeout`]). A server application that does not read for longer
+    /// [`Builder::ack_timeout`](crate::Builder::ack_timeout)). A server application that does not read for longer
     /// makes the client reconnect and resume: nothing is lost.
     pub const fn ack_timeout(mut self, value: Duration) -> Self {
         self.ack_timeout = value;
@@ -132,7 +132,7 @@ impl ResumeConfig {
     }
 }
 
-/// Counters of resume mode, from [`ResumingSink::resume_stats`].
+/// Counters of resume mode, from [`ResumingSink::resume_stats`](crate::ResumingSink::resume_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResumeStats {

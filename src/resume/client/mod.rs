@@ -1,7 +1,7 @@
 //! The client half of resume mode: [`ResumingSink`], built on acknowledged mode.
 //!
 //! The sink underneath does the reconnecting and the resending; this layer gives each
-//! outbound message its sequence number (in [`ResumingSink::start_send`], the one place
+//! outbound message its sequence number (in [`ResumingSink::start_send`](crate::ResumingSink::start_send), the one place
 //! numbers are assigned) and envelope, says HELLO first on every connection (the
 //! `on_connect_with` hook), reads the server's frames as they arrive ([`ResumeAcks`],
 //! the sink's [`Acknowledge`]), and hands the application each message once, in order,
@@ -11,7 +11,7 @@
 //! Every inbound frame passes [`ResumeAcks::acked`] first, in the order it arrived, by
 //! whichever half of the sink reads: acknowledgements, WELCOME, GAP, BYE and duplicate
 //! DATA are consumed there (their effect is on the shared state), and only new, in-order
-//! DATA reaches the sink's inbox and [`ResumingSink::poll_next`]. Gaps are told by
+//! DATA reaches the sink's inbox and [`ResumingSink::poll_next`](crate::ResumingSink::poll_next). Gaps are told by
 //! position: once the application has every message before one. The server never has
 //! more DATA in flight than the window HELLO advertises, and the inbox holds that much:
 //! it cannot overflow. If frames are lost all the same, the reader notices the hole and
@@ -55,7 +55,7 @@ const INBOX_SLACK: usize = 64;
 
 /// A [`ReconnectingSink`] in resume mode: a `Sink<Message>` and a
 /// `Stream<Item = Result<Message, Error>>` across which nothing is lost either way, with a
-/// server that speaks resume mode. From [`Builder::resume`].
+/// server that speaks resume mode. From [`Builder::resume`](crate::Builder::resume).
 ///
 /// - Every message accepted is delivered to the server's application once, in order, or
 ///   the sink reports an error for the operation that could not deliver it. A message
@@ -64,7 +64,7 @@ const INBOX_SLACK: usize = 64;
 ///   lacks; the server drops what it already had.
 /// - Every message the server sends is yielded once, in order. When the server cannot
 ///   deliver a range (its buffer overflowed while this client was away, the session
-///   expired, the server restarted), the stream yields one [`Error::Gap`] at that place,
+///   expired, the server restarted), the stream yields one [`Error::Gap`](crate::Error::Gap) at that place,
 ///   then carries on. No loss is silent.
 /// - Bounded both ways: at most [`ResumeConfig::max_unacked_frames`] (and the server's
 ///   window) in flight, `poll_ready` waits beyond; the server never sends more than the
@@ -75,7 +75,10 @@ const INBOX_SLACK: usize = 64;
 ///   resolves when the server has it.
 /// - `poll_close` tells the server the session is over (BYE), then closes.
 ///
-/// ```
+/// With a server of this crate (feature `server`) in the same process:
+///
+#[cfg_attr(feature = "server", doc = "```")]
+#[cfg_attr(not(feature = "server"), doc = "```ignore")]
 /// use futures::{SinkExt, StreamExt};
 /// use ws_reconnect::server::{Server, ServerConfig};
 /// use ws_reconnect::{Message, ReconnectingSink, ResumeConfig};
@@ -146,12 +149,12 @@ impl<M: MakeConnection> ResumingSink<M> {
     }
 
     /// Connects (see [`ReconnectingSink::dial`]). A server that does not choose the
-    /// `ws-reconnect.v1` subprotocol fails the dial with [`Error::ResumeUnsupported`],
+    /// `ws-reconnect.v1` subprotocol fails the dial with [`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported),
     /// unless [`ResumeConfig::required`] is `false`: then the sink dials again in plain
     /// mode, for good.
     ///
     /// # Errors
-    /// As [`ReconnectingSink::dial`], and [`Error::ResumeUnsupported`].
+    /// As [`ReconnectingSink::dial`], and [`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported).
     ///
     /// # Cancellation safety
     /// As [`ReconnectingSink::dial`].
@@ -227,7 +230,7 @@ fn original(message: Message) -> Message {
 
 /// The outcome of one message sent in resume mode: `Ok` once the server has acknowledged
 /// it, or failed with the message handed back as the application sent it. From
-/// [`ResumingSink::start_send_outgoing`].
+/// [`ResumingSink::start_send_outgoing`](crate::ResumingSink::start_send_outgoing).
 #[derive(Debug)]
 #[must_use = "a delivery does nothing unless awaited or polled"]
 pub struct ResumeDelivery {

@@ -64,11 +64,12 @@ impl<M: MakeConnection> ResumingSink<M> {
                 continue;
             }
             match self.inner.poll_next(cx) {
-                Poll::Ready(Some(Ok(message))) => match Frame::from_message(&message) {
-                    Ok(Frame::Data(data)) => self.held = Some(data),
-                    // Everything else was consumed on arrival.
-                    Ok(_) | Err(_) => {}
-                },
+                Poll::Ready(Some(Ok(message))) => {
+                    // Everything but DATA was consumed on arrival.
+                    if let Ok(Frame::Data(data)) = Frame::from_message(&message) {
+                        self.held = Some(data);
+                    }
+                }
                 Poll::Ready(Some(Err(Error::InboundDropped { count }))) => {
                     tracing::warn!(
                         count,
