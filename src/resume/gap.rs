@@ -37,6 +37,13 @@ pub struct Gap {
 
 impl Gap {
     /// A gap of `[from, to)`, or from `from` on when `to` is `None`.
+    ///
+    /// ```
+    /// use ws_reconnect::{Gap, GapReason};
+    ///
+    /// let gap = Gap::new(10, Some(15), GapReason::Overflow);
+    /// assert!(gap.to_string().starts_with("messages 10 to 14 were lost"));
+    /// ```
     pub const fn new(from: u64, to: Option<u64>, reason: GapReason) -> Self {
         Gap { from, to, reason }
     }
@@ -44,6 +51,13 @@ impl Gap {
     /// How many messages were lost: `None` when the sender lost count. `Some(0)` is a
     /// session replaced with nothing in flight: no message was lost, but the state the
     /// server kept for the session was.
+    ///
+    /// ```
+    /// use ws_reconnect::{Gap, GapReason};
+    ///
+    /// assert_eq!(Gap::new(10, Some(15), GapReason::Overflow).len(), Some(5));
+    /// assert_eq!(Gap::new(10, None, GapReason::EpochChanged).len(), None);
+    /// ```
     pub const fn len(&self) -> Option<u64> {
         match self.to {
             Some(to) => Some(to.saturating_sub(self.from)),
@@ -52,6 +66,13 @@ impl Gap {
     }
 
     /// Whether the gap is known to be empty (see [`len`](Self::len)).
+    ///
+    /// ```
+    /// use ws_reconnect::{Gap, GapReason};
+    ///
+    /// assert!(Gap::new(7, Some(7), GapReason::Expired).is_empty());
+    /// assert!(!Gap::new(7, None, GapReason::EpochChanged).is_empty());
+    /// ```
     pub const fn is_empty(&self) -> bool {
         matches!(self.len(), Some(0))
     }
@@ -59,6 +80,13 @@ impl Gap {
     /// Whether the session itself was replaced (expired, unknown, or lost in a restart):
     /// whatever the server kept for it is gone, and the application may need to set it up
     /// again. An overflow or an abandoned range leaves the session in place.
+    ///
+    /// ```
+    /// use ws_reconnect::{Gap, GapReason};
+    ///
+    /// assert!(Gap::new(7, None, GapReason::EpochChanged).session_replaced());
+    /// assert!(!Gap::new(7, Some(9), GapReason::Overflow).session_replaced());
+    /// ```
     pub const fn session_replaced(&self) -> bool {
         self.reason.session_replaced()
     }
@@ -115,6 +143,13 @@ pub enum GapReason {
 
 impl GapReason {
     /// Whether the session was replaced (see [`Gap::session_replaced`]).
+    ///
+    /// ```
+    /// use ws_reconnect::GapReason;
+    ///
+    /// assert!(GapReason::SessionUnknown.session_replaced());
+    /// assert!(!GapReason::Abandoned.session_replaced());
+    /// ```
     pub const fn session_replaced(self) -> bool {
         matches!(
             self,

@@ -37,6 +37,14 @@ pub enum SessionError {
 
 impl SessionError {
     /// Whether this is a [`SessionError::Gap`] item.
+    ///
+    /// ```
+    /// use ws_reconnect::server::SessionError;
+    /// use ws_reconnect::{Gap, GapReason};
+    ///
+    /// assert!(SessionError::Gap(Gap::new(3, Some(5), GapReason::Abandoned)).is_gap());
+    /// assert!(!SessionError::Ended.is_gap());
+    /// ```
     pub fn is_gap(&self) -> bool {
         matches!(self, SessionError::Gap(_))
     }

@@ -123,6 +123,15 @@ use crate::Message;
 /// What the server does with a message for a client that is away while the session's
 /// replay buffer is full. While a connection is attached, a full buffer always makes
 /// [`Session::poll_ready`] wait.
+///
+/// ```
+/// use ws_reconnect::server::{Overflow, ServerConfig};
+///
+/// // Never drop a message for a client that is away: the application waits instead.
+/// let config = ServerConfig::default().overflow(Overflow::Backpressure);
+/// # let _ = config;
+/// assert_eq!(Overflow::default(), Overflow::DropOldest);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Overflow {
@@ -202,18 +211,40 @@ impl ServerConfig {
     /// How long a session waits for its client once the connection is lost (default
     /// 30 s). A client that comes back later gets a new session and one gap, with
     /// [`GapReason::Expired`](crate::GapReason::Expired).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().session_ttl(Duration::from_secs(300));
+    /// assert_eq!(config.get_session_ttl(), Duration::from_secs(300));
+    /// ```
     pub fn session_ttl(mut self, value: Duration) -> Self {
         self.session_ttl = value;
         self
     }
 
     /// The session time to live in effect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// assert_eq!(ServerConfig::default().get_session_ttl(), Duration::from_secs(30));
+    /// ```
     pub fn get_session_ttl(&self) -> Duration {
         self.session_ttl
     }
 
     /// Messages held per session until the client acknowledges them (at least 1;
     /// default 4096).
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().max_unacked_frames(256);
+    /// # let _ = config;
+    /// ```
     pub fn max_unacked_frames(mut self, value: usize) -> Self {
         self.max_unacked_frames = value.max(1);
         self
@@ -221,12 +252,26 @@ impl ServerConfig {
 
     /// Payload bytes held per session until the client acknowledges them (default
     /// 1 MiB). One message is always taken, however large.
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().max_unacked_bytes(64 * 1024);
+    /// # let _ = config;
+    /// ```
     pub fn max_unacked_bytes(mut self, value: usize) -> Self {
         self.max_unacked_bytes = value;
         self
     }
 
     /// What a full buffer does while the client is away (default [`Overflow::DropOldest`]).
+    ///
+    /// ```
+    /// use ws_reconnect::server::{Overflow, ServerConfig};
+    ///
+    /// let config = ServerConfig::default().overflow(Overflow::Backpressure);
+    /// # let _ = config;
+    /// ```
     pub fn overflow(mut self, value: Overflow) -> Self {
         self.overflow = value;
         self
@@ -234,12 +279,26 @@ impl ServerConfig {
 
     /// How many of the client's messages may be in flight at once (at least 1; default
     /// 1024): advertised to the client, and the bound on what waits for the application.
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().recv_window_frames(128);
+    /// # let _ = config;
+    /// ```
     pub fn recv_window_frames(mut self, value: usize) -> Self {
         self.recv_window_frames = value.max(1);
         self
     }
 
     /// The same in payload bytes (default 4 MiB).
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().recv_window_bytes(1 << 20);
+    /// # let _ = config;
+    /// ```
     pub fn recv_window_bytes(mut self, value: usize) -> Self {
         self.recv_window_bytes = value;
         self
@@ -248,6 +307,14 @@ impl ServerConfig {
     /// A cap on the replay buffers of every session together (default `None`: only the
     /// per-session caps). Past it, detached sessions are evicted, the longest detached
     /// first.
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// // At most 512 MiB of replay buffers over all sessions.
+    /// let config = ServerConfig::default().global_budget_bytes(Some(512 << 20));
+    /// # let _ = config;
+    /// ```
     pub fn global_budget_bytes(mut self, value: Option<usize>) -> Self {
         self.global_budget_bytes = value;
         self
@@ -256,6 +323,14 @@ impl ServerConfig {
     /// A connection on which nothing arrives for this long is taken for dead and its
     /// session detached (default 60 s; keep it above the client's keepalive interval plus
     /// timeout, 40 s by default). Also the bound on waiting for HELLO.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().idle_timeout(Duration::from_secs(90));
+    /// # let _ = config;
+    /// ```
     pub fn idle_timeout(mut self, value: Duration) -> Self {
         self.idle_timeout = value;
         self
@@ -264,6 +339,14 @@ impl ServerConfig {
     /// The longest the server waits before acknowledging what the application took
     /// (default 20 ms); it acknowledges at once when the application waits for more, and
     /// after a quarter of the receive window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().ack_delay(Duration::from_millis(5));
+    /// # let _ = config;
+    /// ```
     pub fn ack_delay(mut self, value: Duration) -> Self {
         self.ack_delay = value;
         self
@@ -271,6 +354,13 @@ impl ServerConfig {
 
     /// Ended sessions remembered, so that a client that comes back late learns exactly
     /// how many messages it missed (default 65,536; about 40 bytes each).
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().max_tombstones(10_000);
+    /// # let _ = config;
+    /// ```
     pub fn max_tombstones(mut self, value: usize) -> Self {
         self.max_tombstones = value;
         self
@@ -278,12 +368,28 @@ impl ServerConfig {
 
     /// New sessions that may wait in the [`Sessions`] stream (at least 1; default 1024);
     /// past it, new clients are refused with close code 1013 and try again later.
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().max_pending_sessions(64);
+    /// # let _ = config;
+    /// ```
     pub fn max_pending_sessions(mut self, value: usize) -> Self {
         self.max_pending_sessions = value.max(1);
         self
     }
 
     /// tungstenite's settings for connections [`Server::accept`] upgrades.
+    ///
+    /// ```
+    /// use ws_reconnect::server::ServerConfig;
+    /// use ws_reconnect::WebSocketConfig;
+    ///
+    /// let config = ServerConfig::default()
+    ///     .websocket_config(WebSocketConfig::default().max_message_size(Some(1 << 20)));
+    /// # let _ = config;
+    /// ```
     pub fn websocket_config(mut self, value: WebSocketConfig) -> Self {
         self.websocket_config = value;
         self
@@ -312,6 +418,14 @@ impl ServerConfig {
 }
 
 /// A resume server's counters, from [`Server::stats`].
+///
+/// ```
+/// use ws_reconnect::server::{Server, ServerConfig};
+///
+/// let (server, _sessions) = Server::new(ServerConfig::default());
+/// let stats = server.stats();
+/// assert_eq!((stats.sessions, stats.resumed, stats.gaps), (0, 0, 0));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
@@ -335,6 +449,14 @@ pub struct ServerStats {
 
 /// A resume server: its session store and epoch. Cheap to clone; every clone serves the
 /// same sessions. See the [module docs](self).
+///
+/// ```
+/// use ws_reconnect::server::{Server, ServerConfig};
+///
+/// let (server, _sessions) = Server::new(ServerConfig::default());
+/// let same = server.clone(); // the same sessions
+/// assert_eq!(same.epoch(), server.epoch());
+/// ```
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
@@ -342,6 +464,19 @@ pub struct Server {
 
 /// The stream of new sessions, one per client (not per connection: a client that
 /// reconnects goes on in its session).
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use ws_reconnect::server::{Server, ServerConfig};
+///
+/// # async fn run() {
+/// let (server, mut sessions) = Server::new(ServerConfig::default());
+/// # let _ = server;
+/// while let Some(session) = sessions.next().await {
+///     println!("a new client: session {}", session.id());
+/// }
+/// # }
+/// ```
 pub struct Sessions {
     rx: mpsc::Receiver<Session>,
 }
@@ -364,16 +499,38 @@ impl Server {
     /// This server's epoch: random, chosen at [`new`](Self::new). A client that presents
     /// a session of another epoch (the server restarted) gets a new session and a gap
     /// with [`GapReason::EpochChanged`](crate::GapReason::EpochChanged).
+    ///
+    /// ```
+    /// use ws_reconnect::server::{Server, ServerConfig};
+    ///
+    /// let (a, _) = Server::new(ServerConfig::default());
+    /// let (b, _) = Server::new(ServerConfig::default());
+    /// assert_ne!(a.epoch(), b.epoch()); // as a restarted process would have
+    /// ```
     pub fn epoch(&self) -> u64 {
         self.shared.epoch
     }
 
     /// Sessions alive now, attached or waiting for their client.
+    ///
+    /// ```
+    /// use ws_reconnect::server::{Server, ServerConfig};
+    ///
+    /// let (server, _sessions) = Server::new(ServerConfig::default());
+    /// assert_eq!(server.session_count(), 0);
+    /// ```
     pub fn session_count(&self) -> usize {
         self.shared.session_count()
     }
 
     /// Payload bytes held by every session's replay buffer now.
+    ///
+    /// ```
+    /// use ws_reconnect::server::{Server, ServerConfig};
+    ///
+    /// let (server, _sessions) = Server::new(ServerConfig::default());
+    /// assert_eq!(server.held_bytes(), 0);
+    /// ```
     pub fn held_bytes(&self) -> usize {
         self.shared.held()
     }
@@ -436,6 +593,21 @@ impl Server {
     ///
     /// # Errors
     /// [`AttachError::Handshake`], [`AttachError::NotOffered`], and those of `attach`.
+    ///
+    /// ```no_run
+    /// use ws_reconnect::server::{Server, ServerConfig};
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let (server, _sessions) = Server::new(ServerConfig::default());
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:9000").await?;
+    /// loop {
+    ///     let (tcp, _) = listener.accept().await?;
+    ///     // A TLS acceptor would wrap `tcp` here.
+    ///     let server = server.clone();
+    ///     tokio::spawn(async move { server.accept(tcp).await });
+    /// }
+    /// # }
+    /// ```
     pub async fn accept<S>(&self, stream: S) -> Result<(), AttachError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -460,6 +632,16 @@ impl Server {
     ///
     /// # Errors
     /// Accepting failed (the listener is broken).
+    ///
+    /// ```no_run
+    /// use ws_reconnect::server::{Server, ServerConfig};
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let (server, _sessions) = Server::new(ServerConfig::default());
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:9000").await?;
+    /// tokio::spawn(server.serve(listener));
+    /// # Ok(()) }
+    /// ```
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         loop {
             let (tcp, peer) = listener.accept().await?;

@@ -223,16 +223,37 @@ impl Session {
     }
 
     /// The session's id, as the client presents it when it comes back.
+    ///
+    /// ```no_run
+    /// # async fn run(session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// println!("serving session {}", session.id());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> SessionId {
         self.cell.id
     }
 
     /// Whether a connection from the client is attached now.
+    ///
+    /// ```no_run
+    /// # async fn run(session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// if !session.is_attached() {
+    ///     println!("the client is away; what is sent waits in the replay buffer");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_attached(&self) -> bool {
         self.cell.lock().is_attached()
     }
 
     /// Messages sent and not yet acknowledged by the client, and their payload bytes.
+    ///
+    /// ```no_run
+    /// # async fn run(session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// let (messages, bytes) = session.unacknowledged();
+    /// println!("{messages} messages ({bytes} bytes) not yet acknowledged");
+    /// # Ok(()) }
+    /// ```
     pub fn unacknowledged(&self) -> (usize, usize) {
         let state = self.cell.lock();
         (state.out.len(), state.out.bytes())
@@ -246,6 +267,20 @@ impl Session {
     /// - `Ready(Some(Err(SessionError::Expired)))`: once, then the stream ends.
     /// - `Ready(None)`: the session ended.
     /// - `Pending`: waiting; what was taken is acknowledged to the client now.
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// use futures::StreamExt; // `next()` polls this
+    /// use ws_reconnect::server::SessionError;
+    /// while let Some(item) = session.next().await {
+    ///     match item {
+    ///         Ok(message) => println!("{message}"),
+    ///         Err(SessionError::Gap(gap)) => println!("lost for good: {gap}"),
+    ///         Err(e) => println!("{e}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
@@ -294,6 +329,13 @@ impl Session {
     /// - `Ready(Ok(()))`: call `start_send`.
     /// - `Ready(Err(_))`: the session ended or expired.
     /// - `Pending`: the replay buffer is full (see the type's docs).
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// use futures::SinkExt; // `feed()` and `send()` poll this
+    /// session.feed(ws_reconnect::Message::text("update 1")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SessionError>> {
         let mut state = self.cell.lock();
         if let Some(error) = sending_error(state.ending) {
@@ -314,6 +356,14 @@ impl Session {
     /// # Errors
     /// [`SessionError::UnsupportedMessage`] for anything but Text and Binary; the session's
     /// end ([`SessionError::Ended`], [`SessionError::Expired`]).
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// use std::future::poll_fn;
+    /// poll_fn(|cx| session.poll_ready(cx)).await?;
+    /// session.start_send(ws_reconnect::Message::text("update 2"))?;
+    /// # Ok(()) }
+    /// ```
     pub fn start_send(&mut self, message: Message) -> Result<(), SessionError> {
         let (text, payload) = match message {
             Message::Text(text) => (true, Bytes::from(text)),
@@ -355,6 +405,14 @@ impl Session {
     ///
     /// - `Ready(Ok(()))`: everything sent is in the session.
     /// - `Ready(Err(_))`: the session ended or expired.
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// use futures::SinkExt;
+    /// session.feed(ws_reconnect::Message::text("update 3")).await?;
+    /// session.flush().await?; // in the replay buffer: not yet at the client
+    /// # Ok(()) }
+    /// ```
     pub fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), SessionError>> {
         match sending_error(self.cell.lock().ending) {
             Some(error @ SessionError::Expired) => Poll::Ready(Err(error)),
@@ -368,6 +426,13 @@ impl Session {
     /// - `Ready(Ok(()))`: the client's application has every message sent so far.
     /// - `Ready(Err(_))`: the session expired (or the client ended it) first.
     /// - `Pending`: waiting for acknowledgements, or for the client to come back.
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// use std::future::poll_fn;
+    /// poll_fn(|cx| session.poll_acknowledged(cx)).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn poll_acknowledged(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SessionError>> {
         let mut state = self.cell.lock();
         if state.out.is_empty() {
@@ -405,6 +470,13 @@ impl Session {
     /// - `Ready(Ok(()))`: closed, everything delivered.
     /// - `Ready(Err(_))`: the session expired (or the client ended it) first.
     /// - `Pending`: delivering.
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
+    /// use futures::SinkExt; // `close()` polls this
+    /// session.close().await?; // the client has everything, and knows the session is over
+    /// # Ok(()) }
+    /// ```
     pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SessionError>> {
         {
             let mut state = self.cell.lock();

@@ -48,6 +48,15 @@ impl Builder {
 }
 
 /// A [`Builder`] in resume mode: builds a [`ResumingSink`]. From [`Builder::resume`].
+///
+/// ```
+/// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+///
+/// let builder = ReconnectingSink::builder().resume(ResumeConfig::default());
+/// let ws = builder.build("ws://127.0.0.1:9000/feed")?;
+/// # let _ = ws;
+/// # Ok::<(), ws_reconnect::Error>(())
+/// ```
 pub struct ResumeBuilder {
     pub(super) builder: Builder,
     pub(super) config: ResumeConfig,
@@ -122,6 +131,16 @@ impl ResumeBuilder {
     /// # Errors
     /// As [`Builder::build`]; [`Error::Request`] when the builder has `on_connect`
     /// messages.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // no I/O until dial()
+    /// assert!(ws.is_resuming());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn build(self, url: impl AsRef<str>) -> Result<ResumingSink, Error> {
         let parts = self.parts()?;
         let target = parts.builder.target_for(url)?;
@@ -132,6 +151,17 @@ impl ResumeBuilder {
     ///
     /// # Errors
     /// As [`Builder::build_with`] and [`build`](Self::build).
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig, Target};
+    ///
+    /// let target = Target::new("ws://127.0.0.1:9000/feed")?.header("x-tenant", "7")?;
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build_with(target)?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn build_with(self, target: Target) -> Result<ResumingSink, Error> {
         ResumingSink::build(self.parts()?, target)
     }
@@ -140,6 +170,18 @@ impl ResumeBuilder {
     ///
     /// # Errors
     /// As [`build`](Self::build) and [`ResumingSink::dial`].
+    ///
+    /// ```no_run
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// # async fn run() -> Result<(), ws_reconnect::Error> {
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .connect("ws://127.0.0.1:9000/feed")
+    ///     .await?;
+    /// # let _ = ws;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self, url: impl AsRef<str>) -> Result<ResumingSink, Error> {
         let mut sink = self.build(url)?;
         sink.dial().await?;
@@ -150,6 +192,19 @@ impl ResumeBuilder {
     ///
     /// # Errors
     /// As [`build_with`](Self::build_with) and [`ResumingSink::dial`].
+    ///
+    /// ```no_run
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig, Target};
+    ///
+    /// # async fn run() -> Result<(), ws_reconnect::Error> {
+    /// let target = Target::new("ws://127.0.0.1:9000/feed")?;
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .connect_with(target)
+    ///     .await?;
+    /// # let _ = ws;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_with(self, target: Target) -> Result<ResumingSink, Error> {
         let mut sink = self.build_with(target)?;
         sink.dial().await?;
@@ -162,6 +217,17 @@ impl ResumeBuilder {
     ///
     /// # Errors
     /// [`Error::Request`] when the builder has `on_connect` messages.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig, Target, TungsteniteConnector};
+    ///
+    /// // Any connection stack; here the bare connector, without retries or limits.
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build_over(TungsteniteConnector::default(), Target::new("ws://127.0.0.1:9000/feed")?)?;
+    /// # let _ = ws;
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn build_over<M: MakeConnection>(
         self,
         make: M,

@@ -46,6 +46,13 @@ impl Default for ResumeConfig {
 
 impl ResumeConfig {
     /// The defaults (see the table).
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new();
+    /// assert!(config.is_required());
+    /// ```
     pub const fn new() -> Self {
         ResumeConfig {
             required: true,
@@ -62,12 +69,26 @@ impl ResumeConfig {
     /// ([`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported), the default), or is spoken to in plain mode: no
     /// envelope, no resume, the guarantees of acknowledged-less delivery. The choice is
     /// made on the first connection and kept.
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// // Resume with a server that speaks it; plain mode with one that does not.
+    /// let config = ResumeConfig::new().required(false);
+    /// assert!(!config.is_required());
+    /// ```
     pub const fn required(mut self, value: bool) -> Self {
         self.required = value;
         self
     }
 
     /// Whether resume mode is required.
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// assert!(ResumeConfig::default().is_required());
+    /// ```
     pub const fn is_required(&self) -> bool {
         self.required
     }
@@ -75,6 +96,13 @@ impl ResumeConfig {
     /// Messages sent and not yet acknowledged by the server, at most (at least 1;
     /// default 1024); the server's advertised window may lower it. `poll_ready` waits
     /// beyond it.
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new().max_unacked_frames(256);
+    /// # let _ = config;
+    /// ```
     pub const fn max_unacked_frames(mut self, value: usize) -> Self {
         self.max_unacked_frames = if value == 0 { 1 } else { value };
         self
@@ -82,6 +110,13 @@ impl ResumeConfig {
 
     /// The same in payload bytes (default 1 MiB). One message is always allowed when none
     /// is in flight, however large.
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new().max_unacked_bytes(256 * 1024);
+    /// # let _ = config;
+    /// ```
     pub const fn max_unacked_bytes(mut self, value: usize) -> Self {
         self.max_unacked_bytes = value;
         self
@@ -89,12 +124,26 @@ impl ResumeConfig {
 
     /// How many of the server's messages may be in flight at once (at least 1; default
     /// 1024): advertised in HELLO, and what the sink's inbox holds.
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new().recv_window_frames(128);
+    /// # let _ = config;
+    /// ```
     pub const fn recv_window_frames(mut self, value: usize) -> Self {
         self.recv_window_frames = if value == 0 { 1 } else { value };
         self
     }
 
     /// The same in payload bytes (default 4 MiB).
+    ///
+    /// ```
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new().recv_window_bytes(1 << 20);
+    /// # let _ = config;
+    /// ```
     pub const fn recv_window_bytes(mut self, value: usize) -> Self {
         self.recv_window_bytes = value;
         self
@@ -103,6 +152,14 @@ impl ResumeConfig {
     /// The longest wait before acknowledging what the application took (default 20 ms).
     /// The sink acknowledges at once when the reader waits for more, and after a quarter
     /// of the receive window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new().ack_delay(Duration::from_millis(5));
+    /// # let _ = config;
+    /// ```
     pub const fn ack_delay(mut self, value: Duration) -> Self {
         self.ack_delay = value;
         self
@@ -112,6 +169,14 @@ impl ResumeConfig {
     /// connection is taken for dead and replaced (default 30 s; see
     /// [`Builder::ack_timeout`](crate::Builder::ack_timeout)). A server application that does not read for longer
     /// makes the client reconnect and resume: nothing is lost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_reconnect::ResumeConfig;
+    ///
+    /// let config = ResumeConfig::new().ack_timeout(Duration::from_secs(10));
+    /// # let _ = config;
+    /// ```
     pub const fn ack_timeout(mut self, value: Duration) -> Self {
         self.ack_timeout = value;
         self
@@ -133,6 +198,17 @@ impl ResumeConfig {
 }
 
 /// Counters of resume mode, from [`ResumingSink::resume_stats`](crate::ResumingSink::resume_stats).
+///
+/// ```
+/// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+///
+/// let ws = ReconnectingSink::builder()
+///     .resume(ResumeConfig::default())
+///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+/// let stats = ws.resume_stats();
+/// assert_eq!((stats.sessions, stats.resumed, stats.gaps), (0, 0, 0));
+/// # Ok::<(), ws_reconnect::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResumeStats {

@@ -158,6 +158,20 @@ impl<M: MakeConnection> ResumingSink<M> {
     ///
     /// # Cancellation safety
     /// As [`ReconnectingSink::dial`].
+    ///
+    /// ```no_run
+    /// use ws_reconnect::{Error, ReconnectingSink, ResumeConfig};
+    ///
+    /// # async fn run() -> Result<(), Error> {
+    /// let mut ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?;
+    /// match ws.dial().await {
+    ///     Err(Error::ResumeUnsupported) => eprintln!("the server does not speak resume mode"),
+    ///     other => other?,
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn dial(&mut self) -> Result<(), Error> {
         match self.inner.dial().await {
             Err(e) if is_unsupported(&e) => {
@@ -174,27 +188,77 @@ impl<M: MakeConnection> ResumingSink<M> {
 
     /// Whether resume mode is in effect: `false` after falling back to plain mode (see
     /// [`ResumeConfig::required`]).
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+    /// assert!(ws.is_resuming()); // until a server turns it down with required(false)
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn is_resuming(&self) -> bool {
         !self.plain.load(Ordering::Relaxed)
     }
 
     /// The session the server gave this client; `None` before the first WELCOME.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+    /// assert_eq!(ws.session(), None); // no WELCOME yet
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn session(&self) -> Option<SessionId> {
         lock(&self.cell).session.map(|(id, _)| id)
     }
 
     /// The resume counters now.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+    /// assert_eq!(ws.resume_stats().gaps, 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn resume_stats(&self) -> ResumeStats {
         lock(&self.cell).stats
     }
 
     /// Messages sent and not yet acknowledged by the server.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+    /// assert_eq!(ws.unacknowledged_count(), 0);
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn unacknowledged_count(&self) -> usize {
         lock(&self.cell).ledger.len()
     }
 
     /// The sink underneath: its [`state`](ReconnectingSink::state),
     /// [`stats`](ReconnectingSink::stats) and settings.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+    /// println!("{:?}", ws.get_ref().state());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn get_ref(&self) -> &ReconnectingSink<M> {
         &self.inner
     }
@@ -202,6 +266,16 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// Takes every message the sink still owes out of it, oldest first, as the
     /// application sent them; they will not be sent. The server is told of the range as
     /// a gap when the sink connects again.
+    ///
+    /// ```
+    /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
+    ///
+    /// let mut ws = ReconnectingSink::builder()
+    ///     .resume(ResumeConfig::default())
+    ///     .build("ws://127.0.0.1:9000/feed")?; // undialed: no I/O yet
+    /// assert!(ws.take_undelivered().is_empty());
+    /// # Ok::<(), ws_reconnect::Error>(())
+    /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
         let taken = self.inner.take_undelivered();
         let mut shared = lock(&self.cell);
@@ -231,6 +305,16 @@ fn original(message: Message) -> Message {
 /// The outcome of one message sent in resume mode: `Ok` once the server has acknowledged
 /// it, or failed with the message handed back as the application sent it. From
 /// [`ResumingSink::start_send_outgoing`](crate::ResumingSink::start_send_outgoing).
+///
+/// ```no_run
+/// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+/// let delivery = ws.feed_outgoing(ws_reconnect::Message::text("order 8")).await?;
+/// match delivery.await {
+///     Ok(()) => println!("the server's application has it"),
+///     Err(undelivered) => println!("not delivered: {undelivered}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "a delivery does nothing unless awaited or polled"]
 pub struct ResumeDelivery {

@@ -26,6 +26,20 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// - `Ready(None)`: not dialed, closed, failed for good, or the server ended the
     ///   session.
     /// - `Pending`: waiting; what the application took is acknowledged now.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::StreamExt; // `next()` polls this
+    /// use ws_reconnect::Error;
+    /// while let Some(item) = ws.next().await {
+    ///     match item {
+    ///         Ok(message) => println!("{message}"),
+    ///         Err(Error::Gap(gap)) => println!("lost for good: {gap}"),
+    ///         Err(e) => println!("{e}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         if self.plain.load(Ordering::Relaxed) {
             return self.inner.poll_next(cx).map_err_item();

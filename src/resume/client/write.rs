@@ -22,6 +22,13 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// - `Ready(Err(e))`: as [`ReconnectingSink::poll_ready`]; [`Error::SessionEnded`]
     ///   once the server ended the session.
     /// - `Pending`: reconnecting, flushing, or waiting for acknowledgements.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt; // `feed()` and `send()` poll this
+    /// ws.feed(ws_reconnect::Message::text("tick")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.plain.load(Ordering::Relaxed) {
             return self.inner.poll_ready(cx).map_err(map_unsupported);
@@ -56,6 +63,14 @@ impl<M: MakeConnection> ResumingSink<M> {
     ///
     /// # Errors
     /// As [`ReconnectingSink::start_send`]; the message was not taken.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use std::future::poll_fn;
+    /// poll_fn(|cx| ws.poll_ready(cx)).await?;
+    /// ws.start_send(ws_reconnect::Message::text("tick"))?;
+    /// # Ok(()) }
+    /// ```
     pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
         let envelope = self.envelope(message)?;
         match envelope {
@@ -74,6 +89,15 @@ impl<M: MakeConnection> ResumingSink<M> {
     ///
     /// # Errors
     /// As [`start_send`](Self::start_send).
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use std::future::poll_fn;
+    /// poll_fn(|cx| ws.poll_ready(cx)).await?;
+    /// let delivery = ws.start_send_outgoing(ws_reconnect::Message::text("order 9"))?;
+    /// delivery.await.expect("the server has order 9");
+    /// # Ok(()) }
+    /// ```
     pub fn start_send_outgoing(&mut self, message: Message) -> Result<ResumeDelivery, Error> {
         let envelope = self.envelope(message)?;
         let delivery = match envelope {
@@ -151,6 +175,16 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// - `Ready(Ok(()))`: the server's application has everything sent so far.
     /// - `Ready(Err(e))`: a reconnection failed; the messages stay.
     /// - `Pending`: writing, reconnecting, or waiting for acknowledgements.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt;
+    /// for i in 0..100 {
+    ///     ws.feed(ws_reconnect::Message::text(format!("m{i}"))).await?;
+    /// }
+    /// ws.flush().await?; // the server's application has all 100
+    /// # Ok(()) }
+    /// ```
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.plain.load(Ordering::Relaxed) {
             self.poll_ack(Half::Write, false, cx);
@@ -164,6 +198,13 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// - `Ready(Ok(()))`: closed, everything delivered.
     /// - `Ready(Err(e))`: as [`ReconnectingSink::poll_close`].
     /// - `Pending`: delivering or closing.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt; // `close()` polls this
+    /// ws.close().await?; // the server ends the session
+    /// # Ok(()) }
+    /// ```
     pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.plain.load(Ordering::Relaxed) && !self.bye_queued && !self.ended {
             // After the data: the server ends the session once it delivered it all.

@@ -34,6 +34,10 @@ use crate::Message;
 
 /// The subprotocol a client offers in `Sec-WebSocket-Protocol`, and a server that speaks
 /// resume mode answers with.
+///
+/// ```
+/// assert_eq!(ws_reconnect::PROTOCOL, "ws-reconnect.v1");
+/// ```
 pub const PROTOCOL: &str = "ws-reconnect.v1";
 
 /// The protocol version carried by HELLO and WELCOME.
@@ -68,11 +72,21 @@ pub struct SessionId([u8; 16]);
 
 impl SessionId {
     /// A session id from its 16 bytes.
+    ///
+    /// ```
+    /// let id = ws_reconnect::SessionId::from_bytes([1; 16]);
+    /// assert_eq!(id.as_bytes(), &[1; 16]);
+    /// ```
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         SessionId(bytes)
     }
 
     /// The 16 bytes.
+    ///
+    /// ```
+    /// let id = ws_reconnect::SessionId::from_bytes([2; 16]);
+    /// assert_eq!(id.as_bytes()[0], 2);
+    /// ```
     pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
