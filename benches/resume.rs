@@ -15,7 +15,8 @@
 //! "process" CPU counts every thread: client, server and proxy.
 //!
 //! Options: `--rounds N` (default 3), `--quick` (smaller counts, for a smoke run),
-//! `--profile plain|resume` (that mode, 64 B on loopback, over and over, for a profiler).
+//! `--profile plain|resume [SIZE]` (that mode, 64 B or SIZE on loopback, over and over, for a
+//! profiler).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -197,8 +198,9 @@ fn main() {
             Some("plain") => Mode::Plain,
             _ => Mode::Resume,
         };
+        let size = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(64);
         for _ in 0..rounds.max(1) {
-            let s = rt.block_on(run(addrs, mode, false, 64, 1_000_000));
+            let s = rt.block_on(run(addrs, mode, false, size, 1_000_000));
             println!(
                 "{mode:?}: {:.0} msg/s, {:.0} ns/msg client CPU",
                 s.rate, s.client_ns
