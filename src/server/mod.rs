@@ -40,9 +40,14 @@
 //!   `WebSocketStream` you accepted yourself (use [`negotiate`] as the handshake callback).
 //!
 //! ## With axum
-//! axum is not a dependency of this crate, and its `WebSocket` carries axum's own message
-//! type, so it goes through `attach` with a conversion each way. Ask for the subprotocol in
-//! the upgrade, and turn away clients that did not offer it:
+//! Yes, through [`Server::attach`]. axum answers the upgrade itself, so [`Server::accept`]
+//! (which does the handshake) is not the way in; and axum's `WebSocket` is its own type,
+//! carrying axum's own `Message` (tokio-tungstenite's stream is private to it), so it is
+//! not a tokio-tungstenite `WebSocketStream` either. `attach` takes any `Sink` + `Stream`
+//! of this crate's [`Message`], so the socket goes in with a conversion each way. axum is
+//! not a dependency of this crate: the code below is not compiled with its docs (it was
+//! written against axum 0.8). Ask for the subprotocol in the upgrade, and turn away
+//! clients that did not offer it:
 //!
 //! ```ignore
 //! use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
