@@ -15,12 +15,14 @@
 //! ```
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use ws_reconnect::server::{Overflow, Server, ServerConfig, SessionError};
@@ -112,52 +114,13 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Numbered messages received by one side, shared with the task that records them.
+type Tally = Arc<Mutex<Received>>;
+
 /// The run; `Ok(true)` when nothing was lost or delivered twice.
 async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let n = args.messages;
-    // The server's application waits for a client that is away rather than dropping the
-    // oldest messages: nothing has to be lost.
-    let (server, mut sessions) =
-        Server::new(ServerConfig::default().overflow(Overflow::Backpressure));
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let server_addr = listener.local_addr()?;
-    tokio::spawn(server.clone().serve(listener));
-
-    let at_server = Arc::new(Mutex::new(Received::default()));
-    let server_sent = Arc::new(AtomicU64::new(0));
-    tokio::spawn({
-        let at_server = Arc::clone(&at_server);
-        let server_sent = Arc::clone(&server_sent);
-        async move {
-            while let Some(session) = sessions.next().await {
-                let (mut tx, mut rx) = session.split();
-                let server_sent = Arc::clone(&server_sent);
-                tokio::spawn(async move {
-                    for i in 1..=n {
-                        if tx.feed(Message::text(format!("s{i}"))).await.is_err() {
-                            return;
-                        }
-                        server_sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = tx.flush().await;
-                });
-                let at_server = Arc::clone(&at_server);
-                tokio::spawn(async move {
-                    while let Some(item) = rx.next().await {
-                        match item {
-                            Ok(message) => at_server.lock().unwrap().record(&message, "c"),
-                            Err(SessionError::Gap(gap)) => {
-                                eprintln!("server: {gap}");
-                                at_server.lock().unwrap().gaps += 1;
-                            }
-                            Err(e) => eprintln!("server: {e}"),
-                        }
-                    }
-                });
-            }
-        }
-    });
-
+    let (server, server_addr, at_server, server_sent) = start_server(n).await?;
     let path = Link::new().latency(Duration::from_millis(args.latency_ms));
     let proxy = FaultProxy::start_with(server_addr, path).await?;
     let started = Instant::now();
@@ -170,38 +133,10 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         .resume(ResumeConfig::default())
         .connect(format!("ws://{}/", proxy.addr()))
         .await?;
-    let (mut tx, mut rx) = ws.split();
-    let writer = tokio::spawn(async move {
-        for i in 1..=n {
-            tx.feed(Message::text(format!("c{i}"))).await?;
-        }
-        // Returns once the server has acknowledged everything.
-        tx.flush().await?;
-        Ok::<_, Error>(tx)
-    });
-    let at_client = Arc::new(Mutex::new(Received::default()));
-    let reader = tokio::spawn({
-        let at_client = Arc::clone(&at_client);
-        async move {
-            while at_client.lock().unwrap().numbers.len() < n as usize {
-                // A message missing for good shows in the table rather than as a hang.
-                let Ok(item) = tokio::time::timeout(QUIET, rx.next()).await else {
-                    eprintln!("client: nothing for {QUIET:?}; stopping");
-                    break;
-                };
-                match item {
-                    Some(Ok(message)) => at_client.lock().unwrap().record(&message, "s"),
-                    Some(Err(Error::Gap(gap))) => {
-                        eprintln!("client: {gap}");
-                        at_client.lock().unwrap().gaps += 1;
-                    }
-                    Some(Err(e)) => eprintln!("client: {e}"),
-                    None => return Err(Error::SessionEnded),
-                }
-            }
-            Ok(rx)
-        }
-    });
+    let (tx, rx) = ws.split();
+    let writer = tokio::spawn(write_numbered(tx, n));
+    let at_client = Tally::default();
+    let reader = tokio::spawn(read_numbered(rx, n, Arc::clone(&at_client)));
 
     // Each connection carries `reset_every` messages (counted from when the server
     // attached it), then is reset.
@@ -231,6 +166,15 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let stats = ws.resume_stats();
     let _ = tokio::time::timeout(Duration::from_secs(10), ws.close()).await;
 
+    println!(
+        "{n} messages each way, {} ms each way, in {elapsed:.2?}: {resets} resets, {} connections, \
+         {} sessions, {} resumes, {} duplicates dropped by the client",
+        args.latency_ms,
+        proxy.stats().connections,
+        stats.sessions,
+        stats.resumed,
+        stats.duplicates,
+    );
     let lines = [
         Line {
             direction: "client -> server",
@@ -243,22 +187,106 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             received: std::mem::take(&mut *at_client.lock().unwrap()),
         },
     ];
-    println!(
-        "{n} messages each way, {} ms each way, in {elapsed:.2?}: {resets} resets, {} connections, \
-         {} sessions, {} resumes, {} duplicates dropped by the client",
-        args.latency_ms,
-        proxy.stats().connections,
-        stats.sessions,
-        stats.resumed,
-        stats.duplicates,
-    );
+    let clean = table(&lines);
+    if resets < MIN_RESETS {
+        eprintln!("only {resets} resets (at least {MIN_RESETS} expected): raise --messages");
+    }
+    Ok(clean && resets >= MIN_RESETS)
+}
+
+/// A resume server on a loopback port whose application sends `s1..=s<n>` to each client
+/// and records the client's messages. Returns the server, its address, what its
+/// application received, and how many messages it sent.
+async fn start_server(n: u64) -> std::io::Result<(Server, SocketAddr, Tally, Arc<AtomicU64>)> {
+    // The server's application waits for a client that is away rather than dropping the
+    // oldest messages: nothing has to be lost.
+    let (server, mut sessions) =
+        Server::new(ServerConfig::default().overflow(Overflow::Backpressure));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(server.clone().serve(listener));
+    let at_server = Tally::default();
+    let sent = Arc::new(AtomicU64::new(0));
+    tokio::spawn({
+        let (at_server, sent) = (Arc::clone(&at_server), Arc::clone(&sent));
+        async move {
+            while let Some(session) = sessions.next().await {
+                let (mut tx, mut rx) = session.split();
+                let sent = Arc::clone(&sent);
+                tokio::spawn(async move {
+                    for i in 1..=n {
+                        if tx.feed(Message::text(format!("s{i}"))).await.is_err() {
+                            return;
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = tx.flush().await;
+                });
+                let at_server = Arc::clone(&at_server);
+                tokio::spawn(async move {
+                    while let Some(item) = rx.next().await {
+                        match item {
+                            Ok(message) => at_server.lock().unwrap().record(&message, "c"),
+                            Err(SessionError::Gap(gap)) => {
+                                eprintln!("server: {gap}");
+                                at_server.lock().unwrap().gaps += 1;
+                            }
+                            Err(e) => eprintln!("server: {e}"),
+                        }
+                    }
+                });
+            }
+        }
+    });
+    Ok((server, addr, at_server, sent))
+}
+
+/// Sends `c1..=c<n>`; returns once the server has acknowledged them all.
+async fn write_numbered(
+    mut tx: SplitSink<ResumingSink, Message>,
+    n: u64,
+) -> Result<SplitSink<ResumingSink, Message>, Error> {
+    for i in 1..=n {
+        tx.feed(Message::text(format!("c{i}"))).await?;
+    }
+    tx.flush().await?;
+    Ok(tx)
+}
+
+/// Records the server's messages until all `n` arrived (or none came for [`QUIET`]).
+async fn read_numbered(
+    mut rx: SplitStream<ResumingSink>,
+    n: u64,
+    at_client: Tally,
+) -> Result<SplitStream<ResumingSink>, Error> {
+    while at_client.lock().unwrap().numbers.len() < n as usize {
+        // A message missing for good shows in the table rather than as a hang.
+        let Ok(item) = tokio::time::timeout(QUIET, rx.next()).await else {
+            eprintln!("client: nothing for {QUIET:?}; stopping");
+            break;
+        };
+        match item {
+            Some(Ok(message)) => at_client.lock().unwrap().record(&message, "s"),
+            Some(Err(Error::Gap(gap))) => {
+                eprintln!("client: {gap}");
+                at_client.lock().unwrap().gaps += 1;
+            }
+            Some(Err(e)) => eprintln!("client: {e}"),
+            None => return Err(Error::SessionEnded),
+        }
+    }
+    Ok(rx)
+}
+
+/// Prints the table; `true` when nothing was lost, delivered twice or told as a gap.
+fn table(lines: &[Line]) -> bool {
     println!();
     println!(
         "{:<18} {:>8} {:>10} {:>6} {:>12} {:>6}",
         "direction", "sent", "received", "lost", "duplicated", "gaps"
     );
-    let mut ok = resets >= MIN_RESETS;
-    for line in &lines {
+    let mut ok = true;
+    for line in lines {
         let lost = line.received.lost(line.sent);
         let duplicated = line.received.duplicated();
         println!(
@@ -267,8 +295,5 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         );
         ok &= lost == 0 && duplicated == 0 && line.received.gaps == 0;
     }
-    if resets < MIN_RESETS {
-        eprintln!("only {resets} resets (at least {MIN_RESETS} expected): raise --messages");
-    }
-    Ok(ok)
+    ok
 }

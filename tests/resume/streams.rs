@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::server::{Overflow, ServerConfig};
 use ws_reconnect::testing::{Fault, FaultProxy, Link};
-use ws_reconnect::{Error, Message, ResumeConfig};
+use ws_reconnect::{Error, Message, ResumeConfig, ResumingSink};
 
 use crate::harness::{client, number, App, Harness, Ledger};
 use crate::support::{env_or, join};
@@ -47,7 +48,7 @@ async fn both_ways(path: Link, n: u64, reset_every: u64) -> Run {
         .max_unacked_frames(WINDOW)
         .recv_window_frames(WINDOW);
     let ws = client(&format!("ws://{}/", proxy.addr()), config).await;
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, rx) = ws.split();
     let writer = tokio::spawn(async move {
         for i in 1..=n {
             tx.feed(Message::text(format!("c{i}"))).await.unwrap();
@@ -58,22 +59,12 @@ async fn both_ways(path: Link, n: u64, reset_every: u64) -> Run {
     });
     let received = Arc::new(AtomicU64::new(0));
     let client_ledger = Arc::new(Mutex::new(Ledger::new()));
-    let reader = tokio::spawn({
-        let ledger = Arc::clone(&client_ledger);
-        let received = Arc::clone(&received);
-        async move {
-            while ledger.lock().unwrap().next <= n {
-                match rx.next().await {
-                    Some(Ok(message)) => ledger.lock().unwrap().record(number(&message, "s")),
-                    Some(Err(Error::Gap(gap))) => ledger.lock().unwrap().gap(gap),
-                    Some(Err(e)) => panic!("reader: {e}"),
-                    None => panic!("the stream ended"),
-                }
-                received.fetch_add(1, Ordering::Relaxed);
-            }
-            rx
-        }
-    });
+    let reader = tokio::spawn(read_numbered(
+        rx,
+        n,
+        Arc::clone(&client_ledger),
+        Arc::clone(&received),
+    ));
     // Messages that arrived, both ways.
     let seen = Arc::clone(&harness.seen);
     let progress = move || {
@@ -84,27 +75,10 @@ async fn both_ways(path: Link, n: u64, reset_every: u64) -> Run {
         };
         received.load(Ordering::Relaxed) + server
     };
-    // Each connection carries `reset_every` messages (counted from when the server
-    // attached it), then is reset.
-    let attaches = || {
-        let stats = harness.server.stats();
-        stats.sessions + stats.resumed
-    };
-    let mut attached = 0;
-    let mut mark = 0;
-    let mut resets = 0u64;
-    while !(writer.is_finished() && reader.is_finished()) {
-        let now = attaches();
-        if now > attached {
-            attached = now;
-            mark = progress();
-        } else if mark != u64::MAX && progress() >= mark + reset_every {
-            proxy.inject(Fault::Reset);
-            resets += 1;
-            mark = u64::MAX;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let resets = reset_as_messages_arrive(&harness, &proxy, progress, reset_every, || {
+        writer.is_finished() && reader.is_finished()
+    })
+    .await;
     let tx = join(writer, "the writer").await;
     let rx = join(reader, "the reader").await;
     crate::support::eventually("the server's application has every message", || {
@@ -134,6 +108,58 @@ async fn both_ways(path: Link, n: u64, reset_every: u64) -> Run {
         client,
         server,
     }
+}
+
+/// Reads the server's numbered messages into `ledger` until all `n` are accounted for,
+/// counting each item in `received`.
+async fn read_numbered(
+    mut rx: SplitStream<ResumingSink>,
+    n: u64,
+    ledger: Arc<Mutex<Ledger>>,
+    received: Arc<AtomicU64>,
+) -> SplitStream<ResumingSink> {
+    while ledger.lock().unwrap().next <= n {
+        match rx.next().await {
+            Some(Ok(message)) => ledger.lock().unwrap().record(number(&message, "s")),
+            Some(Err(Error::Gap(gap))) => ledger.lock().unwrap().gap(gap),
+            Some(Err(e)) => panic!("reader: {e}"),
+            None => panic!("the stream ended"),
+        }
+        received.fetch_add(1, Ordering::Relaxed);
+    }
+    rx
+}
+
+/// Resets the connection each time `reset_every` more messages have arrived on it
+/// (`progress` counts them both ways, from when the server attached it), until `done`.
+/// Returns how many resets there were.
+async fn reset_as_messages_arrive(
+    harness: &Harness,
+    proxy: &FaultProxy,
+    progress: impl Fn() -> u64,
+    reset_every: u64,
+    done: impl Fn() -> bool,
+) -> u64 {
+    let attaches = || {
+        let stats = harness.server.stats();
+        stats.sessions + stats.resumed
+    };
+    let mut attached = 0;
+    let mut mark = 0;
+    let mut resets = 0u64;
+    while !done() {
+        let now = attaches();
+        if now > attached {
+            attached = now;
+            mark = progress();
+        } else if mark != u64::MAX && progress() >= mark + reset_every {
+            proxy.inject(Fault::Reset);
+            resets += 1;
+            mark = u64::MAX;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    resets
 }
 
 #[tokio::test]
