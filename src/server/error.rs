@@ -33,6 +33,9 @@ pub enum SessionError {
     /// Only Text and Binary messages travel in a session: Ping, Pong and Close belong to
     /// each connection (use `close()` to end the session).
     UnsupportedMessage,
+    /// `start_send` was called while the replay buffer had no room, without a successful
+    /// `poll_ready` first (the `Sink` contract); the message was not accepted.
+    NotReady,
 }
 
 impl SessionError {
@@ -61,6 +64,9 @@ impl fmt::Display for SessionError {
             SessionError::Ended => f.write_str("the session has ended"),
             SessionError::UnsupportedMessage => f.write_str(
                 "only Text and Binary messages can be sent in a session; close() ends it",
+            ),
+            SessionError::NotReady => f.write_str(
+                "the replay buffer is full: call poll_ready (or use SinkExt::send) before start_send",
             ),
         }
     }

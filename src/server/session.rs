@@ -354,8 +354,9 @@ impl Session {
     /// client now, or when it comes back.
     ///
     /// # Errors
-    /// [`SessionError::UnsupportedMessage`] for anything but Text and Binary; the session's
-    /// end ([`SessionError::Ended`], [`SessionError::Expired`]).
+    /// [`SessionError::UnsupportedMessage`] for anything but Text and Binary;
+    /// [`SessionError::NotReady`] when the replay buffer has no room (`poll_ready` was
+    /// skipped); the session's end ([`SessionError::Ended`], [`SessionError::Expired`]).
     ///
     /// ```no_run
     /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
@@ -377,7 +378,13 @@ impl Session {
         }
         let limits = self.shared.config.out_limits();
         let mut freed = 0;
-        if !state.is_attached() && self.shared.config.overflow == Overflow::DropOldest {
+        let drops = !state.is_attached() && self.shared.config.overflow == Overflow::DropOldest;
+        if !drops && !state.out.fits(1, limits) {
+            // poll_ready waits before this point; a caller that skipped it is refused
+            // rather than let the replay buffer grow without bound.
+            return Err(SessionError::NotReady);
+        }
+        if drops {
             let before = state.out.bytes();
             if let Some(range) = state.out.make_room(len, limits) {
                 freed = before - state.out.bytes();

@@ -3,6 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
+//! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |
 //! | `streams.rs` | numbered streams both ways through resets, on a fast and a slow path |
 //! | `gaps.rs` | a session that expired, a buffer that overflowed: one gap each, then on |
 //! | `restart.rs` | a server process killed and started again: one gap, then on |
@@ -11,6 +12,7 @@
 mod support;
 
 mod basics;
+mod bounds;
 mod gaps;
 mod harness;
 mod restart;
