@@ -513,6 +513,15 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.config.timing.close_timeout
     }
 
+    /// Makes the next `close()` end by `deadline` at the latest, when it has no deadline
+    /// yet: for a layer that does work of its own before closing, within the same bound.
+    pub(crate) fn close_by(&mut self, deadline: tokio::time::Instant) {
+        self.core
+            .record
+            .close_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    }
+
     /// A first dial if the sink was never dialed, closed, or failed for good; otherwise
     /// nothing.
     pub(crate) fn dial_if_idle(&mut self) {

@@ -1,13 +1,15 @@
 //! The bounds either way hold against a caller that skips `poll_ready`, and `close()`
 //! returns within its bound.
 
-use futures::StreamExt;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
 use ws_reconnect::server::{Server, ServerConfig, Session, SessionError};
-use ws_reconnect::{Message, ResumeConfig, ResumingSink};
+use ws_reconnect::{Error, Message, ResumeConfig, ResumingSink};
 
-use crate::harness::client;
+use crate::harness::{client, quick};
 use crate::support::BOUND;
 
 /// A server with `config`, a client of it, and the client's session on the server.
@@ -44,4 +46,32 @@ async fn start_send_without_room_is_refused_on_the_server() {
         4,
         "the replay buffer stays bounded"
     );
+}
+
+#[tokio::test]
+async fn close_returns_within_close_timeout_while_the_server_holds_back_acknowledgements() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (server, mut sessions) = Server::new(ServerConfig::default());
+    tokio::spawn(server.serve(listener));
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .close_timeout(Duration::from_millis(200))
+            .resume(ResumeConfig::default())
+            .connect(&url),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    // The server's application holds its session and never reads: nothing is
+    // acknowledged, so the flush before BYE cannot complete.
+    let _session = timeout(BOUND, sessions.next()).await.expect("no session");
+    for i in 0..3 {
+        ws.feed(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    match timeout(BOUND, ws.close()).await.expect("close() hung") {
+        Err(Error::CloseIncomplete { undelivered, .. }) => assert_eq!(undelivered, 3),
+        other => panic!("close() with messages unacknowledged: {other:?}"),
+    }
 }

@@ -125,6 +125,8 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     unflushed_ack: bool,
     /// BYE was queued by `close()`.
     bye_queued: bool,
+    /// The bound on `close()`, from its first call.
+    close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The stream has ended (the server said BYE).
     ended: bool,
 }
@@ -144,6 +146,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             held: None,
             unflushed_ack: false,
             bye_queued: false,
+            close_timer: None,
             ended: false,
         }
     }

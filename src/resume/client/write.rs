@@ -1,6 +1,6 @@
 //! The writing half: sequence numbers, the window, flushing until acknowledged, BYE.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll};
 
@@ -192,8 +192,11 @@ impl<M: MakeConnection> ResumingSink<M> {
         self.inner.poll_flush(cx).map_err(map_unsupported)
     }
 
-    /// Tells the server the session is over (BYE, after everything sent), then closes as
-    /// [`ReconnectingSink::poll_close`] does.
+    /// Tells the server the session is over (BYE, after everything sent is acknowledged),
+    /// then closes as [`ReconnectingSink::poll_close`] does, all within `close_timeout` of
+    /// the first call: what is unacknowledged then is reported as
+    /// [`Error::CloseIncomplete`], and no BYE is sent (the session stays on the server
+    /// for its time to live).
     ///
     /// - `Ready(Ok(()))`: closed, everything delivered.
     /// - `Ready(Err(e))`: as [`ReconnectingSink::poll_close`].
@@ -206,9 +209,21 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if !self.plain.load(Ordering::Relaxed) && !self.bye_queued && !self.ended {
+        if self.plain.load(Ordering::Relaxed) {
+            return self.inner.poll_close(cx);
+        }
+        let timeout = self.inner.close_timeout();
+        let timer = self
+            .close_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let deadline = timer.deadline();
+        let expired = timer.as_mut().poll(cx).is_ready();
+        if !expired && !self.bye_queued && !self.ended {
             // After the data: the server ends the session once it delivered it all.
-            ready!(self.inner.poll_flush(cx)).map_err(map_unsupported)?;
+            if let Err(e) = ready!(self.inner.poll_flush(cx)) {
+                self.close_timer = None;
+                return Poll::Ready(Err(map_unsupported(e)));
+            }
             if self
                 .inner
                 .start_send_control(Frame::Bye.to_message())
@@ -217,7 +232,12 @@ impl<M: MakeConnection> ResumingSink<M> {
                 self.bye_queued = true;
             }
         }
-        self.inner.poll_close(cx)
+        // One bound for all of it: what is still unacknowledged at the deadline is
+        // reported as undelivered.
+        self.inner.close_by(deadline);
+        let closed = ready!(self.inner.poll_close(cx));
+        self.close_timer = None;
+        Poll::Ready(closed)
     }
 }
 
