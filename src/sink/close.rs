@@ -97,7 +97,12 @@ impl<M: MakeConnection> Core<M> {
                 }
             } else if let Some(Ok(message)) = ready!(conn.as_mut().poll_next(cx)) {
                 match self.books.receive(message) {
-                    Received::Data(m) => self.books.queue_inbound(m, &self.signals),
+                    Received::Data { message, progress } => {
+                        self.books.queue_inbound(message, &self.signals);
+                        if progress {
+                            self.signals.wake_other();
+                        }
+                    }
                     Received::Acknowledged { progress: true } => self.signals.wake_other(),
                     _ => {}
                 }

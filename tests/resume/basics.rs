@@ -1,6 +1,7 @@
 //! A round trip, the subprotocol negotiation, and broken frames either way.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
@@ -160,4 +161,46 @@ async fn a_client_that_does_not_offer_the_subprotocol_is_refused() {
     assert!(refused.is_err());
     let result = timeout(BOUND, accepted).await.unwrap().unwrap();
     assert!(matches!(result, Err(AttachError::NotOffered)), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_carried_by_server_data_completes_a_flush() {
+    // A server that acknowledges only on its own DATA (ACK flag), never with an ACK frame.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_hdr_async(tcp, negotiate)
+            .await
+            .unwrap();
+        let _hello = ws.next().await;
+        // WELCOME: new session, epoch 1, recv_next 1, window 1024 frames, 4 MiB.
+        let mut welcome = vec![0x04, 1];
+        welcome.extend_from_slice(&[7; 16]);
+        welcome.extend_from_slice(&1u64.to_be_bytes());
+        welcome.extend_from_slice(&[0x01, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02]);
+        ws.send(Message::binary(welcome)).await.unwrap();
+        // The client's DATA 1, then ours: DATA seq 1 carrying ACK 1, payload "x".
+        while let Some(Ok(message)) = ws.next().await {
+            if matches!(&message, Message::Binary(b) if b.first().map(|k| k & 0x0f) == Some(1)) {
+                ws.send(Message::binary(vec![0x21, 1, 1, b'x']))
+                    .await
+                    .unwrap();
+                break;
+            }
+        }
+        while ws.next().await.is_some() {}
+    });
+    let config = ResumeConfig::default().ack_timeout(Duration::from_secs(600));
+    let mut ws = client(&url, config).await;
+    ws.feed(Message::text("m1")).await.unwrap();
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("flush() waits for an acknowledgement it was given")
+        .unwrap();
+    assert_eq!(ws.unacknowledged_count(), 0);
+    assert_eq!(
+        next_item(&mut ws).await.unwrap().unwrap(),
+        Message::binary(vec![b'x'])
+    );
 }

@@ -16,6 +16,8 @@ use super::*;
 pub(super) struct ResumeAcks {
     pub(super) cell: Cell,
     pub(super) plain: Arc<AtomicBool>,
+    /// The acknowledgement the last new DATA frame carried, for the sink to apply.
+    pub(super) carried: Option<u64>,
 }
 
 impl Acknowledge for ResumeAcks {
@@ -30,6 +32,7 @@ impl Acknowledge for ResumeAcks {
     }
 
     fn acked(&mut self, inbound: &Message) -> Option<u64> {
+        self.carried = None;
         if self.plain.load(Ordering::Relaxed) {
             return None;
         }
@@ -50,7 +53,12 @@ impl Acknowledge for ResumeAcks {
                     shared.acknowledge(ack);
                 }
                 match shared.inbound.on_data(data.seq) {
-                    Arrival::New => return None,
+                    Arrival::New => {
+                        // The frame goes to the reader; the sink lets go of what its
+                        // acknowledgement covers through `carried`.
+                        self.carried = data.ack.map(|_| shared.acked);
+                        return None;
+                    }
                     Arrival::Duplicate => shared.stats.duplicates += 1,
                     Arrival::Ahead { expected } => {
                         // Frames were lost on the way here: ask for them again once.
@@ -102,5 +110,9 @@ impl Acknowledge for ResumeAcks {
             }
         }
         Some(shared.acked)
+    }
+
+    fn carried(&mut self) -> Option<u64> {
+        self.carried.take()
     }
 }

@@ -107,6 +107,7 @@ impl ResumeBuilder {
         let acks = ResumeAcks {
             cell: Arc::clone(&cell),
             plain: Arc::clone(&plain),
+            carried: None,
         };
         let builder = self
             .builder
