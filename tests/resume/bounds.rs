@@ -9,7 +9,7 @@ use tokio::time::timeout;
 use ws_reconnect::server::{Server, ServerConfig, Session, SessionError};
 use ws_reconnect::{Error, Message, ResumeConfig, ResumingSink};
 
-use crate::harness::{client, quick};
+use crate::harness::{client, next_item, quick};
 use crate::support::BOUND;
 
 /// A server with `config`, a client of it, and the client's session on the server.
@@ -73,5 +73,26 @@ async fn close_returns_within_close_timeout_while_the_server_holds_back_acknowle
     match timeout(BOUND, ws.close()).await.expect("close() hung") {
         Err(Error::CloseIncomplete { undelivered, .. }) => assert_eq!(undelivered, 3),
         other => panic!("close() with messages unacknowledged: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ack_delay_sends_the_acknowledgement_without_another_read() {
+    let resume = ResumeConfig::default().ack_delay(Duration::from_millis(20));
+    let (_server, mut ws, mut session) = pair(ServerConfig::default(), resume).await;
+    // c1 is never taken by the server's application: the client's flush keeps waiting,
+    // and no acknowledgement can ride on a later DATA frame.
+    ws.feed(Message::text("c1")).await.unwrap();
+    session.send(Message::text("s1")).await.unwrap();
+    assert_eq!(
+        next_item(&mut ws).await.unwrap().unwrap(),
+        Message::text("s1")
+    );
+    // The client's application does not read again: only ack_delay acknowledges s1.
+    tokio::select! {
+        acked = timeout(BOUND, session.acknowledged()) => {
+            acked.expect("s1 not acknowledged after ack_delay").unwrap();
+        }
+        _ = ws.flush() => panic!("the flush completed, yet c1 was never taken"),
     }
 }

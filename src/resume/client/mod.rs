@@ -125,6 +125,9 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     unflushed_ack: bool,
     /// BYE was queued by `close()`.
     bye_queued: bool,
+    /// Wakes the sink's last poller when `ack_delay` has passed since the first
+    /// unacknowledged take.
+    ack_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The bound on `close()`, from its first call.
     close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The stream has ended (the server said BYE).
@@ -146,6 +149,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             held: None,
             unflushed_ack: false,
             bye_queued: false,
+            ack_timer: None,
             close_timer: None,
             ended: false,
         }

@@ -1,6 +1,7 @@
 //! The reading half: each message once, in order, gaps at their place, and the
 //! acknowledgements of what the application took.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
@@ -149,11 +150,11 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// Sends an acknowledgement when one is due (`parking`: the reader is about to wait,
     /// so everything taken is acknowledged), and flushes one written before.
     pub(super) fn poll_ack(&mut self, half: Half, parking: bool, cx: &mut Context<'_>) {
+        let owed_since = lock(&self.cell).owed_since;
+        let late = owed_since
+            .is_some_and(|since| self.ack_delay_passed(since + self.config.ack_delay, cx));
         let ack = {
             let shared = lock(&self.cell);
-            let late = shared
-                .owed_since
-                .is_some_and(|since| since.elapsed() >= self.config.ack_delay);
             if parking || late {
                 shared.inbound.owed()
             } else {
@@ -170,6 +171,18 @@ impl<M: MakeConnection> ResumingSink<M> {
         } else if self.unflushed_ack && self.inner.poll_flush_written(half, cx).is_ready() {
             self.unflushed_ack = false;
         }
+    }
+
+    /// Whether `deadline` (`ack_delay` after the first unacknowledged take) has passed;
+    /// if not, the timer is set for it and wakes the task polling now when it has.
+    fn ack_delay_passed(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+        let timer = self
+            .ack_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx).is_ready()
     }
 
     /// Writes a control frame past the window and flushes it.
