@@ -284,6 +284,10 @@ impl Conn {
                 }
                 match arrival {
                     Arrival::New => {
+                        let window = self.shared.config.enforced_window();
+                        state
+                            .arrived(seq, payload.len(), window)
+                            .map_err(End::Violation)?;
                         let message = Data {
                             seq,
                             ack: None,
@@ -385,7 +389,7 @@ impl Conn {
             return Some(Frame::Gap(gap).to_message());
         }
         if let Some(ack) = self.ack_due(&mut state, cx) {
-            state.inbound.ack_sent(ack);
+            state.ack_sent(ack);
             state.reader_parked = false;
             state.ack_again = false;
             self.ack_timer = None;

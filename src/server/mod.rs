@@ -84,8 +84,9 @@
 //! # Memory
 //! Each session holds at most [`max_unacked_frames`](ServerConfig::max_unacked_frames)
 //! and [`max_unacked_bytes`](ServerConfig::max_unacked_bytes) of messages for the client,
-//! and at most its receive window of the client's messages the application has not taken
-//! yet. A [`global_budget_bytes`](ServerConfig::global_budget_bytes) caps the replay
+//! and at most its receive window of the client's messages not yet acknowledged, those
+//! the application has not taken included (a client that sends past it is closed with
+//! 1002: [`ResumeViolation::WindowExceeded`](crate::ResumeViolation::WindowExceeded)). A [`global_budget_bytes`](ServerConfig::global_budget_bytes) caps the replay
 //! buffers of all sessions together: past it, the sessions detached longest are evicted
 //! (their clients are told of the gap when they come back). Ended sessions leave a
 //! tombstone of a few bytes ([`max_tombstones`](ServerConfig::max_tombstones)) so that a
@@ -411,6 +412,17 @@ impl ServerConfig {
         Window {
             frames: self.recv_window_frames as u64,
             bytes: self.recv_window_bytes as u64,
+        }
+    }
+
+    /// The receive window enforced on arrival: this server's, but never below what a
+    /// client assumes before its first WELCOME (it may send that much before it learns
+    /// the window).
+    pub(crate) fn enforced_window(&self) -> Window {
+        let own = self.recv_window();
+        Window {
+            frames: own.frames.max(Window::DEFAULT.frames),
+            bytes: own.bytes.max(Window::DEFAULT.bytes),
         }
     }
 

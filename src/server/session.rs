@@ -21,7 +21,7 @@ use super::error::SessionError;
 use super::store::Shared;
 use super::Overflow;
 use crate::resume::buffer::ReplayBuffer;
-use crate::resume::frame::{encode_data, SessionId, Window};
+use crate::resume::frame::{encode_data, ResumeViolation, SessionId, Window};
 use crate::resume::inbound::Inbound;
 use crate::resume::Gap;
 use crate::Message;
@@ -67,6 +67,11 @@ pub(super) struct State {
     pub(super) pending_gap: Option<Gap>,
     /// The client's messages: positions, and what the application has not taken.
     pub(super) inbound: Inbound,
+    /// The client's messages that arrived and are not yet acknowledged, by sequence
+    /// number with their payload bytes, and the sum of those: what the receive window
+    /// bounds.
+    in_flight: VecDeque<(u64, usize)>,
+    in_flight_bytes: usize,
     pub(super) queue: VecDeque<Item>,
     /// The application's reader is waiting: acknowledge what it took now.
     pub(super) reader_parked: bool,
@@ -94,6 +99,8 @@ impl State {
             peer_window,
             pending_gap: None,
             inbound: Inbound::new(in_first),
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             queue: VecDeque::new(),
             reader_parked: false,
             ack_again: false,
@@ -104,6 +111,39 @@ impl State {
             conn: None,
             reader: None,
             writer: None,
+        }
+    }
+
+    /// A new DATA frame of `len` payload bytes from the client. The client keeps what is
+    /// unacknowledged within `window` before it sends one more; past that (counted with
+    /// what arrived and is not yet acknowledged) it broke the protocol. One frame is
+    /// always allowed when none is in flight.
+    pub(super) fn arrived(
+        &mut self,
+        seq: u64,
+        len: usize,
+        window: Window,
+    ) -> Result<(), ResumeViolation> {
+        if !self.in_flight.is_empty()
+            && (self.in_flight.len() as u64 >= window.frames
+                || self.in_flight_bytes as u64 >= window.bytes)
+        {
+            return Err(ResumeViolation::WindowExceeded);
+        }
+        self.in_flight.push_back((seq, len));
+        self.in_flight_bytes += len;
+        Ok(())
+    }
+
+    /// An acknowledgement of everything up to `ack` goes to the client.
+    pub(super) fn ack_sent(&mut self, ack: u64) {
+        self.inbound.ack_sent(ack);
+        while let Some(&(seq, len)) = self.in_flight.front() {
+            if seq > ack {
+                break;
+            }
+            self.in_flight.pop_front();
+            self.in_flight_bytes -= len;
         }
     }
 

@@ -204,3 +204,58 @@ async fn an_acknowledgement_carried_by_server_data_completes_a_flush() {
         Message::binary(vec![b'x'])
     );
 }
+
+#[tokio::test]
+async fn a_client_past_the_servers_byte_window_is_closed_with_1002() {
+    // 2 MiB: above what any client assumes before WELCOME (1 MiB).
+    let config = ServerConfig::default().recv_window_bytes(2 << 20);
+    let (server, _sessions) = Server::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        server.accept(tcp).await
+    });
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // HELLO: no session, recv_next 1, send_first 1, window 1024 frames, 4 MiB.
+    let hello = vec![0x03, 1, 1, 1, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02];
+    ws.send(Message::binary(hello)).await.unwrap();
+    // Five DATA frames of 512 KiB, none acknowledged (the application reads nothing):
+    // the fifth starts past the 2 MiB window.
+    for seq in 1..=5u8 {
+        let mut data = vec![0x01, seq];
+        data.resize(2 + (512 << 10), 0);
+        if ws.send(Message::binary(data)).await.is_err() {
+            break;
+        }
+    }
+    let close = timeout(BOUND, async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("no Close from the server");
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1002));
+    let result = timeout(BOUND, accepted).await.unwrap().unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(AttachError::Violation(
+                ws_reconnect::ResumeViolation::WindowExceeded
+            ))
+        ),
+        "{result:?}"
+    );
+}

@@ -86,7 +86,8 @@ pub enum ResumeViolation {
         /// The next sequence number this side will send.
         send_next: u64,
     },
-    /// More DATA frames unacknowledged than the receive window allows.
+    /// More DATA frames (or payload bytes) unacknowledged than the receive window
+    /// allows.
     WindowExceeded,
 }
 
