@@ -21,13 +21,14 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use super::closing::{close, violation};
 use super::error::AttachError;
 use super::session::{Cell, Ending, Item, State};
 use super::store::{Refusal, Shared};
@@ -36,6 +37,11 @@ use crate::resume::frame::{Data, Frame, ResumeViolation};
 use crate::resume::inbound::Arrival;
 use crate::resume::{Gap, GapReason};
 use crate::Message;
+
+/// The shortest time between two acknowledgements sent because the application waits
+/// for more: a reader that waits after every message is acknowledged at once, then once
+/// per interval, not once per read.
+const WAITING_ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How an attached connection ended.
 enum End {
@@ -90,6 +96,7 @@ where
         welcome: Some(Frame::Welcome(attached.welcome).to_message()),
         idle: Box::pin(tokio::time::sleep(idle)),
         ack_timer: None,
+        waiting_acked: None,
         needs_flush: false,
     };
     let end = poll_fn(|cx| conn.poll(&mut transport, cx)).await;
@@ -117,52 +124,6 @@ where
     }
 }
 
-/// Closes with 1002 and reports the violation.
-async fn violation<T>(
-    shared: &Shared,
-    mut transport: T,
-    v: ResumeViolation,
-) -> Result<(), AttachError>
-where
-    T: Sink<Message> + Unpin,
-{
-    shared
-        .counters
-        .violations
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::warn!(violation = %v, "a client broke the resume protocol; closing with 1002");
-    close(
-        &mut transport,
-        CloseCode::Protocol,
-        "resume protocol violation",
-    )
-    .await;
-    Err(AttachError::Violation(v))
-}
-
-/// Sends a Close frame and flushes, bounded: a connection that takes nothing is dropped.
-async fn close<T>(transport: &mut T, code: CloseCode, reason: &'static str)
-where
-    T: Sink<Message> + Unpin,
-{
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let send = async {
-        poll_fn(|cx| Pin::new(&mut *transport).poll_ready(cx))
-            .await
-            .ok()?;
-        Pin::new(&mut *transport)
-            .start_send(Message::Close(Some(frame)))
-            .ok()?;
-        poll_fn(|cx| Pin::new(&mut *transport).poll_flush(cx))
-            .await
-            .ok()
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send).await;
-}
-
 /// An attached connection's own state; the session's is in its cell.
 struct Conn {
     shared: Arc<Shared>,
@@ -174,6 +135,8 @@ struct Conn {
     idle: Pin<Box<Sleep>>,
     /// Runs while an acknowledgement is owed; when it fires, one is sent.
     ack_timer: Option<Pin<Box<Sleep>>>,
+    /// When an acknowledgement last went out because the application waited.
+    waiting_acked: Option<Instant>,
     needs_flush: bool,
 }
 
@@ -435,14 +398,27 @@ impl Conn {
             return None;
         };
         let every = self.shared.config.ack_every();
-        if state.reader_parked || state.ack_again || state.inbound.due(every).is_some() {
+        // The application waits: acknowledged at once, then at most once per interval.
+        let waiting_at = self.waiting_acked.map(|at| at + WAITING_ACK_INTERVAL);
+        let waiting_now = state.reader_parked && waiting_at.is_none_or(|at| at <= Instant::now());
+        if waiting_now || state.ack_again || state.inbound.due(every).is_some() {
+            if state.reader_parked {
+                self.waiting_acked = Some(Instant::now());
+            }
             return Some(owed);
         }
         let delay = self.shared.config.ack_delay;
         let timer = self
             .ack_timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
-        timer.as_mut().poll(cx).is_ready().then_some(owed)
+        if let Some(at) = waiting_at.filter(|&at| state.reader_parked && at < timer.deadline()) {
+            timer.as_mut().reset(at);
+        }
+        let fired = timer.as_mut().poll(cx).is_ready();
+        if fired && state.reader_parked {
+            self.waiting_acked = Some(Instant::now());
+        }
+        fired.then_some(owed)
     }
 }
 

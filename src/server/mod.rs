@@ -97,6 +97,7 @@
 //! that breaks the protocol or a session that cannot be handed over; `debug` for
 //! attaches, detaches and replays. Nothing is logged per message.
 
+mod closing;
 mod conn;
 mod error;
 mod session;
@@ -343,8 +344,8 @@ impl ServerConfig {
     }
 
     /// The longest the server waits before acknowledging what the application took
-    /// (default 20 ms); it acknowledges at once when the application waits for more, and
-    /// after a quarter of the receive window.
+    /// (default 20 ms); it acknowledges when the application waits for more (at once,
+    /// then at most once per millisecond), and after a quarter of the receive window.
     ///
     /// ```
     /// use std::time::Duration;

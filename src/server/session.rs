@@ -306,7 +306,8 @@ impl Session {
     ///   again carries on.
     /// - `Ready(Some(Err(SessionError::Expired)))`: once, then the stream ends.
     /// - `Ready(None)`: the session ended.
-    /// - `Pending`: waiting; what was taken is acknowledged to the client now.
+    /// - `Pending`: waiting; what was taken is acknowledged to the client now, or within a
+    ///   millisecond of the previous such acknowledgement.
     ///
     /// ```no_run
     /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {

@@ -2,6 +2,7 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `acks.rs` | when the server acknowledges a waiting application |
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
 //! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |
 //! | `streams.rs` | numbered streams both ways through resets, on a fast and a slow path |
@@ -11,6 +12,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod acks;
 mod basics;
 mod bounds;
 mod gaps;
