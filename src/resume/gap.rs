@@ -129,13 +129,16 @@ pub enum GapReason {
     /// The sender's replay buffer was full while the receiver was away; the oldest
     /// messages were dropped to make room.
     Overflow,
-    /// The session was kept for its time-to-live after the connection was lost, and the
-    /// client came back later.
+    /// The session is over and the server remembers how far it had sent (a tombstone):
+    /// its time to live ran out after the connection was lost, it was evicted to stay
+    /// within the server's memory budget, or it had been ended; the client came back
+    /// later. The gap's end is exact.
     Expired,
     /// The server restarted (or its session store did): a new epoch, no session.
     EpochChanged,
-    /// The server does not know the session (it ended, or was evicted to stay within the
-    /// server's memory budget).
+    /// The server does not know the session and has no record of it (its tombstone was
+    /// forgotten, past the server's limit on tombstones): how many messages were lost is
+    /// unknown.
     SessionUnknown,
     /// The sender gave the messages up itself (they were taken back out of its buffer).
     Abandoned,
