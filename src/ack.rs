@@ -64,4 +64,12 @@ pub trait Acknowledge: Send + 'static {
     /// The highest id an inbound message acknowledges (cumulative: it acknowledges every
     /// tracked message with an id `<=` this one); `None`: not an acknowledgement.
     fn acked(&mut self, inbound: &Message) -> Option<u64>;
+
+    /// An acknowledgement carried by the data message [`acked`](Self::acked) was last
+    /// called with and returned `None` for: the sink applies it, and the message still
+    /// goes to the reader. `None` (the default): data carries no acknowledgement.
+    #[doc(hidden)]
+    fn carried(&mut self) -> Option<u64> {
+        None
+    }
 }

@@ -111,7 +111,11 @@ pub mod metrics;
 mod progress;
 mod raw_url;
 mod request;
+mod resume;
 mod retry;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 mod sink;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -148,6 +152,11 @@ pub use crate::limit::{
 };
 #[doc(inline)]
 pub use crate::request::{Attempt, ClientRequest, DialKind, Target};
+#[doc(inline)]
+pub use crate::resume::{
+    Gap, GapReason, ResumeBuilder, ResumeConfig, ResumeDelivery, ResumeStats, ResumeViolation,
+    ResumingSink, SessionId, PROTOCOL,
+};
 #[doc(inline)]
 pub use crate::retry::{
     BackoffPolicy, BackoffRetry, BackoffRetryFuture, BackoffRetryLayer, IterBackoff,

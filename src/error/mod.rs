@@ -14,10 +14,12 @@ use http::StatusCode;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+mod clone;
 mod proxy;
 
 pub use self::proxy::{ProxyFailure, SocksReply};
 use crate::backoff::InvalidBackoff;
+use crate::resume::{Gap, ResumeViolation};
 
 /// A boxed error, as produced by generic `tower` middleware.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -244,6 +246,20 @@ pub enum Error {
     Request(SharedError),
     /// Any other error from a custom connection stack.
     Connection(SharedError),
+    /// Resume mode: messages the server sent will never arrive (see [`Gap`]). The reader
+    /// meets this item at the place of the loss; the messages before and after it are
+    /// intact, and polling again carries on.
+    Gap(Gap),
+    /// Resume mode was required, and the server did not choose the `ws-reconnect.v1`
+    /// subprotocol. Not retried: the server does not speak resume mode (or a proxy strips
+    /// the header). [`ResumeConfig::required`](crate::ResumeConfig::required)`(false)`
+    /// falls back to plain mode instead.
+    ResumeUnsupported,
+    /// Resume mode: the server sent a frame that breaks the protocol. The frame is
+    /// dropped and the messages from there on are asked for again; polling carries on.
+    ResumeViolation(ResumeViolation),
+    /// Resume mode: the server ended the session. The stream has ended; sends fail.
+    SessionEnded,
 }
 
 impl Error {
@@ -323,7 +339,11 @@ impl Error {
             | Error::TaskEnded
             | Error::TaskPanicked { .. }
             | Error::InvalidBackoff(_)
-            | Error::Request(_) => false,
+            | Error::Request(_)
+            | Error::Gap(_)
+            | Error::ResumeUnsupported
+            | Error::ResumeViolation(_)
+            | Error::SessionEnded => false,
         }
     }
 
@@ -346,108 +366,6 @@ impl Error {
             _ => None,
         }
     }
-}
-
-/// A copy of the error. The sources of [`Error::Tls`], [`Error::Request`] and
-/// [`Error::Connection`] are shared; a [`tungstenite::Error`] (not `Clone` itself) is
-/// copied variant by variant, an I/O error by its kind and message, and the rare
-/// variants that carry an HTTP response or a TLS error become [`Error::Connection`] with
-/// the same message.
-impl Clone for Error {
-    fn clone(&self) -> Self {
-        match self {
-            Error::NotDialed => Error::NotDialed,
-            Error::TooManyReconnects {
-                max_total,
-                window,
-                retry_at,
-            } => Error::TooManyReconnects {
-                max_total: *max_total,
-                window: *window,
-                retry_at: *retry_at,
-            },
-            Error::InvalidUrl { url, reason } => Error::InvalidUrl {
-                url: url.clone(),
-                reason,
-            },
-            Error::InvalidProxyUrl { url, reason } => Error::InvalidProxyUrl {
-                url: url.clone(),
-                reason,
-            },
-            Error::Rejected {
-                status,
-                retry_after,
-                retryable,
-            } => Error::Rejected {
-                status: *status,
-                retry_after: *retry_after,
-                retryable: *retryable,
-            },
-            Error::Proxy {
-                proxy,
-                failure,
-                retryable,
-            } => Error::Proxy {
-                proxy: proxy.clone(),
-                failure: failure.clone(),
-                retryable: *retryable,
-            },
-            Error::Transport(e) => clone_transport(e),
-            Error::Tls(e) => Error::Tls(Arc::clone(e)),
-            Error::Timeout => Error::Timeout,
-            Error::GaveUp {
-                attempts,
-                elapsed,
-                source,
-            } => Error::GaveUp {
-                attempts: *attempts,
-                elapsed: *elapsed,
-                source: source.clone(),
-            },
-            Error::ClosedByServer { code, reason } => Error::ClosedByServer {
-                code: *code,
-                reason: reason.clone(),
-            },
-            Error::ConnectionLost => Error::ConnectionLost,
-            Error::NotReady => Error::NotReady,
-            Error::UnsupportedMessage => Error::UnsupportedMessage,
-            Error::InboundDropped { count } => Error::InboundDropped { count: *count },
-            Error::CloseIncomplete {
-                undelivered,
-                source,
-            } => Error::CloseIncomplete {
-                undelivered: *undelivered,
-                source: source.clone(),
-            },
-            Error::TaskEnded => Error::TaskEnded,
-            Error::TaskPanicked { message } => Error::TaskPanicked {
-                message: message.clone(),
-            },
-            Error::InvalidBackoff(e) => Error::InvalidBackoff(*e),
-            Error::Request(e) => Error::Request(Arc::clone(e)),
-            Error::Connection(e) => Error::Connection(Arc::clone(e)),
-        }
-    }
-}
-
-/// A copy of a transport error: variant by variant, an I/O error by its kind and
-/// message; one that carries an HTTP response or a TLS error becomes
-/// [`Error::Connection`] with the same message.
-fn clone_transport(e: &tungstenite::Error) -> Error {
-    use tungstenite::Error as Ws;
-    Error::Transport(match e {
-        Ws::ConnectionClosed => Ws::ConnectionClosed,
-        Ws::AlreadyClosed => Ws::AlreadyClosed,
-        Ws::Io(io) => Ws::Io(std::io::Error::new(io.kind(), io.to_string())),
-        Ws::Capacity(c) => Ws::Capacity(*c),
-        Ws::Protocol(p) => Ws::Protocol(p.clone()),
-        Ws::Utf8(s) => Ws::Utf8(s.clone()),
-        Ws::AttackAttempt => Ws::AttackAttempt,
-        other => {
-            let message: BoxError = other.to_string().into();
-            return Error::Connection(Arc::from(message));
-        }
-    })
 }
 
 impl fmt::Display for Error {
@@ -515,6 +433,13 @@ impl fmt::Display for Error {
             Error::InvalidBackoff(e) => write!(f, "invalid backoff setting: {e}"),
             Error::Request(e) => write!(f, "building the upgrade request failed: {e}"),
             Error::Connection(e) => write!(f, "connection error: {e}"),
+            Error::Gap(gap) => write!(f, "{gap}"),
+            Error::ResumeUnsupported => f.write_str(
+                "the server does not speak resume mode (it did not choose the ws-reconnect.v1 \
+                 subprotocol); ResumeConfig::required(false) falls back to plain mode",
+            ),
+            Error::ResumeViolation(v) => write!(f, "the server broke the resume protocol: {v}"),
+            Error::SessionEnded => f.write_str("the server ended the resume session"),
         }
     }
 }
@@ -604,6 +529,7 @@ impl StdError for Error {
             Error::Transport(e) => Some(e),
             Error::GaveUp { source, .. } | Error::CloseIncomplete { source, .. } => Some(&**source),
             Error::InvalidBackoff(e) => Some(e),
+            Error::ResumeViolation(v) => Some(v),
             Error::Proxy {
                 failure: ProxyFailure::Io(e),
                 ..

@@ -64,8 +64,9 @@ impl Tally {
 
 /// What one inbound frame meant, once the books took it.
 pub(super) enum Received {
-    /// A data message for the reader.
-    Data(Message),
+    /// A data message for the reader; `progress`: an acknowledgement it carried let go
+    /// of tracked messages.
+    Data { message: Message, progress: bool },
     /// An acknowledgement; `progress`: it let go of tracked messages.
     Acknowledged { progress: bool },
     /// A Ping, a Pong, a raw frame.
@@ -178,7 +179,13 @@ impl Books {
         };
         let Some(acked) = self.acks.as_mut().and_then(|a| a.acks.acked(&message)) else {
             self.stats.received(message.len());
-            return Received::Data(message);
+            // An acknowledgement riding on the data.
+            let carried = self.acks.as_mut().and_then(|a| a.acks.carried());
+            let removed = carried.map_or(0, |acked| self.outbox.acknowledge(acked));
+            return Received::Data {
+                message,
+                progress: removed > 0,
+            };
         };
         let removed = self.outbox.acknowledge(acked);
         tracing::trace!(acked, removed, "acknowledgement");

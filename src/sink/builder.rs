@@ -740,11 +740,23 @@ impl Builder {
     /// [`Error::InvalidUrl`], [`Error::InvalidProxyUrl`] for a bad [`proxy`](Self::proxy)
     /// URL, [`Error::InvalidBackoff`], or [`Error::Request`] for an invalid header.
     pub fn build(self, url: impl AsRef<str>) -> Result<ReconnectingSink, Error> {
+        let target = self.target_for(url)?;
+        self.build_with(target)
+    }
+
+    /// The target [`build`](Self::build) dials: `url` with the fixed headers.
+    pub(crate) fn target_for(&self, url: impl AsRef<str>) -> Result<Target, Error> {
         let mut target = Target::new(url)?;
         for (name, value) in &self.headers {
             target = target.header(name, value)?;
         }
-        self.build_with(target)
+        Ok(target)
+    }
+
+    /// Whether messages are set to go first on every connection (`on_connect`,
+    /// `on_connect_with`): a mode that sends its own hello first cannot have them.
+    pub(crate) fn has_hello(&self) -> bool {
+        !self.on_connect.is_empty() || self.on_connect_with.is_some()
     }
 
     /// An undialed sink for a [`Target`], e.g. one that builds a fresh request per attempt

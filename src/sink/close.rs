@@ -114,7 +114,12 @@ impl<M: MakeConnection> Core<M> {
                     }
                 }
                 match self.books.receive(message) {
-                    Received::Data(m) => self.books.queue_inbound(m, &self.signals),
+                    Received::Data { message, progress } => {
+                        self.books.queue_inbound(message, &self.signals);
+                        if progress {
+                            self.signals.wake_other();
+                        }
+                    }
                     Received::Acknowledged { progress: true } => self.signals.wake_other(),
                     Received::Closed(_) => *answered = true,
                     _ => {}

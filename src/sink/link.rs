@@ -246,24 +246,32 @@ impl<M: MakeConnection> Link<M> {
             }
         }
         Poll::Ready(match books.receive(message) {
-            Received::Data(message) => {
+            Received::Data { message, progress } => {
                 self.record.delivered = true;
+                if progress {
+                    self.acknowledged(signals);
+                }
                 Ok(Frame::Data(message))
             }
             Received::Acknowledged { progress } => {
                 if progress {
                     self.record.delivered = true;
-                    if let Some(timer) = &mut self.ack_timer {
-                        timer.progress();
-                    }
-                    // A writer may be waiting for room in the window or for this flush.
-                    signals.wake_other();
+                    self.acknowledged(signals);
                 }
                 Ok(Frame::Consumed)
             }
             Received::Control => Ok(Frame::Consumed),
             Received::Closed(frame) => Err(End::Closed(frame)),
         })
+    }
+
+    /// An acknowledgement let go of tracked messages.
+    fn acknowledged(&mut self, signals: &Signals) {
+        if let Some(timer) = &mut self.ack_timer {
+            timer.progress();
+        }
+        // A writer may be waiting for room in the window or for this flush.
+        signals.wake_other();
     }
 
     /// Processes the frames that have already arrived, without waiting, so that a Close

@@ -46,7 +46,7 @@ pub(crate) use self::acks::Acks;
 use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
 pub use self::confirm::ConfirmBy;
-use self::driver::Core;
+use self::driver::{Core, State};
 pub use self::hello::ConnectInfo;
 pub use self::keepalive::Keepalive;
 use self::outbox::Tag;
@@ -54,7 +54,8 @@ pub(crate) use self::outcome::Promise;
 pub use self::outcome::{Delivery, Outgoing, Undelivered, UndeliveredReason};
 pub use self::state::{CloseAction, ClosePolicy, ConnectionState};
 pub use self::stats::{Stats, StatsHandle};
-use self::waker::{Fanout, Half};
+use self::waker::Fanout;
+pub(crate) use self::waker::Half;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::limit::ReconnectBudget;
@@ -512,6 +513,15 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.config.timing.close_timeout
     }
 
+    /// Makes the next `close()` end by `deadline` at the latest, when it has no deadline
+    /// yet: for a layer that does work of its own before closing, within the same bound.
+    pub(crate) fn close_by(&mut self, deadline: tokio::time::Instant) {
+        self.core
+            .record
+            .close_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    }
+
     /// A first dial if the sink was never dialed, closed, or failed for good; otherwise
     /// nothing.
     pub(crate) fn dial_if_idle(&mut self) {
@@ -522,6 +532,43 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     /// returns how many.
     pub(crate) fn give_up(&mut self, reason: impl Fn() -> UndeliveredReason) -> usize {
         self.core.books.outbox.give_up(reason)
+    }
+
+    /// Takes a control message of a protocol layered on acknowledged mode (resume mode's
+    /// ACK, REPLAY and BYE frames): untracked, and past the outbox and window bounds, so
+    /// that an acknowledgement never waits behind the data it would let through. It is
+    /// written at once when the connection is up and nothing is queued before it, else
+    /// kept in order with the rest. [`poll_flush_written`](Self::poll_flush_written)
+    /// flushes it without waiting for acknowledgements.
+    pub(crate) fn start_send_control(&mut self, message: Message) -> Result<(), Error> {
+        if matches!(message, Message::Close(_) | Message::Frame(_)) {
+            return Err(Error::UnsupportedMessage);
+        }
+        if matches!(self.core.state, State::Idle | State::Closing { .. }) {
+            return Err(Error::NotDialed);
+        }
+        self.core.accept(message, None);
+        Ok(())
+    }
+
+    /// Flushes what was written to the live connection without waiting for
+    /// acknowledgements, for the `half` that polls. `Ready` also when there is no live
+    /// connection (what was queued goes out after the next connection's hello) or the
+    /// flush failed (the connection ends as for any failed write).
+    pub(crate) fn poll_flush_written(&mut self, half: Half, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_with(half, cx, |core, cx| {
+            let State::Connected(link) = &mut core.state else {
+                return Poll::Ready(());
+            };
+            match link.poll_flush(&mut core.books, cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(()),
+                Poll::Ready(Err(end)) => {
+                    core.end_connection(end, cx);
+                    Poll::Ready(())
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
     }
 
     /// Polls until every accepted message is flushed, reconnecting and resending as needed.

@@ -1,0 +1,244 @@
+//! `cargo bench --features server --bench resume`: resume mode against plain mode.
+//!
+//! One-way throughput (client to server) and CPU per message at 64 B and 1 KiB, on
+//! loopback and through a [`FaultProxy`] delay line of 20 ms each way, in interleaved
+//! rounds:
+//!
+//! - plain: a [`ReconnectingSink`] `feed`ing to a tokio-tungstenite server that answers
+//!   "done" after the last message;
+//! - resume: a [`ResumingSink`] (default settings) `feed`ing to this crate's resume
+//!   server, whose application answers "done" after the last message. Every message is
+//!   acknowledged by the server and kept by the client until then.
+//!
+//! The client runs on a current-thread runtime on the main thread, so its thread CPU
+//! time is the cost of the sink; the servers and the proxy run on a thread of their own.
+//! "process" CPU counts every thread: client, server and proxy.
+//!
+//! Options: `--rounds N` (default 3), `--quick` (smaller counts, for a smoke run),
+//! `--profile plain|resume [SIZE]` (that mode, 64 B or SIZE on loopback, over and over, for a
+//! profiler).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use ws_reconnect::server::{Server, ServerConfig};
+use ws_reconnect::testing::{FaultProxy, Link};
+use ws_reconnect::{Message, ReconnectingSink, ResumeConfig};
+
+mod common;
+
+use common::{process_cpu, thread_cpu};
+
+/// The latency of the slow path, each way.
+const LATENCY: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Resume,
+}
+
+/// Where the servers listen: directly, and behind the delay line.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    plain: SocketAddr,
+    resume: SocketAddr,
+    plain_slow: SocketAddr,
+    resume_slow: SocketAddr,
+}
+
+impl Addrs {
+    fn get(&self, mode: Mode, slow: bool) -> SocketAddr {
+        match (mode, slow) {
+            (Mode::Plain, false) => self.plain,
+            (Mode::Resume, false) => self.resume,
+            (Mode::Plain, true) => self.plain_slow,
+            (Mode::Resume, true) => self.resume_slow,
+        }
+    }
+}
+
+/// One run's outcome.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    rate: f64,
+    client_ns: f64,
+    process_ns: f64,
+}
+
+/// The resume server, and a delay line in front of each server, on a thread of their own.
+fn servers() -> Addrs {
+    let plain = common::server();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (server, mut sessions) = Server::new(ServerConfig::default());
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let resume = listener.local_addr().unwrap();
+            tokio::spawn(server.serve(listener));
+            let slow = Link::new().latency(LATENCY);
+            let plain_slow = FaultProxy::start_with(plain, slow).await.unwrap();
+            let resume_slow = FaultProxy::start_with(resume, slow).await.unwrap();
+            tx.send(Addrs {
+                plain,
+                resume,
+                plain_slow: plain_slow.addr(),
+                resume_slow: resume_slow.addr(),
+            })
+            .unwrap();
+            // Each session: count the client's messages; "done" after the number its
+            // first message names.
+            while let Some(mut session) = sessions.next().await {
+                tokio::spawn(async move {
+                    let Some(Ok(first)) = session.next().await else {
+                        return;
+                    };
+                    let n: u64 = first.to_text().unwrap().parse().unwrap();
+                    let mut seen = 0;
+                    while let Some(Ok(m)) = session.next().await {
+                        seen += 1;
+                        if seen == n {
+                            let _ = session.send(Message::text("done")).await;
+                        }
+                        drop(m);
+                    }
+                });
+            }
+            drop((plain_slow, resume_slow));
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// `n` messages of `size` bytes one way, then the server's "done".
+async fn run(addrs: Addrs, mode: Mode, slow: bool, size: usize, n: u64) -> Sample {
+    let payload = Bytes::from(vec![7u8; size]);
+    let addr = addrs.get(mode, slow);
+    let (elapsed, client, process) = match mode {
+        Mode::Plain => {
+            let url = format!("ws://{addr}/count/{n}/0");
+            let mut ws = ReconnectingSink::connect(&url).await.unwrap();
+            let (cpu0, all0, t0) = (thread_cpu(), process_cpu(), Instant::now());
+            for _ in 0..n {
+                ws.feed(Message::Binary(payload.clone())).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            wait_done(&mut ws).await;
+            let out = (t0.elapsed(), thread_cpu() - cpu0, process_cpu() - all0);
+            let _ = ws.close().await;
+            out
+        }
+        Mode::Resume => {
+            let mut ws = ReconnectingSink::builder()
+                .resume(ResumeConfig::default())
+                .connect(format!("ws://{addr}/"))
+                .await
+                .unwrap();
+            ws.send(Message::text(n.to_string())).await.unwrap();
+            let (cpu0, all0, t0) = (thread_cpu(), process_cpu(), Instant::now());
+            for _ in 0..n {
+                ws.feed(Message::Binary(payload.clone())).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            wait_done(&mut ws).await;
+            let out = (t0.elapsed(), thread_cpu() - cpu0, process_cpu() - all0);
+            let _ = ws.close().await;
+            out
+        }
+    };
+    Sample {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        client_ns: client.as_nanos() as f64 / n as f64,
+        process_ns: process.as_nanos() as f64 / n as f64,
+    }
+}
+
+async fn wait_done<S>(ws: &mut S)
+where
+    S: futures::Stream<Item = Result<Message, ws_reconnect::Error>> + Unpin,
+{
+    while let Some(Ok(m)) = ws.next().await {
+        if m.to_text().is_ok_and(|t| t == "done") {
+            return;
+        }
+    }
+    panic!("the server's \"done\" never came");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
+    if args.iter().any(|a| a == "--bench") && !quick && rounds == 0 {
+        return;
+    }
+    let addrs = servers();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let mode = match args.get(i + 1).map(String::as_str) {
+            Some("plain") => Mode::Plain,
+            _ => Mode::Resume,
+        };
+        let size = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(64);
+        for _ in 0..rounds.max(1) {
+            let s = rt.block_on(run(addrs, mode, false, size, 1_000_000));
+            println!(
+                "{mode:?}: {:.0} msg/s, {:.0} ns/msg client CPU",
+                s.rate, s.client_ns
+            );
+        }
+        return;
+    }
+    println!(
+        "| path | size | plain msg/s | resume msg/s | rate resume/plain | plain client CPU ns/msg \
+         | resume client CPU ns/msg | CPU resume/plain | plain process CPU ns/msg | resume process \
+         CPU ns/msg | process resume/plain |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let cases = [
+        (false, 64usize, 200_000u64),
+        (false, 1024, 100_000),
+        (true, 64, 50_000),
+        (true, 1024, 50_000),
+    ];
+    for (slow, size, n) in cases {
+        let n = if quick { n / 10 } else { n };
+        let mut samples = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (i, mode) in [Mode::Plain, Mode::Resume].into_iter().enumerate() {
+                samples[i].push(rt.block_on(run(addrs, mode, slow, size, n)));
+            }
+        }
+        let m = |i: usize, f: fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
+        let (plain_rate, resume_rate) = (m(0, |s| s.rate), m(1, |s| s.rate));
+        let (plain_cpu, resume_cpu) = (m(0, |s| s.client_ns), m(1, |s| s.client_ns));
+        let (plain_all, resume_all) = (m(0, |s| s.process_ns), m(1, |s| s.process_ns));
+        let path = if slow { "20 ms each way" } else { "loopback" };
+        println!(
+            "| {path} | {size} B | {plain_rate:.0} | {resume_rate:.0} | {:.2} | {plain_cpu:.0} \
+             | {resume_cpu:.0} | {:.2} | {plain_all:.0} | {resume_all:.0} | {:.2} |",
+            resume_rate / plain_rate,
+            resume_cpu / plain_cpu,
+            resume_all / plain_all,
+        );
+    }
+}

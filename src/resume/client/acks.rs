@@ -1,0 +1,118 @@
+//! Every inbound frame, read as it arrives: acknowledgements, WELCOME, GAP, BYE and
+//! duplicate DATA take effect on the shared state here.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::ack::Acknowledge;
+use crate::resume::frame::{self, Frame, ResumeViolation};
+use crate::resume::inbound::Arrival;
+use crate::Message;
+
+use super::*;
+
+/// The sink's [`Acknowledge`] in resume mode: DATA frames are tracked by their sequence
+/// number, and every inbound frame is read here first (see the [module docs](super)).
+pub(super) struct ResumeAcks {
+    pub(super) cell: Cell,
+    pub(super) plain: Arc<AtomicBool>,
+    /// The acknowledgement the last new DATA frame carried, for the sink to apply.
+    pub(super) carried: Option<u64>,
+}
+
+impl Acknowledge for ResumeAcks {
+    fn id(&mut self, outbound: &Message) -> Option<u64> {
+        if self.plain.load(Ordering::Relaxed) {
+            return None;
+        }
+        match outbound {
+            Message::Binary(bytes) => frame::data_seq(bytes),
+            _ => None,
+        }
+    }
+
+    fn acked(&mut self, inbound: &Message) -> Option<u64> {
+        self.carried = None;
+        if self.plain.load(Ordering::Relaxed) {
+            return None;
+        }
+        let frame = Frame::from_message(inbound);
+        let mut shared = lock(&self.cell);
+        // Consumed frames acknowledge what the server last acknowledged: a no-op for the
+        // sink, unless a DATA frame carried a newer acknowledgement.
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(violation) => {
+                shared.violation(violation);
+                return Some(shared.acked);
+            }
+        };
+        match frame {
+            Frame::Data(data) => {
+                if let Some(ack) = data.ack {
+                    shared.acknowledge(ack);
+                }
+                match shared.inbound.on_data(data.seq) {
+                    Arrival::New => {
+                        // The frame goes to the reader; the sink lets go of what its
+                        // acknowledgement covers through `carried`.
+                        self.carried = data.ack.map(|_| shared.acked);
+                        return None;
+                    }
+                    Arrival::Duplicate => shared.stats.duplicates += 1,
+                    Arrival::Ahead { expected } => {
+                        // Frames were lost on the way here: ask for them again once.
+                        if shared.replay_from.is_none() {
+                            tracing::debug!(
+                                expected,
+                                got = data.seq,
+                                "a hole in the server's messages"
+                            );
+                            shared.replay_from = Some(expected);
+                            shared.wake_reader();
+                        }
+                    }
+                }
+            }
+            Frame::Ack(ack) => shared.acknowledge(ack),
+            Frame::Welcome(welcome) => {
+                let presented = shared.session.map(|(id, _)| id);
+                shared.session = Some((welcome.session, welcome.epoch));
+                shared.peer_window = welcome.window;
+                if welcome.resumed {
+                    shared.stats.resumed += 1;
+                    tracing::debug!(session = %welcome.session, "session resumed");
+                } else {
+                    shared.stats.sessions += 1;
+                    match presented {
+                        Some(old) => {
+                            tracing::info!(session = %welcome.session, replaces = %old, "the server started a new session")
+                        }
+                        None => tracing::debug!(session = %welcome.session, "session started"),
+                    }
+                }
+                shared.wake_writer();
+            }
+            Frame::Gap(gap) => {
+                if let Some(gap) = shared.inbound.on_gap(gap) {
+                    shared.gaps.push(gap);
+                    shared.wake_reader();
+                }
+            }
+            Frame::Bye => {
+                tracing::debug!("the server ended the session");
+                shared.bye_at = Some(shared.inbound.received());
+                shared.wake_reader();
+            }
+            Frame::Hello(_) | Frame::Replay(_) => {
+                let kind = frame.kind_name();
+                shared.violation(ResumeViolation::Unexpected { kind });
+            }
+        }
+        Some(shared.acked)
+    }
+
+    fn carried(&mut self) -> Option<u64> {
+        self.carried.take()
+    }
+}

@@ -1,0 +1,254 @@
+//! The writing half: sequence numbers, the window, flushing until acknowledged, BYE.
+
+use std::future::{poll_fn, Future};
+use std::sync::atomic::Ordering;
+use std::task::{ready, Context, Poll};
+
+use tokio_tungstenite::tungstenite::Bytes;
+
+use crate::connect::MakeConnection;
+use crate::error::Error;
+use crate::resume::frame::{self, Frame};
+use crate::sink::{Half, Outgoing};
+use crate::Message;
+
+use super::*;
+
+impl<M: MakeConnection> ResumingSink<M> {
+    /// Polls until the sink can take a message: connected, with room in the window (ours
+    /// and the server's).
+    ///
+    /// - `Ready(Ok(()))`: call `start_send`.
+    /// - `Ready(Err(e))`: as [`ReconnectingSink::poll_ready`]; [`Error::SessionEnded`]
+    ///   once the server ended the session.
+    /// - `Pending`: reconnecting, flushing, or waiting for acknowledgements.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt; // `feed()` and `send()` poll this
+    /// ws.feed(ws_reconnect::Message::text("tick")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.plain.load(Ordering::Relaxed) {
+            return self.inner.poll_ready(cx).map_err(map_unsupported);
+        }
+        if self.ended || lock(&self.cell).bye_at.is_some() {
+            return Poll::Ready(Err(Error::SessionEnded));
+        }
+        self.poll_ack(Half::Write, false, cx);
+        ready!(self.inner.poll_ready(cx)).map_err(map_unsupported)?;
+        loop {
+            if lock(&self.cell).room(&self.config) {
+                return Poll::Ready(Ok(()));
+            }
+            // Wait for acknowledgements: the flush reads them.
+            match self.inner.poll_flush(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(map_unsupported(e))),
+                Poll::Pending => {
+                    let mut shared = lock(&self.cell);
+                    if shared.room(&self.config) {
+                        return Poll::Ready(Ok(()));
+                    }
+                    shared.writer = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Accepts a message: gives it the next sequence number, and hands it to the sink,
+    /// which keeps it until the server acknowledges it.
+    ///
+    /// # Errors
+    /// As [`ReconnectingSink::start_send`]; the message was not taken.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use std::future::poll_fn;
+    /// poll_fn(|cx| ws.poll_ready(cx)).await?;
+    /// ws.start_send(ws_reconnect::Message::text("tick"))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        let envelope = self.envelope(message)?;
+        match envelope {
+            Envelope::Plain(message) => self.inner.start_send(message),
+            Envelope::Data { message, len, ack } => {
+                self.inner.start_send(message)?;
+                self.sent(len, ack);
+                Ok(())
+            }
+        }
+    }
+
+    /// Accepts a message as [`start_send`](Self::start_send) does, and returns its
+    /// [`Delivery`]: `Ok` once the server has acknowledged it (its application took it),
+    /// or failed with the message handed back, as the application sent it.
+    ///
+    /// # Errors
+    /// As [`start_send`](Self::start_send).
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use std::future::poll_fn;
+    /// poll_fn(|cx| ws.poll_ready(cx)).await?;
+    /// let delivery = ws.start_send_outgoing(ws_reconnect::Message::text("order 9"))?;
+    /// delivery.await.expect("the server has order 9");
+    /// # Ok(()) }
+    /// ```
+    pub fn start_send_outgoing(&mut self, message: Message) -> Result<ResumeDelivery, Error> {
+        let envelope = self.envelope(message)?;
+        let delivery = match envelope {
+            Envelope::Plain(message) => self.inner.start_send_outgoing(Outgoing::new(message))?,
+            Envelope::Data { message, len, ack } => {
+                let delivery = self.inner.start_send_outgoing(Outgoing::new(message))?;
+                self.sent(len, ack);
+                delivery
+            }
+        };
+        Ok(ResumeDelivery { inner: delivery })
+    }
+
+    /// Waits until the sink can take a message, then
+    /// [`start_send_outgoing`](Self::start_send_outgoing). It does not flush.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use ws_reconnect::Message;
+    /// let delivery = ws.feed_outgoing(Message::text("order 7")).await?;
+    /// // ... go on sending and reading; the outcome resolves when the server has it:
+    /// delivery.await.expect("the server has order 7");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`poll_ready`](Self::poll_ready) and [`start_send`](Self::start_send).
+    ///
+    /// # Cancellation safety
+    /// Dropped before it returns, the message was not taken.
+    pub async fn feed_outgoing(&mut self, message: Message) -> Result<ResumeDelivery, Error> {
+        poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.start_send_outgoing(message)
+    }
+
+    /// The message as it goes to the sink.
+    pub(super) fn envelope(&mut self, message: Message) -> Result<Envelope, Error> {
+        if self.plain.load(Ordering::Relaxed) {
+            return Ok(Envelope::Plain(message));
+        }
+        if self.ended {
+            return Err(Error::SessionEnded);
+        }
+        let (text, payload) = match message {
+            Message::Text(text) => (true, Bytes::from(text)),
+            Message::Binary(bytes) => (false, bytes),
+            Message::Close(_) | Message::Frame(_) => return Err(Error::UnsupportedMessage),
+            ping_or_pong => return Ok(Envelope::Plain(ping_or_pong)),
+        };
+        let shared = lock(&self.cell);
+        let seq = shared.ledger.next();
+        let ack = shared.inbound.owed();
+        drop(shared);
+        let frame = frame::encode_data(seq, ack, text, &payload);
+        Ok(Envelope::Data {
+            message: Message::Binary(Bytes::from(frame)),
+            len: payload.len(),
+            ack,
+        })
+    }
+
+    /// A DATA frame was taken by the sink: it is in flight.
+    pub(super) fn sent(&mut self, len: usize, ack: Option<u64>) {
+        let mut shared = lock(&self.cell);
+        shared.ledger.push((), len);
+        if let Some(ack) = ack {
+            shared.inbound.ack_sent(ack);
+            shared.owed_since = None;
+        }
+    }
+
+    /// Polls until every message sent is acknowledged by the server (see
+    /// [`ReconnectingSink::poll_flush`]).
+    ///
+    /// - `Ready(Ok(()))`: the server's application has everything sent so far.
+    /// - `Ready(Err(e))`: a reconnection failed; the messages stay.
+    /// - `Pending`: writing, reconnecting, or waiting for acknowledgements.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt;
+    /// for i in 0..100 {
+    ///     ws.feed(ws_reconnect::Message::text(format!("m{i}"))).await?;
+    /// }
+    /// ws.flush().await?; // the server's application has all 100
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if !self.plain.load(Ordering::Relaxed) {
+            self.poll_ack(Half::Write, false, cx);
+        }
+        self.inner.poll_flush(cx).map_err(map_unsupported)
+    }
+
+    /// Tells the server the session is over (BYE, after everything sent is acknowledged),
+    /// then closes as [`ReconnectingSink::poll_close`] does, all within `close_timeout` of
+    /// the first call: what is unacknowledged then is reported as
+    /// [`Error::CloseIncomplete`], and no BYE is sent (the session stays on the server
+    /// for its time to live).
+    ///
+    /// - `Ready(Ok(()))`: closed, everything delivered.
+    /// - `Ready(Err(e))`: as [`ReconnectingSink::poll_close`].
+    /// - `Pending`: delivering or closing.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
+    /// use futures::SinkExt; // `close()` polls this
+    /// ws.close().await?; // the server ends the session
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.plain.load(Ordering::Relaxed) {
+            return self.inner.poll_close(cx);
+        }
+        let timeout = self.inner.close_timeout();
+        let timer = self
+            .close_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let deadline = timer.deadline();
+        let expired = timer.as_mut().poll(cx).is_ready();
+        if !expired && !self.bye_queued && !self.ended {
+            // After the data: the server ends the session once it delivered it all.
+            if let Err(e) = ready!(self.inner.poll_flush(cx)) {
+                self.close_timer = None;
+                return Poll::Ready(Err(map_unsupported(e)));
+            }
+            if self
+                .inner
+                .start_send_control(Frame::Bye.to_message())
+                .is_ok()
+            {
+                self.bye_queued = true;
+            }
+        }
+        // One bound for all of it: what is still unacknowledged at the deadline is
+        // reported as undelivered.
+        self.inner.close_by(deadline);
+        let closed = ready!(self.inner.poll_close(cx));
+        self.close_timer = None;
+        Poll::Ready(closed)
+    }
+}
+
+/// How an accepted message goes to the sink.
+pub(super) enum Envelope {
+    /// As it is: plain mode, or a Ping or Pong.
+    Plain(Message),
+    /// A DATA frame, its payload length, and the acknowledgement it carries.
+    Data {
+        message: Message,
+        len: usize,
+        ack: Option<u64>,
+    },
+}

@@ -1,0 +1,192 @@
+//! Bytes to frames: every input gives a frame or a typed error, never a panic.
+
+use super::*;
+use crate::resume::gap::GapReason;
+
+/// The sequence number of a DATA frame, read without decoding the rest: `None` for
+/// anything else. Cheap enough to run on every outbound message.
+pub(crate) fn data_seq(bytes: &[u8]) -> Option<u64> {
+    let (&first, rest) = bytes.split_first()?;
+    if first & 0x0f != DATA {
+        return None;
+    }
+    let mut reader = Reader { buf: rest, pos: 0 };
+    reader.varint("sequence number").ok()
+}
+
+/// Decodes one frame.
+pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
+    let (&first, _) = bytes.split_first().ok_or(ResumeViolation::Empty)?;
+    let kind = first & 0x0f;
+    let flags = first & 0xf0;
+    let allowed = match kind {
+        DATA => DATA_TEXT | DATA_ACK,
+        HELLO => HELLO_SESSION,
+        WELCOME => WELCOME_RESUMED,
+        GAP => GAP_END,
+        ACK | REPLAY | BYE => 0,
+        _ => return Err(ResumeViolation::UnknownKind(kind)),
+    };
+    if flags & !allowed != 0 {
+        return Err(ResumeViolation::ReservedFlags { kind, flags });
+    }
+    let mut r = Reader {
+        buf: &bytes[1..],
+        pos: 0,
+    };
+    let frame = match kind {
+        DATA => return data(bytes, flags, &mut r),
+        ACK => Frame::Ack(r.varint("acknowledgement")?),
+        HELLO => hello(flags, &mut r)?,
+        WELCOME => welcome(flags, &mut r)?,
+        GAP => gap(flags, &mut r)?,
+        REPLAY => Frame::Replay(r.position("replay start")?),
+        _ => Frame::Bye,
+    };
+    if r.pos != r.buf.len() {
+        return Err(ResumeViolation::TrailingBytes { kind });
+    }
+    Ok(frame)
+}
+
+/// DATA: the payload is the rest of the message, shared with it (no copy).
+fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeViolation> {
+    let seq = r.position("sequence number")?;
+    let ack = if flags & DATA_ACK != 0 {
+        Some(r.varint("acknowledgement")?)
+    } else {
+        None
+    };
+    let text = flags & DATA_TEXT != 0;
+    let payload = bytes.slice(1 + r.pos..);
+    if text && std::str::from_utf8(&payload).is_err() {
+        return Err(ResumeViolation::InvalidUtf8);
+    }
+    Ok(Frame::Data(Data {
+        seq,
+        ack,
+        text,
+        payload,
+    }))
+}
+
+fn hello(flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeViolation> {
+    r.version()?;
+    let session = if flags & HELLO_SESSION != 0 {
+        let id = r.session()?;
+        Some((id, r.epoch()?))
+    } else {
+        None
+    };
+    Ok(Frame::Hello(Hello {
+        session,
+        recv_next: r.position("recv_next")?,
+        send_first: r.position("send_first")?,
+        window: r.window()?,
+    }))
+}
+
+fn welcome(flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeViolation> {
+    r.version()?;
+    let session = r.session()?;
+    let epoch = r.epoch()?;
+    Ok(Frame::Welcome(Welcome {
+        session,
+        epoch,
+        resumed: flags & WELCOME_RESUMED != 0,
+        recv_next: r.position("recv_next")?,
+        window: r.window()?,
+    }))
+}
+
+fn gap(flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeViolation> {
+    let from = r.position("gap start")?;
+    let to = if flags & GAP_END != 0 {
+        let to = r.varint("gap end")?;
+        if to < from {
+            return Err(ResumeViolation::GapBackwards { from, to });
+        }
+        Some(to)
+    } else {
+        None
+    };
+    let code = r.byte("gap reason")?;
+    let reason = GapReason::from_code(code).ok_or(ResumeViolation::UnknownGapReason(code))?;
+    Ok(Frame::Gap(Gap { from, to, reason }))
+}
+
+/// A cursor over a frame's fields.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self, field: &'static str) -> Result<u8, ResumeViolation> {
+        let byte = *self
+            .buf
+            .get(self.pos)
+            .ok_or(ResumeViolation::Truncated { field })?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ResumeViolation> {
+        let end = self.pos + N;
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(ResumeViolation::Truncated { field })?;
+        self.pos = end;
+        let mut out = [0; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    fn varint(&mut self, field: &'static str) -> Result<u64, ResumeViolation> {
+        let mut value = 0u64;
+        for i in 0..MAX_VARINT {
+            let byte = self.byte(field)?;
+            let low = u64::from(byte & 0x7f);
+            // The tenth byte holds the 64th bit only.
+            if i == MAX_VARINT - 1 && low > 1 {
+                return Err(ResumeViolation::VarintOverflow { field });
+            }
+            value |= low << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ResumeViolation::VarintOverflow { field })
+    }
+
+    /// A position: a varint of at least 1.
+    fn position(&mut self, field: &'static str) -> Result<u64, ResumeViolation> {
+        match self.varint(field)? {
+            0 => Err(ResumeViolation::ZeroPosition { field }),
+            value => Ok(value),
+        }
+    }
+
+    fn version(&mut self) -> Result<(), ResumeViolation> {
+        match self.byte("version")? {
+            VERSION => Ok(()),
+            other => Err(ResumeViolation::UnsupportedVersion(other)),
+        }
+    }
+
+    fn session(&mut self) -> Result<SessionId, ResumeViolation> {
+        Ok(SessionId(self.array::<16>("session id")?))
+    }
+
+    fn epoch(&mut self) -> Result<u64, ResumeViolation> {
+        Ok(u64::from_be_bytes(self.array::<8>("epoch")?))
+    }
+
+    fn window(&mut self) -> Result<Window, ResumeViolation> {
+        Ok(Window {
+            frames: self.varint("window frames")?,
+            bytes: self.varint("window bytes")?,
+        })
+    }
+}

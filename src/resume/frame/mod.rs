@@ -1,0 +1,224 @@
+//! The resume protocol's frames: encoding and decoding, with a typed error for every way
+//! a frame can be malformed. Pure: no I/O, no state.
+//!
+//! Every frame is one binary WebSocket message. Its first byte holds the kind (low four
+//! bits) and the kind's flags (high four bits); integers are unsigned LEB128 varints
+//! (at most 10 bytes), except the session id (16 bytes) and the epoch (8 bytes, big
+//! endian). See `docs/resume-protocol.md` for the meaning of each field.
+//!
+//! ```text
+//! DATA    1 | TEXT 0x10, ACK 0x20 | seq | [ack] | payload (the rest)
+//! ACK     2 |                     | ack
+//! HELLO   3 | SESSION 0x10        | version:u8 | [session:16 epoch:8] | recv_next | send_first | window_frames | window_bytes
+//! WELCOME 4 | RESUMED 0x10        | version:u8 | session:16 | epoch:8 | recv_next | window_frames | window_bytes
+//! GAP     5 | END 0x10            | from | [to] | reason:u8
+//! REPLAY  6 |                     | from
+//! BYE     7 |                     |
+//! ```
+
+mod decode;
+mod encode;
+#[cfg(test)]
+mod tests;
+mod violation;
+
+use std::fmt;
+
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+
+pub(crate) use self::decode::{data_seq, decode};
+pub(crate) use self::encode::encode_data;
+pub use self::violation::ResumeViolation;
+use super::gap::Gap;
+use crate::Message;
+
+/// The subprotocol a client offers in `Sec-WebSocket-Protocol`, and a server that speaks
+/// resume mode answers with.
+///
+/// ```
+/// assert_eq!(ws_reconnect::PROTOCOL, "ws-reconnect.v1");
+/// ```
+pub const PROTOCOL: &str = "ws-reconnect.v1";
+
+/// The protocol version carried by HELLO and WELCOME.
+pub(crate) const VERSION: u8 = 1;
+
+const DATA: u8 = 1;
+const ACK: u8 = 2;
+const HELLO: u8 = 3;
+const WELCOME: u8 = 4;
+const GAP: u8 = 5;
+const REPLAY: u8 = 6;
+const BYE: u8 = 7;
+
+const DATA_TEXT: u8 = 0x10;
+const DATA_ACK: u8 = 0x20;
+const HELLO_SESSION: u8 = 0x10;
+const WELCOME_RESUMED: u8 = 0x10;
+const GAP_END: u8 = 0x10;
+
+/// The longest varint: ten bytes hold 64 bits.
+const MAX_VARINT: usize = 10;
+
+/// A session, as the server names it: 16 random bytes, printed in hex.
+///
+/// ```
+/// let id = ws_reconnect::SessionId::from_bytes([0xab; 16]);
+/// assert_eq!(id.to_string(), "abababababababababababababababab");
+/// assert_eq!(id.as_bytes(), &[0xab; 16]);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; 16]);
+
+impl SessionId {
+    /// A session id from its 16 bytes.
+    ///
+    /// ```
+    /// let id = ws_reconnect::SessionId::from_bytes([1; 16]);
+    /// assert_eq!(id.as_bytes(), &[1; 16]);
+    /// ```
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        SessionId(bytes)
+    }
+
+    /// The 16 bytes.
+    ///
+    /// ```
+    /// let id = ws_reconnect::SessionId::from_bytes([2; 16]);
+    /// assert_eq!(id.as_bytes()[0], 2);
+    /// ```
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// A fresh random id.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn random() -> Self {
+        SessionId(rand::random())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+/// How much a receiver takes unacknowledged: the sender never has more DATA frames (or
+/// payload bytes) in flight than this. One frame is always allowed when none is in
+/// flight, however large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) frames: u64,
+    pub(crate) bytes: u64,
+}
+
+impl Window {
+    /// What a sender assumes before the peer has said: small enough for any receiver.
+    pub(crate) const DEFAULT: Window = Window {
+        frames: 256,
+        bytes: 1 << 20,
+    };
+}
+
+/// The client's opening frame on every connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hello {
+    /// The session to resume and the epoch it belongs to; `None` on the first connection.
+    pub(crate) session: Option<(SessionId, u64)>,
+    /// The next sequence number the client expects from the server.
+    pub(crate) recv_next: u64,
+    /// The lowest sequence number the client still holds (will send again).
+    pub(crate) send_first: u64,
+    /// The client's receive window.
+    pub(crate) window: Window,
+}
+
+/// The server's answer to HELLO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Welcome {
+    pub(crate) session: SessionId,
+    pub(crate) epoch: u64,
+    /// The session the client presented goes on.
+    pub(crate) resumed: bool,
+    /// The next sequence number the server expects from the client.
+    pub(crate) recv_next: u64,
+    /// The server's receive window.
+    pub(crate) window: Window,
+}
+
+/// An application message with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Data {
+    pub(crate) seq: u64,
+    /// A cumulative acknowledgement carried along.
+    pub(crate) ack: Option<u64>,
+    /// The message was a Text message (its payload is valid UTF-8).
+    pub(crate) text: bool,
+    pub(crate) payload: Bytes,
+}
+
+impl Data {
+    /// The application message.
+    pub(crate) fn into_message(self) -> Message {
+        if self.text {
+            // Checked by `decode`.
+            match Utf8Bytes::try_from(self.payload) {
+                Ok(text) => Message::Text(text),
+                Err(_) => Message::Binary(Bytes::new()),
+            }
+        } else {
+            Message::Binary(self.payload)
+        }
+    }
+}
+
+/// One frame of the resume protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    Data(Data),
+    Ack(u64),
+    Hello(Hello),
+    Welcome(Welcome),
+    Gap(Gap),
+    Replay(u64),
+    Bye,
+}
+
+impl Frame {
+    /// The frame's kind, for logs and errors.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Frame::Data(_) => "DATA",
+            Frame::Ack(_) => "ACK",
+            Frame::Hello(_) => "HELLO",
+            Frame::Welcome(_) => "WELCOME",
+            Frame::Gap(_) => "GAP",
+            Frame::Replay(_) => "REPLAY",
+            Frame::Bye => "BYE",
+        }
+    }
+
+    /// The frame as a binary WebSocket message.
+    pub(crate) fn to_message(&self) -> Message {
+        Message::Binary(Bytes::from(self.encode()))
+    }
+
+    /// Reads a frame from a WebSocket message: any binary message, any bytes, gives a frame
+    /// or a typed error, never a panic.
+    pub(crate) fn from_message(message: &Message) -> Result<Frame, ResumeViolation> {
+        match message {
+            Message::Binary(bytes) => decode(bytes),
+            _ => Err(ResumeViolation::NotBinary),
+        }
+    }
+}

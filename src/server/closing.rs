@@ -1,0 +1,60 @@
+//! Closing a connection on purpose: a protocol violation (1002), a refusal (1013).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_sink::Sink;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+use super::error::AttachError;
+use super::store::Shared;
+use crate::resume::frame::ResumeViolation;
+use crate::Message;
+
+/// Closes with 1002 and reports the violation.
+pub(super) async fn violation<T>(
+    shared: &Shared,
+    mut transport: T,
+    v: ResumeViolation,
+) -> Result<(), AttachError>
+where
+    T: Sink<Message> + Unpin,
+{
+    shared
+        .counters
+        .violations
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(violation = %v, "a client broke the resume protocol; closing with 1002");
+    close(
+        &mut transport,
+        CloseCode::Protocol,
+        "resume protocol violation",
+    )
+    .await;
+    Err(AttachError::Violation(v))
+}
+
+/// Sends a Close frame and flushes, bounded: a connection that takes nothing is dropped.
+pub(super) async fn close<T>(transport: &mut T, code: CloseCode, reason: &'static str)
+where
+    T: Sink<Message> + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let send = async {
+        poll_fn(|cx| Pin::new(&mut *transport).poll_ready(cx))
+            .await
+            .ok()?;
+        Pin::new(&mut *transport)
+            .start_send(Message::Close(Some(frame)))
+            .ok()?;
+        poll_fn(|cx| Pin::new(&mut *transport).poll_flush(cx))
+            .await
+            .ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), send).await;
+}

@@ -1,0 +1,98 @@
+//! The bounds either way hold against a caller that skips `poll_ready`, and `close()`
+//! returns within its bound.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::time::timeout;
+use ws_reconnect::server::{Server, ServerConfig, Session, SessionError};
+use ws_reconnect::{Error, Message, ResumeConfig, ResumingSink};
+
+use crate::harness::{client, next_item, quick};
+use crate::support::BOUND;
+
+/// A server with `config`, a client of it, and the client's session on the server.
+async fn pair(config: ServerConfig, resume: ResumeConfig) -> (Server, ResumingSink, Session) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (server, mut sessions) = Server::new(config);
+    tokio::spawn(server.clone().serve(listener));
+    let ws = client(&url, resume).await;
+    let session = timeout(BOUND, sessions.next())
+        .await
+        .expect("no session")
+        .expect("sessions ended");
+    (server, ws, session)
+}
+
+#[tokio::test]
+async fn start_send_without_room_is_refused_on_the_server() {
+    let config = ServerConfig::default().max_unacked_frames(4);
+    let (_server, _ws, mut session) = pair(config, ResumeConfig::default()).await;
+    // The client's application never reads: nothing is acknowledged.
+    for i in 0..4 {
+        session.start_send(Message::text(format!("m{i}"))).unwrap();
+    }
+    for i in 4..100 {
+        match session.start_send(Message::text(format!("m{i}"))) {
+            Err(SessionError::NotReady) => break,
+            Ok(()) if i < 99 => {}
+            other => panic!("start_send past the buffer's bound: {other:?}"),
+        }
+    }
+    assert_eq!(
+        session.unacknowledged().0,
+        4,
+        "the replay buffer stays bounded"
+    );
+}
+
+#[tokio::test]
+async fn close_returns_within_close_timeout_while_the_server_holds_back_acknowledgements() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (server, mut sessions) = Server::new(ServerConfig::default());
+    tokio::spawn(server.serve(listener));
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .close_timeout(Duration::from_millis(200))
+            .resume(ResumeConfig::default())
+            .connect(&url),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    // The server's application holds its session and never reads: nothing is
+    // acknowledged, so the flush before BYE cannot complete.
+    let _session = timeout(BOUND, sessions.next()).await.expect("no session");
+    for i in 0..3 {
+        ws.feed(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    match timeout(BOUND, ws.close()).await.expect("close() hung") {
+        Err(Error::CloseIncomplete { undelivered, .. }) => assert_eq!(undelivered, 3),
+        other => panic!("close() with messages unacknowledged: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ack_delay_sends_the_acknowledgement_without_another_read() {
+    let resume = ResumeConfig::default().ack_delay(Duration::from_millis(20));
+    let (_server, mut ws, mut session) = pair(ServerConfig::default(), resume).await;
+    // c1 is never taken by the server's application: the client's flush keeps waiting,
+    // and no acknowledgement can ride on a later DATA frame.
+    ws.feed(Message::text("c1")).await.unwrap();
+    session.send(Message::text("s1")).await.unwrap();
+    assert_eq!(
+        next_item(&mut ws).await.unwrap().unwrap(),
+        Message::text("s1")
+    );
+    // The client's application does not read again: only ack_delay acknowledges s1.
+    tokio::select! {
+        acked = timeout(BOUND, session.acknowledged()) => {
+            acked.expect("s1 not acknowledged after ack_delay").unwrap();
+        }
+        _ = ws.flush() => panic!("the flush completed, yet c1 was never taken"),
+    }
+}

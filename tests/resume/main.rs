@@ -1,0 +1,21 @@
+//! Resume mode end to end: this crate's client and server, through the fault proxy.
+//!
+//! | file | what |
+//! |---|---|
+//! | `acks.rs` | when the server acknowledges a waiting application |
+//! | `basics.rs` | a round trip, negotiation, broken frames either way |
+//! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |
+//! | `streams.rs` | numbered streams both ways through resets, on a fast and a slow path |
+//! | `gaps.rs` | a session that expired, a buffer that overflowed: one gap each, then on |
+//! | `restart.rs` | a server process killed and started again: one gap, then on |
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod acks;
+mod basics;
+mod bounds;
+mod gaps;
+mod harness;
+mod restart;
+mod streams;
