@@ -18,8 +18,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
 use super::error::SessionError;
-use super::store::Shared;
-use super::Overflow;
+use super::{Overflow, ServerConfig};
 use crate::resume::buffer::ReplayBuffer;
 use crate::resume::frame::{encode_data, ResumeViolation, SessionId, Window};
 use crate::resume::inbound::Inbound;
@@ -254,11 +253,18 @@ impl fmt::Debug for Cell {
 /// ```
 pub struct Session {
     cell: Arc<Cell>,
-    shared: Arc<Shared>,
+    shared: Arc<dyn Host>,
+}
+
+/// What a session needs of its server: the settings, and a word when its replay buffer
+/// grows or shrinks (the server keeps a budget over every session).
+pub(super) trait Host: fmt::Debug + Send + Sync {
+    fn config(&self) -> &ServerConfig;
+    fn buffer_changed(&self, added: usize, freed: usize);
 }
 
 impl Session {
-    pub(super) fn new(cell: Arc<Cell>, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(cell: Arc<Cell>, shared: Arc<dyn Host>) -> Self {
         Session { cell, shared }
     }
 
@@ -327,7 +333,7 @@ impl Session {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, SessionError>>> {
         let mut state = self.cell.lock();
-        let every = self.shared.config.ack_every();
+        let every = self.shared.config().ack_every();
         if let Some(item) = state.queue.pop_front() {
             if state.read_blocked {
                 state.read_blocked = false;
@@ -382,8 +388,8 @@ impl Session {
         if let Some(error) = sending_error(state.ending) {
             return Poll::Ready(Err(error));
         }
-        let limits = self.shared.config.out_limits();
-        let drops = !state.is_attached() && self.shared.config.overflow == Overflow::DropOldest;
+        let limits = self.shared.config().out_limits();
+        let drops = !state.is_attached() && self.shared.config().overflow == Overflow::DropOldest;
         if drops || state.out.fits(1, limits) {
             return Poll::Ready(Ok(()));
         }
@@ -417,9 +423,9 @@ impl Session {
         if let Some(error) = sending_error(state.ending) {
             return Err(error);
         }
-        let limits = self.shared.config.out_limits();
+        let limits = self.shared.config().out_limits();
         let mut freed = 0;
-        let drops = !state.is_attached() && self.shared.config.overflow == Overflow::DropOldest;
+        let drops = !state.is_attached() && self.shared.config().overflow == Overflow::DropOldest;
         if !drops && !state.out.fits(1, limits) {
             // poll_ready waits before this point; a caller that skipped it is refused
             // rather than let the replay buffer grow without bound.
@@ -443,7 +449,7 @@ impl Session {
         state.out.push(frame, len);
         state.wake_conn();
         drop(state);
-        self.shared.held_changed(len, freed);
+        self.shared.buffer_changed(len, freed);
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::session::{Cell, Ending, Item, Link, Session, State};
+use super::session::{Cell, Ending, Host, Item, Link, Session, State};
 use super::ServerConfig;
 use crate::resume::frame::{Hello, ResumeViolation, SessionId, Welcome};
 use crate::resume::{Gap, GapReason};
@@ -200,7 +200,7 @@ impl Shared {
         state.pending_gap = lost;
         let id = SessionId::random();
         let cell = Arc::new(Cell::new(id, state));
-        let session = Session::new(Arc::clone(&cell), Arc::clone(self));
+        let session = Session::new(Arc::clone(&cell), Arc::clone(self) as Arc<dyn Host>);
         if let Err(e) = self.new_sessions.try_send(session) {
             // Dropping the handle inside the error marks the cell ended; it was never
             // in the table.
@@ -324,5 +324,15 @@ impl Shared {
             self.counters.evicted.fetch_add(1, Ordering::Relaxed);
             self.remove(&cell, Some(Ending::Expired));
         }
+    }
+}
+
+impl Host for Shared {
+    fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    fn buffer_changed(&self, added: usize, freed: usize) {
+        self.held_changed(added, freed);
     }
 }
