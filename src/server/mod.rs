@@ -157,10 +157,10 @@ pub enum Overflow {
 /// | setting | default | what it does |
 /// |---|---|---|
 /// | `session_ttl` | 30 s | how long a session waits for its client after the connection is lost |
-/// | `max_unacked_frames` | 4096 | messages held for the client until it acknowledges them, per session |
+/// | `max_unacked_frames` | 16,384 | messages held for the client until it acknowledges them, per session |
 /// | `max_unacked_bytes` | 1 MiB | the same in payload bytes |
 /// | `overflow` | [`Overflow::DropOldest`] | a full buffer while the client is away |
-/// | `recv_window_frames` | 1024 | the client's messages in flight at once (advertised to it) |
+/// | `recv_window_frames` | 16,384 | the client's messages in flight at once (advertised to it) |
 /// | `recv_window_bytes` | 4 MiB | the same in payload bytes |
 /// | `global_budget_bytes` | `None` | cap over every session's buffer; past it, detached sessions are evicted |
 /// | `idle_timeout` | 60 s | a connection with nothing from the client this long is taken for dead |
@@ -199,10 +199,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             session_ttl: Duration::from_secs(30),
-            max_unacked_frames: 4096,
+            max_unacked_frames: 16_384,
             max_unacked_bytes: 1 << 20,
             overflow: Overflow::DropOldest,
-            recv_window_frames: 1024,
+            recv_window_frames: 16_384,
             recv_window_bytes: 4 << 20,
             global_budget_bytes: None,
             idle_timeout: Duration::from_secs(60),
@@ -244,7 +244,7 @@ impl ServerConfig {
     }
 
     /// Messages held per session until the client acknowledges them (at least 1;
-    /// default 4096).
+    /// default 16,384).
     ///
     /// ```
     /// use ws_reconnect::server::ServerConfig;
@@ -285,7 +285,7 @@ impl ServerConfig {
     }
 
     /// How many of the client's messages may be in flight at once (at least 1; default
-    /// 1024): advertised to the client, and the bound on what waits for the application.
+    /// 16,384): advertised to the client, and the bound on what waits for the application.
     ///
     /// ```
     /// use ws_reconnect::server::ServerConfig;

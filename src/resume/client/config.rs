@@ -10,9 +10,9 @@ use crate::resume::inbound::AckEvery;
 /// | setting | default | what it does |
 /// |---|---|---|
 /// | `required` | `true` | a server that does not speak resume mode is an error ([`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported)); `false`: plain mode |
-/// | `max_unacked_frames` | 1024 | messages in flight until the server acknowledges them (also bounded by the server's window) |
+/// | `max_unacked_frames` | 16,384 | messages in flight until the server acknowledges them (also bounded by the server's window) |
 /// | `max_unacked_bytes` | 1 MiB | the same in payload bytes |
-/// | `recv_window_frames` | 1024 | the server's messages in flight at once (advertised to it) |
+/// | `recv_window_frames` | 16,384 | the server's messages in flight at once (advertised to it) |
 /// | `recv_window_bytes` | 4 MiB | the same in payload bytes |
 /// | `ack_delay` | 20 ms | longest wait before acknowledging what the application took |
 /// | `ack_timeout` | 30 s | no acknowledgement progress this long: the connection is replaced |
@@ -56,9 +56,9 @@ impl ResumeConfig {
     pub const fn new() -> Self {
         ResumeConfig {
             required: true,
-            max_unacked_frames: 1024,
+            max_unacked_frames: 16_384,
             max_unacked_bytes: 1 << 20,
-            recv_window_frames: 1024,
+            recv_window_frames: 16_384,
             recv_window_bytes: 4 << 20,
             ack_delay: Duration::from_millis(20),
             ack_timeout: Duration::from_secs(30),
@@ -94,7 +94,7 @@ impl ResumeConfig {
     }
 
     /// Messages sent and not yet acknowledged by the server, at most (at least 1;
-    /// default 1024); the server's advertised window may lower it. `poll_ready` waits
+    /// default 16,384); the server's advertised window may lower it. `poll_ready` waits
     /// beyond it.
     ///
     /// ```
@@ -123,7 +123,7 @@ impl ResumeConfig {
     }
 
     /// How many of the server's messages may be in flight at once (at least 1; default
-    /// 1024): advertised in HELLO, and what the sink's inbox holds.
+    /// 16,384): advertised in HELLO, and what the sink's inbox holds.
     ///
     /// ```
     /// use ws_reconnect::ResumeConfig;
