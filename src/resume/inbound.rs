@@ -76,7 +76,9 @@ impl Inbound {
 
     /// A DATA frame read from the wire.
     pub(crate) fn on_data(&mut self, seq: u64) -> Arrival {
-        if seq < self.received {
+        // The last sequence number is never taken: the next position would not fit. Only
+        // a peer that sent a GAP up to it can get here.
+        if seq < self.received || seq == u64::MAX {
             Arrival::Duplicate
         } else if seq == self.received {
             self.received += 1;
@@ -114,7 +116,7 @@ impl Inbound {
     /// The application takes frame `seq` of `bytes` payload bytes. `false` (and nothing
     /// changes) unless it is the next one.
     pub(crate) fn deliver(&mut self, seq: u64, bytes: usize) -> bool {
-        if seq != self.delivered {
+        if seq != self.delivered || seq == u64::MAX {
             return false;
         }
         self.delivered += 1;
@@ -374,5 +376,21 @@ mod tests {
             prop_assert_eq!(delivered, expected);
             prop_assert_eq!(told, lost, "each lost frame is told once, in order");
         }
+    }
+
+    #[test]
+    fn a_gap_to_the_last_sequence_number_then_data_there_neither_panics_nor_wraps() {
+        let mut inbound = Inbound::new(1);
+        let gap = inbound
+            .on_gap(Gap::new(1, Some(u64::MAX), GapReason::Abandoned))
+            .unwrap();
+        assert_eq!(inbound.received(), u64::MAX);
+        assert!(matches!(inbound.on_data(u64::MAX), Arrival::Duplicate));
+        inbound.pass(&gap);
+        assert!(
+            !inbound.deliver(u64::MAX, 1),
+            "the last number is never delivered"
+        );
+        assert_eq!(inbound.received(), u64::MAX);
     }
 }
