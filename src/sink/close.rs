@@ -121,7 +121,10 @@ impl<M: MakeConnection> Core<M> {
                         }
                     }
                     Received::Acknowledged { progress: true } => self.signals.wake_other(),
-                    Received::Closed(_) => *answered = true,
+                    // Our Close carries no code, and a peer answering it sends it back
+                    // as it came; a Close with a code is the peer's own, crossing ours
+                    // (a deploy's 1001), which says nothing of what it read.
+                    Received::Closed(frame) => *answered = frame.is_none(),
                     _ => {}
                 }
                 continue;

@@ -152,8 +152,12 @@ impl<M: MakeConnection> Core<M> {
         self.record.close_deadline = None;
         match &self.state {
             State::Idle | State::Failed { .. } => {}
-            State::Closing { .. } => {
+            State::Closing { answered, .. } => {
                 tracing::debug!("dial() abandons an unfinished close");
+                if *answered {
+                    // The peer answered our Close: what was flushed is delivered.
+                    self.books.outbox.confirm_all();
+                }
                 self.connection_ended(None, false, false);
             }
             _ => return,

@@ -89,7 +89,7 @@ pub(super) enum State<M: MakeConnection> {
         conn: Pin<Box<M::Connection>>,
         /// Our Close frame is flushed; waiting for the peer's.
         sent: bool,
-        /// The peer's Close frame came: it read everything before ours.
+        /// The peer answered our Close: it read everything before it.
         answered: bool,
         /// The connection's fence Ping, if one is out: its Pong still confirms.
         fence: Option<Fence>,

@@ -115,3 +115,41 @@ proptest! {
         run_bounded(ops, Mode::Pong, take, 4)?;
     }
 }
+
+/// The server sends a Close of its own (1001, a deploy) while ours is on its way, without
+/// having read what we flushed: that Close is not an answer to ours, so the message is
+/// not confirmed by it.
+#[test]
+fn a_server_close_crossing_ours_does_not_confirm_what_it_never_read() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let mut run = Run::new(Mode::Pong, crate::run::BOUND);
+    run.step(Op::Dial).unwrap();
+    let mut delivery = {
+        let fut = run.ws.feed_outgoing(Outgoing::new(Message::text("m1")));
+        futures::pin_mut!(fut);
+        drive(&mut run.task, POLLS, |cx| fut.as_mut().poll(cx))
+            .unwrap()
+            .unwrap()
+    };
+    let mut sink = std::pin::Pin::new(&mut run.ws);
+    let first = drive(&mut run.task, 1, |cx| sink.as_mut().poll_close(cx));
+    assert!(first.is_none(), "waits for the peer's Close");
+    assert!(run.make.world().close_written());
+    // The server closes on its own, reading nothing of what we sent.
+    run.make.world().server_close(1001, 0, false);
+    let closed = drive(&mut run.task, POLLS, |cx| sink.as_mut().poll_close(cx)).unwrap();
+    let read = run.make.world().conns[0].read.clone();
+    let outcome = drive(&mut run.task, 1, |cx| {
+        std::pin::Pin::new(&mut delivery).poll(cx)
+    });
+    assert!(read.is_empty(), "the peer read nothing: {read:?}");
+    assert!(
+        closed.is_err() || outcome.as_ref().is_some_and(|o| o.is_err()),
+        "close() {closed:?} and the outcome {outcome:?} for a message the peer never read"
+    );
+}
