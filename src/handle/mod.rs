@@ -225,8 +225,10 @@ impl Ended {
 /// ([`Handle::deliver`]) are handed back through their [`Delivery`] instead.
 ///
 /// # Backpressure
-/// Sends wait while [`Handle::QUEUE`] commands are queued for the task, and the task takes one
-/// only when the sink can take it (the outbox bound). The incoming stream holds up to
+/// Sends wait while [`Handle::QUEUE`] commands are queued for the task. The task takes them
+/// in batches of up to [`Handle::QUEUE`] and hands each to the sink when the sink can take
+/// it (the outbox bound), so at most twice [`Handle::QUEUE`] messages wait outside the
+/// sink. The incoming stream holds up to
 /// [`Handle::QUEUE`] messages; while it is full the task stops reading the connection, as the sink
 /// does when its reader does not read, and goes on writing.
 ///
@@ -242,7 +244,8 @@ pub struct Handle {
 
 impl Handle {
     /// Commands queued for the task, and messages queued for the [`Incoming`] stream, at
-    /// most: sends wait while this many commands wait for the task.
+    /// most: sends wait while this many commands wait in the queue (the task may hold as
+    /// many more, taken in one batch and not yet in the sink).
     ///
     /// ```
     /// assert_eq!(ws_reconnect::Handle::QUEUE, 256);

@@ -231,7 +231,8 @@ async fn a_send_cancelled_while_waiting_for_room_is_never_sent() {
     let script = Script::gated(gate.clone());
     let ws = mock::sink(&script, quick().close_timeout(CLOSE));
     let (handle, _incoming) = ws.spawn();
-    // The dial waits: one command staged, QUEUE in the channel, then sends wait.
+    // The dial waits: up to QUEUE commands taken by the task, QUEUE in the channel, then
+    // sends wait.
     let mut i = 0;
     loop {
         let sent = timeout(
