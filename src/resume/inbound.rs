@@ -165,7 +165,14 @@ pub(crate) struct PendingGaps {
 }
 
 impl PendingGaps {
+    /// Queues `gap`. An open-ended gap at the same place as the last one queued adds
+    /// nothing (the reader is told once), so a peer that repeats it cannot grow the list.
     pub(crate) fn push(&mut self, gap: Gap) {
+        if let Some(last) = self.gaps.back() {
+            if gap.to.is_none() && last.to.is_none() && last.from == gap.from {
+                return;
+            }
+        }
         self.gaps.push_back(gap);
     }
 
@@ -392,5 +399,15 @@ mod tests {
             "the last number is never delivered"
         );
         assert_eq!(inbound.received(), u64::MAX);
+    }
+
+    #[test]
+    fn a_repeated_open_ended_gap_is_queued_once() {
+        let mut gaps = PendingGaps::default();
+        for _ in 0..1_000 {
+            gaps.push(Gap::new(5, None, GapReason::Abandoned));
+        }
+        assert!(gaps.take_at(5).is_some());
+        assert!(gaps.take_at(5).is_none(), "told once");
     }
 }
