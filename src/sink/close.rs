@@ -143,8 +143,8 @@ impl<M: MakeConnection> Core<M> {
                 self.books.outbox.confirm_all();
                 self.connection_ended(None, false, true);
             }
-            // The peer hung up or stayed silent: only what was confirmed before counts;
-            // the rest is undelivered, handed back as the close's failure.
+            // The peer hung up, stayed silent or sent a Close of its own: only what was
+            // confirmed before counts; the rest is undelivered, the close's failure.
             State::Closing { .. } | State::Connected(_) => {
                 let confirmed_before = self.books.confirmation.ended(None);
                 self.connection_ended(confirmed_before, false, true);
