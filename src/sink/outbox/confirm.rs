@@ -3,7 +3,7 @@
 
 use tokio::time::Instant;
 
-use super::{Outbox, UndeliveredReason};
+use super::{Entry, Outbox, UndeliveredReason};
 
 /// One flush of untracked messages that waits for its confirmation.
 #[derive(Debug, Clone, Copy)]
@@ -133,39 +133,28 @@ impl Outbox {
             return 0;
         };
         self.unconfirmed -= batch.untracked;
-        let mut removed = 0;
-        if self.tracked == 0 {
-            for _ in 0..batch.untracked {
-                if let Some(mut entry) = self.queue.pop_front() {
-                    removed += 1;
-                    self.arena.release(&entry.kept);
-                    Self::delivered(
-                        &mut self.ledger,
-                        &mut self.tickets,
-                        &mut self.volatile,
-                        &mut entry,
-                    );
-                }
-            }
-        } else {
-            let mut index = 0;
-            let flushed = self.flushed;
-            let (ledger, tickets, volatile, arena) = (
-                &mut self.ledger,
-                &mut self.tickets,
-                &mut self.volatile,
-                &mut self.arena,
-            );
-            self.queue.retain_mut(|e| {
-                let confirm = removed < batch.untracked && index < flushed && e.id.is_none();
-                index += 1;
-                if confirm {
-                    removed += 1;
-                    arena.release(&e.kept);
-                    Self::delivered(ledger, tickets, volatile, e);
-                }
-                !confirm
+        if self.tracked > 0 {
+            // The batch's untracked entries are the first untracked ones of the prefix.
+            let (untracked, mut picked) = (batch.untracked, 0);
+            return self.deliver_flushed_where(|e| {
+                let pick = e.id.is_none() && picked < untracked;
+                picked += usize::from(pick);
+                pick
             });
+        }
+        // Nothing tracked: the batch is the front of the queue.
+        let mut removed = 0;
+        for _ in 0..batch.untracked {
+            if let Some(mut entry) = self.queue.pop_front() {
+                removed += 1;
+                self.arena.release(&entry.kept);
+                Self::delivered(
+                    &mut self.ledger,
+                    &mut self.tickets,
+                    &mut self.volatile,
+                    &mut entry,
+                );
+            }
         }
         self.written -= removed;
         self.flushed -= removed;
@@ -217,7 +206,13 @@ impl Outbox {
     /// delivered: a peer that reads one message and closes before answering the Ping
     /// behind it would otherwise get it again and again. Returns how many.
     fn presume_resent(&mut self) -> usize {
-        let (mut index, mut presumed) = (0, 0);
+        self.deliver_flushed_where(|e| e.id.is_none() && e.resent)
+    }
+
+    /// Removes the flushed entries `pick` chooses (in order), as delivered: their copies
+    /// released, their outcomes resolved. Returns how many.
+    fn deliver_flushed_where(&mut self, mut pick: impl FnMut(&Entry) -> bool) -> usize {
+        let (mut index, mut delivered) = (0, 0);
         let flushed = self.flushed;
         let (ledger, tickets, volatile, arena) = (
             &mut self.ledger,
@@ -226,17 +221,17 @@ impl Outbox {
             &mut self.arena,
         );
         self.queue.retain_mut(|e| {
-            let presume = index < flushed && e.id.is_none() && e.resent;
+            let chosen = index < flushed && pick(e);
             index += 1;
-            if presume {
-                presumed += 1;
+            if chosen {
+                delivered += 1;
                 arena.release(&e.kept);
                 Self::delivered(ledger, tickets, volatile, e);
             }
-            !presume
+            !chosen
         });
-        self.flushed -= presumed;
-        self.written -= presumed;
-        presumed
+        self.flushed -= delivered;
+        self.written -= delivered;
+        delivered
     }
 }
