@@ -19,13 +19,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 use ws_reconnect::ReconnectingSink;
 
 mod common;
 
-use common::thread_cpu;
+use common::{median, thread_cpu, wait_done};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
@@ -120,23 +120,6 @@ fn rates((elapsed, cpu): (Duration, Duration), n: u64) -> (f64, f64) {
         n as f64 / elapsed.as_secs_f64(),
         cpu.as_nanos() as f64 / n as f64,
     )
-}
-
-async fn wait_done<S>(ws: &mut S)
-where
-    S: futures::Stream<Item = Result<Message, ws_reconnect::Error>> + Unpin,
-{
-    while let Some(Ok(m)) = ws.next().await {
-        if m.to_text().is_ok_and(|t| t == "done") {
-            return;
-        }
-    }
-    panic!("the server's \"done\" never came");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn main() {

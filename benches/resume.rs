@@ -30,7 +30,7 @@ use ws_reconnect::{Message, ReconnectingSink, ResumeConfig};
 
 mod common;
 
-use common::{process_cpu, thread_cpu};
+use common::{median, process_cpu, thread_cpu, wait_done};
 
 /// The latency of the slow path, each way.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -158,23 +158,6 @@ async fn run(addrs: Addrs, mode: Mode, slow: bool, size: usize, n: u64) -> Sampl
         client_ns: client.as_nanos() as f64 / n as f64,
         process_ns: process.as_nanos() as f64 / n as f64,
     }
-}
-
-async fn wait_done<S>(ws: &mut S)
-where
-    S: futures::Stream<Item = Result<Message, ws_reconnect::Error>> + Unpin,
-{
-    while let Some(Ok(m)) = ws.next().await {
-        if m.to_text().is_ok_and(|t| t == "done") {
-            return;
-        }
-    }
-    panic!("the server's \"done\" never came");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn main() {

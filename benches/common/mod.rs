@@ -154,3 +154,24 @@ pub mod peer {
             .expect("stream-reconnect connect")
     }
 }
+
+/// Reads `ws` until the server's "done" text, which it sends once it has counted every
+/// message of a run.
+pub async fn wait_done<S>(ws: &mut S)
+where
+    S: futures::Stream<Item = Result<ws_reconnect::Message, ws_reconnect::Error>> + Unpin,
+{
+    use futures::StreamExt;
+    while let Some(Ok(m)) = ws.next().await {
+        if m.to_text().is_ok_and(|t| t == "done") {
+            return;
+        }
+    }
+    panic!("the server's \"done\" never came");
+}
+
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
