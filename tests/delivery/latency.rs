@@ -262,3 +262,65 @@ async fn a_frozen_slow_link_is_still_replaced() {
     })
     .await;
 }
+
+/// `spawn()`'s handle through 20 ms each way and a 256 KiB/s cap, the server ending every
+/// 300 messages (Close 1001, then a bare close): four senders' messages all arrive, each
+/// sender's first copies in its own order, every outcome resolves `Ok`, and the close is
+/// clean.
+#[tokio::test]
+async fn the_handle_loses_nothing_through_latency_a_cap_and_server_closes() {
+    const SENDERS: usize = 4;
+    const EACH: usize = 150;
+    for ending in [Ending::Close(1001), Ending::Bare] {
+        let (server, log) = recording_and_ending(300, ending).await;
+        let link = Link::new().latency(20 * MS).bandwidth(256 * 1024);
+        let proxy = FaultProxy::start_with(server.addr, link).await.unwrap();
+        let ws = connect(quick_healthy(), proxy_url(&proxy)).await;
+        let (handle, _incoming) = ws.spawn();
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|s| {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for i in 0..EACH {
+                        let delivery = handle
+                            .deliver(Message::text(format!("{s}-{i}")))
+                            .await
+                            .expect("accepted");
+                        outcomes.push(delivery);
+                        tokio::time::sleep(2 * MS).await;
+                    }
+                    for (i, delivery) in outcomes.into_iter().enumerate() {
+                        timeout(BOUND, delivery)
+                            .await
+                            .expect("outcome never resolved")
+                            .unwrap_or_else(|e| panic!("{s}-{i}: {e:?}"));
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            join(sender, "a sender").await;
+        }
+        let shutdown = timeout(BOUND, handle.close()).await.expect("close hung");
+        assert!(shutdown.result.is_ok(), "{ending:?}: {:?}", shutdown.result);
+        assert!(
+            server.upgrades() >= 2,
+            "{ending:?}: the server never closed"
+        );
+        let texts = log.texts();
+        for s in 0..SENDERS {
+            let mut seen = std::collections::HashSet::new();
+            let firsts: Vec<usize> = texts
+                .iter()
+                .filter_map(|t| t.strip_prefix(&format!("{s}-"))?.parse().ok())
+                .filter(|i| seen.insert(*i))
+                .collect();
+            assert_eq!(
+                firsts,
+                (0..EACH).collect::<Vec<_>>(),
+                "{ending:?}: sender {s}"
+            );
+        }
+    }
+}
