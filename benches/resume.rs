@@ -16,7 +16,7 @@
 //!
 //! Options: `--rounds N` (default 3), `--quick` (smaller counts, for a smoke run),
 //! `--profile plain|resume [SIZE]` (that mode, 64 B or SIZE on loopback, over and over, for a
-//! profiler).
+//! profiler; with `--slow`, through the 20 ms delay line).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -182,8 +182,10 @@ fn main() {
             _ => Mode::Resume,
         };
         let size = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(64);
+        let slow = args.iter().any(|a| a == "--slow");
+        let n = if slow { 100_000 } else { 1_000_000 };
         for _ in 0..rounds.max(1) {
-            let s = rt.block_on(run(addrs, mode, false, size, 1_000_000));
+            let s = rt.block_on(run(addrs, mode, slow, size, n));
             println!(
                 "{mode:?}: {:.0} msg/s, {:.0} ns/msg client CPU",
                 s.rate, s.client_ns
