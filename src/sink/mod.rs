@@ -534,6 +534,26 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.give_up(reason)
     }
 
+    /// For a protocol layered on acknowledged mode that numbers its own messages (resume
+    /// mode): whether [`take_identified`](Self::take_identified) may be called now.
+    ///
+    /// # Errors
+    /// As [`start_send`](Self::start_send) for a Text or Binary message.
+    pub(crate) fn ready_to_take(&self) -> Result<(), Error> {
+        self.core.can_take()
+    }
+
+    /// Takes a Text or Binary message that [`ready_to_take`](Self::ready_to_take) allowed,
+    /// tracked under `id` rather than the id [`Acknowledge::id`](crate::Acknowledge::id)
+    /// would read back from it; with the outcome `promise` settles, if any.
+    pub(crate) fn take_identified(&mut self, message: Message, id: u64, promise: Option<Promise>) {
+        let tag = promise.map(|promise| Tag {
+            volatile: false,
+            promise: Some(promise),
+        });
+        self.core.accept_as(message, Some(id), tag);
+    }
+
     /// Takes a control message of a protocol layered on acknowledged mode (resume mode's
     /// ACK, REPLAY and BYE frames): untracked, and past the outbox and window bounds, so
     /// that an acknowledgement never waits behind the data it would let through. It is

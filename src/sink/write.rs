@@ -98,6 +98,13 @@ impl<M: MakeConnection> Core<M> {
         if matches!(message, Message::Close(_) | Message::Frame(_)) {
             return Err(Error::UnsupportedMessage);
         }
+        self.can_take()
+    }
+
+    /// Whether the sink takes a message now, whatever its kind: dialed, and within the
+    /// outbox and window bounds.
+    #[inline]
+    pub(super) fn can_take(&self) -> Result<(), Error> {
         if matches!(self.state, State::Idle | State::Closing { .. }) {
             return Err(Error::NotDialed);
         }
@@ -115,12 +122,19 @@ impl<M: MakeConnection> Core<M> {
     /// for the next one.
     #[inline]
     pub(super) fn accept(&mut self, message: Message, tag: Option<Tag>) {
+        let id = self.books.acks.as_mut().and_then(|a| a.acks.id(&message));
+        self.accept_as(message, id, tag);
+    }
+
+    /// [`accept`](Self::accept) with the acknowledgement id given rather than read from
+    /// the message: `None` leaves it untracked.
+    #[inline]
+    pub(super) fn accept_as(&mut self, message: Message, id: Option<u64>, tag: Option<Tag>) {
         if self.record.close_deadline.is_some() {
             // A write after a close() that was dropped unfinished: the sink goes on.
             self.record.close_deadline = None;
         }
         let books = &mut self.books;
-        let id = books.acks.as_mut().and_then(|a| a.acks.id(&message));
         books.accepted.add(message.len());
         match &mut self.state {
             // Kept without taking the message (a copy of a small payload), which goes to

@@ -44,19 +44,19 @@ impl Acknowledge for ResumeAcks {
             Ok(frame) => frame,
             Err(violation) => {
                 shared.violation(violation);
-                return Some(shared.acked);
+                return Some(self.cell.acked.load(Ordering::Acquire));
             }
         };
         match frame {
             Frame::Data(data) => {
                 if let Some(ack) = data.ack {
-                    shared.acknowledge(ack);
+                    self.acknowledge(&mut shared, ack);
                 }
                 match shared.inbound.on_data(data.seq) {
                     Arrival::New => {
                         // The frame goes to the reader; the sink lets go of what its
                         // acknowledgement covers through `carried`.
-                        self.carried = data.ack.map(|_| shared.acked);
+                        self.carried = data.ack.map(|_| self.cell.acked.load(Ordering::Acquire));
                         return None;
                     }
                     Arrival::Duplicate => shared.stats.duplicates += 1,
@@ -74,11 +74,16 @@ impl Acknowledge for ResumeAcks {
                     }
                 }
             }
-            Frame::Ack(ack) => shared.acknowledge(ack),
+            Frame::Ack(ack) => self.acknowledge(&mut shared, ack),
             Frame::Welcome(welcome) => {
                 let presented = shared.session.map(|(id, _)| id);
                 shared.session = Some((welcome.session, welcome.epoch));
-                shared.peer_window = welcome.window;
+                self.cell
+                    .peer_frames
+                    .store(welcome.window.frames, Ordering::Release);
+                self.cell
+                    .peer_bytes
+                    .store(welcome.window.bytes, Ordering::Release);
                 if welcome.resumed {
                     shared.stats.resumed += 1;
                     tracing::debug!(session = %welcome.session, "session resumed");
@@ -102,6 +107,7 @@ impl Acknowledge for ResumeAcks {
             Frame::Bye => {
                 tracing::debug!("the server ended the session");
                 shared.bye_at = Some(shared.inbound.received());
+                self.cell.bye.store(true, Ordering::Release);
                 shared.wake_reader();
             }
             Frame::Hello(_) | Frame::Replay(_) => {
@@ -109,10 +115,26 @@ impl Acknowledge for ResumeAcks {
                 shared.violation(ResumeViolation::Unexpected { kind });
             }
         }
-        Some(shared.acked)
+        Some(self.cell.acked.load(Ordering::Acquire))
     }
 
     fn carried(&mut self) -> Option<u64> {
         self.carried.take()
+    }
+}
+
+impl ResumeAcks {
+    /// Takes in a cumulative acknowledgement from the server: the writer trims its
+    /// ledger by it (and is woken); one of a message never sent is a violation.
+    fn acknowledge(&self, shared: &mut Shared, ack: u64) {
+        let sent = self.cell.sent.load(Ordering::Acquire);
+        if ack > sent {
+            shared.violation(ResumeViolation::AckBeyondSent { ack, sent });
+            return;
+        }
+        if ack > self.cell.acked.load(Ordering::Acquire) {
+            self.cell.acked.store(ack, Ordering::Release);
+            shared.wake_writer();
+        }
     }
 }

@@ -3,13 +3,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::connect::MakeConnection;
 use crate::error::{shared, Error};
 use crate::request::Target;
-use crate::resume::buffer::ReplayBuffer;
-use crate::resume::frame::Window;
 use crate::resume::inbound::{Inbound, PendingGaps};
 use crate::sink::{Builder, DefaultConnector};
 
@@ -89,16 +87,13 @@ impl ResumeBuilder {
         }
         let config = self.config;
         let plain = Arc::new(AtomicBool::new(false));
-        let cell = Arc::new(Mutex::new(Shared {
+        let cell = Arc::new(Common::new(Shared {
             session: None,
-            ledger: ReplayBuffer::new(1),
-            peer_window: Window::DEFAULT,
             inbound: Inbound::new(1),
             gaps: PendingGaps::default(),
             replay_from: None,
             violations: VecDeque::new(),
             bye_at: None,
-            acked: 0,
             owed_since: None,
             stats: ResumeStats::default(),
             reader: None,

@@ -191,6 +191,7 @@ impl ResumeConfig {
         }
     }
 
+    #[inline]
     pub(super) fn ack_every(&self) -> AckEvery {
         AckEvery {
             frames: (self.recv_window_frames as u64 / 4).max(1),

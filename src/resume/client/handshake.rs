@@ -34,13 +34,12 @@ pub(super) fn hello_hook(
         let hello = Hello {
             session: shared.session,
             recv_next: shared.inbound.received(),
-            send_first: shared.ledger.front(),
+            send_first: cell.send_first(),
             window,
         };
         let mut messages = vec![Frame::Hello(hello).to_message()];
         if let Some(ack) = shared.inbound.owed() {
-            shared.inbound.ack_sent(ack);
-            shared.owed_since = None;
+            shared.ack_sent(ack, &cell);
             messages.push(Frame::Ack(ack).to_message());
         }
         messages

@@ -37,7 +37,7 @@ use futures_sink::Sink;
 
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::resume::frame::{Data, Frame, SessionId};
+use crate::resume::frame::{Data, DataWriter, Frame, SessionId};
 use crate::sink::{DefaultConnector, Delivery, ReconnectingSink, Undelivered};
 use crate::Message;
 
@@ -45,7 +45,7 @@ use self::acks::ResumeAcks;
 pub use self::builder::ResumeBuilder;
 pub use self::config::{ResumeConfig, ResumeStats};
 use self::handshake::{hello_hook, is_unsupported, map_unsupported, offer_hook, MapErrItem};
-use self::state::{lock, Cell, Shared};
+use self::state::{lock, Cell, Common, InFlight, Shared};
 
 /// Violations kept for the reader at most; more are counted in the logs only.
 const MAX_VIOLATIONS: usize = 16;
@@ -119,6 +119,10 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     cell: Cell,
     plain: Arc<AtomicBool>,
     config: ResumeConfig,
+    /// What was sent and is not yet acknowledged.
+    in_flight: InFlight,
+    /// Where outbound DATA frames are written.
+    frames: DataWriter,
     /// A DATA frame taken from the sink while a gap before it is told.
     held: Option<Data>,
     /// An acknowledgement was written and not yet flushed.
@@ -146,6 +150,8 @@ impl<M: MakeConnection> ResumingSink<M> {
             cell,
             plain,
             config,
+            in_flight: InFlight::new(),
+            frames: DataWriter::default(),
             held: None,
             unflushed_ack: false,
             bye_queued: false,
@@ -251,7 +257,8 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn unacknowledged_count(&self) -> usize {
-        lock(&self.cell).ledger.len()
+        let sent = self.cell.sent.load(Ordering::Acquire);
+        (sent + 1 - self.cell.send_first()) as usize
     }
 
     /// The sink underneath: its [`state`](ReconnectingSink::state),
@@ -285,9 +292,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
         let taken = self.inner.take_undelivered();
-        let mut shared = lock(&self.cell);
-        while shared.ledger.drop_oldest().is_some() {}
-        drop(shared);
+        self.in_flight.clear(&self.cell);
         taken.into_iter().filter_map(unwrap).collect()
     }
 }
@@ -373,7 +378,7 @@ impl<M: MakeConnection> fmt::Debug for ResumingSink<M> {
             .field("inner", &self.inner)
             .field("resuming", &!self.plain.load(Ordering::Relaxed))
             .field("session", &shared.session.map(|(id, _)| id))
-            .field("unacknowledged", &shared.ledger.len())
+            .field("unacknowledged", &self.unacknowledged_count())
             .field("delivered", &(shared.inbound.delivered() - 1))
             .finish_non_exhaustive()
     }

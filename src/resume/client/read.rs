@@ -57,6 +57,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                 let delivered = shared.inbound.delivered();
                 if let Some(gap) = shared.gaps.take_at(delivered) {
                     shared.inbound.pass(&gap);
+                    shared.took(&self.cell);
                     shared.stats.gaps += 1;
                     tracing::info!(%gap, "the reader is told of a gap");
                     return Poll::Ready(Some(Err(Error::Gap(gap))));
@@ -132,9 +133,7 @@ impl<M: MakeConnection> ResumingSink<M> {
         }
         let len = data.payload.len();
         shared.inbound.deliver(data.seq, len);
-        if shared.owed_since.is_none() {
-            shared.owed_since = Some(Instant::now());
-        }
+        shared.took(&self.cell);
         Some(data.into_message())
     }
 
@@ -150,23 +149,27 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// Sends an acknowledgement when one is due (`parking`: the reader is about to wait,
     /// so everything taken is acknowledged), and flushes one written before.
     pub(super) fn poll_ack(&mut self, half: Half, parking: bool, cx: &mut Context<'_>) {
-        let owed_since = lock(&self.cell).owed_since;
-        let late = owed_since
-            .is_some_and(|since| self.ack_delay_passed(since + self.config.ack_delay, cx));
-        let ack = {
-            let shared = lock(&self.cell);
-            if parking || late {
-                shared.inbound.owed()
-            } else {
-                shared.inbound.due(self.config.ack_every())
+        let owed = AckOwed::of(&lock(&self.cell), parking, &self.config);
+        self.settle_ack(owed, half, cx);
+    }
+
+    /// Sends the acknowledgement `owed` says is due, or arms the timer for it, and
+    /// flushes one written before.
+    pub(super) fn settle_ack(&mut self, owed: AckOwed, half: Half, cx: &mut Context<'_>) {
+        let ack = match owed {
+            AckOwed { due: Some(ack), .. } => Some(ack),
+            // Nothing due yet: the timer runs for what is owed.
+            AckOwed {
+                since: Some(since), ..
+            } if self.ack_delay_passed(since + self.config.ack_delay, cx) => {
+                lock(&self.cell).inbound.owed()
             }
+            AckOwed { .. } => None,
         };
         if let Some(ack) = ack {
             if self.inner.is_connected() {
                 self.send_control(Frame::Ack(ack), half, cx);
-                let mut shared = lock(&self.cell);
-                shared.inbound.ack_sent(ack);
-                shared.owed_since = None;
+                lock(&self.cell).ack_sent(ack, &self.cell);
             }
         } else if self.unflushed_ack && self.inner.poll_flush_written(half, cx).is_ready() {
             self.unflushed_ack = false;
@@ -189,6 +192,32 @@ impl<M: MakeConnection> ResumingSink<M> {
     pub(super) fn send_control(&mut self, frame: Frame, half: Half, cx: &mut Context<'_>) {
         if self.inner.start_send_control(frame.to_message()).is_ok() {
             self.unflushed_ack = self.inner.poll_flush_written(half, cx).is_pending();
+        }
+    }
+}
+
+/// The acknowledgement this client owes the server, as one look at the shared state
+/// finds it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AckOwed {
+    /// Due now.
+    due: Option<u64>,
+    /// Something has been owed since then (the `ack_delay` timer runs from there).
+    since: Option<Instant>,
+}
+
+impl AckOwed {
+    /// What `shared` owes: everything taken when `parking` (the reader is about to wait),
+    /// else what the count and byte thresholds make due.
+    pub(super) fn of(shared: &Shared, parking: bool, config: &ResumeConfig) -> Self {
+        let due = if parking {
+            shared.inbound.owed()
+        } else {
+            shared.inbound.due(config.ack_every())
+        };
+        AckOwed {
+            due,
+            since: shared.owed_since,
         }
     }
 }

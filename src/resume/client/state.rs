@@ -1,6 +1,13 @@
 //! What the hello hook, the acknowledgement reader and the sink share.
+//!
+//! Most of it sits behind one lock ([`Shared`]). What the writer reads for every message
+//! sits beside it in atomics ([`Common`]), each written by one side only: the
+//! acknowledgement reader writes what the server acknowledged and its window, the
+//! writer what it sent and what it still holds. The writer keeps its own ledger of what
+//! is in flight and trims it by the acknowledgement it reads.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -16,10 +23,6 @@ use super::*;
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) session: Option<(SessionId, u64)>,
-    /// Messages sent and not yet acknowledged: sequence numbers and lengths (the sink
-    /// underneath holds the messages themselves).
-    pub(super) ledger: ReplayBuffer<()>,
-    pub(super) peer_window: Window,
     pub(super) inbound: Inbound,
     pub(super) gaps: PendingGaps,
     /// Ask the server to send again from here.
@@ -27,8 +30,6 @@ pub(super) struct Shared {
     pub(super) violations: VecDeque<ResumeViolation>,
     /// The server said BYE after the message before this position.
     pub(super) bye_at: Option<u64>,
-    /// The highest acknowledgement seen, carried by DATA or not.
-    pub(super) acked: u64,
     /// An acknowledgement has been owed since then.
     pub(super) owed_since: Option<Instant>,
     pub(super) stats: ResumeStats,
@@ -57,27 +58,124 @@ impl Shared {
         self.wake_reader();
     }
 
-    /// Applies a cumulative acknowledgement from the server to the ledger.
-    pub(super) fn acknowledge(&mut self, ack: u64) {
-        match self.ledger.ack(ack) {
-            Ok(0) => {}
-            Ok(_) => self.wake_writer(),
-            Err(violation) => self.violation(violation),
+    /// The application took messages: an acknowledgement is owed from now on, if it was
+    /// not already.
+    pub(super) fn took(&mut self, common: &Common) {
+        if self.owed_since.is_none() {
+            self.owed_since = Some(Instant::now());
         }
-        self.acked = self.acked.max(ack.min(self.ledger.next() - 1));
+        common.owed.store(true, Ordering::Release);
     }
 
-    /// The window in effect: ours, and the server's.
-    pub(super) fn room(&self, config: &ResumeConfig) -> bool {
-        let frames = (config.max_unacked_frames as u64).min(self.peer_window.frames.max(1));
-        let bytes = (config.max_unacked_bytes as u64).min(self.peer_window.bytes);
+    /// An acknowledgement of `ack` went out: nothing is owed up to there.
+    pub(super) fn ack_sent(&mut self, ack: u64, common: &Common) {
+        self.inbound.ack_sent(ack);
+        if self.inbound.owed().is_none() {
+            self.owed_since = None;
+            common.owed.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// [`Shared`] behind its lock, and what the writer reads on every message without it.
+#[derive(Debug)]
+pub(super) struct Common {
+    state: Mutex<Shared>,
+    /// The server said BYE: set once, with `bye_at`.
+    pub(super) bye: AtomicBool,
+    /// An acknowledgement may be owed to the server (`Shared::owed_since`): the writer
+    /// takes the lock to carry it only then.
+    pub(super) owed: AtomicBool,
+    /// The highest acknowledgement from the server, never past `sent`. Written by the
+    /// acknowledgement reader.
+    pub(super) acked: AtomicU64,
+    /// The server's window, from its last WELCOME. Written by the acknowledgement
+    /// reader.
+    pub(super) peer_frames: AtomicU64,
+    pub(super) peer_bytes: AtomicU64,
+    /// The last sequence number handed to the sink (0: none). Written by the writer.
+    pub(super) sent: AtomicU64,
+    /// The lowest sequence number the writer has not let go of (acknowledged or taken
+    /// back): with `acked`, HELLO's `send_first`. Written by the writer.
+    pub(super) front: AtomicU64,
+}
+
+impl Common {
+    pub(super) fn new(state: Shared) -> Self {
+        Common {
+            state: Mutex::new(state),
+            bye: AtomicBool::new(false),
+            owed: AtomicBool::new(false),
+            acked: AtomicU64::new(0),
+            peer_frames: AtomicU64::new(Window::DEFAULT.frames),
+            peer_bytes: AtomicU64::new(Window::DEFAULT.bytes),
+            sent: AtomicU64::new(0),
+            front: AtomicU64::new(1),
+        }
+    }
+
+    /// The lowest sequence number this client still holds: `send_first` in HELLO.
+    pub(super) fn send_first(&self) -> u64 {
+        let acked = self.acked.load(Ordering::Acquire);
+        self.front.load(Ordering::Acquire).max(acked + 1)
+    }
+}
+
+/// What the writer has sent and not yet seen acknowledged: sequence numbers and payload
+/// lengths (the sink underneath holds the messages themselves). Owned by the writer.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    ledger: ReplayBuffer<()>,
+}
+
+impl InFlight {
+    pub(super) fn new() -> Self {
+        InFlight {
+            ledger: ReplayBuffer::new(1),
+        }
+    }
+
+    /// Numbers the next message of `len` payload bytes.
+    #[inline]
+    pub(super) fn push(&mut self, len: usize, common: &Common) -> u64 {
+        let seq = self.ledger.push((), len);
+        common.sent.store(seq, Ordering::Release);
+        seq
+    }
+
+    /// Lets go of what the server acknowledged.
+    #[inline]
+    pub(super) fn trim(&mut self, common: &Common) {
+        let acked = common.acked.load(Ordering::Acquire);
+        if acked >= self.ledger.front() {
+            // Never past `sent`: the reader checks before it stores.
+            let _ = self.ledger.ack(acked);
+            common.front.store(self.ledger.front(), Ordering::Release);
+        }
+    }
+
+    /// Lets go of everything: the application took it back.
+    pub(super) fn clear(&mut self, common: &Common) {
+        while self.ledger.drop_oldest().is_some() {}
+        common.front.store(self.ledger.front(), Ordering::Release);
+    }
+
+    /// Whether one more message fits in the window in effect: ours, and the server's.
+    #[inline]
+    pub(super) fn room(&mut self, config: &ResumeConfig, common: &Common) -> bool {
+        self.trim(common);
+        let peer_frames = common.peer_frames.load(Ordering::Acquire).max(1);
+        let peer_bytes = common.peer_bytes.load(Ordering::Acquire);
+        let frames = (config.max_unacked_frames as u64).min(peer_frames);
+        let bytes = (config.max_unacked_bytes as u64).min(peer_bytes);
         self.ledger.is_empty()
             || ((self.ledger.len() as u64) < frames && (self.ledger.bytes() as u64) < bytes)
     }
 }
 
-pub(super) type Cell = Arc<Mutex<Shared>>;
+pub(super) type Cell = Arc<Common>;
 
+#[inline]
 pub(super) fn lock(cell: &Cell) -> MutexGuard<'_, Shared> {
-    cell.lock().unwrap_or_else(|p| p.into_inner())
+    cell.state.lock().unwrap_or_else(|p| p.into_inner())
 }

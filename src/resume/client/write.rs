@@ -8,8 +8,8 @@ use tokio_tungstenite::tungstenite::Bytes;
 
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::resume::frame::{self, Frame};
-use crate::sink::{Half, Outgoing};
+use crate::resume::frame::Frame;
+use crate::sink::{Delivery, Half, Outgoing, Promise};
 use crate::Message;
 
 use super::*;
@@ -33,13 +33,15 @@ impl<M: MakeConnection> ResumingSink<M> {
         if self.plain.load(Ordering::Relaxed) {
             return self.inner.poll_ready(cx).map_err(map_unsupported);
         }
-        if self.ended || lock(&self.cell).bye_at.is_some() {
+        if self.ended || self.cell.bye.load(Ordering::Acquire) {
             return Poll::Ready(Err(Error::SessionEnded));
         }
-        self.poll_ack(Half::Write, false, cx);
+        if self.cell.owed.load(Ordering::Acquire) {
+            self.poll_ack(Half::Write, false, cx);
+        }
         ready!(self.inner.poll_ready(cx)).map_err(map_unsupported)?;
         loop {
-            if lock(&self.cell).room(&self.config) {
+            if self.in_flight.room(&self.config, &self.cell) {
                 return Poll::Ready(Ok(()));
             }
             // Wait for acknowledgements: the flush reads them.
@@ -47,11 +49,14 @@ impl<M: MakeConnection> ResumingSink<M> {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(map_unsupported(e))),
                 Poll::Pending => {
+                    // Registered before the last look: an acknowledgement stored after
+                    // it wakes this task.
                     let mut shared = lock(&self.cell);
-                    if shared.room(&self.config) {
+                    shared.writer = Some(cx.waker().clone());
+                    if self.in_flight.room(&self.config, &self.cell) {
+                        shared.writer = None;
                         return Poll::Ready(Ok(()));
                     }
-                    shared.writer = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
             }
@@ -72,15 +77,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
-        let envelope = self.envelope(message)?;
-        match envelope {
-            Envelope::Plain(message) => self.inner.start_send(message),
-            Envelope::Data { message, len, ack } => {
-                self.inner.start_send(message)?;
-                self.sent(len, ack);
-                Ok(())
-            }
-        }
+        self.take(message, None)
     }
 
     /// Accepts a message as [`start_send`](Self::start_send) does, and returns its
@@ -99,16 +96,9 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub fn start_send_outgoing(&mut self, message: Message) -> Result<ResumeDelivery, Error> {
-        let envelope = self.envelope(message)?;
-        let delivery = match envelope {
-            Envelope::Plain(message) => self.inner.start_send_outgoing(Outgoing::new(message))?,
-            Envelope::Data { message, len, ack } => {
-                let delivery = self.inner.start_send_outgoing(Outgoing::new(message))?;
-                self.sent(len, ack);
-                delivery
-            }
-        };
-        Ok(ResumeDelivery { inner: delivery })
+        let (promise, inner) = Delivery::new();
+        self.take(message, Some(promise))?;
+        Ok(ResumeDelivery { inner })
     }
 
     /// Waits until the sink can take a message, then
@@ -133,10 +123,12 @@ impl<M: MakeConnection> ResumingSink<M> {
         self.start_send_outgoing(message)
     }
 
-    /// The message as it goes to the sink.
-    pub(super) fn envelope(&mut self, message: Message) -> Result<Envelope, Error> {
+    /// Hands `message` to the sink: Text and Binary as a DATA frame with the next sequence
+    /// number (and the acknowledgement owed, if any), Ping and Pong as they are; with the
+    /// outcome `promise` settles, if any.
+    fn take(&mut self, message: Message, promise: Option<Promise>) -> Result<(), Error> {
         if self.plain.load(Ordering::Relaxed) {
-            return Ok(Envelope::Plain(message));
+            return as_is(&mut self.inner, message, promise);
         }
         if self.ended {
             return Err(Error::SessionEnded);
@@ -145,28 +137,26 @@ impl<M: MakeConnection> ResumingSink<M> {
             Message::Text(text) => (true, Bytes::from(text)),
             Message::Binary(bytes) => (false, bytes),
             Message::Close(_) | Message::Frame(_) => return Err(Error::UnsupportedMessage),
-            ping_or_pong => return Ok(Envelope::Plain(ping_or_pong)),
+            ping_or_pong => return as_is(&mut self.inner, ping_or_pong, promise),
         };
-        let shared = lock(&self.cell);
-        let seq = shared.ledger.next();
-        let ack = shared.inbound.owed();
-        drop(shared);
-        let frame = frame::encode_data(seq, ack, text, &payload);
-        Ok(Envelope::Data {
-            message: Message::Binary(Bytes::from(frame)),
-            len: payload.len(),
-            ack,
-        })
-    }
-
-    /// A DATA frame was taken by the sink: it is in flight.
-    pub(super) fn sent(&mut self, len: usize, ack: Option<u64>) {
-        let mut shared = lock(&self.cell);
-        shared.ledger.push((), len);
-        if let Some(ack) = ack {
-            shared.inbound.ack_sent(ack);
-            shared.owed_since = None;
-        }
+        self.inner.ready_to_take()?;
+        // The sink takes it now: the number is used, and an acknowledgement owed is
+        // carried along.
+        let ack = if self.cell.owed.load(Ordering::Acquire) {
+            let mut shared = lock(&self.cell);
+            let ack = shared.inbound.owed();
+            if let Some(ack) = ack {
+                shared.ack_sent(ack, &self.cell);
+            }
+            ack
+        } else {
+            None
+        };
+        let seq = self.in_flight.push(payload.len(), &self.cell);
+        let frame = self.frames.data(seq, ack, text, &payload);
+        self.inner
+            .take_identified(Message::Binary(frame), seq, promise);
+        Ok(())
     }
 
     /// Polls until every message sent is acknowledged by the server (see
@@ -241,14 +231,14 @@ impl<M: MakeConnection> ResumingSink<M> {
     }
 }
 
-/// How an accepted message goes to the sink.
-pub(super) enum Envelope {
-    /// As it is: plain mode, or a Ping or Pong.
-    Plain(Message),
-    /// A DATA frame, its payload length, and the acknowledgement it carries.
-    Data {
-        message: Message,
-        len: usize,
-        ack: Option<u64>,
-    },
+/// A message the sink takes as it is (plain mode, Ping, Pong), with its outcome if any.
+fn as_is<M: MakeConnection>(
+    inner: &mut ReconnectingSink<M>,
+    message: Message,
+    promise: Option<Promise>,
+) -> Result<(), Error> {
+    match promise {
+        Some(promise) => inner.start_send_promised(Outgoing::new(message), promise),
+        None => inner.start_send(message),
+    }
 }

@@ -1,5 +1,7 @@
 //! Frames to bytes.
 
+use bytes::BytesMut;
+
 use super::*;
 
 impl Frame {
@@ -60,23 +62,99 @@ impl Frame {
     }
 }
 
-/// A DATA frame's bytes: the header, then a copy of `payload`.
+/// A DATA frame's bytes: the header, then a copy of `payload`, in a buffer of exactly
+/// that length (so that it becomes a [`Bytes`] without a second allocation).
 pub(crate) fn encode_data(seq: u64, ack: Option<u64>, text: bool, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 2 * MAX_VARINT + payload.len());
-    let mut first = DATA;
-    if text {
-        first |= DATA_TEXT;
-    }
-    if ack.is_some() {
-        first |= DATA_ACK;
-    }
-    out.push(first);
-    put_varint(&mut out, seq);
-    if let Some(ack) = ack {
-        put_varint(&mut out, ack);
-    }
+    let header = DataHeader::new(seq, ack, text);
+    let mut out = Vec::with_capacity(header.len + payload.len());
+    out.extend_from_slice(header.bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// A DATA frame's header (kind and flags, sequence number, acknowledgement), written on
+/// the stack.
+struct DataHeader {
+    buf: [u8; 1 + 2 * MAX_VARINT],
+    len: usize,
+}
+
+impl DataHeader {
+    fn new(seq: u64, ack: Option<u64>, text: bool) -> Self {
+        let mut first = DATA;
+        if text {
+            first |= DATA_TEXT;
+        }
+        if ack.is_some() {
+            first |= DATA_ACK;
+        }
+        let mut header = DataHeader {
+            buf: [0; 1 + 2 * MAX_VARINT],
+            len: 1,
+        };
+        header.buf[0] = first;
+        header.varint(seq);
+        if let Some(ack) = ack {
+            header.varint(ack);
+        }
+        header
+    }
+
+    fn varint(&mut self, mut value: u64) {
+        loop {
+            let low = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                self.buf[self.len] = low;
+                self.len += 1;
+                return;
+            }
+            self.buf[self.len] = low | 0x80;
+            self.len += 1;
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Writes DATA frames one after another into shared blocks: one allocation per block
+/// rather than one per frame. Each frame is a [`Bytes`] of its own that keeps its block
+/// alive; frames are acknowledged in order, so blocks are freed in order too, and a
+/// writer holds at most one block it has not filled. Frames of more than
+/// [`DataWriter::OWN_BUFFER`] bytes get a buffer of their own.
+#[derive(Debug, Default)]
+pub(crate) struct DataWriter {
+    block: BytesMut,
+}
+
+impl DataWriter {
+    /// The size of a block.
+    const BLOCK: usize = 32 * 1024;
+
+    /// Frames longer than this get a buffer of their own, so that a large frame neither
+    /// wastes the rest of a block nor keeps one alive.
+    const OWN_BUFFER: usize = 4 * 1024;
+
+    /// A DATA frame's bytes, as [`encode_data`] gives them.
+    #[inline]
+    pub(crate) fn data(&mut self, seq: u64, ack: Option<u64>, text: bool, payload: &[u8]) -> Bytes {
+        let header = DataHeader::new(seq, ack, text);
+        let len = header.len + payload.len();
+        if len > Self::OWN_BUFFER {
+            let mut own = Vec::with_capacity(len);
+            own.extend_from_slice(header.bytes());
+            own.extend_from_slice(payload);
+            return Bytes::from(own);
+        }
+        if self.block.capacity() - self.block.len() < len {
+            self.block = BytesMut::with_capacity(Self::BLOCK);
+        }
+        self.block.extend_from_slice(header.bytes());
+        self.block.extend_from_slice(payload);
+        self.block.split().freeze()
+    }
 }
 
 /// Appends `value` as an unsigned LEB128 varint.
