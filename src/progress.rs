@@ -2,16 +2,22 @@
 //! keepalive reads (see `connect/meter.rs`), so that a slow link is told from a dead
 //! one.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// What a socket counted, shared with the sink that holds its connection.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     pub(crate) read: AtomicU64,
     pub(crate) written: AtomicU64,
-    /// Bytes written and not yet acknowledged by the peer at the last write or flush;
-    /// `u64::MAX` where the system does not tell.
-    pub(crate) unsent: AtomicU64,
+    /// Bytes the peer had acknowledged (written minus queued) when the send queue was
+    /// last read.
+    pub(crate) acknowledged: AtomicU64,
+    /// Bytes written and not yet acknowledged by the peer when the send queue was last
+    /// read (after a flush that followed writes, or on request); `u64::MAX` where the
+    /// system does not tell.
+    pub(crate) queued: AtomicU64,
+    /// The next write or flush reads the send queue afresh, whatever was written.
+    pub(crate) fresh: AtomicBool,
 }
 
 /// One reading of a [`Progress`].
@@ -33,13 +39,12 @@ impl Progress {
     /// What moved so far.
     pub(crate) fn now(&self) -> Moved {
         let read = self.read.load(Relaxed);
-        let written = self.written.load(Relaxed);
-        let unsent = self.unsent.load(Relaxed);
-        let known = unsent != u64::MAX;
+        let queued = self.queued.load(Relaxed);
+        let known = queued != u64::MAX;
         Moved {
             read,
-            acknowledged: known.then(|| written.saturating_sub(unsent)),
-            queued: known.then_some(unsent),
+            acknowledged: known.then(|| self.acknowledged.load(Relaxed)),
+            queued: known.then_some(queued),
         }
     }
 }

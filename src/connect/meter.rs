@@ -42,11 +42,17 @@ use crate::progress::Progress;
 pub struct MeteredStream<S = TcpStream> {
     inner: S,
     progress: Arc<Progress>,
+    /// `progress.written` when the send queue was last read.
+    sampled: u64,
 }
 
 impl<S> MeteredStream<S> {
     pub(crate) fn new(inner: S, progress: Arc<Progress>) -> Self {
-        MeteredStream { inner, progress }
+        MeteredStream {
+            inner,
+            progress,
+            sampled: 0,
+        }
     }
 
     /// The socket.
@@ -61,9 +67,24 @@ impl<S> MeteredStream<S> {
 }
 
 impl MeteredStream<TcpStream> {
-    fn sample_queue(&self) {
-        if let Some(unsent) = unacknowledged(&self.inner) {
-            self.progress.unsent.store(unsent, Relaxed);
+    /// Reads the kernel's send queue when asked to (the keepalive is deciding), or at a
+    /// flush (`flushing`) that follows writes: once per burst of writes rather than
+    /// after every one, which costs a system call each.
+    fn sample_queue(&mut self, flushing: bool) {
+        let written = self.progress.written.load(Relaxed);
+        let fresh = self.progress.fresh.load(Relaxed);
+        if !fresh && !(flushing && written != self.sampled) {
+            return;
+        }
+        if fresh {
+            self.progress.fresh.store(false, Relaxed);
+        }
+        self.sampled = written;
+        if let Some(queued) = unacknowledged(&self.inner) {
+            self.progress.queued.store(queued, Relaxed);
+            self.progress
+                .acknowledged
+                .store(written.saturating_sub(queued), Relaxed);
         }
     }
 }
@@ -93,8 +114,8 @@ impl AsyncWrite for MeteredStream<TcpStream> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = polled {
             self.progress.written.fetch_add(written as u64, Relaxed);
-            self.sample_queue();
         }
+        self.sample_queue(false);
         polled
     }
 
@@ -106,8 +127,8 @@ impl AsyncWrite for MeteredStream<TcpStream> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(written)) = polled {
             self.progress.written.fetch_add(written as u64, Relaxed);
-            self.sample_queue();
         }
+        self.sample_queue(false);
         polled
     }
 
@@ -116,7 +137,7 @@ impl AsyncWrite for MeteredStream<TcpStream> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sample_queue();
+        self.sample_queue(true);
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 

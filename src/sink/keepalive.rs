@@ -128,6 +128,9 @@ impl KeepaliveTimer {
         let Some(progress) = &self.progress else {
             return Ok(false);
         };
+        progress
+            .fresh
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
             return Err(Lost::new(e.into()));
         }
