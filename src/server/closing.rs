@@ -1,4 +1,5 @@
-//! Closing a connection on purpose: a protocol violation (1002), a refusal (1013).
+//! Closing a connection on purpose: a protocol violation (1002), a refusal (1013); and
+//! answering the client's Close.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -34,6 +35,18 @@ where
     )
     .await;
     Err(AttachError::Violation(v))
+}
+
+/// Sends the answer to the client's Close (queued by tungstenite when it read it) and
+/// what was queued before it, such as the Pong to a Ping that came first, bounded: the
+/// client learns that everything before its Close was read. Dropping the connection
+/// instead would leave the client unsure of its last frames.
+pub(super) async fn answer_close<T>(transport: &mut T)
+where
+    T: Sink<Message> + Unpin,
+{
+    let answer = poll_fn(|cx| Pin::new(&mut *transport).poll_close(cx));
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
 /// Sends a Close frame and flushes, bounded: a connection that takes nothing is dropped.

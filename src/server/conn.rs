@@ -28,7 +28,7 @@ use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::closing::{close, violation};
+use super::closing::{answer_close, close, violation};
 use super::error::AttachError;
 use super::session::{Cell, Ending, Item, State};
 use super::store::{Refusal, Shared};
@@ -45,8 +45,11 @@ const WAITING_ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How an attached connection ended.
 enum End {
-    /// The link dropped, closed or idled: the session waits for the client.
+    /// The link dropped or idled: the session waits for the client.
     Lost,
+    /// The client sent a Close frame: it is answered, and the session waits for the
+    /// client (or ends, after its BYE).
+    Closed,
     /// A newer connection took the session over.
     Fenced,
     /// The client broke the protocol.
@@ -103,6 +106,10 @@ where
     shared.detach(&attached.cell, attached.generation);
     match end {
         End::Lost | End::Fenced => Ok(()),
+        End::Closed => {
+            answer_close(&mut transport).await;
+            Ok(())
+        }
         End::Violation(v) => violation(&shared, transport, v).await,
     }
 }
@@ -212,7 +219,7 @@ impl Conn {
             match message {
                 Message::Binary(_) => {}
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                Message::Close(_) => return Err(End::Lost),
+                Message::Close(_) => return Err(End::Closed),
                 Message::Text(_) => return Err(End::Violation(ResumeViolation::NotBinary)),
             }
             let frame = Frame::from_message(&message).map_err(End::Violation)?;
