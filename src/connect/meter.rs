@@ -73,7 +73,8 @@ impl MeteredStream<TcpStream> {
     fn sample_queue(&mut self, flushing: bool) {
         let written = self.progress.written.load(Relaxed);
         let fresh = self.progress.fresh.load(Relaxed);
-        if !fresh && !(flushing && written != self.sampled) {
+        let after_writes = flushing && written != self.sampled;
+        if !(fresh || after_writes) {
             return;
         }
         if fresh {
