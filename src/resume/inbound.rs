@@ -47,6 +47,9 @@ pub(crate) struct Inbound {
     delivered: u64,
     /// The last cumulative acknowledgement sent.
     acked: u64,
+    /// The highest position the peer asked to have acknowledged as soon as the
+    /// application has taken it (a PROMPT flag); 0: none.
+    prompted: u64,
     owed_frames: u64,
     owed_bytes: u64,
 }
@@ -59,6 +62,7 @@ impl Inbound {
             received: first,
             delivered: first,
             acked: first - 1,
+            prompted: 0,
             owed_frames: 0,
             owed_bytes: 0,
         }
@@ -140,10 +144,21 @@ impl Inbound {
         (ack > self.acked).then_some(ack)
     }
 
-    /// The acknowledgement owed, if `every` says one is due now.
+    /// The peer asks for an acknowledgement as soon as the application has taken
+    /// everything up to `position`: a DATA frame with its PROMPT flag (its own sequence
+    /// number), or an ACK with it (the last sequence number received before it).
+    pub(crate) fn prompt(&mut self, position: u64) {
+        self.prompted = self.prompted.max(position);
+    }
+
+    /// The acknowledgement owed, if one is due now: the application has taken what the
+    /// peer prompted for, or what `every` counts.
     pub(crate) fn due(&self, every: AckEvery) -> Option<u64> {
-        self.owed()
-            .filter(|_| self.owed_frames >= every.frames || self.owed_bytes >= every.bytes)
+        self.owed().filter(|&ack| {
+            (self.prompted > self.acked && ack >= self.prompted)
+                || self.owed_frames >= every.frames
+                || self.owed_bytes >= every.bytes
+        })
     }
 
     /// An acknowledgement of `ack` went out (standalone or carried by a DATA frame).
@@ -298,6 +313,36 @@ mod tests {
         inbound.on_data(4);
         inbound.deliver(4, 100);
         assert_eq!(inbound.due(every), Some(4));
+    }
+
+    #[test]
+    fn a_prompt_is_due_once_the_application_took_up_to_it() {
+        let every = AckEvery {
+            frames: 100,
+            bytes: 1 << 20,
+        };
+        let mut inbound = Inbound::new(1);
+        for seq in 1..=3 {
+            inbound.on_data(seq);
+        }
+        inbound.prompt(2);
+        inbound.deliver(1, 1);
+        assert_eq!(
+            inbound.due(every),
+            None,
+            "the prompted message is not taken yet"
+        );
+        inbound.deliver(2, 1);
+        assert_eq!(inbound.due(every), Some(2));
+        inbound.ack_sent(2);
+        inbound.deliver(3, 1);
+        assert_eq!(inbound.due(every), None, "the prompt was answered");
+        inbound.prompt(3);
+        assert_eq!(
+            inbound.due(every),
+            Some(3),
+            "a standalone prompt for what arrived"
+        );
     }
 
     proptest! {

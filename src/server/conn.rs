@@ -21,7 +21,6 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -37,11 +36,6 @@ use crate::resume::frame::{Data, Frame, ResumeViolation};
 use crate::resume::inbound::Arrival;
 use crate::resume::{Gap, GapReason};
 use crate::Message;
-
-/// The shortest time between two acknowledgements sent because the application waits
-/// for more: a reader that waits after every message is acknowledged at once, then once
-/// per interval, not once per read.
-const WAITING_ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How an attached connection ended.
 enum End {
@@ -99,7 +93,6 @@ where
         welcome: Some(Frame::Welcome(attached.welcome).to_message()),
         idle: Box::pin(tokio::time::sleep(idle)),
         ack_timer: None,
-        waiting_acked: None,
         needs_flush: false,
     };
     let end = poll_fn(|cx| conn.poll(&mut transport, cx)).await;
@@ -142,8 +135,6 @@ struct Conn {
     idle: Pin<Box<Sleep>>,
     /// Runs while an acknowledgement is owed; when it fires, one is sent.
     ack_timer: Option<Pin<Box<Sleep>>>,
-    /// When an acknowledgement last went out because the application waited.
-    waiting_acked: Option<Instant>,
     needs_flush: bool,
 }
 
@@ -237,6 +228,7 @@ impl Conn {
                 seq,
                 ack,
                 text,
+                prompt,
                 payload,
             }) => {
                 if let Some(ack) = ack {
@@ -258,10 +250,14 @@ impl Conn {
                         state
                             .arrived(seq, payload.len(), window)
                             .map_err(End::Violation)?;
+                        if prompt {
+                            state.inbound.prompt(seq);
+                        }
                         let message = Data {
                             seq,
                             ack: None,
                             text,
+                            prompt,
                             payload,
                         }
                         .into_message();
@@ -274,6 +270,11 @@ impl Conn {
                 }
             }
             Frame::Ack(ack) => freed += apply_ack(&mut state, ack)?,
+            Frame::Prompt(ack) => {
+                freed += apply_ack(&mut state, ack)?;
+                let received = state.inbound.received() - 1;
+                state.inbound.prompt(received);
+            }
             Frame::Gap(gap) => {
                 if let Some(gap) = state.inbound.on_gap(gap) {
                     state.queue.push_back(Item::Gap(gap));
@@ -360,7 +361,6 @@ impl Conn {
         }
         if let Some(ack) = self.ack_due(&mut state, cx) {
             state.ack_sent(ack);
-            state.reader_parked = false;
             state.ack_again = false;
             self.ack_timer = None;
             return Some(Frame::Ack(ack).to_message());
@@ -381,6 +381,13 @@ impl Conn {
             }
             return None;
         }
+        if state.prompt_wanted {
+            // After the data: the client acknowledges everything written so far.
+            state.prompt_sent();
+            let ack = state.inbound.delivered() - 1;
+            state.ack_sent(ack);
+            return Some(Frame::Prompt(ack).to_message());
+        }
         if state.ending == Some(Ending::AppClosed) && !state.bye_sent {
             state.bye_sent = true;
             tracing::debug!(session = %self.cell.id, "the client is told the session is over");
@@ -390,7 +397,7 @@ impl Conn {
     }
 
     /// The acknowledgement to send now: the application took frames since the last one,
-    /// and it is waiting for more, enough has piled up, a duplicate came, or the
+    /// and the client prompted for them, enough has piled up, a duplicate came, or the
     /// acknowledgement delay ran out.
     fn ack_due(&mut self, state: &mut State, cx: &mut Context<'_>) -> Option<u64> {
         let Some(owed) = state.inbound.owed() else {
@@ -405,27 +412,14 @@ impl Conn {
             return None;
         };
         let every = self.shared.config.ack_every();
-        // The application waits: acknowledged at once, then at most once per interval.
-        let waiting_at = self.waiting_acked.map(|at| at + WAITING_ACK_INTERVAL);
-        let waiting_now = state.reader_parked && waiting_at.is_none_or(|at| at <= Instant::now());
-        if waiting_now || state.ack_again || state.inbound.due(every).is_some() {
-            if state.reader_parked {
-                self.waiting_acked = Some(Instant::now());
-            }
+        if state.ack_again || state.inbound.due(every).is_some() {
             return Some(owed);
         }
         let delay = self.shared.config.ack_delay;
         let timer = self
             .ack_timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
-        if let Some(at) = waiting_at.filter(|&at| state.reader_parked && at < timer.deadline()) {
-            timer.as_mut().reset(at);
-        }
-        let fired = timer.as_mut().poll(cx).is_ready();
-        if fired && state.reader_parked {
-            self.waiting_acked = Some(Instant::now());
-        }
-        fired.then_some(owed)
+        timer.as_mut().poll(cx).is_ready().then_some(owed)
     }
 }
 

@@ -344,8 +344,9 @@ impl ServerConfig {
     }
 
     /// The longest the server waits before acknowledging what the application took
-    /// (default 20 ms); it acknowledges when the application waits for more (at once,
-    /// then at most once per millisecond), and after a quarter of the receive window.
+    /// (default 20 ms). It acknowledges at once what the client asked for (a PROMPT:
+    /// a request, a flush, a quarter of the client's window), and after a quarter of the
+    /// receive window; see `docs/resume-protocol.md`, section 6.2.
     ///
     /// ```
     /// use std::time::Duration;

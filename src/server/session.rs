@@ -19,9 +19,10 @@ use tokio_tungstenite::tungstenite::Bytes;
 
 use super::error::SessionError;
 use super::{Overflow, ServerConfig};
-use crate::resume::buffer::ReplayBuffer;
+use crate::resume::buffer::{Limits, ReplayBuffer};
 use crate::resume::frame::{encode_data, ResumeViolation, SessionId, Window};
 use crate::resume::inbound::Inbound;
+use crate::resume::prompt::PromptCadence;
 use crate::resume::Gap;
 use crate::Message;
 
@@ -72,8 +73,13 @@ pub(super) struct State {
     in_flight: VecDeque<(u64, usize)>,
     in_flight_bytes: usize,
     pub(super) queue: VecDeque<Item>,
-    /// The application's reader is waiting: acknowledge what it took now.
-    pub(super) reader_parked: bool,
+    /// When the next DATA frame asks for an acknowledgement at once.
+    cadence: PromptCadence,
+    /// The last sequence number a PROMPT covers.
+    prompted: u64,
+    /// The application waits for the client's acknowledgement of what it sent: the
+    /// attached connection asks for it at once (a standalone PROMPT), after the data.
+    pub(super) prompt_wanted: bool,
     /// A duplicate arrived: acknowledge again, so that a client that resent learns it.
     pub(super) ack_again: bool,
     /// The attached connection stopped reading: the queue is full.
@@ -101,7 +107,9 @@ impl State {
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             queue: VecDeque::new(),
-            reader_parked: false,
+            cadence: PromptCadence::default(),
+            prompted: 0,
+            prompt_wanted: false,
             ack_again: false,
             read_blocked: false,
             ending: None,
@@ -132,6 +140,37 @@ impl State {
         self.in_flight.push_back((seq, len));
         self.in_flight_bytes += len;
         Ok(())
+    }
+
+    /// Whether the next DATA frame, of `len` payload bytes, carries a PROMPT (see
+    /// `resume/prompt.rs`): the window in effect is the client's, capped by the replay
+    /// buffer's bounds.
+    pub(super) fn prompt_next(&mut self, len: usize, limits: Limits) -> bool {
+        let window = Window {
+            frames: self.peer_window.frames.min(limits.frames as u64),
+            bytes: self.peer_window.bytes.min(limits.bytes as u64),
+        };
+        let idle = self.out.is_empty();
+        let prompt = self.cadence.next(idle, len, window);
+        if prompt {
+            self.prompted = self.out.next();
+        }
+        prompt
+    }
+
+    /// A standalone PROMPT goes to the client, covering everything sent: the cadence
+    /// counts from here.
+    pub(super) fn prompt_sent(&mut self) {
+        self.prompt_wanted = false;
+        self.prompted = self.out.next() - 1;
+        self.cadence.restart();
+    }
+
+    /// A connection was attached: what it resends is prompted for again once written,
+    /// if anything is unacknowledged.
+    pub(super) fn attached(&mut self) {
+        self.prompted = 0;
+        self.prompt_wanted = !self.out.is_empty();
     }
 
     /// An acknowledgement of everything up to `ack` goes to the client.
@@ -312,8 +351,8 @@ impl Session {
     ///   again carries on.
     /// - `Ready(Some(Err(SessionError::Expired)))`: once, then the stream ends.
     /// - `Ready(None)`: the session ended.
-    /// - `Pending`: waiting; what was taken is acknowledged to the client now, or within a
-    ///   millisecond of the previous such acknowledgement.
+    /// - `Pending`: waiting. What was taken is acknowledged to the client at once when it
+    ///   asked for that, else after a quarter of the receive window or `ack_delay`.
     ///
     /// ```no_run
     /// # async fn run(mut session: ws_reconnect::server::Session) -> Result<(), ws_reconnect::server::SessionError> {
@@ -339,11 +378,13 @@ impl Session {
                 state.read_blocked = false;
                 state.wake_conn();
             }
-            state.reader_parked = false;
             return Poll::Ready(Some(match item {
                 Item::Message { seq, message } => {
+                    let owed_before = state.inbound.owed().is_some();
                     state.inbound.deliver(seq, message.len());
-                    if state.inbound.due(every).is_some() {
+                    // The connection sends what is due, and starts the delay for what is
+                    // first owed.
+                    if !owed_before || state.inbound.due(every).is_some() {
                         state.wake_conn();
                     }
                     Ok(message)
@@ -362,10 +403,6 @@ impl Session {
             Some(Ending::Expired | Ending::ClientBye) => Poll::Ready(None),
             Some(Ending::AppClosed) | None => {
                 state.reader = Some(cx.waker().clone());
-                if state.inbound.owed().is_some() && !state.reader_parked {
-                    state.reader_parked = true;
-                    state.wake_conn();
-                }
                 Poll::Pending
             }
         }
@@ -394,6 +431,10 @@ impl Session {
             return Poll::Ready(Ok(()));
         }
         state.writer = Some(cx.waker().clone());
+        if !state.prompt_wanted && state.prompted < state.out.next() - 1 {
+            state.prompt_wanted = true;
+            state.wake_conn();
+        }
         Poll::Pending
     }
 
@@ -445,7 +486,8 @@ impl Session {
             }
         }
         let seq = state.out.next();
-        let frame = Bytes::from(encode_data(seq, None, text, &payload));
+        let prompt = state.prompt_next(len, limits);
+        let frame = Bytes::from(encode_data(seq, None, text, prompt, &payload));
         state.out.push(frame, len);
         state.wake_conn();
         drop(state);
@@ -498,6 +540,10 @@ impl Session {
             ));
         }
         state.writer = Some(cx.waker().clone());
+        if !state.prompt_wanted && state.prompted < state.out.next() - 1 {
+            state.prompt_wanted = true;
+            state.wake_conn();
+        }
         Poll::Pending
     }
 

@@ -155,6 +155,7 @@ impl Shared {
             .map(|r| Gap::new(r.start, Some(r.end), GapReason::Overflow));
         state.peer_window = hello.window;
         state.ack_again = true;
+        state.attached();
         if hello.send_first > state.inbound.received() {
             // The client gave up messages it never delivered.
             let gap = Gap::new(

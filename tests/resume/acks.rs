@@ -1,5 +1,6 @@
-//! When the server acknowledges: an application that waits for more is acknowledged at
-//! once, and again at most once a millisecond. In virtual time, over channels.
+//! When the server acknowledges: at once for what the client prompted for (a DATA frame
+//! or an ACK with the PROMPT flag) once the application took it, otherwise after
+//! `ack_delay`. In virtual time, over channels.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -49,9 +50,29 @@ impl Sink<Message> for Duplex {
     }
 }
 
+/// Reads frames from the server until an ACK (with or without PROMPT) of `upto` comes;
+/// returns the time it came and how many ACKs came before it.
+async fn ack_of(from_server: &mut mpsc::UnboundedReceiver<Message>, upto: u8) -> (Instant, usize) {
+    let mut earlier = 0;
+    loop {
+        let frame = timeout(BOUND, from_server.next())
+            .await
+            .expect("no acknowledgement")
+            .expect("the connection ended");
+        let bytes = frame.into_data();
+        if bytes.first().is_some_and(|b| b & 0x0f == 0x02) {
+            if bytes[1] == upto {
+                return (Instant::now(), earlier);
+            }
+            earlier += 1;
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_waiting_application_is_acknowledged_at_once_then_at_most_once_a_millisecond() {
-    let (server, mut sessions) = Server::new(ServerConfig::default());
+async fn acknowledgements_come_at_once_when_prompted_and_after_ack_delay_otherwise() {
+    let delay = Duration::from_millis(30);
+    let (server, mut sessions) = Server::new(ServerConfig::default().ack_delay(delay));
     let (to_server, from_client) = mpsc::unbounded();
     let (to_client, mut from_server) = mpsc::unbounded();
     tokio::spawn(server.attach(Duplex {
@@ -60,37 +81,33 @@ async fn a_waiting_application_is_acknowledged_at_once_then_at_most_once_a_milli
     }));
     // HELLO: no session, recv_next 1, send_first 1, window 1024 frames, 4 MiB.
     let hello = vec![0x03, 1, 1, 1, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02];
-    to_server
-        .unbounded_send(Ok(Message::binary(hello)))
-        .unwrap();
+    let send = |bytes: Vec<u8>| {
+        to_server
+            .unbounded_send(Ok(Message::binary(bytes)))
+            .unwrap()
+    };
+    send(hello);
     let mut session = timeout(BOUND, sessions.next()).await.unwrap().unwrap();
     // The application takes every message and waits for the next.
     tokio::spawn(async move { while session.next().await.is_some() {} });
+
+    // DATA 1 with PROMPT (0x41): acknowledged as soon as the application took it.
     let start = Instant::now();
-    let mut acks = Vec::new();
-    for seq in 1..=3u8 {
-        let data = Message::binary(vec![0x01, seq, b'x']);
-        to_server.unbounded_send(Ok(data)).unwrap();
-        loop {
-            let frame = timeout(BOUND, from_server.next())
-                .await
-                .expect("no acknowledgement")
-                .expect("the connection ended");
-            let bytes = frame.into_data();
-            if bytes.first() == Some(&0x02) {
-                acks.push((bytes[1], Instant::now()));
-                if bytes[1] == seq {
-                    break;
-                }
-            }
-        }
-    }
-    assert_eq!(acks.len(), 3, "{acks:?}");
-    assert_eq!(acks[0].1, start, "the first acknowledgement goes at once");
-    for pair in acks.windows(2) {
-        assert!(
-            pair[1].1 - pair[0].1 >= Duration::from_millis(1),
-            "acknowledgements less than a millisecond apart: {acks:?}"
-        );
-    }
+    send(vec![0x41, 1, b'x']);
+    assert_eq!(ack_of(&mut from_server, 1).await, (start, 0), "at once");
+
+    // DATA 2 and 3 without: one acknowledgement, `ack_delay` after the first.
+    let start = Instant::now();
+    send(vec![0x01, 2, b'x']);
+    send(vec![0x01, 3, b'x']);
+    let (at, earlier) = ack_of(&mut from_server, 3).await;
+    assert_eq!(earlier, 0, "nothing before the delay");
+    assert_eq!(at - start, delay, "after ack_delay");
+
+    // DATA 4, then a standalone PROMPT (ACK 0x12, acknowledging nothing new of the
+    // server's): acknowledged at once.
+    let start = Instant::now();
+    send(vec![0x01, 4, b'x']);
+    send(vec![0x12, 0]);
+    assert_eq!(ack_of(&mut from_server, 4).await, (start, 0), "at once");
 }

@@ -54,6 +54,9 @@ impl Acknowledge for ResumeAcks {
                 }
                 match shared.inbound.on_data(data.seq) {
                     Arrival::New => {
+                        if data.prompt {
+                            shared.inbound.prompt(data.seq);
+                        }
                         // The frame goes to the reader; the sink lets go of what its
                         // acknowledgement covers through `carried`.
                         self.carried = data.ack.map(|_| self.cell.acked.load(Ordering::Acquire));
@@ -75,6 +78,14 @@ impl Acknowledge for ResumeAcks {
                 }
             }
             Frame::Ack(ack) => self.acknowledge(&mut shared, ack),
+            Frame::Prompt(ack) => {
+                self.acknowledge(&mut shared, ack);
+                let received = shared.inbound.received() - 1;
+                shared.inbound.prompt(received);
+                // Whichever half polls next sends it, once the application took it all.
+                shared.wake_reader();
+                shared.wake_writer();
+            }
             Frame::Welcome(welcome) => {
                 let presented = shared.session.map(|(id, _)| id);
                 shared.session = Some((welcome.session, welcome.epoch));
@@ -84,6 +95,7 @@ impl Acknowledge for ResumeAcks {
                 self.cell
                     .peer_bytes
                     .store(welcome.window.bytes, Ordering::Release);
+                self.cell.welcomes.fetch_add(1, Ordering::AcqRel);
                 if welcome.resumed {
                     shared.stats.resumed += 1;
                     tracing::debug!(session = %welcome.session, "session resumed");

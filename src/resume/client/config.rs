@@ -150,10 +150,10 @@ impl ResumeConfig {
     }
 
     /// The longest wait before acknowledging what the application took (default 20 ms).
-    /// The sink acknowledges at once when the reader waits for more, and after a quarter
-    /// of the receive window. Otherwise a timer wakes the task that last polled the sink
-    /// (either half) once `ack_delay` has passed, and the acknowledgement goes out as
-    /// that task polls it; a sink nobody polls sends nothing.
+    /// The sink acknowledges at once what the server asked for (a PROMPT), and after a
+    /// quarter of the receive window. Otherwise a timer wakes the task that last polled
+    /// the sink (either half) once `ack_delay` has passed, and the acknowledgement goes
+    /// out as that task polls it; a sink nobody polls sends nothing.
     ///
     /// ```
     /// use std::time::Duration;

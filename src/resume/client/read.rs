@@ -26,7 +26,9 @@ impl<M: MakeConnection> ResumingSink<M> {
     ///   asked for again).
     /// - `Ready(None)`: not dialed, closed, failed for good, or the server ended the
     ///   session.
-    /// - `Pending`: waiting; what the application took is acknowledged now.
+    /// - `Pending`: waiting. What the application took is acknowledged at once when the
+    ///   server asked for that, else after a quarter of the receive window or
+    ///   `ack_delay`.
     ///
     /// ```no_run
     /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
@@ -74,7 +76,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             }
             if let Some(data) = self.held.take() {
                 if let Some(message) = self.deliver(data) {
-                    self.poll_ack(Half::Read, false, cx);
+                    self.poll_ack(Half::Read, cx);
                     return Poll::Ready(Some(Ok(message)));
                 }
                 continue;
@@ -96,7 +98,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(map_unsupported(e)))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {
-                    self.poll_ack(Half::Read, true, cx);
+                    self.poll_ack(Half::Read, cx);
                     let mut shared = lock(&self.cell);
                     let delivered = shared.inbound.delivered();
                     let more = !shared.violations.is_empty()
@@ -146,10 +148,10 @@ impl<M: MakeConnection> ResumingSink<M> {
         shared.replay_from = Some(from);
     }
 
-    /// Sends an acknowledgement when one is due (`parking`: the reader is about to wait,
-    /// so everything taken is acknowledged), and flushes one written before.
-    pub(super) fn poll_ack(&mut self, half: Half, parking: bool, cx: &mut Context<'_>) {
-        let owed = AckOwed::of(&lock(&self.cell), parking, &self.config);
+    /// Sends an acknowledgement when one is due (the server prompted for it, a quarter
+    /// window was taken, or `ack_delay` passed), and flushes one written before.
+    pub(super) fn poll_ack(&mut self, half: Half, cx: &mut Context<'_>) {
+        let owed = AckOwed::of(&lock(&self.cell), &self.config);
         self.settle_ack(owed, half, cx);
     }
 
@@ -207,16 +209,11 @@ pub(super) struct AckOwed {
 }
 
 impl AckOwed {
-    /// What `shared` owes: everything taken when `parking` (the reader is about to wait),
-    /// else what the count and byte thresholds make due.
-    pub(super) fn of(shared: &Shared, parking: bool, config: &ResumeConfig) -> Self {
-        let due = if parking {
-            shared.inbound.owed()
-        } else {
-            shared.inbound.due(config.ack_every())
-        };
+    /// What `shared` owes now: what the server prompted for, or what the count and
+    /// byte thresholds make due; and since when something is owed.
+    pub(super) fn of(shared: &Shared, config: &ResumeConfig) -> Self {
         AckOwed {
-            due,
+            due: shared.inbound.due(config.ack_every()),
             since: shared.owed_since,
         }
     }

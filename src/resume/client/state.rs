@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::resume::buffer::ReplayBuffer;
 use crate::resume::frame::{ResumeViolation, SessionId, Window};
 use crate::resume::inbound::{Inbound, PendingGaps};
+use crate::resume::prompt::PromptCadence;
 
 use super::*;
 
@@ -98,6 +99,8 @@ pub(super) struct Common {
     /// The lowest sequence number the writer has not let go of (acknowledged or taken
     /// back): with `acked`, HELLO's `send_first`. Written by the writer.
     pub(super) front: AtomicU64,
+    /// WELCOMEs read: which connection is the current one.
+    pub(super) welcomes: AtomicU64,
 }
 
 impl Common {
@@ -111,6 +114,7 @@ impl Common {
             peer_bytes: AtomicU64::new(Window::DEFAULT.bytes),
             sent: AtomicU64::new(0),
             front: AtomicU64::new(1),
+            welcomes: AtomicU64::new(0),
         }
     }
 
@@ -126,21 +130,55 @@ impl Common {
 #[derive(Debug)]
 pub(super) struct InFlight {
     ledger: ReplayBuffer<()>,
+    cadence: PromptCadence,
+    /// The last sequence number a PROMPT covered, and the connection (a count of
+    /// WELCOMEs) it went out on.
+    prompted: (u64, u64),
 }
 
 impl InFlight {
     pub(super) fn new() -> Self {
         InFlight {
             ledger: ReplayBuffer::new(1),
+            cadence: PromptCadence::default(),
+            prompted: (0, 0),
         }
     }
 
-    /// Numbers the next message of `len` payload bytes.
+    /// Numbers the next message of `len` payload bytes; `true` with it when its DATA
+    /// frame carries a PROMPT.
     #[inline]
-    pub(super) fn push(&mut self, len: usize, common: &Common) -> u64 {
+    pub(super) fn push(
+        &mut self,
+        len: usize,
+        config: &ResumeConfig,
+        common: &Common,
+    ) -> (u64, bool) {
+        self.trim(common);
+        let idle = self.ledger.is_empty();
         let seq = self.ledger.push((), len);
         common.sent.store(seq, Ordering::Release);
-        seq
+        let prompt = self.cadence.next(idle, len, self.window(config, common));
+        if prompt {
+            self.prompted = (seq, common.welcomes.load(Ordering::Acquire));
+        }
+        (seq, prompt)
+    }
+
+    /// Whether a flush has to ask for an acknowledgement itself (a standalone PROMPT):
+    /// messages are unacknowledged that no PROMPT on the current connection covers.
+    pub(super) fn needs_prompt(&mut self, common: &Common) -> bool {
+        self.trim(common);
+        let sent = self.ledger.next() - 1;
+        let connection = common.welcomes.load(Ordering::Acquire);
+        !self.ledger.is_empty() && self.prompted != (sent, connection)
+    }
+
+    /// A standalone PROMPT went out, covering everything sent.
+    pub(super) fn prompted(&mut self, common: &Common) {
+        self.cadence.restart();
+        let connection = common.welcomes.load(Ordering::Acquire);
+        self.prompted = (self.ledger.next() - 1, connection);
     }
 
     /// Lets go of what the server acknowledged.
@@ -160,16 +198,25 @@ impl InFlight {
         common.front.store(self.ledger.front(), Ordering::Release);
     }
 
-    /// Whether one more message fits in the window in effect: ours, and the server's.
+    /// The window in effect: ours, and the server's.
+    #[inline]
+    fn window(&self, config: &ResumeConfig, common: &Common) -> Window {
+        let peer_frames = common.peer_frames.load(Ordering::Acquire).max(1);
+        let peer_bytes = common.peer_bytes.load(Ordering::Acquire);
+        Window {
+            frames: (config.max_unacked_frames as u64).min(peer_frames),
+            bytes: (config.max_unacked_bytes as u64).min(peer_bytes),
+        }
+    }
+
+    /// Whether one more message fits in the window in effect.
     #[inline]
     pub(super) fn room(&mut self, config: &ResumeConfig, common: &Common) -> bool {
         self.trim(common);
-        let peer_frames = common.peer_frames.load(Ordering::Acquire).max(1);
-        let peer_bytes = common.peer_bytes.load(Ordering::Acquire);
-        let frames = (config.max_unacked_frames as u64).min(peer_frames);
-        let bytes = (config.max_unacked_bytes as u64).min(peer_bytes);
+        let window = self.window(config, common);
         self.ledger.is_empty()
-            || ((self.ledger.len() as u64) < frames && (self.ledger.bytes() as u64) < bytes)
+            || ((self.ledger.len() as u64) < window.frames
+                && (self.ledger.bytes() as u64) < window.bytes)
     }
 }
 

@@ -37,7 +37,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             return Poll::Ready(Err(Error::SessionEnded));
         }
         if self.cell.owed.load(Ordering::Acquire) {
-            self.poll_ack(Half::Write, false, cx);
+            self.poll_ack(Half::Write, cx);
         }
         ready!(self.inner.poll_ready(cx)).map_err(map_unsupported)?;
         loop {
@@ -152,8 +152,8 @@ impl<M: MakeConnection> ResumingSink<M> {
         } else {
             None
         };
-        let seq = self.in_flight.push(payload.len(), &self.cell);
-        let frame = self.frames.data(seq, ack, text, &payload);
+        let (seq, prompt) = self.in_flight.push(payload.len(), &self.config, &self.cell);
+        let frame = self.frames.data(seq, ack, text, prompt, &payload);
         self.inner
             .take_identified(Message::Binary(frame), seq, promise);
         Ok(())
@@ -177,9 +177,26 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// ```
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.plain.load(Ordering::Relaxed) {
-            self.poll_ack(Half::Write, false, cx);
+            self.poll_ack(Half::Write, cx);
+            self.prompt(cx);
         }
         self.inner.poll_flush(cx).map_err(map_unsupported)
+    }
+
+    /// Asks the server to acknowledge at once what no PROMPT covers yet: a flush waits
+    /// for it. The frame carries this client's own acknowledgement too.
+    fn prompt(&mut self, cx: &mut Context<'_>) {
+        if !self.inner.is_connected() || !self.in_flight.needs_prompt(&self.cell) {
+            return;
+        }
+        let ack = {
+            let mut shared = lock(&self.cell);
+            let ack = shared.inbound.delivered() - 1;
+            shared.ack_sent(ack, &self.cell);
+            ack
+        };
+        self.send_control(Frame::Prompt(ack), Half::Write, cx);
+        self.in_flight.prompted(&self.cell);
     }
 
     /// Tells the server the session is over (BYE, after everything sent is acknowledged),
@@ -210,6 +227,7 @@ impl<M: MakeConnection> ResumingSink<M> {
         let expired = timer.as_mut().poll(cx).is_ready();
         if !expired && !self.bye_queued && !self.ended {
             // After the data: the server ends the session once it delivered it all.
+            self.prompt(cx);
             if let Err(e) = ready!(self.inner.poll_flush(cx)) {
                 self.close_timer = None;
                 return Poll::Ready(Err(map_unsupported(e)));

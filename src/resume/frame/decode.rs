@@ -20,11 +20,12 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
     let kind = first & 0x0f;
     let flags = first & 0xf0;
     let allowed = match kind {
-        DATA => DATA_TEXT | DATA_ACK,
+        DATA => DATA_TEXT | DATA_ACK | DATA_PROMPT,
+        ACK => ACK_PROMPT,
         HELLO => HELLO_SESSION,
         WELCOME => WELCOME_RESUMED,
         GAP => GAP_END,
-        ACK | REPLAY | BYE => 0,
+        REPLAY | BYE => 0,
         _ => return Err(ResumeViolation::UnknownKind(kind)),
     };
     if flags & !allowed != 0 {
@@ -36,6 +37,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
     };
     let frame = match kind {
         DATA => return data(bytes, flags, &mut r),
+        ACK if flags & ACK_PROMPT != 0 => Frame::Prompt(r.varint("acknowledgement")?),
         ACK => Frame::Ack(r.varint("acknowledgement")?),
         HELLO => hello(flags, &mut r)?,
         WELCOME => welcome(flags, &mut r)?,
@@ -58,6 +60,7 @@ fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeVio
         None
     };
     let text = flags & DATA_TEXT != 0;
+    let prompt = flags & DATA_PROMPT != 0;
     let payload = bytes.slice(1 + r.pos..);
     if text && std::str::from_utf8(&payload).is_err() {
         return Err(ResumeViolation::InvalidUtf8);
@@ -66,6 +69,7 @@ fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeVio
         seq,
         ack,
         text,
+        prompt,
         payload,
     }))
 }

@@ -10,10 +10,14 @@ impl Frame {
         let mut out = Vec::with_capacity(16);
         match self {
             Frame::Data(data) => {
-                return encode_data(data.seq, data.ack, data.text, &data.payload);
+                return encode_data(data.seq, data.ack, data.text, data.prompt, &data.payload);
             }
             Frame::Ack(ack) => {
                 out.push(ACK);
+                put_varint(&mut out, *ack);
+            }
+            Frame::Prompt(ack) => {
+                out.push(ACK | ACK_PROMPT);
                 put_varint(&mut out, *ack);
             }
             Frame::Hello(hello) => {
@@ -64,8 +68,14 @@ impl Frame {
 
 /// A DATA frame's bytes: the header, then a copy of `payload`, in a buffer of exactly
 /// that length (so that it becomes a [`Bytes`] without a second allocation).
-pub(crate) fn encode_data(seq: u64, ack: Option<u64>, text: bool, payload: &[u8]) -> Vec<u8> {
-    let header = DataHeader::new(seq, ack, text);
+pub(crate) fn encode_data(
+    seq: u64,
+    ack: Option<u64>,
+    text: bool,
+    prompt: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let header = DataHeader::new(seq, ack, text, prompt);
     let mut out = Vec::with_capacity(header.len + payload.len());
     out.extend_from_slice(header.bytes());
     out.extend_from_slice(payload);
@@ -80,10 +90,14 @@ struct DataHeader {
 }
 
 impl DataHeader {
-    fn new(seq: u64, ack: Option<u64>, text: bool) -> Self {
+    #[inline]
+    fn new(seq: u64, ack: Option<u64>, text: bool, prompt: bool) -> Self {
         let mut first = DATA;
         if text {
             first |= DATA_TEXT;
+        }
+        if prompt {
+            first |= DATA_PROMPT;
         }
         if ack.is_some() {
             first |= DATA_ACK;
@@ -100,6 +114,7 @@ impl DataHeader {
         header
     }
 
+    #[inline]
     fn varint(&mut self, mut value: u64) {
         loop {
             let low = (value & 0x7f) as u8;
@@ -139,8 +154,15 @@ impl DataWriter {
 
     /// A DATA frame's bytes, as [`encode_data`] gives them.
     #[inline]
-    pub(crate) fn data(&mut self, seq: u64, ack: Option<u64>, text: bool, payload: &[u8]) -> Bytes {
-        let header = DataHeader::new(seq, ack, text);
+    pub(crate) fn data(
+        &mut self,
+        seq: u64,
+        ack: Option<u64>,
+        text: bool,
+        prompt: bool,
+        payload: &[u8],
+    ) -> Bytes {
+        let header = DataHeader::new(seq, ack, text, prompt);
         let len = header.len + payload.len();
         if len > Self::OWN_BUFFER {
             let mut own = Vec::with_capacity(len);

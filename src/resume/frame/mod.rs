@@ -7,8 +7,8 @@
 //! endian). See `docs/resume-protocol.md` for the meaning of each field.
 //!
 //! ```text
-//! DATA    1 | TEXT 0x10, ACK 0x20 | seq | [ack] | payload (the rest)
-//! ACK     2 |                     | ack
+//! DATA    1 | TEXT 0x10, ACK 0x20, PROMPT 0x40 | seq | [ack] | payload (the rest)
+//! ACK     2 | PROMPT 0x10                     | ack
 //! HELLO   3 | SESSION 0x10        | version:u8 | [session:16 epoch:8] | recv_next | send_first | window_frames | window_bytes
 //! WELCOME 4 | RESUMED 0x10        | version:u8 | session:16 | epoch:8 | recv_next | window_frames | window_bytes
 //! GAP     5 | END 0x10            | from | [to] | reason:u8
@@ -53,6 +53,8 @@ const BYE: u8 = 7;
 
 const DATA_TEXT: u8 = 0x10;
 const DATA_ACK: u8 = 0x20;
+const DATA_PROMPT: u8 = 0x40;
+const ACK_PROMPT: u8 = 0x10;
 const HELLO_SESSION: u8 = 0x10;
 const WELCOME_RESUMED: u8 = 0x10;
 const GAP_END: u8 = 0x10;
@@ -164,6 +166,9 @@ pub(crate) struct Data {
     pub(crate) ack: Option<u64>,
     /// The message was a Text message (its payload is valid UTF-8).
     pub(crate) text: bool,
+    /// The sender asks for an acknowledgement as soon as the application has taken this
+    /// message.
+    pub(crate) prompt: bool,
     pub(crate) payload: Bytes,
 }
 
@@ -187,6 +192,9 @@ impl Data {
 pub(crate) enum Frame {
     Data(Data),
     Ack(u64),
+    /// An ACK with its PROMPT flag: the sender's acknowledgement, and a request for one
+    /// as soon as the application has taken every message that arrived before it.
+    Prompt(u64),
     Hello(Hello),
     Welcome(Welcome),
     Gap(Gap),
@@ -199,7 +207,7 @@ impl Frame {
     pub(crate) fn kind_name(&self) -> &'static str {
         match self {
             Frame::Data(_) => "DATA",
-            Frame::Ack(_) => "ACK",
+            Frame::Ack(_) | Frame::Prompt(_) => "ACK",
             Frame::Hello(_) => "HELLO",
             Frame::Welcome(_) => "WELCOME",
             Frame::Gap(_) => "GAP",

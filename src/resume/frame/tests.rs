@@ -18,16 +18,20 @@ fn every_kind_round_trips() {
             seq: 1,
             ack: None,
             text: true,
+            prompt: false,
             payload: Bytes::from_static("héllo".as_bytes()),
         }),
         Frame::Data(Data {
             seq: u64::MAX,
             ack: Some(0),
             text: false,
+            prompt: true,
             payload: Bytes::new(),
         }),
         Frame::Ack(0),
         Frame::Ack(u64::MAX),
+        Frame::Prompt(0),
+        Frame::Prompt(7),
         Frame::Hello(Hello {
             session: None,
             recv_next: 1,
@@ -133,7 +137,7 @@ fn the_largest_varint_is_ten_bytes() {
     put_varint(&mut out, u64::MAX);
     assert_eq!(out.len(), MAX_VARINT);
     assert_eq!(
-        data_seq(&encode_data(u64::MAX, None, false, b"x")),
+        data_seq(&encode_data(u64::MAX, None, false, false, b"x")),
         Some(u64::MAX)
     );
     assert_eq!(data_seq(&Frame::Ack(3).encode()), None);
@@ -154,9 +158,10 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             1..=u64::MAX,
             any::<Option<u64>>(),
             any::<bool>(),
+            any::<bool>(),
             any::<Vec<u8>>()
         )
-            .prop_map(|(seq, ack, text, payload)| {
+            .prop_map(|(seq, ack, text, prompt, payload)| {
                 let payload = if text {
                     Bytes::from(String::from_utf8_lossy(&payload).into_owned())
                 } else {
@@ -166,10 +171,12 @@ fn any_frame() -> impl Strategy<Value = Frame> {
                     seq,
                     ack,
                     text,
+                    prompt,
                     payload,
                 })
             }),
         any::<u64>().prop_map(Frame::Ack),
+        any::<u64>().prop_map(Frame::Prompt),
         (
             proptest::option::of((session.clone(), any::<u64>())),
             1..=u64::MAX,
