@@ -164,7 +164,7 @@ pub enum Overflow {
 /// | `recv_window_bytes` | 4 MiB | the same in payload bytes |
 /// | `global_budget_bytes` | `None` | cap over every session's buffer; past it, detached sessions are evicted |
 /// | `idle_timeout` | 60 s | a connection with nothing from the client this long is taken for dead |
-/// | `ack_delay` | 20 ms | longest wait before acknowledging what the application took |
+/// | `ack_delay` | 100 ms | longest wait before acknowledging what the application took |
 /// | `max_tombstones` | 65,536 | ended sessions remembered for an exact gap |
 /// | `max_pending_sessions` | 1024 | new sessions waiting in the [`Sessions`] stream |
 ///
@@ -206,7 +206,7 @@ impl Default for ServerConfig {
             recv_window_bytes: 4 << 20,
             global_budget_bytes: None,
             idle_timeout: Duration::from_secs(60),
-            ack_delay: Duration::from_millis(20),
+            ack_delay: Duration::from_millis(100),
             max_tombstones: 65_536,
             max_pending_sessions: 1024,
             websocket_config: WebSocketConfig::default(),
@@ -344,7 +344,7 @@ impl ServerConfig {
     }
 
     /// The longest the server waits before acknowledging what the application took
-    /// (default 20 ms). It acknowledges at once what the client asked for (a PROMPT:
+    /// (default 100 ms). It acknowledges at once what the client asked for (a PROMPT:
     /// a request, a flush, a quarter of the client's window), and after a quarter of the
     /// receive window; see `docs/resume-protocol.md`, section 6.2.
     ///

@@ -11,10 +11,10 @@ use crate::resume::inbound::AckEvery;
 /// |---|---|---|
 /// | `required` | `true` | a server that does not speak resume mode is an error ([`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported)); `false`: plain mode |
 /// | `max_unacked_frames` | 16,384 | messages in flight until the server acknowledges them (also bounded by the server's window) |
-/// | `max_unacked_bytes` | 1 MiB | the same in payload bytes |
+/// | `max_unacked_bytes` | 4 MiB | the same in payload bytes |
 /// | `recv_window_frames` | 16,384 | the server's messages in flight at once (advertised to it) |
 /// | `recv_window_bytes` | 4 MiB | the same in payload bytes |
-/// | `ack_delay` | 20 ms | longest wait before acknowledging what the application took |
+/// | `ack_delay` | 100 ms | longest wait before acknowledging what the application took |
 /// | `ack_timeout` | 30 s | no acknowledgement progress this long: the connection is replaced |
 ///
 /// ```
@@ -57,10 +57,10 @@ impl ResumeConfig {
         ResumeConfig {
             required: true,
             max_unacked_frames: 16_384,
-            max_unacked_bytes: 1 << 20,
+            max_unacked_bytes: 4 << 20,
             recv_window_frames: 16_384,
             recv_window_bytes: 4 << 20,
-            ack_delay: Duration::from_millis(20),
+            ack_delay: Duration::from_millis(100),
             ack_timeout: Duration::from_secs(30),
         }
     }
@@ -108,8 +108,8 @@ impl ResumeConfig {
         self
     }
 
-    /// The same in payload bytes (default 1 MiB). One message is always allowed when none
-    /// is in flight, however large.
+    /// The same in payload bytes (default 4 MiB, the server's default receive window).
+    /// One message is always allowed when none is in flight, however large.
     ///
     /// ```
     /// use ws_reconnect::ResumeConfig;
@@ -149,7 +149,7 @@ impl ResumeConfig {
         self
     }
 
-    /// The longest wait before acknowledging what the application took (default 20 ms).
+    /// The longest wait before acknowledging what the application took (default 100 ms).
     /// The sink acknowledges at once what the server asked for (a PROMPT), and after a
     /// quarter of the receive window. Otherwise a timer wakes the task that last polled
     /// the sink (either half) once `ack_delay` has passed, and the acknowledgement goes
