@@ -158,6 +158,12 @@ impl Conn {
                 Ok(read) => read,
                 Err(end) => return Poll::Ready(end),
             };
+            if read {
+                // Once per batch read, not per frame: a clock read and a timer reset each.
+                self.idle
+                    .as_mut()
+                    .reset(Instant::now() + self.shared.config.idle_timeout);
+            }
             let wrote = match self.poll_write(transport, cx) {
                 Ok(wrote) => wrote,
                 Err(end) => return Poll::Ready(end),
@@ -204,9 +210,6 @@ impl Conn {
                 Poll::Ready(Some(Err(_)) | None) => return Err(End::Lost),
             };
             read = true;
-            self.idle
-                .as_mut()
-                .reset(Instant::now() + self.shared.config.idle_timeout);
             match message {
                 Message::Binary(_) => {}
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
