@@ -125,6 +125,16 @@ impl Common {
     }
 }
 
+/// A message numbered by [`InFlight::push`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Numbered {
+    pub(super) seq: u64,
+    /// Its DATA frame carries a PROMPT.
+    pub(super) prompt: bool,
+    /// Nothing was in flight before it.
+    pub(super) after_idle: bool,
+}
+
 /// What the writer has sent and not yet seen acknowledged: sequence numbers and payload
 /// lengths (the sink underneath holds the messages themselves). Owned by the writer.
 #[derive(Debug)]
@@ -145,24 +155,24 @@ impl InFlight {
         }
     }
 
-    /// Numbers the next message of `len` payload bytes; `true` with it when its DATA
-    /// frame carries a PROMPT.
+    /// Numbers the next message of `len` payload bytes.
     #[inline]
-    pub(super) fn push(
-        &mut self,
-        len: usize,
-        config: &ResumeConfig,
-        common: &Common,
-    ) -> (u64, bool) {
+    pub(super) fn push(&mut self, len: usize, config: &ResumeConfig, common: &Common) -> Numbered {
         self.trim(common);
-        let idle = self.ledger.is_empty();
+        let after_idle = self.ledger.is_empty();
         let seq = self.ledger.push((), len);
         common.sent.store(seq, Ordering::Release);
-        let prompt = self.cadence.next(idle, len, self.window(config, common));
+        let prompt = self
+            .cadence
+            .next(after_idle, len, self.window(config, common));
         if prompt {
             self.prompted = (seq, common.welcomes.load(Ordering::Acquire));
         }
-        (seq, prompt)
+        Numbered {
+            seq,
+            prompt,
+            after_idle,
+        }
     }
 
     /// Whether a flush has to ask for an acknowledgement itself (a standalone PROMPT):

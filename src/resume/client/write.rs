@@ -12,6 +12,7 @@ use crate::resume::frame::Frame;
 use crate::sink::{Delivery, Half, Outgoing, Promise};
 use crate::Message;
 
+use super::state::Numbered;
 use super::*;
 
 impl<M: MakeConnection> ResumingSink<M> {
@@ -152,7 +153,12 @@ impl<M: MakeConnection> ResumingSink<M> {
         } else {
             None
         };
-        let (seq, prompt) = self.in_flight.push(payload.len(), &self.config, &self.cell);
+        let numbered = self.in_flight.push(payload.len(), &self.config, &self.cell);
+        if numbered.after_idle {
+            // No frame written before is held any more.
+            self.frames.release();
+        }
+        let Numbered { seq, prompt, .. } = numbered;
         let frame = self.frames.data(seq, ack, text, prompt, &payload);
         self.inner
             .take_identified(Message::Binary(frame), seq, promise);
