@@ -12,7 +12,9 @@
 //!
 //! The client runs on a current-thread runtime on the main thread, so its thread CPU
 //! time is the cost of the sink; the servers and the proxy run on a thread of their own.
-//! "process" CPU counts every thread: client, server and proxy.
+//! "process" CPU counts every thread: client, server and proxy. "User" CPU is the client
+//! thread's time in user space: the sink's own work, without the kernel's socket work
+//! (which on loopback swings with scheduling; see BENCHMARKS.md).
 //!
 //! Options: `--rounds N` (default 3), `--quick` (smaller counts, for a smoke run),
 //! `--profile plain|resume [SIZE]` (that mode, 64 B or SIZE on loopback, over and over, for a
@@ -22,15 +24,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::net::TcpListener;
 use ws_reconnect::server::{Server, ServerConfig};
 use ws_reconnect::testing::{FaultProxy, Link};
-use ws_reconnect::{Message, ReconnectingSink, ResumeConfig};
+use ws_reconnect::{Error, Message, ReconnectingSink, ResumeConfig};
 
 mod common;
 
-use common::{median, process_cpu, thread_cpu, wait_done};
+use common::{median, process_cpu, thread_cpu, thread_user_cpu, wait_done};
 
 /// The latency of the slow path, each way.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -66,6 +68,8 @@ impl Addrs {
 struct Sample {
     rate: f64,
     client_ns: f64,
+    /// The client thread's user-space CPU: the sink's own work, without the kernel's.
+    client_user_ns: f64,
     process_ns: f64,
 }
 
@@ -121,19 +125,13 @@ fn servers() -> Addrs {
 async fn run(addrs: Addrs, mode: Mode, slow: bool, size: usize, n: u64) -> Sample {
     let payload = Bytes::from(vec![7u8; size]);
     let addr = addrs.get(mode, slow);
-    let (elapsed, client, process) = match mode {
+    match mode {
         Mode::Plain => {
             let url = format!("ws://{addr}/count/{n}/0");
             let mut ws = ReconnectingSink::connect(&url).await.unwrap();
-            let (cpu0, all0, t0) = (thread_cpu(), process_cpu(), Instant::now());
-            for _ in 0..n {
-                ws.feed(Message::Binary(payload.clone())).await.unwrap();
-            }
-            ws.flush().await.unwrap();
-            wait_done(&mut ws).await;
-            let out = (t0.elapsed(), thread_cpu() - cpu0, process_cpu() - all0);
+            let sample = timed(&mut ws, &payload, n).await;
             let _ = ws.close().await;
-            out
+            sample
         }
         Mode::Resume => {
             let mut ws = ReconnectingSink::builder()
@@ -142,21 +140,32 @@ async fn run(addrs: Addrs, mode: Mode, slow: bool, size: usize, n: u64) -> Sampl
                 .await
                 .unwrap();
             ws.send(Message::text(n.to_string())).await.unwrap();
-            let (cpu0, all0, t0) = (thread_cpu(), process_cpu(), Instant::now());
-            for _ in 0..n {
-                ws.feed(Message::Binary(payload.clone())).await.unwrap();
-            }
-            ws.flush().await.unwrap();
-            wait_done(&mut ws).await;
-            let out = (t0.elapsed(), thread_cpu() - cpu0, process_cpu() - all0);
+            let sample = timed(&mut ws, &payload, n).await;
             let _ = ws.close().await;
-            out
+            sample
         }
-    };
+    }
+}
+
+/// Feeds `n` copies of `payload` into `ws`, flushes, waits for "done": timed, with the
+/// client thread's and the process's CPU.
+async fn timed<S>(ws: &mut S, payload: &Bytes, n: u64) -> Sample
+where
+    S: Sink<Message, Error = Error> + Stream<Item = Result<Message, Error>> + Unpin,
+{
+    let (cpu0, user0, all0) = (thread_cpu(), thread_user_cpu(), process_cpu());
+    let t0 = Instant::now();
+    for _ in 0..n {
+        ws.feed(Message::Binary(payload.clone())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    wait_done(ws).await;
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
     Sample {
-        rate: n as f64 / elapsed.as_secs_f64(),
-        client_ns: client.as_nanos() as f64 / n as f64,
-        process_ns: process.as_nanos() as f64 / n as f64,
+        rate: n as f64 / t0.elapsed().as_secs_f64(),
+        client_ns: per(thread_cpu() - cpu0),
+        client_user_ns: per(thread_user_cpu() - user0),
+        process_ns: per(process_cpu() - all0),
     }
 }
 
@@ -187,21 +196,21 @@ fn main() {
         for _ in 0..rounds.max(1) {
             let s = rt.block_on(run(addrs, mode, slow, size, n));
             println!(
-                "{mode:?}: {:.0} msg/s, {:.0} ns/msg client CPU",
-                s.rate, s.client_ns
+                "{mode:?}: {:.0} msg/s, {:.0} ns/msg client CPU, {:.0} user",
+                s.rate, s.client_ns, s.client_user_ns
             );
         }
         return;
     }
     println!(
-        "| path | size | plain msg/s | resume msg/s | rate resume/plain | plain client CPU ns/msg \
-         | resume client CPU ns/msg | CPU resume/plain | plain process CPU ns/msg | resume process \
-         CPU ns/msg | process resume/plain |"
+        "| path | size | plain msg/s | resume msg/s | rate resume/plain | client CPU ns/msg plain \
+         → resume | CPU resume/plain | client user CPU ns/msg plain → resume | user CPU \
+         resume/plain | process CPU ns/msg plain → resume | process resume/plain |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let cases = [
-        (false, 64usize, 200_000u64),
-        (false, 1024, 100_000),
+        (false, 64usize, 1_000_000u64),
+        (false, 1024, 500_000),
         (true, 64, 50_000),
         (true, 1024, 50_000),
     ];
@@ -214,15 +223,19 @@ fn main() {
             }
         }
         let m = |i: usize, f: fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
-        let (plain_rate, resume_rate) = (m(0, |s| s.rate), m(1, |s| s.rate));
-        let (plain_cpu, resume_cpu) = (m(0, |s| s.client_ns), m(1, |s| s.client_ns));
-        let (plain_all, resume_all) = (m(0, |s| s.process_ns), m(1, |s| s.process_ns));
+        let pair = |f: fn(&Sample) -> f64| (m(0, f), m(1, f));
+        let (plain_rate, resume_rate) = pair(|s| s.rate);
+        let (plain_cpu, resume_cpu) = pair(|s| s.client_ns);
+        let (plain_user, resume_user) = pair(|s| s.client_user_ns);
+        let (plain_all, resume_all) = pair(|s| s.process_ns);
         let path = if slow { "20 ms each way" } else { "loopback" };
         println!(
-            "| {path} | {size} B | {plain_rate:.0} | {resume_rate:.0} | {:.2} | {plain_cpu:.0} \
-             | {resume_cpu:.0} | {:.2} | {plain_all:.0} | {resume_all:.0} | {:.2} |",
+            "| {path} | {size} B | {plain_rate:.0} | {resume_rate:.0} | {:.2} | {plain_cpu:.0} → \
+             {resume_cpu:.0} | {:.2} | {plain_user:.0} → {resume_user:.0} | {:.2} | \
+             {plain_all:.0} → {resume_all:.0} | {:.2} |",
             resume_rate / plain_rate,
             resume_cpu / plain_cpu,
+            resume_user / plain_user,
             resume_all / plain_all,
         );
     }
