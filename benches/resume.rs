@@ -16,9 +16,15 @@
 //! thread's time in user space: the sink's own work, without the kernel's socket work
 //! (which on loopback swings with scheduling; see BENCHMARKS.md).
 //!
+//! Each row twice: with one payload buffer shared by every message (the sink's own cost),
+//! and with a buffer of its own per message (as an application that produces data: the
+//! allocation, and the memory held while messages are in flight, which resume mode holds
+//! until the server acknowledges and plain mode only until its Pong).
+//!
 //! Options: `--rounds N` (default 3), `--quick` (smaller counts, for a smoke run),
 //! `--profile plain|resume [SIZE]` (that mode, 64 B or SIZE on loopback, over and over, for a
-//! profiler; with `--slow`, through the 20 ms delay line).
+//! profiler; with `--slow`, through the 20 ms delay line; with `--fresh`, a buffer per
+//! message).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -41,6 +47,16 @@ const LATENCY: Duration = Duration::from_millis(20);
 enum Mode {
     Plain,
     Resume,
+}
+
+/// Where each message's payload comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    /// One buffer for every message (a clone is a reference count): the sink's cost alone.
+    Shared,
+    /// A buffer of its own for every message, as an application that produces data makes
+    /// them: the allocation, and the memory a sink holds while messages are in flight.
+    Fresh,
 }
 
 /// Where the servers listen: directly, and behind the delay line.
@@ -121,9 +137,24 @@ fn servers() -> Addrs {
     rx.recv().unwrap()
 }
 
-/// `n` messages of `size` bytes one way, then the server's "done".
-async fn run(addrs: Addrs, mode: Mode, slow: bool, size: usize, n: u64) -> Sample {
-    let payload = Bytes::from(vec![7u8; size]);
+/// A run: which mode, through which path, what messages.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    slow: bool,
+    size: usize,
+    n: u64,
+    payload: Payload,
+}
+
+/// `case.n` messages one way, then the server's "done".
+async fn run(addrs: Addrs, mode: Mode, case: Case) -> Sample {
+    let Case {
+        slow,
+        size,
+        payload,
+        n,
+    } = case;
+    let payload = (Bytes::from(vec![7u8; size]), payload);
     let addr = addrs.get(mode, slow);
     match mode {
         Mode::Plain => {
@@ -147,16 +178,20 @@ async fn run(addrs: Addrs, mode: Mode, slow: bool, size: usize, n: u64) -> Sampl
     }
 }
 
-/// Feeds `n` copies of `payload` into `ws`, flushes, waits for "done": timed, with the
-/// client thread's and the process's CPU.
-async fn timed<S>(ws: &mut S, payload: &Bytes, n: u64) -> Sample
+/// Feeds `n` messages of `payload`'s bytes into `ws`, flushes, waits for "done": timed,
+/// with the client thread's and the process's CPU.
+async fn timed<S>(ws: &mut S, payload: &(Bytes, Payload), n: u64) -> Sample
 where
     S: Sink<Message, Error = Error> + Stream<Item = Result<Message, Error>> + Unpin,
 {
     let (cpu0, user0, all0) = (thread_cpu(), thread_user_cpu(), process_cpu());
     let t0 = Instant::now();
     for _ in 0..n {
-        ws.feed(Message::Binary(payload.clone())).await.unwrap();
+        let bytes = match payload {
+            (shared, Payload::Shared) => shared.clone(),
+            (shared, Payload::Fresh) => Bytes::copy_from_slice(shared),
+        };
+        ws.feed(Message::Binary(bytes)).await.unwrap();
     }
     ws.flush().await.unwrap();
     wait_done(ws).await;
@@ -192,9 +227,18 @@ fn main() {
         };
         let size = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(64);
         let slow = args.iter().any(|a| a == "--slow");
-        let n = if slow { 100_000 } else { 1_000_000 };
+        let case = Case {
+            slow,
+            size,
+            n: if slow { 100_000 } else { 1_000_000 },
+            payload: if args.iter().any(|a| a == "--fresh") {
+                Payload::Fresh
+            } else {
+                Payload::Shared
+            },
+        };
         for _ in 0..rounds.max(1) {
-            let s = rt.block_on(run(addrs, mode, slow, size, n));
+            let s = rt.block_on(run(addrs, mode, case));
             println!(
                 "{mode:?}: {:.0} msg/s, {:.0} ns/msg client CPU, {:.0} user",
                 s.rate, s.client_ns, s.client_user_ns
@@ -203,23 +247,32 @@ fn main() {
         return;
     }
     println!(
-        "| path | size | plain msg/s | resume msg/s | rate resume/plain | client CPU ns/msg plain \
+        "| payload | path | size | plain msg/s | resume msg/s | rate resume/plain | client CPU ns/msg plain \
          → resume | CPU resume/plain | client user CPU ns/msg plain → resume | user CPU \
          resume/plain | process CPU ns/msg plain → resume | process resume/plain |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    let cases = [
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let runs = [
         (false, 64usize, 1_000_000u64),
         (false, 1024, 500_000),
         (true, 64, 50_000),
         (true, 1024, 50_000),
     ];
-    for (slow, size, n) in cases {
-        let n = if quick { n / 10 } else { n };
+    let cases = [Payload::Shared, Payload::Fresh]
+        .into_iter()
+        .flat_map(|payload| {
+            runs.map(|(slow, size, n)| Case {
+                slow,
+                size,
+                n: if quick { n / 10 } else { n },
+                payload,
+            })
+        });
+    for case in cases {
         let mut samples = [Vec::new(), Vec::new()];
         for _ in 0..rounds {
             for (i, mode) in [Mode::Plain, Mode::Resume].into_iter().enumerate() {
-                samples[i].push(rt.block_on(run(addrs, mode, slow, size, n)));
+                samples[i].push(rt.block_on(run(addrs, mode, case)));
             }
         }
         let m = |i: usize, f: fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
@@ -228,9 +281,14 @@ fn main() {
         let (plain_cpu, resume_cpu) = pair(|s| s.client_ns);
         let (plain_user, resume_user) = pair(|s| s.client_user_ns);
         let (plain_all, resume_all) = pair(|s| s.process_ns);
-        let path = if slow { "20 ms each way" } else { "loopback" };
+        let path = if case.slow {
+            "20 ms each way"
+        } else {
+            "loopback"
+        };
+        let (size, payload) = (case.size, case.payload);
         println!(
-            "| {path} | {size} B | {plain_rate:.0} | {resume_rate:.0} | {:.2} | {plain_cpu:.0} → \
+            "| {payload:?} | {path} | {size} B | {plain_rate:.0} | {resume_rate:.0} | {:.2} | {plain_cpu:.0} → \
              {resume_cpu:.0} | {:.2} | {plain_user:.0} → {resume_user:.0} | {:.2} | \
              {plain_all:.0} → {resume_all:.0} | {:.2} |",
             resume_rate / plain_rate,
