@@ -33,7 +33,7 @@ pub(crate) struct Moved {
 /// A send queue at least this long that drains is a slow link at work, not a path
 /// that froze: a peer whose application hung still acknowledges a trickle of small
 /// writes from its kernel's buffer.
-const BACKLOG: u64 = 4 * 1024;
+pub(crate) const BACKLOG: u64 = 4 * 1024;
 
 impl Progress {
     /// What moved so far.

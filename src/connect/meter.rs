@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, BACKLOG};
 
 /// A TCP socket that counts what moves through it (bytes read, and on Linux the kernel's
 /// unacknowledged send queue, for the keepalive): the transport of
@@ -67,14 +67,18 @@ impl<S> MeteredStream<S> {
 }
 
 impl MeteredStream<TcpStream> {
-    /// Reads the kernel's send queue when asked to (the keepalive is deciding), or at a
-    /// flush (`flushing`) that follows writes: once per burst of writes rather than
-    /// after every one, which costs a system call each.
-    fn sample_queue(&mut self, flushing: bool) {
+    /// Reads the kernel's send queue when the keepalive asks (it is deciding), at a flush
+    /// (`flushing`) that follows writes, and when bytes arrive (`arrived`) while a backlog
+    /// may be queued: the keepalive takes its baseline when a frame arrives, and a stale
+    /// one would count what drained before it as life after it. Not after every write,
+    /// which costs a system call each.
+    fn sample_queue(&mut self, flushing: bool, arrived: bool) {
         let written = self.progress.written.load(Relaxed);
         let fresh = self.progress.fresh.load(Relaxed);
         let after_writes = flushing && written != self.sampled;
-        if !(fresh || after_writes) {
+        let backlog = self.progress.queued.load(Relaxed) >= BACKLOG
+            || written.saturating_sub(self.sampled) >= BACKLOG;
+        if !(fresh || after_writes || arrived && backlog) {
             return;
         }
         if fresh {
@@ -101,6 +105,7 @@ impl AsyncRead for MeteredStream<TcpStream> {
         let read = buf.filled().len() - before;
         if read > 0 {
             self.progress.read.fetch_add(read as u64, Relaxed);
+            self.sample_queue(false, true);
         }
         polled
     }
@@ -116,7 +121,7 @@ impl AsyncWrite for MeteredStream<TcpStream> {
         if let Poll::Ready(Ok(written)) = polled {
             self.progress.written.fetch_add(written as u64, Relaxed);
         }
-        self.sample_queue(false);
+        self.sample_queue(false, false);
         polled
     }
 
@@ -129,7 +134,7 @@ impl AsyncWrite for MeteredStream<TcpStream> {
         if let Poll::Ready(Ok(written)) = polled {
             self.progress.written.fetch_add(written as u64, Relaxed);
         }
-        self.sample_queue(false);
+        self.sample_queue(false, false);
         polled
     }
 
@@ -138,7 +143,7 @@ impl AsyncWrite for MeteredStream<TcpStream> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sample_queue(true);
+        self.sample_queue(true, false);
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 

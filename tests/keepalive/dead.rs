@@ -250,3 +250,96 @@ async fn a_half_open_connection_is_replaced_within_interval_plus_timeout() {
         Message::text("after")
     );
 }
+
+/// A server that sends "tick" every 20 ms and reads everything.
+async fn ticking_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut tx, mut rx) = ws.split();
+                let ticks = async {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        if tx.send(Message::text("tick")).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let drain = async { while let Some(Ok(_)) = rx.next().await {} };
+                tokio::select! { () = ticks => {}, () = drain => {} }
+            });
+        }
+    });
+    addr
+}
+
+/// A large upload on a slow link (200 kB/s) while the server's frames keep arriving,
+/// then the path freezes: replaced within `interval + timeout` of the last frame. The
+/// keepalive's baseline is taken when a frame arrives; one taken from before the upload
+/// counted the send queue draining during it as life after the last frame, and the
+/// connection lived one interval longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_path_under_an_upload_is_replaced_within_interval_plus_timeout() {
+    let server = ticking_server().await;
+    let proxy = ws_reconnect::testing::FaultProxy::start_with(
+        server,
+        ws_reconnect::testing::Link::new().bandwidth(200_000),
+    )
+    .await
+    .unwrap();
+    let keepalive = Duration::from_millis(700);
+    let ws = timeout(
+        BOUND,
+        quick()
+            .keepalive(keepalive, keepalive)
+            .connect(format!("ws://{}/", proxy.addr())),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    let stats = ws.stats_handle();
+    let (mut tx, mut rx) = ws.split();
+    let last_tick = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+    let reader = tokio::spawn({
+        let last_tick = last_tick.clone();
+        async move {
+            while let Some(item) = rx.next().await {
+                if let Ok(Message::Text(_)) = item {
+                    *last_tick.lock().unwrap() = Instant::now();
+                }
+            }
+        }
+    });
+    // 16 MiB: 80 s at 200 kB/s, still on its way when the path freezes.
+    let writer = tokio::spawn(async move {
+        let _ = tx.send(Message::binary(vec![0x5a; 16 << 20])).await;
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stats.get().reconnects,
+        0,
+        "a slow link was taken for a dead one"
+    );
+    proxy.inject(Fault::Freeze);
+    let frozen = Instant::now();
+    while stats.get().reconnects == 0 {
+        assert!(
+            frozen.elapsed() < BOUND,
+            "the frozen path was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let since_tick = last_tick.lock().unwrap().elapsed();
+    reader.abort();
+    writer.abort();
+    assert!(
+        since_tick < 2 * keepalive + Duration::from_millis(500),
+        "replaced {since_tick:?} after the last frame: interval + timeout is {:?}",
+        2 * keepalive
+    );
+}

@@ -4,7 +4,7 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `dead.rs` | half-open and frozen paths replaced under a reader, a blocked writer, acknowledged sends, a full inbox |
+//! | `dead.rs` | half-open and frozen paths replaced under a reader, a blocked writer, acknowledged sends, a full inbox, an upload on a slow link |
 //! | `alive.rs` | a healthy connection behind a full inbox is kept |
 //!
 //! The keepalive through real latency and on a slow link is in `tests/delivery`
