@@ -385,10 +385,13 @@ impl Conn {
             return None;
         }
         if state.prompt_wanted {
-            // After the data: the client acknowledges everything written so far.
+            // After the data: the client acknowledges everything written so far. It
+            // carries everything owed the other way: the delay starts again.
             state.prompt_sent();
             let ack = state.inbound.delivered() - 1;
             state.ack_sent(ack);
+            state.ack_again = false;
+            self.ack_timer = None;
             return Some(Frame::Prompt(ack).to_message());
         }
         if state.ending == Some(Ending::AppClosed) && !state.bye_sent {

@@ -390,7 +390,12 @@ impl Session {
                     Ok(message)
                 }
                 Item::Gap(gap) => {
+                    let owed_before = state.inbound.owed().is_some();
                     state.inbound.pass(&gap);
+                    // Passing a gap is acknowledged as a take is.
+                    if !owed_before && state.inbound.owed().is_some() {
+                        state.wake_conn();
+                    }
                     Err(SessionError::Gap(gap))
                 }
             }));

@@ -7,11 +7,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{Sink, Stream, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{timeout, Instant};
 use ws_reconnect::server::{Server, ServerConfig};
-use ws_reconnect::Message;
+use ws_reconnect::testing::{Fault, FaultProxy};
+use ws_reconnect::{Message, ResumeConfig};
 
+use crate::harness::{client, App, Harness};
 use crate::support::BOUND;
 
 /// The server's end of an in-memory connection.
@@ -110,4 +112,48 @@ async fn acknowledgements_come_at_once_when_prompted_and_after_ack_delay_otherwi
     send(vec![0x01, 4, b'x']);
     send(vec![0x12, 0]);
     assert_eq!(ack_of(&mut from_server, 4).await, (start, 0), "at once");
+}
+
+/// A flush that starts while the sink reconnects completes once the new connection is up
+/// and the server's application has the messages, not after the server's `ack_delay`
+/// (here far past the test's bound): the messages' PROMPTs and the flush's own reach the
+/// new connection.
+#[tokio::test]
+async fn a_flush_across_a_reconnection_is_acknowledged_at_once() {
+    let harness = Harness::start(
+        ServerConfig::default().ack_delay(Duration::from_secs(600)),
+        App::Numbered {
+            send: 0,
+            pace: None,
+        },
+    )
+    .await;
+    let proxy = FaultProxy::start(harness.addr).await.unwrap();
+    let mut ws = client(&format!("ws://{}/", proxy.addr()), ResumeConfig::default()).await;
+    // The messages go into a path that holds them, then dies; the sink learns of it (its
+    // reader runs) while new connections are refused for a while.
+    proxy.inject(Fault::Freeze);
+    for i in 1..=100 {
+        ws.feed(Message::text(format!("c{i}"))).await.unwrap();
+    }
+    proxy.inject(Fault::Refuse(Duration::from_millis(300)));
+    proxy.inject(Fault::Reset);
+    let _ = timeout(Duration::from_millis(100), ws.next()).await;
+    assert!(!ws.get_ref().is_connected(), "the reset went unnoticed");
+    // The flush starts without a connection: the PROMPT goes on the next one.
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("the flush waited for the server's ack_delay")
+        .expect("flush");
+    assert_eq!(ws.unacknowledged_count(), 0);
+    assert!(
+        ws.get_ref().stats().connects >= 2,
+        "no reconnection happened"
+    );
+    harness
+        .seen
+        .ledger(0)
+        .lock()
+        .unwrap()
+        .assert_complete(100, "the server's application");
 }

@@ -182,17 +182,37 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if !self.plain.load(Ordering::Relaxed) {
-            self.poll_ack(Half::Write, cx);
-            self.prompt(cx);
+        if self.plain.load(Ordering::Relaxed) {
+            return self.inner.poll_flush(cx).map_err(map_unsupported);
         }
-        self.inner.poll_flush(cx).map_err(map_unsupported)
+        self.poll_ack(Half::Write, cx);
+        self.poll_flush_prompted(cx)
+    }
+
+    /// Flushes until everything sent is acknowledged, asking the server to acknowledge at
+    /// once (a standalone PROMPT) what no PROMPT covers yet, on each connection: one that
+    /// came up during the flush is asked too.
+    fn poll_flush_prompted(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            self.prompt(cx);
+            match self.inner.poll_flush(cx) {
+                // A connection came up meanwhile (with a WELCOME): ask on it. `prompt`
+                // sends on a live connection, so this goes round once.
+                Poll::Pending if self.needs_prompt() => continue,
+                polled => return polled.map_err(map_unsupported),
+            }
+        }
+    }
+
+    /// Whether `prompt` would send now.
+    fn needs_prompt(&mut self) -> bool {
+        self.inner.is_connected() && self.in_flight.needs_prompt(&self.cell)
     }
 
     /// Asks the server to acknowledge at once what no PROMPT covers yet: a flush waits
     /// for it. The frame carries this client's own acknowledgement too.
     fn prompt(&mut self, cx: &mut Context<'_>) {
-        if !self.inner.is_connected() || !self.in_flight.needs_prompt(&self.cell) {
+        if !self.needs_prompt() {
             return;
         }
         let ack = {
@@ -233,10 +253,9 @@ impl<M: MakeConnection> ResumingSink<M> {
         let expired = timer.as_mut().poll(cx).is_ready();
         if !expired && !self.bye_queued && !self.ended {
             // After the data: the server ends the session once it delivered it all.
-            self.prompt(cx);
-            if let Err(e) = ready!(self.inner.poll_flush(cx)) {
+            if let Err(e) = ready!(self.poll_flush_prompted(cx)) {
                 self.close_timer = None;
-                return Poll::Ready(Err(map_unsupported(e)));
+                return Poll::Ready(Err(e));
             }
             if self
                 .inner
