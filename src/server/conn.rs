@@ -227,51 +227,7 @@ impl Conn {
         let mut state = self.cell.lock();
         let mut freed = 0;
         match frame {
-            Frame::Data(Data {
-                seq,
-                ack,
-                text,
-                prompt,
-                payload,
-            }) => {
-                if let Some(ack) = ack {
-                    freed += apply_ack(&mut state, ack)?;
-                }
-                let mut arrival = state.inbound.on_data(seq);
-                if let Arrival::Ahead { expected } = arrival {
-                    // The client skipped messages: it gave them up. Told, never silent.
-                    let gap = Gap::new(expected, Some(seq), GapReason::Abandoned);
-                    if let Some(gap) = state.inbound.on_gap(gap) {
-                        tracing::warn!(session = %self.cell.id, %gap, "the client skipped messages");
-                        state.queue.push_back(Item::Gap(gap));
-                    }
-                    arrival = state.inbound.on_data(seq);
-                }
-                match arrival {
-                    Arrival::New => {
-                        let window = self.shared.config.enforced_window();
-                        state
-                            .arrived(seq, payload.len(), window)
-                            .map_err(End::Violation)?;
-                        if prompt {
-                            state.inbound.prompt(seq);
-                        }
-                        let message = Data {
-                            seq,
-                            ack: None,
-                            text,
-                            prompt,
-                            payload,
-                        }
-                        .into_message();
-                        state.queue.push_back(Item::Message { seq, message });
-                        state.wake_reader();
-                    }
-                    // Dropped, and acknowledged again: the client resent it because the
-                    // acknowledgement did not reach it.
-                    Arrival::Duplicate | Arrival::Ahead { .. } => state.ack_again = true,
-                }
-            }
+            Frame::Data(data) => freed += self.receive_data(&mut state, data)?,
             Frame::Ack(ack) => freed += apply_ack(&mut state, ack)?,
             Frame::Prompt(ack) => {
                 freed += apply_ack(&mut state, ack)?;
@@ -309,6 +265,57 @@ impl Conn {
             self.shared.held_changed(0, freed);
         }
         Ok(())
+    }
+
+    /// A DATA frame from the client: its acknowledgement applied (returns the payload
+    /// bytes that freed), then queued for the application if it is the next one.
+    fn receive_data(&self, state: &mut State, data: Data) -> Result<usize, End> {
+        let Data {
+            seq,
+            ack,
+            text,
+            prompt,
+            payload,
+        } = data;
+        let freed = match ack {
+            Some(ack) => apply_ack(state, ack)?,
+            None => 0,
+        };
+        let mut arrival = state.inbound.on_data(seq);
+        if let Arrival::Ahead { expected } = arrival {
+            // The client skipped messages: it gave them up. Told, never silent.
+            let gap = Gap::new(expected, Some(seq), GapReason::Abandoned);
+            if let Some(gap) = state.inbound.on_gap(gap) {
+                tracing::warn!(session = %self.cell.id, %gap, "the client skipped messages");
+                state.queue.push_back(Item::Gap(gap));
+            }
+            arrival = state.inbound.on_data(seq);
+        }
+        match arrival {
+            Arrival::New => {
+                let window = self.shared.config.enforced_window();
+                state
+                    .arrived(seq, payload.len(), window)
+                    .map_err(End::Violation)?;
+                if prompt {
+                    state.inbound.prompt(seq);
+                }
+                let message = Data {
+                    seq,
+                    ack: None,
+                    text,
+                    prompt,
+                    payload,
+                }
+                .into_message();
+                state.queue.push_back(Item::Message { seq, message });
+                state.wake_reader();
+            }
+            // Dropped, and acknowledged again: the client resent it because the
+            // acknowledgement did not reach it.
+            Arrival::Duplicate | Arrival::Ahead { .. } => state.ack_again = true,
+        }
+        Ok(freed)
     }
 
     /// Writes what is due: WELCOME, a GAP, an acknowledgement, DATA within the client's

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::ack::Acknowledge;
-use crate::resume::frame::{self, Frame, ResumeViolation};
+use crate::resume::frame::{self, Data, Frame, ResumeViolation, Welcome};
 use crate::resume::inbound::Arrival;
 use crate::Message;
 
@@ -49,32 +49,11 @@ impl Acknowledge for ResumeAcks {
         };
         match frame {
             Frame::Data(data) => {
-                if let Some(ack) = data.ack {
-                    self.acknowledge(&mut shared, ack);
-                }
-                match shared.inbound.on_data(data.seq) {
-                    Arrival::New => {
-                        if data.prompt {
-                            shared.inbound.prompt(data.seq);
-                        }
-                        // The frame goes to the reader; the sink lets go of what its
-                        // acknowledgement covers through `carried`.
-                        self.carried = data.ack.map(|_| self.cell.acked.load(Ordering::Acquire));
-                        return None;
-                    }
-                    Arrival::Duplicate => shared.stats.duplicates += 1,
-                    Arrival::Ahead { expected } => {
-                        // Frames were lost on the way here: ask for them again once.
-                        if shared.replay_from.is_none() {
-                            tracing::debug!(
-                                expected,
-                                got = data.seq,
-                                "a hole in the server's messages"
-                            );
-                            shared.replay_from = Some(expected);
-                            shared.wake_reader();
-                        }
-                    }
+                if self.data(&mut shared, &data) == Arrival::New {
+                    // The frame goes to the reader; the sink lets go of what its
+                    // acknowledgement covers through `carried`.
+                    self.carried = data.ack.map(|_| self.cell.acked.load(Ordering::Acquire));
+                    return None;
                 }
             }
             Frame::Ack(ack) => self.acknowledge(&mut shared, ack),
@@ -86,30 +65,7 @@ impl Acknowledge for ResumeAcks {
                 shared.wake_reader();
                 shared.wake_writer();
             }
-            Frame::Welcome(welcome) => {
-                let presented = shared.session.map(|(id, _)| id);
-                shared.session = Some((welcome.session, welcome.epoch));
-                self.cell
-                    .peer_frames
-                    .store(welcome.window.frames, Ordering::Release);
-                self.cell
-                    .peer_bytes
-                    .store(welcome.window.bytes, Ordering::Release);
-                self.cell.welcomes.fetch_add(1, Ordering::AcqRel);
-                if welcome.resumed {
-                    shared.stats.resumed += 1;
-                    tracing::debug!(session = %welcome.session, "session resumed");
-                } else {
-                    shared.stats.sessions += 1;
-                    match presented {
-                        Some(old) => {
-                            tracing::info!(session = %welcome.session, replaces = %old, "the server started a new session")
-                        }
-                        None => tracing::debug!(session = %welcome.session, "session started"),
-                    }
-                }
-                shared.wake_writer();
-            }
+            Frame::Welcome(welcome) => self.welcome(&mut shared, &welcome),
             Frame::Gap(gap) => {
                 if let Some(gap) = shared.inbound.on_gap(gap) {
                     shared.gaps.push(gap);
@@ -136,6 +92,58 @@ impl Acknowledge for ResumeAcks {
 }
 
 impl ResumeAcks {
+    /// A DATA frame: its acknowledgement taken in, and where it stands. A new one goes to
+    /// the reader; a duplicate is counted; one past a hole asks for the missing ones
+    /// again.
+    fn data(&self, shared: &mut Shared, data: &Data) -> Arrival {
+        if let Some(ack) = data.ack {
+            self.acknowledge(shared, ack);
+        }
+        let arrival = shared.inbound.on_data(data.seq);
+        match arrival {
+            Arrival::New => {
+                if data.prompt {
+                    shared.inbound.prompt(data.seq);
+                }
+            }
+            Arrival::Duplicate => shared.stats.duplicates += 1,
+            // Frames were lost on the way here: ask for them again once.
+            Arrival::Ahead { expected } if shared.replay_from.is_none() => {
+                tracing::debug!(expected, got = data.seq, "a hole in the server's messages");
+                shared.replay_from = Some(expected);
+                shared.wake_reader();
+            }
+            Arrival::Ahead { .. } => {}
+        }
+        arrival
+    }
+
+    /// WELCOME: the session (new or resumed) and the server's window.
+    fn welcome(&self, shared: &mut Shared, welcome: &Welcome) {
+        let presented = shared.session.map(|(id, _)| id);
+        shared.session = Some((welcome.session, welcome.epoch));
+        self.cell
+            .peer_frames
+            .store(welcome.window.frames, Ordering::Release);
+        self.cell
+            .peer_bytes
+            .store(welcome.window.bytes, Ordering::Release);
+        self.cell.welcomes.fetch_add(1, Ordering::AcqRel);
+        if welcome.resumed {
+            shared.stats.resumed += 1;
+            tracing::debug!(session = %welcome.session, "session resumed");
+        } else {
+            shared.stats.sessions += 1;
+            match presented {
+                Some(old) => {
+                    tracing::info!(session = %welcome.session, replaces = %old, "the server started a new session")
+                }
+                None => tracing::debug!(session = %welcome.session, "session started"),
+            }
+        }
+        shared.wake_writer();
+    }
+
     /// Takes in a cumulative acknowledgement from the server: the writer trims its
     /// ledger by it (and is woken); one of a message never sent is a violation.
     fn acknowledge(&self, shared: &mut Shared, ack: u64) {
