@@ -27,7 +27,9 @@ use std::fmt;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 pub(crate) use self::decode::{data_seq, decode};
-pub(crate) use self::encode::{encode_data, DataWriter};
+#[cfg(any(feature = "server", test))]
+pub(crate) use self::encode::encode_data;
+pub(crate) use self::encode::DataWriter;
 pub use self::violation::ResumeViolation;
 use super::gap::Gap;
 use crate::Message;
