@@ -141,9 +141,25 @@ pub(super) struct Numbered {
 pub(super) struct InFlight {
     ledger: ReplayBuffer<()>,
     cadence: PromptCadence,
-    /// The last sequence number a PROMPT covered, and the connection (a count of
-    /// WELCOMEs) it went out on.
-    prompted: (u64, u64),
+    /// What the last PROMPT covered.
+    prompted: Prompted,
+}
+
+/// The last sequence number a PROMPT covered, and the connection it went out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Prompted {
+    seq: u64,
+    /// A count of WELCOMEs (`Common::welcomes`).
+    connection: u64,
+}
+
+impl Prompted {
+    fn now(seq: u64, common: &Common) -> Self {
+        Prompted {
+            seq,
+            connection: common.welcomes.load(Ordering::Acquire),
+        }
+    }
 }
 
 impl InFlight {
@@ -151,7 +167,7 @@ impl InFlight {
         InFlight {
             ledger: ReplayBuffer::new(1),
             cadence: PromptCadence::default(),
-            prompted: (0, 0),
+            prompted: Prompted::default(),
         }
     }
 
@@ -166,7 +182,7 @@ impl InFlight {
             .cadence
             .next(after_idle, len, self.window(config, common));
         if prompt {
-            self.prompted = (seq, common.welcomes.load(Ordering::Acquire));
+            self.prompted = Prompted::now(seq, common);
         }
         Numbered {
             seq,
@@ -179,16 +195,14 @@ impl InFlight {
     /// messages are unacknowledged that no PROMPT on the current connection covers.
     pub(super) fn needs_prompt(&mut self, common: &Common) -> bool {
         self.trim(common);
-        let sent = self.ledger.next() - 1;
-        let connection = common.welcomes.load(Ordering::Acquire);
-        !self.ledger.is_empty() && self.prompted != (sent, connection)
+        let last = Prompted::now(self.ledger.next() - 1, common);
+        !self.ledger.is_empty() && self.prompted != last
     }
 
     /// A standalone PROMPT went out, covering everything sent.
     pub(super) fn prompted(&mut self, common: &Common) {
         self.cadence.restart();
-        let connection = common.welcomes.load(Ordering::Acquire);
-        self.prompted = (self.ledger.next() - 1, connection);
+        self.prompted = Prompted::now(self.ledger.next() - 1, common);
     }
 
     /// Lets go of what the server acknowledged.
