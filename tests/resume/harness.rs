@@ -212,9 +212,12 @@ async fn run_app(app: App, session: Session, ledger: Arc<Mutex<Ledger>>, seen: A
                     }
                 }
             };
+            let mut reader = std::pin::pin!(reader);
             tokio::select! {
-                () = writer => {}
-                () = reader => {}
+                // The writer stops when the session ends (a send fails): the reader still
+                // hears why (the expiry), then its stream ends.
+                () = writer => reader.await,
+                () = &mut reader => {}
             }
         }
     }
