@@ -77,11 +77,7 @@ pub(crate) fn encode_data(
     prompt: bool,
     payload: &[u8],
 ) -> Vec<u8> {
-    let header = DataHeader::new(seq, ack, text, prompt);
-    let mut out = Vec::with_capacity(header.len + payload.len());
-    out.extend_from_slice(header.bytes());
-    out.extend_from_slice(payload);
-    out
+    DataHeader::new(seq, ack, text, prompt).frame(payload)
 }
 
 /// A DATA frame's header (kind and flags, sequence number, acknowledgement), written on
@@ -117,22 +113,21 @@ impl DataHeader {
     }
 
     #[inline]
-    fn varint(&mut self, mut value: u64) {
-        loop {
-            let low = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                self.buf[self.len] = low;
-                self.len += 1;
-                return;
-            }
-            self.buf[self.len] = low | 0x80;
-            self.len += 1;
-        }
+    fn varint(&mut self, value: u64) {
+        self.len += write_varint(&mut self.buf[self.len..], value);
     }
 
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// The whole frame, this header then a copy of `payload`, in a buffer of exactly its
+    /// length.
+    fn frame(&self, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len + payload.len());
+        out.extend_from_slice(self.bytes());
+        out.extend_from_slice(payload);
+        out
     }
 }
 
@@ -174,10 +169,7 @@ impl DataWriter {
         let header = DataHeader::new(seq, ack, text, prompt);
         let len = header.len + payload.len();
         if len > Self::OWN_BUFFER {
-            let mut own = Vec::with_capacity(len);
-            own.extend_from_slice(header.bytes());
-            own.extend_from_slice(payload);
-            return Bytes::from(own);
+            return Bytes::from(header.frame(payload));
         }
         if self.block.capacity() - self.block.len() < len {
             self.next_block();
@@ -215,14 +207,25 @@ impl DataWriter {
 }
 
 /// Appends `value` as an unsigned LEB128 varint.
-pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, value: u64) {
+    let mut buf = [0; MAX_VARINT];
+    let len = write_varint(&mut buf, value);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// Writes `value` as an unsigned LEB128 varint at the start of `out` (room for
+/// [`MAX_VARINT`] bytes); returns its length.
+#[inline]
+fn write_varint(out: &mut [u8], mut value: u64) -> usize {
+    let mut len = 0;
     loop {
         let low = (value & 0x7f) as u8;
         value >>= 7;
         if value == 0 {
-            out.push(low);
-            return;
+            out[len] = low;
+            return len + 1;
         }
-        out.push(low | 0x80);
+        out[len] = low | 0x80;
+        len += 1;
     }
 }
