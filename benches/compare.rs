@@ -42,7 +42,7 @@ use out::Csv;
 
 // ---- measurement helpers ------------------------------------------------------------
 
-use common::{raise_fd_limit, rss_kib, server_thread, thread_cpu, DropLedger};
+use common::{flag_value, raise_fd_limit, rss_kib, server_thread, thread_cpu, DropLedger};
 
 #[derive(Clone, Default)]
 struct Samples(Vec<f64>);
@@ -809,11 +809,7 @@ fn main() {
             .init();
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let rounds: usize = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(5);
+    let rounds: usize = flag_value(&args, "--rounds").unwrap_or(5);
     let scale = if quick { 20 } else { 1 };
     let only = args
         .iter()

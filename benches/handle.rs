@@ -25,7 +25,7 @@ use ws_reconnect::ReconnectingSink;
 
 mod common;
 
-use common::{median, thread_cpu, wait_done};
+use common::{flag_value, median, thread_cpu, wait_done};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
@@ -125,11 +125,7 @@ fn rates((elapsed, cpu): (Duration, Duration), n: u64) -> (f64, f64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(if quick { 2 } else { 5 });
+    let rounds = flag_value(&args, "--rounds").unwrap_or(if quick { 2 } else { 5 });
     if args.iter().any(|a| a == "--bench") && !quick && rounds == 0 {
         return;
     }

@@ -38,7 +38,7 @@ use ws_reconnect::{Error, Message, ReconnectingSink, ResumeConfig};
 
 mod common;
 
-use common::{median, process_cpu, thread_cpu, thread_user_cpu, wait_done};
+use common::{flag_value, median, process_cpu, thread_cpu, thread_user_cpu, wait_done};
 
 /// The latency of the slow path, each way.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -207,11 +207,7 @@ where
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(if quick { 1 } else { 3 });
+    let rounds = flag_value(&args, "--rounds").unwrap_or(if quick { 1 } else { 3 });
     if args.iter().any(|a| a == "--bench") && !quick && rounds == 0 {
         return;
     }

@@ -66,6 +66,12 @@ pub fn thread_user_cpu() -> std::time::Duration {
     )
 }
 
+/// The value after `flag` on the command line (`--rounds 5`), if it is there and parses.
+pub fn flag_value<T: std::str::FromStr>(args: &[String], flag: &str) -> Option<T> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1)?.parse().ok()
+}
+
 /// This process's CPU time (all threads).
 pub fn process_cpu() -> std::time::Duration {
     cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID)
