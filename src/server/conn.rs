@@ -370,9 +370,7 @@ impl Conn {
             return Some(Frame::Gap(gap).to_message());
         }
         if let Some(ack) = self.ack_due(&mut state, cx) {
-            state.ack_sent(ack);
-            state.ack_again = false;
-            self.ack_timer = None;
+            self.acknowledging(&mut state, ack);
             return Some(Frame::Ack(ack).to_message());
         }
         if state.cursor < state.out.front() {
@@ -393,12 +391,10 @@ impl Conn {
         }
         if state.prompt_wanted {
             // After the data: the client acknowledges everything written so far. It
-            // carries everything owed the other way: the delay starts again.
+            // carries everything owed the other way.
             state.prompt_sent();
             let ack = state.inbound.delivered() - 1;
-            state.ack_sent(ack);
-            state.ack_again = false;
-            self.ack_timer = None;
+            self.acknowledging(&mut state, ack);
             return Some(Frame::Prompt(ack).to_message());
         }
         if state.ending == Some(Ending::AppClosed) && !state.bye_sent {
@@ -407,6 +403,14 @@ impl Conn {
             return Some(Frame::Bye.to_message());
         }
         None
+    }
+
+    /// An acknowledgement of `ack` goes out (ACK or PROMPT): nothing is owed up to there,
+    /// and the delay starts again.
+    fn acknowledging(&mut self, state: &mut State, ack: u64) {
+        state.ack_sent(ack);
+        state.ack_again = false;
+        self.ack_timer = None;
     }
 
     /// The acknowledgement to send now: the application took frames since the last one,
