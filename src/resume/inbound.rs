@@ -151,6 +151,11 @@ impl Inbound {
         self.prompted = self.prompted.max(position);
     }
 
+    /// A standalone PROMPT arrived: it names every DATA frame that arrived before it.
+    pub(crate) fn prompt_received(&mut self) {
+        self.prompt(self.received - 1);
+    }
+
     /// The acknowledgement owed, if one is due now: the application has taken what the
     /// peer prompted for, or what `every` counts.
     pub(crate) fn due(&self, every: AckEvery) -> Option<u64> {
@@ -337,7 +342,7 @@ mod tests {
         inbound.ack_sent(2);
         inbound.deliver(3, 1);
         assert_eq!(inbound.due(every), None, "the prompt was answered");
-        inbound.prompt(3);
+        inbound.prompt_received();
         assert_eq!(
             inbound.due(every),
             Some(3),

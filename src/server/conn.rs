@@ -231,8 +231,7 @@ impl Conn {
             Frame::Ack(ack) => freed += apply_ack(&mut state, ack)?,
             Frame::Prompt(ack) => {
                 freed += apply_ack(&mut state, ack)?;
-                let received = state.inbound.received() - 1;
-                state.inbound.prompt(received);
+                state.inbound.prompt_received();
             }
             Frame::Gap(gap) => {
                 if let Some(gap) = state.inbound.on_gap(gap) {

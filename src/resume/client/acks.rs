@@ -59,8 +59,7 @@ impl Acknowledge for ResumeAcks {
             Frame::Ack(ack) => self.acknowledge(&mut shared, ack),
             Frame::Prompt(ack) => {
                 self.acknowledge(&mut shared, ack);
-                let received = shared.inbound.received() - 1;
-                shared.inbound.prompt(received);
+                shared.inbound.prompt_received();
                 // Whichever half polls next sends it, once the application took it all.
                 shared.wake_reader();
                 shared.wake_writer();
