@@ -6,6 +6,7 @@
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
 //! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |
 //! | `streams.rs` | numbered streams both ways through resets, on a fast and a slow path |
+//! | `opening.rs` | a first connection lost before WELCOME; a session asked for again |
 //! | `gaps.rs` | a session that expired, a buffer that overflowed: one gap each, then on |
 //! | `restart.rs` | a server process killed and started again: one gap, then on |
 
@@ -17,5 +18,6 @@ mod basics;
 mod bounds;
 mod gaps;
 mod harness;
+mod opening;
 mod restart;
 mod streams;
