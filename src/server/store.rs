@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::session::{Cell, Ending, Host, Item, Link, Session, State};
 use super::ServerConfig;
-use crate::resume::frame::{Hello, ResumeViolation, SessionId, Welcome};
+use crate::resume::frame::{Claim, Hello, ResumeViolation, SessionId, Welcome};
 use crate::resume::{Gap, GapReason};
 
 /// What every connection and session of a server shares.
@@ -70,6 +70,12 @@ pub(super) struct Attached {
     pub(super) welcome: Welcome,
 }
 
+/// A session asked for by id: attached, or gone, with what the client missed of it.
+enum Found {
+    Attached(Attached),
+    Gone(Gap),
+}
+
 /// Why a HELLO could not be attached.
 pub(super) enum Refusal {
     Violation(ResumeViolation),
@@ -81,7 +87,8 @@ impl Shared {
     pub(super) fn new(config: ServerConfig, new_sessions: mpsc::Sender<Session>) -> Self {
         Shared {
             config,
-            epoch: rand::random(),
+            // Never 0: a HELLO with epoch 0 asks for a session never welcomed.
+            epoch: rand::random::<u64>().max(1),
             table: Mutex::new(Table::default()),
             new_sessions,
             held: AtomicUsize::new(0),
@@ -103,30 +110,61 @@ impl Shared {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Attaches a connection that said `hello`: resumes the session it presents, or starts
-    /// a new one (telling the client, by a gap, what the one it presented had sent).
+    /// Attaches a connection that said `hello`: resumes the session it asks for, or starts
+    /// a new one (telling the client, by a gap, what the one it asked for had sent).
     pub(super) fn attach(self: &Arc<Self>, hello: Hello) -> Result<Attached, Refusal> {
         let mut table = self.table();
-        let lost = match hello.session {
-            Some((id, epoch)) if epoch == self.epoch => {
-                if let Some(cell) = table.sessions.get(&id).cloned() {
-                    if let Some(attached) = self.resume(cell, id, &hello)? {
-                        return Ok(attached);
-                    }
+        let (lost, id) = match hello.claim {
+            Claim::New => (None, None),
+            Claim::Open(id) => {
+                if table.sessions.contains_key(&id) || table.tombstones.contains_key(&id) {
+                    // Never a client's own earlier session: that one asks again with
+                    // `Reopen`. A fresh id keeps the two apart.
+                    tracing::warn!(session = %id, "a client asked to open a session under an id in use: giving it another");
+                    (None, None)
+                } else {
+                    (None, Some(id))
                 }
-                Some(match table.tombstones.get(&id) {
-                    Some(&send_next) => Gap::new(
-                        hello.recv_next,
-                        Some(send_next.max(hello.recv_next)),
-                        GapReason::Expired,
-                    ),
-                    None => Gap::new(hello.recv_next, None, GapReason::SessionUnknown),
-                })
             }
-            Some(_) => Some(Gap::new(hello.recv_next, None, GapReason::EpochChanged)),
-            None => None,
+            Claim::Reopen(id) => match self.find(&table, id, &hello)? {
+                Found::Attached(attached) => return Ok(attached),
+                // Never started, or lost in a restart: the new session keeps the id the
+                // client knows it by.
+                Found::Gone(gap) if gap.reason == GapReason::SessionUnknown => {
+                    (Some(gap), Some(id))
+                }
+                Found::Gone(gap) => (Some(gap), None),
+            },
+            Claim::Resume(id, epoch) if epoch == self.epoch => {
+                match self.find(&table, id, &hello)? {
+                    Found::Attached(attached) => return Ok(attached),
+                    Found::Gone(gap) => (Some(gap), None),
+                }
+            }
+            Claim::Resume(..) => (
+                Some(Gap::new(hello.recv_next, None, GapReason::EpochChanged)),
+                None,
+            ),
         };
-        self.start(&mut table, &hello, lost)
+        self.start(&mut table, &hello, lost, id)
+    }
+
+    /// Resumes session `id` of this epoch for a connection that said `hello`, or says
+    /// what the client missed of it if it is gone.
+    fn find(&self, table: &Table, id: SessionId, hello: &Hello) -> Result<Found, Refusal> {
+        if let Some(cell) = table.sessions.get(&id).cloned() {
+            if let Some(attached) = self.resume(cell, id, hello)? {
+                return Ok(Found::Attached(attached));
+            }
+        }
+        Ok(Found::Gone(match table.tombstones.get(&id) {
+            Some(&send_next) => Gap::new(
+                hello.recv_next,
+                Some(send_next.max(hello.recv_next)),
+                GapReason::Expired,
+            ),
+            None => Gap::new(hello.recv_next, None, GapReason::SessionUnknown),
+        }))
     }
 
     /// Resumes session `id` for a connection that said `hello`; `None` when the session
@@ -187,19 +225,21 @@ impl Shared {
         }))
     }
 
-    /// Starts a new session for a connection that said `hello`, `lost` the range of the
-    /// session it presented that will never arrive. Its numbering goes on from where the
-    /// client stands (past the lost range, when its end is known).
+    /// Starts a new session for a connection that said `hello`, under `id` (a fresh one
+    /// if `None`), `lost` the range of the session it asked for that will never arrive.
+    /// Its numbering goes on from where the client stands (past the lost range, when its
+    /// end is known).
     fn start(
         self: &Arc<Self>,
         table: &mut Table,
         hello: &Hello,
         lost: Option<Gap>,
+        id: Option<SessionId>,
     ) -> Result<Attached, Refusal> {
         let out_first = lost.and_then(|g| g.to).unwrap_or(hello.recv_next);
         let mut state = State::new(out_first, hello.send_first, hello.window);
         state.pending_gap = lost;
-        let id = SessionId::random();
+        let id = id.unwrap_or_else(SessionId::random);
         let cell = Arc::new(Cell::new(id, state));
         let session = Session::new(Arc::clone(&cell), Arc::clone(self) as Arc<dyn Host>);
         if let Err(e) = self.new_sessions.try_send(session) {

@@ -29,7 +29,11 @@ async fn announcing_server() -> (Server, SocketAddr) {
             let k = count.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::spawn(async move {
                 for i in 1..=3 {
-                    if session.send(Message::text(format!("s{k}-{i}"))).await.is_err() {
+                    if session
+                        .send(Message::text(format!("s{k}-{i}")))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -70,13 +74,7 @@ async fn losing_the_first_welcome(upstream: SocketAddr, marker: &'static [u8]) -
                 let mut seen = Vec::new();
                 let mut answered = false;
                 let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = from_server.read(&mut buf).await else {
-                        break;
-                    };
-                    if n == 0 {
-                        break;
-                    }
+                while let Ok(n @ 1..) = from_server.read(&mut buf).await {
                     seen.extend_from_slice(&buf[..n]);
                     if !answered {
                         if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -116,7 +114,10 @@ async fn a_first_connection_lost_before_welcome_resumes_the_same_session() {
     );
     let stats = server.stats();
     assert_eq!(stats.sessions, 1, "no second session: {stats:?}");
-    assert_eq!(stats.resumed, 1, "the second connection resumed it: {stats:?}");
+    assert_eq!(
+        stats.resumed, 1,
+        "the second connection resumed it: {stats:?}"
+    );
     assert_eq!(ws.resume_stats().sessions, 1);
 
     // And it goes on being that session.
@@ -152,7 +153,9 @@ async fn a_session_asked_for_again_that_the_server_does_not_know_is_a_gap() {
         .await
         .unwrap()
         .unwrap();
-    ws.send(Message::binary(hello_again([9; 16]))).await.unwrap();
+    ws.send(Message::binary(hello_again([9; 16])))
+        .await
+        .unwrap();
     let mut frames = Vec::new();
     while frames.len() < 2 {
         match timeout(BOUND, ws.next()).await.unwrap() {

@@ -119,8 +119,11 @@ impl ResumeAcks {
 
     /// WELCOME: the session (new or resumed) and the server's window.
     fn welcome(&self, shared: &mut Shared, welcome: &Welcome) {
-        let presented = shared.session.map(|(id, _)| id);
-        shared.session = Some((welcome.session, welcome.epoch));
+        let presented = shared.session.welcomed();
+        shared.session = Standing::Welcomed {
+            id: welcome.session,
+            epoch: welcome.epoch,
+        };
         self.cell
             .peer_frames
             .store(welcome.window.frames, Ordering::Release);
@@ -128,16 +131,22 @@ impl ResumeAcks {
             .peer_bytes
             .store(welcome.window.bytes, Ordering::Release);
         self.cell.welcomes.fetch_add(1, Ordering::AcqRel);
-        if welcome.resumed {
-            shared.stats.resumed += 1;
-            tracing::debug!(session = %welcome.session, "session resumed");
-        } else {
-            shared.stats.sessions += 1;
-            match presented {
-                Some(old) => {
-                    tracing::info!(session = %welcome.session, replaces = %old, "the server started a new session")
+        match (presented, welcome.resumed) {
+            (Some(_), true) => {
+                shared.stats.resumed += 1;
+                tracing::debug!(session = %welcome.session, "session resumed");
+            }
+            (Some(old), false) => {
+                shared.stats.sessions += 1;
+                tracing::info!(session = %welcome.session, replaces = %old, "the server started a new session");
+            }
+            (None, resumed) => {
+                shared.stats.sessions += 1;
+                if resumed {
+                    // Started on a connection lost before its WELCOME came back.
+                    shared.stats.resumed += 1;
                 }
-                None => tracing::debug!(session = %welcome.session, "session started"),
+                tracing::debug!(session = %welcome.session, resumed, "session started");
             }
         }
         shared.wake_writer();

@@ -88,7 +88,7 @@ impl ResumeBuilder {
         let config = self.config;
         let plain = Arc::new(AtomicBool::new(false));
         let cell = Arc::new(Common::new(Shared {
-            session: None,
+            session: Standing::new(),
             inbound: Inbound::new(1),
             gaps: PendingGaps::default(),
             replay_from: None,

@@ -215,7 +215,7 @@ impl ResumeConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResumeStats {
-    /// Sessions the server started for this client (1 after the first connection).
+    /// Sessions the server started for this client (1 after the first WELCOME).
     pub sessions: u64,
     /// Connections on which the server resumed the session.
     pub resumed: u64,

@@ -32,7 +32,7 @@ pub(super) fn hello_hook(
         // HELLO asks for everything from `recv_next`: a pending replay is covered.
         shared.replay_from = None;
         let hello = Hello {
-            session: shared.session,
+            claim: shared.session.claim(),
             recv_next: shared.inbound.received(),
             send_first: cell.send_first(),
             window,

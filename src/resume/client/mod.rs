@@ -45,7 +45,7 @@ use self::acks::ResumeAcks;
 pub use self::builder::ResumeBuilder;
 pub use self::config::{ResumeConfig, ResumeStats};
 use self::handshake::{hello_hook, is_unsupported, map_unsupported, offer_hook, MapErrItem};
-use self::state::{lock, Cell, Common, InFlight, Shared};
+use self::state::{lock, Cell, Common, InFlight, Shared, Standing};
 
 /// Violations kept for the reader at most; more are counted in the logs only.
 const MAX_VIOLATIONS: usize = 16;
@@ -227,7 +227,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn session(&self) -> Option<SessionId> {
-        lock(&self.cell).session.map(|(id, _)| id)
+        lock(&self.cell).session.welcomed()
     }
 
     /// The resume counters now.
@@ -377,7 +377,7 @@ impl<M: MakeConnection> fmt::Debug for ResumingSink<M> {
         f.debug_struct("ResumingSink")
             .field("inner", &self.inner)
             .field("resuming", &!self.plain.load(Ordering::Relaxed))
-            .field("session", &shared.session.map(|(id, _)| id))
+            .field("session", &shared.session.welcomed())
             .field("unacknowledged", &self.unacknowledged_count())
             .field("delivered", &(shared.inbound.delivered() - 1))
             .finish_non_exhaustive()

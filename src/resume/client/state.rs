@@ -14,7 +14,7 @@ use std::task::Waker;
 use tokio::time::Instant;
 
 use crate::resume::buffer::ReplayBuffer;
-use crate::resume::frame::{ResumeViolation, SessionId, Window};
+use crate::resume::frame::{Claim, ResumeViolation, SessionId, Window};
 use crate::resume::inbound::{Inbound, PendingGaps};
 use crate::resume::prompt::PromptCadence;
 
@@ -23,7 +23,7 @@ use super::*;
 /// What the hello hook, the acknowledgement reader and the sink share.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) session: Option<(SessionId, u64)>,
+    pub(super) session: Standing,
     pub(super) inbound: Inbound,
     pub(super) gaps: PendingGaps,
     /// Ask the server to send again from here.
@@ -74,6 +74,52 @@ impl Shared {
         if self.inbound.owed().is_none() {
             self.owed_since = None;
             common.owed.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Which session this client is in, as far as it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// No WELCOME read yet: the id this client asks its first session to have, and
+    /// whether a HELLO already asked for it (the connection may have been lost before
+    /// the WELCOME came back, with the session started and the server's messages in it).
+    Opening { id: SessionId, asked: bool },
+    /// The session the last WELCOME named, and its epoch.
+    Welcomed { id: SessionId, epoch: u64 },
+}
+
+impl Standing {
+    /// A client that has not been welcomed yet, with a fresh id to ask for.
+    pub(super) fn new() -> Self {
+        Standing::Opening {
+            id: SessionId::random(),
+            asked: false,
+        }
+    }
+
+    /// What the next HELLO asks for: the session first asked for again until one is
+    /// welcomed, then the welcomed one.
+    pub(super) fn claim(&mut self) -> Claim {
+        match self {
+            Standing::Opening { id, asked: false } => {
+                let claim = Claim::Open(*id);
+                *self = Standing::Opening {
+                    id: *id,
+                    asked: true,
+                };
+                claim
+            }
+            Standing::Opening { id, asked: true } => Claim::Reopen(*id),
+            Standing::Welcomed { id, epoch } => Claim::Resume(*id, *epoch),
+        }
+    }
+
+    /// The session a WELCOME named, if any has.
+    pub(super) fn welcomed(&self) -> Option<SessionId> {
+        match self {
+            Standing::Opening { .. } => None,
+            Standing::Welcomed { id, .. } => Some(*id),
         }
     }
 }

@@ -22,7 +22,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
     let allowed = match kind {
         DATA => DATA_TEXT | DATA_ACK | DATA_PROMPT,
         ACK => ACK_PROMPT,
-        HELLO => HELLO_SESSION,
+        HELLO => HELLO_SESSION | HELLO_OPEN,
         WELCOME => WELCOME_RESUMED,
         GAP => GAP_END,
         REPLAY | BYE => 0,
@@ -76,14 +76,21 @@ fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeVio
 
 fn hello(flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeViolation> {
     r.version()?;
-    let session = if flags & HELLO_SESSION != 0 {
-        let id = r.session()?;
-        Some((id, r.epoch()?))
-    } else {
-        None
+    let claim = match (flags & HELLO_SESSION != 0, flags & HELLO_OPEN != 0) {
+        (false, false) => Claim::New,
+        (false, true) => Claim::Open(r.session()?),
+        (true, false) => {
+            let id = r.session()?;
+            match r.epoch()? {
+                0 => Claim::Reopen(id),
+                epoch => Claim::Resume(id, epoch),
+            }
+        }
+        // A session to resume, and a new one: the two say different things.
+        (true, true) => return Err(ResumeViolation::ReservedFlags { kind: HELLO, flags }),
     };
     Ok(Frame::Hello(Hello {
-        session,
+        claim,
         recv_next: r.position("recv_next")?,
         send_first: r.position("send_first")?,
         window: r.window()?,

@@ -23,15 +23,18 @@ impl Frame {
                 put_varint(&mut out, *ack);
             }
             Frame::Hello(hello) => {
-                let flags = if hello.session.is_some() {
-                    HELLO_SESSION
-                } else {
-                    0
+                let (flags, session, epoch) = match hello.claim {
+                    Claim::New => (0, None, None),
+                    Claim::Open(id) => (HELLO_OPEN, Some(id), None),
+                    Claim::Reopen(id) => (HELLO_SESSION, Some(id), Some(0)),
+                    Claim::Resume(id, epoch) => (HELLO_SESSION, Some(id), Some(epoch)),
                 };
                 out.push(HELLO | flags);
                 out.push(VERSION);
-                if let Some((session, epoch)) = hello.session {
+                if let Some(session) = session {
                     out.extend_from_slice(session.as_bytes());
+                }
+                if let Some(epoch) = epoch {
                     out.extend_from_slice(&epoch.to_be_bytes());
                 }
                 put_varint(&mut out, hello.recv_next);

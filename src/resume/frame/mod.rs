@@ -9,7 +9,7 @@
 //! ```text
 //! DATA    1 | TEXT 0x10, ACK 0x20, PROMPT 0x40 | seq | [ack] | payload (the rest)
 //! ACK     2 | PROMPT 0x10                     | ack
-//! HELLO   3 | SESSION 0x10        | version:u8 | [session:16 epoch:8] | recv_next | send_first | window_frames | window_bytes
+//! HELLO   3 | SESSION 0x10, OPEN 0x20 | version:u8 | [session:16 [epoch:8]] | recv_next | send_first | window_frames | window_bytes
 //! WELCOME 4 | RESUMED 0x10        | version:u8 | session:16 | epoch:8 | recv_next | window_frames | window_bytes
 //! GAP     5 | END 0x10            | from | [to] | reason:u8
 //! REPLAY  6 |                     | from
@@ -58,13 +58,15 @@ const DATA_ACK: u8 = 0x20;
 const DATA_PROMPT: u8 = 0x40;
 const ACK_PROMPT: u8 = 0x10;
 const HELLO_SESSION: u8 = 0x10;
+const HELLO_OPEN: u8 = 0x20;
 const WELCOME_RESUMED: u8 = 0x10;
 const GAP_END: u8 = 0x10;
 
 /// The longest varint: ten bytes hold 64 bits.
 const MAX_VARINT: usize = 10;
 
-/// A session, as the server names it: 16 random bytes, printed in hex.
+/// A session's name: 16 random bytes (proposed by the client, or chosen by the server),
+/// printed in hex.
 ///
 /// ```
 /// let id = ws_reconnect::SessionId::from_bytes([0xab; 16]);
@@ -96,7 +98,6 @@ impl SessionId {
     }
 
     /// A fresh random id.
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn random() -> Self {
         SessionId(rand::random())
     }
@@ -137,14 +138,34 @@ impl Window {
 /// The client's opening frame on every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Hello {
-    /// The session to resume and the epoch it belongs to; `None` on the first connection.
-    pub(crate) session: Option<(SessionId, u64)>,
+    /// Which session the client asks for.
+    pub(crate) claim: Claim,
     /// The next sequence number the client expects from the server.
     pub(crate) recv_next: u64,
     /// The lowest sequence number the client still holds (will send again).
     pub(crate) send_first: u64,
     /// The client's receive window.
     pub(crate) window: Window,
+}
+
+/// Which session a HELLO asks for.
+///
+/// A client that names its first session ([`Claim::Open`]) can find it again when the
+/// connection is lost before WELCOME reaches it ([`Claim::Reopen`]): what the server sent
+/// into it is then delivered, not lost with a session the client never knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// A new session, named by the server. On the wire: neither flag.
+    New,
+    /// A new session under this id, which the client chose at random. On the wire: OPEN
+    /// and the id.
+    Open(SessionId),
+    /// The session this client opened under this id and never saw welcomed (it may or
+    /// may not exist). On the wire: SESSION, the id, and epoch 0, which no server has.
+    Reopen(SessionId),
+    /// The session a WELCOME named, with its epoch (never 0). On the wire: SESSION, the
+    /// id and the epoch.
+    Resume(SessionId, u64),
 }
 
 /// The server's answer to HELLO.

@@ -33,13 +33,25 @@ fn every_kind_round_trips() {
         Frame::Prompt(0),
         Frame::Prompt(7),
         Frame::Hello(Hello {
-            session: None,
+            claim: Claim::New,
             recv_next: 1,
             send_first: 1,
             window: Window::DEFAULT,
         }),
         Frame::Hello(Hello {
-            session: Some((session, 42)),
+            claim: Claim::Open(session),
+            recv_next: 1,
+            send_first: 1,
+            window: Window::DEFAULT,
+        }),
+        Frame::Hello(Hello {
+            claim: Claim::Reopen(session),
+            recv_next: 1,
+            send_first: 4,
+            window: Window::DEFAULT,
+        }),
+        Frame::Hello(Hello {
+            claim: Claim::Resume(session, 42),
             recv_next: 300,
             send_first: 17,
             window: Window {
@@ -101,6 +113,13 @@ fn malformed_frames_are_typed_errors() {
             ResumeViolation::GapBackwards { from: 5, to: 4 },
         ),
         (&[0x05, 0x05, 0x09], ResumeViolation::UnknownGapReason(9)),
+        (
+            &[0x33, 0x01],
+            ResumeViolation::ReservedFlags {
+                kind: 3,
+                flags: 0x30,
+            },
+        ),
         (
             &[
                 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
@@ -178,14 +197,19 @@ fn any_frame() -> impl Strategy<Value = Frame> {
         any::<u64>().prop_map(Frame::Ack),
         any::<u64>().prop_map(Frame::Prompt),
         (
-            proptest::option::of((session.clone(), any::<u64>())),
+            prop_oneof![
+                Just(Claim::New),
+                session.clone().prop_map(Claim::Open),
+                session.clone().prop_map(Claim::Reopen),
+                (session.clone(), 1..=u64::MAX).prop_map(|(id, epoch)| Claim::Resume(id, epoch)),
+            ],
             1..=u64::MAX,
             1..=u64::MAX,
             window.clone()
         )
-            .prop_map(|(session, recv_next, send_first, window)| {
+            .prop_map(|(claim, recv_next, send_first, window)| {
                 Frame::Hello(Hello {
-                    session,
+                    claim,
                     recv_next,
                     send_first,
                     window,
