@@ -8,11 +8,14 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use super::end::Lost;
+use super::framing::Framing;
 use crate::ack::Acknowledge;
 
 /// Acknowledged mode: the user's [`Acknowledge`] and its bounds.
 pub(crate) struct Acks {
     pub(crate) acks: Box<dyn Acknowledge>,
+    /// How tracked messages are written, when a protocol frames them.
+    pub(crate) framing: Option<Box<dyn Framing>>,
     /// At most this many tracked messages unacknowledged at once.
     pub(crate) window: usize,
     /// No acknowledgement progress for this long while tracked messages are

@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::acks::Acks;
 use super::confirm::Confirmation;
+use super::framing::Framing;
 use super::inbound::{classify, Inbound, Inbox, Queued};
 use super::outbox::Outbox;
 use super::stats::StatsHandle;
@@ -76,6 +77,12 @@ pub(super) enum Received {
 }
 
 impl Books {
+    /// The outbox, and the framing its tracked messages are written with, if any.
+    pub(super) fn writing(&mut self) -> (&mut Outbox, Option<&mut (dyn Framing + 'static)>) {
+        let framing = self.acks.as_mut().and_then(|a| a.framing.as_deref_mut());
+        (&mut self.outbox, framing)
+    }
+
     pub(super) fn new(
         outbox: Outbox,
         inbox: Inbox,

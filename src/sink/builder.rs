@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower::timeout::Timeout;
 use tower::ServiceBuilder;
 
+use super::framing::Framing;
 use super::hello::{ConnectInfo, Hello, HelloFn};
 use super::outbox::Outbox;
 use super::outcome::RetainFn;
@@ -119,6 +120,7 @@ pub struct Builder {
     max_unflushed_bytes: usize,
     max_queued_inbound: usize,
     acks: Option<Box<dyn Acknowledge>>,
+    framing: Option<Box<dyn Framing>>,
     ack_window: usize,
     ack_timeout: Duration,
     keepalive: Option<Keepalive>,
@@ -150,6 +152,7 @@ impl Default for Builder {
             max_unflushed_bytes: Self::DEFAULT_MAX_UNFLUSHED_BYTES,
             max_queued_inbound: Self::DEFAULT_MAX_QUEUED_INBOUND,
             acks: None,
+            framing: None,
             ack_window: 0,
             ack_timeout: Self::DEFAULT_ACK_TIMEOUT,
             keepalive: Some(Self::DEFAULT_KEEPALIVE),
@@ -173,6 +176,7 @@ impl fmt::Debug for Builder {
             .field("connect_timeout", &self.connect_timeout)
             .field("healthy_after", &self.healthy_after)
             .field("acknowledged", &self.acks.is_some())
+            .field("framed", &self.framing.is_some())
             .field("ack_window", &self.ack_window)
             .finish_non_exhaustive()
     }
@@ -635,6 +639,13 @@ impl Builder {
         self
     }
 
+    /// In acknowledged mode, writes each tracked message as `framing` frames it, every
+    /// time it is written (see [`Framing`]).
+    pub(crate) fn framed(mut self, framing: impl Framing + 'static) -> Self {
+        self.framing = Some(Box::new(framing));
+        self
+    }
+
     /// In acknowledged mode, a connection that makes no acknowledgement progress for this
     /// long while tracked messages are outstanding is treated as dead, replaced, and the
     /// window resent (default 10 s). Raise it if the server may take longer to process a
@@ -843,6 +854,7 @@ impl Builder {
                 retain: self.retain_on_reconnect,
                 acks: self.acks.map(|acks| Acks {
                     acks,
+                    framing: self.framing,
                     window: self.ack_window,
                     timeout: self.ack_timeout,
                 }),

@@ -234,7 +234,8 @@ impl<M: MakeConnection> Core<M> {
                         let _ = ready!(link.poll_flush(&mut self.books, cx));
                         Step::Ended(End::Faulted(cause))
                     } else {
-                        match ready!(link.poll_write_backlog(&mut self.books.outbox, cx)) {
+                        let (outbox, framing) = self.books.writing();
+                        match ready!(link.poll_write_backlog(outbox, framing, cx)) {
                             Ok(resent) => {
                                 if resent > 0 {
                                     self.books.stats.resent(resent);

@@ -20,6 +20,7 @@ use super::acks::AckTimer;
 use super::books::{Books, Received};
 use super::confirm::{ConfirmBy, Fence};
 use super::end::{End, Lost};
+use super::framing::Framing;
 use super::inbound::read_failure;
 use super::keepalive::{KeepaliveTimer, Ping};
 use super::outbox::Outbox;
@@ -131,17 +132,19 @@ impl<M: MakeConnection> Link<M> {
     }
 
     /// Writes the hello messages, then every outbox message not yet written to this
-    /// connection. `Ok(n)`: all written, `n` of them from the outbox (resent).
+    /// connection (tracked ones framed by `framing`, if any). `Ok(n)`: all written, `n` of
+    /// them from the outbox (resent).
     pub(super) fn poll_write_backlog(
         &mut self,
         outbox: &mut Outbox,
+        mut framing: Option<&mut (dyn Framing + 'static)>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<usize, End>> {
         let mut resent = 0usize;
         loop {
             let message = if let Some(m) = self.hello.get(self.preamble) {
                 m.clone()
-            } else if let Some(m) = outbox.next_unwritten() {
+            } else if let Some(m) = outbox.next_unwritten(framing.as_deref_mut()) {
                 m
             } else {
                 return Poll::Ready(Ok(resent));

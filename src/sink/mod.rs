@@ -19,6 +19,7 @@ mod close;
 mod confirm;
 mod driver;
 mod end;
+mod framing;
 mod hello;
 mod inbound;
 mod keepalive;
@@ -47,8 +48,10 @@ use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
 pub use self::confirm::ConfirmBy;
 use self::driver::{Core, State};
+pub(crate) use self::framing::Framing;
 pub use self::hello::ConnectInfo;
 pub use self::keepalive::Keepalive;
+pub(crate) use self::outbox::Owed;
 use self::outbox::Tag;
 pub(crate) use self::outcome::Promise;
 pub use self::outcome::{Delivery, Outgoing, Undelivered, UndeliveredReason};
@@ -544,14 +547,27 @@ impl<M: MakeConnection> ReconnectingSink<M> {
     }
 
     /// Takes a Text or Binary message that [`ready_to_take`](Self::ready_to_take) allowed,
-    /// tracked under `id` rather than the id [`Acknowledge::id`](crate::Acknowledge::id)
-    /// would read back from it; with the outcome `promise` settles, if any.
-    pub(crate) fn take_identified(&mut self, message: Message, id: u64, promise: Option<Promise>) {
+    /// tracked under `id` and written as the builder's [`Framing`] frames it, each time
+    /// it is written (`prompt` goes to the framing with it); with the outcome `promise`
+    /// settles, if any.
+    pub(crate) fn take_framed(
+        &mut self,
+        message: Message,
+        id: u64,
+        prompt: bool,
+        promise: Option<Promise>,
+    ) {
         let tag = promise.map(|promise| Tag {
             volatile: false,
             promise: Some(promise),
         });
-        self.core.accept_as(message, Some(id), tag);
+        self.core.accept_framed(message, id, prompt, tag);
+    }
+
+    /// Takes every message still owed out of the sink, as
+    /// [`take_undelivered`](Self::take_undelivered) does, saying which were tracked.
+    pub(crate) fn take_owed(&mut self) -> Vec<Owed> {
+        self.core.books.outbox.take_owed()
     }
 
     /// Takes a control message of a protocol layered on acknowledged mode (resume mode's

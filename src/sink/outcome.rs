@@ -157,13 +157,6 @@ impl Undelivered {
     pub fn into_message(self) -> Option<Message> {
         self.message
     }
-
-    /// The same outcome with its message replaced by `f(message)`: for a mode that wraps
-    /// messages in an envelope, to hand back what the application sent.
-    pub(crate) fn map_message(mut self, f: impl FnOnce(Message) -> Message) -> Self {
-        self.message = self.message.map(f);
-        self
-    }
 }
 
 impl fmt::Display for Undelivered {

@@ -130,30 +130,73 @@ impl<M: MakeConnection> Core<M> {
     /// the message: `None` leaves it untracked.
     #[inline]
     pub(super) fn accept_as(&mut self, message: Message, id: Option<u64>, tag: Option<Tag>) {
-        if self.record.close_deadline.is_some() {
-            // A write after a close() that was dropped unfinished: the sink goes on.
-            self.record.close_deadline = None;
-        }
+        self.accepting(message.len());
         let books = &mut self.books;
-        books.accepted.add(message.len());
         match &mut self.state {
             // Kept without taking the message (a copy of a small payload), which goes to
             // the connection.
             State::Connected(link) if books.outbox.all_written() => {
                 books.outbox.push_copy(&message, id, tag);
-                match link.write(message) {
-                    Ok(()) => books.outbox.mark_written(),
-                    // Kept in the outbox; resent on the next connection.
-                    // (A write fails only with a lost connection, never a Close frame to
-                    // answer: no waker is needed.)
-                    Err(end) => {
-                        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-                        self.end_connection(end, &mut cx);
-                    }
-                }
+                let written = link.write(message);
+                self.written(written);
             }
             // Not connected (or the backlog is still being written): keep it for later.
             _ => books.outbox.push(message, id, tag),
+        }
+    }
+
+    /// Takes a tracked message that the framing writes (see [`Framing`]): kept as it
+    /// is, and framed for each write, the first one at once when the connection is up
+    /// and nothing is queued before it.
+    ///
+    /// [`Framing`]: super::framing::Framing
+    #[inline]
+    pub(super) fn accept_framed(
+        &mut self,
+        message: Message,
+        id: u64,
+        prompt: bool,
+        tag: Option<Tag>,
+    ) {
+        self.accepting(message.len());
+        let books = &mut self.books;
+        let framing = books.acks.as_mut().and_then(|a| a.framing.as_deref_mut());
+        let wire = match (&self.state, framing) {
+            (State::Connected(_), Some(framing)) if books.outbox.all_written() => {
+                Some(framing.frame(&message, id, prompt))
+            }
+            _ => None,
+        };
+        books.outbox.push_framed(message, id, prompt, tag);
+        if let (Some(wire), State::Connected(link)) = (wire, &mut self.state) {
+            let written = link.write(wire);
+            self.written(written);
+        }
+    }
+
+    /// A message is being accepted: a write after a dropped `close()` means the sink
+    /// goes on.
+    #[inline]
+    fn accepting(&mut self, len: usize) {
+        if self.record.close_deadline.is_some() {
+            // A write after a close() that was dropped unfinished: the sink goes on.
+            self.record.close_deadline = None;
+        }
+        self.books.accepted.add(len);
+    }
+
+    /// The outcome of writing the outbox's newest entry at once: marked written, or the
+    /// connection ends (the entry stays, and is resent on the next one).
+    #[inline]
+    fn written(&mut self, result: Result<(), End>) {
+        match result {
+            Ok(()) => self.books.outbox.mark_written(),
+            // (A write fails only with a lost connection, never a Close frame to answer:
+            // no waker is needed.)
+            Err(end) => {
+                let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+                self.end_connection(end, &mut cx);
+            }
         }
     }
 

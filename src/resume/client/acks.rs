@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::ack::Acknowledge;
-use crate::resume::frame::{self, Data, Frame, ResumeViolation, Welcome};
+use crate::resume::frame::{Data, Frame, ResumeViolation, Welcome};
 use crate::resume::inbound::Arrival;
 use crate::Message;
 
@@ -21,14 +21,11 @@ pub(super) struct ResumeAcks {
 }
 
 impl Acknowledge for ResumeAcks {
-    fn id(&mut self, outbound: &Message) -> Option<u64> {
-        if self.plain.load(Ordering::Relaxed) {
-            return None;
-        }
-        match outbound {
-            Message::Binary(bytes) => frame::data_seq(bytes),
-            _ => None,
-        }
+    /// `None`: what this sink writes untracked stays untracked (control frames, Pings).
+    /// DATA is tracked by the sequence number it is taken with
+    /// ([`ReconnectingSink::take_framed`]).
+    fn id(&mut self, _outbound: &Message) -> Option<u64> {
+        None
     }
 
     fn acked(&mut self, inbound: &Message) -> Option<u64> {

@@ -11,6 +11,7 @@ use crate::request::Target;
 use crate::resume::inbound::{Inbound, PendingGaps};
 use crate::sink::{Builder, DefaultConnector};
 
+use super::framing::ResumeFraming;
 use super::*;
 
 impl Builder {
@@ -107,6 +108,7 @@ impl ResumeBuilder {
         let builder = self
             .builder
             .acknowledged(acks, config.max_unacked_frames)
+            .framed(ResumeFraming::new(Arc::clone(&cell)))
             .ack_timeout(config.ack_timeout)
             .max_queued_inbound(config.recv_window_frames + INBOX_SLACK)
             .on_connect_with(hello_hook(

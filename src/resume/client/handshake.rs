@@ -18,7 +18,9 @@ use crate::Message;
 use super::*;
 
 /// The hello of each connection: HELLO with where this client stands, and the
-/// acknowledgement of what the application took.
+/// acknowledgement of everything the application took. That goes again on every
+/// connection, owed or not: one carried by a DATA frame lost with the last connection
+/// is not carried by the frame's resend, which carries what is owed when it is written.
 pub(super) fn hello_hook(
     cell: Cell,
     plain: Arc<AtomicBool>,
@@ -38,7 +40,8 @@ pub(super) fn hello_hook(
             window,
         };
         let mut messages = vec![Frame::Hello(hello).to_message()];
-        if let Some(ack) = shared.inbound.owed() {
+        let ack = shared.inbound.delivered() - 1;
+        if ack > 0 {
             shared.ack_sent(ack, &cell);
             messages.push(Frame::Ack(ack).to_message());
         }

@@ -2,7 +2,9 @@
 //!
 //! The sink underneath does the reconnecting and the resending; this layer gives each
 //! outbound message its sequence number (in [`ResumingSink::start_send`](crate::ResumingSink::start_send), the one place
-//! numbers are assigned) and envelope, says HELLO first on every connection (the
+//! numbers are assigned), puts the DATA envelope on it each time the sink writes it
+//! ([`ResumeFraming`](framing::ResumeFraming): the sink keeps the message as the application sent it), says
+//! HELLO first on every connection (the
 //! `on_connect_with` hook), reads the server's frames as they arrive ([`ResumeAcks`],
 //! the sink's [`Acknowledge`]), and hands the application each message once, in order,
 //! with a gap item wherever the server says a range is lost.
@@ -20,6 +22,7 @@
 mod acks;
 mod builder;
 mod config;
+mod framing;
 mod handshake;
 mod read;
 mod state;
@@ -37,8 +40,8 @@ use futures_sink::Sink;
 
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::resume::frame::{Data, DataWriter, Frame, SessionId};
-use crate::sink::{DefaultConnector, Delivery, ReconnectingSink, Undelivered};
+use crate::resume::frame::{Data, SessionId};
+use crate::sink::{DefaultConnector, Delivery, Owed, ReconnectingSink, Undelivered};
 use crate::Message;
 
 use self::acks::ResumeAcks;
@@ -121,8 +124,6 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     config: ResumeConfig,
     /// What was sent and is not yet acknowledged.
     in_flight: InFlight,
-    /// Where outbound DATA frames are written.
-    frames: DataWriter,
     /// A DATA frame taken from the sink while a gap before it is told.
     held: Option<Data>,
     /// An acknowledgement was written and not yet flushed.
@@ -151,7 +152,6 @@ impl<M: MakeConnection> ResumingSink<M> {
             plain,
             config,
             in_flight: InFlight::new(),
-            frames: DataWriter::default(),
             held: None,
             unflushed_ack: false,
             bye_queued: false,
@@ -291,26 +291,16 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
-        let taken = self.inner.take_undelivered();
+        let resuming = !self.plain.load(Ordering::Relaxed);
+        let taken = self.inner.take_owed();
         self.in_flight.clear(&self.cell);
-        taken.into_iter().filter_map(unwrap).collect()
-    }
-}
-
-/// The application's message inside a DATA frame; `None` for a control frame.
-fn unwrap(message: Message) -> Option<Message> {
-    match Frame::from_message(&message) {
-        Ok(Frame::Data(data)) => Some(data.into_message()),
-        Ok(_) => None,
-        Err(_) => Some(message),
-    }
-}
-
-/// The application's message inside a DATA frame; anything else as it is.
-fn original(message: Message) -> Message {
-    match Frame::from_message(&message) {
-        Ok(Frame::Data(data)) => data.into_message(),
-        _ => message,
+        taken
+            .into_iter()
+            // Untracked Binary messages are this layer's control frames (ACK, REPLAY,
+            // BYE): the application's own are all tracked.
+            .filter(|o| !resuming || o.tracked || !matches!(o.message, Message::Binary(_)))
+            .map(|o: Owed| o.message)
+            .collect()
     }
 }
 
@@ -337,9 +327,7 @@ impl Future for ResumeDelivery {
     type Output = Result<(), Undelivered>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner)
-            .poll(cx)
-            .map(|outcome| outcome.map_err(|e| e.map_message(original)))
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 

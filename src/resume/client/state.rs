@@ -177,8 +177,6 @@ pub(super) struct Numbered {
     pub(super) seq: u64,
     /// Its DATA frame carries a PROMPT.
     pub(super) prompt: bool,
-    /// Nothing was in flight before it.
-    pub(super) after_idle: bool,
 }
 
 /// What the writer has sent and not yet seen acknowledged: sequence numbers and payload
@@ -230,11 +228,7 @@ impl InFlight {
         if prompt {
             self.prompted = Prompted::now(seq, common);
         }
-        Numbered {
-            seq,
-            prompt,
-            after_idle,
-        }
+        Numbered { seq, prompt }
     }
 
     /// Whether a flush has to ask for an acknowledgement itself (a standalone PROMPT):

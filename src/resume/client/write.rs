@@ -4,8 +4,6 @@ use std::future::{poll_fn, Future};
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll};
 
-use tokio_tungstenite::tungstenite::Bytes;
-
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::resume::frame::Frame;
@@ -124,9 +122,9 @@ impl<M: MakeConnection> ResumingSink<M> {
         self.start_send_outgoing(message)
     }
 
-    /// Hands `message` to the sink: Text and Binary as a DATA frame with the next sequence
-    /// number (and the acknowledgement owed, if any), Ping and Pong as they are; with the
-    /// outcome `promise` settles, if any.
+    /// Hands `message` to the sink: Text and Binary with the next sequence number (each
+    /// write frames it as DATA), Ping and Pong as they are; with the outcome `promise`
+    /// settles, if any.
     fn take(&mut self, message: Message, promise: Option<Promise>) -> Result<(), Error> {
         if self.plain.load(Ordering::Relaxed) {
             return as_is(&mut self.inner, message, promise);
@@ -134,34 +132,16 @@ impl<M: MakeConnection> ResumingSink<M> {
         if self.ended {
             return Err(Error::SessionEnded);
         }
-        let (text, payload) = match message {
-            Message::Text(text) => (true, Bytes::from(text)),
-            Message::Binary(bytes) => (false, bytes),
+        match message {
+            Message::Text(_) | Message::Binary(_) => {}
             Message::Close(_) | Message::Frame(_) => return Err(Error::UnsupportedMessage),
             ping_or_pong => return as_is(&mut self.inner, ping_or_pong, promise),
-        };
-        self.inner.ready_to_take()?;
-        // The sink takes it now: the number is used, and an acknowledgement owed is
-        // carried along.
-        let ack = if self.cell.owed.load(Ordering::Acquire) {
-            let mut shared = lock(&self.cell);
-            let ack = shared.inbound.owed();
-            if let Some(ack) = ack {
-                shared.ack_sent(ack, &self.cell);
-            }
-            ack
-        } else {
-            None
-        };
-        let numbered = self.in_flight.push(payload.len(), &self.config, &self.cell);
-        if numbered.after_idle {
-            // No frame written before is held any more.
-            self.frames.release();
         }
-        let Numbered { seq, prompt, .. } = numbered;
-        let frame = self.frames.data(seq, ack, text, prompt, &payload);
-        self.inner
-            .take_identified(Message::Binary(frame), seq, promise);
+        self.inner.ready_to_take()?;
+        // The sink takes it now: the number is used. The sink keeps the message as it
+        // is, and frames it at each write (`ResumeFraming`).
+        let Numbered { seq, prompt } = self.in_flight.push(message.len(), &self.config, &self.cell);
+        self.inner.take_framed(message, seq, prompt, promise);
         Ok(())
     }
 

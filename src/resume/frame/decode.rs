@@ -3,17 +3,6 @@
 use super::*;
 use crate::resume::gap::GapReason;
 
-/// The sequence number of a DATA frame, read without decoding the rest: `None` for
-/// anything else. Cheap enough to run on every outbound message.
-pub(crate) fn data_seq(bytes: &[u8]) -> Option<u64> {
-    let (&first, rest) = bytes.split_first()?;
-    if first & 0x0f != DATA {
-        return None;
-    }
-    let mut reader = Reader { buf: rest, pos: 0 };
-    reader.varint("sequence number").ok()
-}
-
 /// Decodes one frame.
 pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
     let (&first, _) = bytes.split_first().ok_or(ResumeViolation::Empty)?;

@@ -1,7 +1,5 @@
 //! Frames to bytes.
 
-use std::collections::VecDeque;
-
 use bytes::BytesMut;
 
 use super::*;
@@ -134,29 +132,23 @@ impl DataHeader {
     }
 }
 
-/// Writes DATA frames one after another into shared blocks: one allocation per block
-/// rather than one per frame. Each frame is a [`Bytes`] of its own that keeps its block
-/// alive; frames are acknowledged in order, so blocks are let go of in order too.
-/// Filled blocks are kept (at most [`DataWriter::POOL`] of them) and written again once
-/// no frame in them is held any more: a steady stream then reuses the same memory rather
-/// than freeing and allocating (and faulting in) a block every few dozen frames.
-/// Frames of more than [`DataWriter::OWN_BUFFER`] bytes get a buffer of their own.
+/// Writes DATA frames for the connection, which copies each into its own buffer as it
+/// writes it and lets go of it: one scratch buffer holds them all, each frame a [`Bytes`]
+/// of its own in it. Once the connection has let go of every frame in it, the buffer is
+/// written again from its start, so the frames of a steady stream go through the same
+/// few kilobytes, which stay in the cache. Frames of more than
+/// [`DataWriter::OWN_BUFFER`] bytes get a buffer of their own.
 #[derive(Debug, Default)]
 pub(crate) struct DataWriter {
-    block: BytesMut,
-    /// Filled blocks, oldest first.
-    filled: VecDeque<BytesMut>,
+    scratch: BytesMut,
 }
 
 impl DataWriter {
-    /// The size of a block.
-    const BLOCK: usize = 32 * 1024;
+    /// The scratch buffer's size.
+    const SCRATCH: usize = 64 * 1024;
 
-    /// Filled blocks kept for reuse: 4 MiB, a full default window of frames in flight.
-    const POOL: usize = 128;
-
-    /// Frames longer than this get a buffer of their own, so that a large frame neither
-    /// wastes the rest of a block nor keeps one alive.
+    /// Frames longer than this get a buffer of their own, so that a large frame does not
+    /// move the scratch buffer on.
     const OWN_BUFFER: usize = 4 * 1024;
 
     /// A DATA frame's bytes, as [`encode_data`] gives them.
@@ -174,38 +166,14 @@ impl DataWriter {
         if len > Self::OWN_BUFFER {
             return Bytes::from(header.frame(payload));
         }
-        if self.block.capacity() - self.block.len() < len {
-            self.next_block();
+        if self.scratch.capacity() < len && !self.scratch.try_reclaim(Self::SCRATCH) {
+            // A frame written before is still held: a new buffer; the old one goes when
+            // its last frame does.
+            self.scratch = BytesMut::with_capacity(Self::SCRATCH);
         }
-        self.block.extend_from_slice(header.bytes());
-        self.block.extend_from_slice(payload);
-        self.block.split().freeze()
-    }
-
-    /// Moves on to a block with room: the oldest filled one when no frame in it is held
-    /// any more, else a new one.
-    fn next_block(&mut self) {
-        let reusable = self
-            .filled
-            .front_mut()
-            .is_some_and(|oldest| oldest.try_reclaim(Self::BLOCK));
-        let next = match reusable.then(|| self.filled.pop_front()).flatten() {
-            Some(reused) => reused,
-            None => BytesMut::with_capacity(Self::BLOCK),
-        };
-        let filled = std::mem::replace(&mut self.block, next);
-        if filled.capacity() > 0 {
-            self.filled.push_back(filled);
-            if self.filled.len() > Self::POOL {
-                self.filled.pop_front();
-            }
-        }
-    }
-
-    /// Nothing written is held any more (everything was acknowledged): the kept blocks
-    /// but the current one go.
-    pub(crate) fn release(&mut self) {
-        self.filled.clear();
+        self.scratch.extend_from_slice(header.bytes());
+        self.scratch.extend_from_slice(payload);
+        self.scratch.split().freeze()
     }
 }
 

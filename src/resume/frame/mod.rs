@@ -26,7 +26,7 @@ use std::fmt;
 
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
-pub(crate) use self::decode::{data_seq, decode};
+pub(crate) use self::decode::decode;
 #[cfg(any(feature = "server", test))]
 pub(crate) use self::encode::encode_data;
 pub(crate) use self::encode::DataWriter;

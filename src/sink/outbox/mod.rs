@@ -28,6 +28,7 @@ mod acknowledge;
 mod confirm;
 
 use self::confirm::Batch;
+use super::framing::Framing;
 use super::kept::{Arena, Kept};
 use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
 use crate::Message;
@@ -46,6 +47,16 @@ struct Entry {
     volatile: bool,
     /// Flushed, not confirmed, and written again once already after its connection ended.
     resent: bool,
+    /// Handed to the framing at each write (see [`Framing`]).
+    prompt: bool,
+}
+
+/// A message handed back by [`Outbox::take_owed`].
+#[derive(Debug)]
+pub(crate) struct Owed {
+    pub(crate) message: Message,
+    /// It had an acknowledgement id.
+    pub(crate) tracked: bool,
 }
 
 #[derive(Debug)]
@@ -140,19 +151,32 @@ impl Outbox {
             None => self.arena.keep(message, self.max_bytes),
             Some(_) => Kept::Whole(message.clone()),
         };
-        self.push_kept(kept, id, tag);
+        self.push_kept(kept, id, false, tag);
     }
 
     /// Keeps `message` itself. `tag`: its outcome and volatility, if it has them.
     #[inline]
     pub(crate) fn push(&mut self, message: Message, id: Option<u64>, tag: Option<Tag>) {
-        self.push_kept(Kept::Whole(message), id, tag);
+        self.push_kept(Kept::Whole(message), id, false, tag);
+    }
+
+    /// Keeps a tracked `message` that the framing writes (see [`Framing`]); `prompt` goes
+    /// to the framing with it.
+    #[inline]
+    pub(crate) fn push_framed(
+        &mut self,
+        message: Message,
+        id: u64,
+        prompt: bool,
+        tag: Option<Tag>,
+    ) {
+        self.push_kept(Kept::Whole(message), Some(id), prompt, tag);
     }
 
     /// Opens the outcome of a tagged message (settled when its entry leaves the outbox)
     /// and counts it if volatile.
     #[inline]
-    fn push_kept(&mut self, kept: Kept, id: Option<u64>, tag: Option<Tag>) {
+    fn push_kept(&mut self, kept: Kept, id: Option<u64>, prompt: bool, tag: Option<Tag>) {
         let (ticket, volatile) = match tag {
             None => (None, false),
             Some(Tag { volatile, promise }) => {
@@ -168,6 +192,7 @@ impl Outbox {
             ticket,
             volatile,
             resent: false,
+            prompt,
         });
     }
 
@@ -185,12 +210,20 @@ impl Outbox {
         self.queue.push_back(entry);
     }
 
-    /// The next message not yet written to the current connection.
+    /// The next message not yet written to the current connection, as it is written:
+    /// framed by `framing` if it is tracked and there is one.
     #[inline]
-    pub(crate) fn next_unwritten(&self) -> Option<Message> {
-        self.queue
-            .get(self.written)
-            .map(|e| self.arena.message(&e.kept))
+    pub(crate) fn next_unwritten(
+        &self,
+        framing: Option<&mut (dyn Framing + 'static)>,
+    ) -> Option<Message> {
+        let entry = self.queue.get(self.written)?;
+        Some(match (entry.id, framing, &entry.kept) {
+            (Some(id), Some(framing), Kept::Whole(message)) => {
+                framing.frame(message, id, entry.prompt)
+            }
+            _ => self.arena.message(&entry.kept),
+        })
     }
 
     #[inline]
@@ -283,6 +316,11 @@ impl Outbox {
     /// Hands every message still owed back, oldest first. Their outcomes fail with
     /// [`UndeliveredReason::Taken`].
     pub(crate) fn take_all(&mut self) -> Vec<Message> {
+        self.take_owed().into_iter().map(|o| o.message).collect()
+    }
+
+    /// [`take_all`](Self::take_all), saying which messages were tracked.
+    pub(crate) fn take_owed(&mut self) -> Vec<Owed> {
         self.batches.clear();
         self.unconfirmed = 0;
         self.written = 0;
@@ -303,7 +341,10 @@ impl Outbox {
                     let undelivered = Undelivered::new(UndeliveredReason::Taken, message.clone());
                     ledger.settle(ticket, Err(undelivered));
                 }
-                message
+                Owed {
+                    message,
+                    tracked: e.id.is_some(),
+                }
             })
             .collect();
         self.arena = Arena::default();

@@ -4,7 +4,7 @@ use super::*;
 fn texts(o: &mut Outbox) -> Vec<String> {
     o.rewind();
     let mut seen = Vec::new();
-    while let Some(m) = o.next_unwritten() {
+    while let Some(m) = o.next_unwritten(None) {
         seen.push(m.to_text().unwrap().to_owned());
         o.mark_written();
     }
@@ -22,9 +22,9 @@ fn copied_payloads_are_resent_and_handed_back_as_they_were() {
     o.mark_written();
     // The connection is lost before the flush: all three are written again.
     o.rewind();
-    assert_eq!(o.next_unwritten(), Some(Message::text("a")));
+    assert_eq!(o.next_unwritten(None), Some(Message::text("a")));
     o.mark_written();
-    assert_eq!(o.next_unwritten(), Some(Message::binary(vec![1, 2])));
+    assert_eq!(o.next_unwritten(None), Some(Message::binary(vec![1, 2])));
     o.mark_written();
     o.mark_written();
     o.flushed(None);
@@ -112,7 +112,7 @@ fn in_order_acknowledgement_pops_the_front_and_keeps_counts() {
     assert!(!o.needs_flush());
     assert_eq!(o.acknowledge(5), 5);
     assert_eq!(o.tracked(), 1);
-    assert_eq!(o.next_unwritten().unwrap().to_text().unwrap(), "t6");
+    assert_eq!(o.next_unwritten(None).unwrap().to_text().unwrap(), "t6");
     o.mark_written();
     assert!(o.all_written());
 }
@@ -129,7 +129,7 @@ fn acknowledging_keeps_the_written_index_consistent() {
     o.mark_written(); // t1 u1 t2 written, u2 not
     assert_eq!(o.acknowledge(2), 2);
     // u1 is still written; u2 is next.
-    assert_eq!(o.next_unwritten().unwrap().to_text().unwrap(), "u2");
+    assert_eq!(o.next_unwritten(None).unwrap().to_text().unwrap(), "u2");
     o.mark_written();
     assert!(o.all_written());
     o.flushed(None);
