@@ -1,6 +1,7 @@
 //! When the server acknowledges: at once for what the client prompted for (a DATA frame
 //! or an ACK with the PROMPT flag) once the application took it, otherwise after
-//! `ack_delay`. In virtual time, over channels.
+//! `ack_delay`, in virtual time, over channels. And the client's acknowledgement, lost
+//! with a connection, goes again on the next one.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -156,4 +157,52 @@ async fn a_flush_across_a_reconnection_is_acknowledged_at_once() {
         .lock()
         .unwrap()
         .assert_complete(100, "the server's application");
+}
+
+/// An acknowledgement the client's DATA frame carried, lost with the connection that
+/// frame went out on, reaches the server all the same: the resent frame carries only
+/// what is owed when it is written, so the client acknowledges everything again after
+/// HELLO on the next connection.
+#[tokio::test]
+async fn an_acknowledgement_lost_on_a_data_frame_goes_again_on_the_next_connection() {
+    let (server, mut sessions) = Server::new(ServerConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server.serve(listener));
+    let (ask, mut asked) = tokio::sync::mpsc::channel::<()>(1);
+    let (done, mut acknowledged) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let mut session = sessions.next().await.unwrap();
+        for i in 1..=3 {
+            session.send(Message::text(format!("s{i}"))).await.unwrap();
+        }
+        // c1, resent on the second connection: taking it lets the client's flush end.
+        assert_eq!(session.next().await.unwrap().unwrap(), Message::text("c1"));
+        asked.recv().await;
+        session.acknowledged().await.unwrap();
+        let _ = done.send(()).await;
+        std::future::pending::<()>().await;
+    });
+    let proxy = FaultProxy::start(addr).await.unwrap();
+    // No acknowledgement on a timer: only prompted ones, and those carried by DATA.
+    let config = ResumeConfig::default().ack_delay(Duration::from_secs(600));
+    let mut ws = client(&format!("ws://{}/", proxy.addr()), config).await;
+    for i in 1..=3 {
+        let message = timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(message, Message::text(format!("s{i}")));
+    }
+    // s1 asked to be acknowledged and was; s2 and s3 are owed. c1 carries that into a
+    // path that swallows it, which then dies.
+    proxy.inject(Fault::HalfOpen);
+    ws.feed(Message::text("c1")).await.unwrap();
+    proxy.inject(Fault::Reset);
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("c1 was resent and acknowledged")
+        .unwrap();
+    ask.send(()).await.unwrap();
+    timeout(BOUND, acknowledged.recv())
+        .await
+        .expect("the server learnt that the client's application has s1 to s3")
+        .unwrap();
 }
