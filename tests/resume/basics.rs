@@ -119,6 +119,51 @@ async fn a_broken_frame_from_the_server_is_a_typed_item() {
 }
 
 #[tokio::test]
+async fn a_data_frame_the_client_cannot_read_is_asked_for_again() {
+    // A server whose first DATA frame is broken (a flag DATA does not have), and which
+    // sends it properly only when asked to (REPLAY), never on its own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_hdr_async(tcp, negotiate)
+            .await
+            .unwrap();
+        let _hello = ws.next().await;
+        // WELCOME: new session, epoch 1, recv_next 1, window 1024 frames, 4 MiB.
+        let mut welcome = vec![0x04, 1];
+        welcome.extend_from_slice(&[7; 16]);
+        welcome.extend_from_slice(&1u64.to_be_bytes());
+        welcome.extend_from_slice(&[0x01, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02]);
+        ws.send(Message::binary(welcome)).await.unwrap();
+        // DATA seq 1, "x", with the reserved flag 0x80.
+        ws.send(Message::binary(vec![0x81, 1, b'x'])).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            // REPLAY from 1: DATA seq 1, TEXT and PROMPT, "x".
+            if message == Message::binary(vec![0x06, 1]) {
+                ws.send(Message::binary(vec![0x51, 1, b'x'])).await.unwrap();
+            }
+        }
+    });
+    let mut ws = client(&url, ResumeConfig::default()).await;
+    match next_item(&mut ws).await {
+        Some(Err(Error::ResumeViolation(v))) => assert!(
+            matches!(
+                v,
+                ws_reconnect::ResumeViolation::ReservedFlags { kind: 1, .. }
+            ),
+            "{v:?}"
+        ),
+        other => panic!("expected a violation, got {other:?}"),
+    }
+    assert_eq!(
+        next_item(&mut ws).await.unwrap().unwrap(),
+        Message::text("x"),
+        "the broken frame's message, asked for again"
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_does_not_say_hello_is_closed_with_1002() {
     let (server, _sessions) = Server::new(ServerConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -41,6 +41,11 @@ impl Acknowledge for ResumeAcks {
             Ok(frame) => frame,
             Err(violation) => {
                 shared.violation(violation);
+                // It may have been DATA: ask for everything from the next one expected
+                // (what was not missed comes again and is dropped as a duplicate).
+                if shared.replay_from.is_none() {
+                    shared.replay_from = Some(shared.inbound.received());
+                }
                 return Some(self.cell.acked.load(Ordering::Acquire));
             }
         };
