@@ -142,6 +142,13 @@ impl<M: MakeConnection> Link<M> {
     ) -> Poll<Result<usize, End>> {
         let mut resent = 0usize;
         loop {
+            if self.preamble_done() && outbox.all_written() {
+                return Poll::Ready(Ok(resent));
+            }
+            // Ready before the message is made: framing one may have an effect (resume
+            // mode's carries the acknowledgement owed, and counts it sent), so a message
+            // is framed only to be written.
+            ready!(self.poll_ready(cx))?;
             let message = if let Some(m) = self.hello.get(self.preamble) {
                 m.clone()
             } else if let Some(m) = outbox.next_unwritten(framing.as_deref_mut()) {
@@ -149,7 +156,6 @@ impl<M: MakeConnection> Link<M> {
             } else {
                 return Poll::Ready(Ok(resent));
             };
-            ready!(self.poll_ready(cx))?;
             self.conn
                 .as_mut()
                 .start_send(message)

@@ -132,11 +132,12 @@ impl DataHeader {
     }
 }
 
-/// Writes DATA frames for the connection, which copies each into its own buffer as it
-/// writes it and lets go of it: one scratch buffer holds them all, each frame a [`Bytes`]
-/// of its own in it. Once the connection has let go of every frame in it, the buffer is
+/// Writes DATA frames for the connection. tungstenite copies each into its write buffer
+/// as it writes it and lets go of it, so one scratch buffer holds them all, each frame a
+/// [`Bytes`] of its own in it. Once every frame in it has been let go of, the buffer is
 /// written again from its start, so the frames of a steady stream go through the same
-/// few kilobytes, which stay in the cache. Frames of more than
+/// few kilobytes, which stay in the cache. (A connection that keeps frames keeps their
+/// buffer alive, and the writer moves on to a new one.) Frames of more than
 /// [`DataWriter::OWN_BUFFER`] bytes get a buffer of their own.
 #[derive(Debug, Default)]
 pub(crate) struct DataWriter {
