@@ -118,13 +118,14 @@ impl Shared {
             Claim::New => (None, None),
             Claim::Open(id) => {
                 if table.sessions.contains_key(&id) || table.tombstones.contains_key(&id) {
-                    // Never a client's own earlier session: that one asks again with
-                    // `Reopen`. A fresh id keeps the two apart.
-                    tracing::warn!(session = %id, "a client asked to open a session under an id in use: giving it another");
-                    (None, None)
-                } else {
-                    (None, Some(id))
+                    // A client opens an id once, on its first connection; every later
+                    // one asks again (`Reopen`). So this is that first connection,
+                    // read after a later one: its client has moved on, and a session
+                    // started here would only take in what the client resends to the
+                    // other (duplicates nobody reads).
+                    return Err(Refusal::Violation(ResumeViolation::SessionInUse));
                 }
+                (None, Some(id))
             }
             Claim::Reopen(id) => match self.find(&table, id, &hello)? {
                 Found::Attached(attached) => return Ok(attached),

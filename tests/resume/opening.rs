@@ -1,6 +1,7 @@
 //! A session whose WELCOME never reached the client: the client's next connection finds
 //! the same session (nothing the server sent into it is lost, no second session starts),
-//! and a session the server no longer knows is told as a gap, never passed over.
+//! a session the server no longer knows is told as a gap, never passed over, and a first
+//! connection the server reads only after the second is refused.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,6 +126,34 @@ async fn a_first_connection_lost_before_welcome_resumes_the_same_session() {
     assert_eq!(ws.unacknowledged_count(), 0);
 }
 
+/// A raw connection to `addr` that offers the subprotocol, bounded.
+async fn raw(
+    addr: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
+    let (ws, _) = timeout(BOUND, tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap()
+        .unwrap();
+    ws
+}
+
+/// The first HELLO of a client that names its session `id`: OPEN, `recv_next` 1,
+/// `send_first` 1, a window of 1024 frames and 4 MiB.
+fn open(id: [u8; 16]) -> Vec<u8> {
+    let mut hello = vec![0x23, 1];
+    hello.extend_from_slice(&id);
+    hello.extend_from_slice(&[1, 1, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02]);
+    hello
+}
+
 /// The HELLO of a client that asked for a session under `id` and never saw it welcomed,
 /// as this crate's client sends it on its second connection: SESSION with epoch 0,
 /// `recv_next` 1, `send_first` 1, a window of 1024 frames and 4 MiB.
@@ -141,18 +170,7 @@ async fn a_session_asked_for_again_that_the_server_does_not_know_is_a_gap() {
     // The case of a server that restarted between the client's two connections: it has
     // no trace of the session, so whatever the old process sent into it is gone.
     let (_server, addr) = announcing_server().await;
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{addr}/"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
-    let (mut ws, _) = timeout(BOUND, tokio_tungstenite::connect_async(request))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut ws = raw(addr).await;
     ws.send(Message::binary(hello_again([9; 16])))
         .await
         .unwrap();
@@ -172,4 +190,38 @@ async fn a_session_asked_for_again_that_the_server_does_not_know_is_a_gap() {
     );
     // GAP without END: from 1, reason 4 (SessionUnknown).
     assert_eq!(frames[1].as_ref(), &[0x05, 1, 4], "{:x?}", frames[1]);
+}
+
+#[tokio::test]
+async fn a_first_connection_read_after_the_second_is_refused() {
+    // The client's second connection asked for the session first (the server had not
+    // read the first yet); the first, read late, must not start a session of its own
+    // that would take in the client's messages a second time.
+    let (server, addr) = announcing_server().await;
+    let mut second = raw(addr).await;
+    second
+        .send(Message::binary(hello_again([5; 16])))
+        .await
+        .unwrap();
+    let welcome = timeout(BOUND, second.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(welcome.into_data()[0], 0x04, "WELCOME");
+    let mut first = raw(addr).await;
+    first.send(Message::binary(open([5; 16]))).await.unwrap();
+    let close = timeout(BOUND, async {
+        loop {
+            match first.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a Close, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the late OPEN was not refused");
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(1002));
+    assert_eq!(server.stats().sessions, 1, "no second session");
 }

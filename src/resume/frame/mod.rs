@@ -97,7 +97,8 @@ impl SessionId {
         &self.0
     }
 
-    /// A fresh random id.
+    /// A fresh random id, from the thread's cryptographically secure generator (it is
+    /// the credential for resuming).
     pub(crate) fn random() -> Self {
         SessionId(rand::random())
     }

@@ -89,6 +89,10 @@ pub enum ResumeViolation {
     /// More DATA frames (or payload bytes) unacknowledged than the receive window
     /// allows.
     WindowExceeded,
+    /// A HELLO opened a session under an id that is already a session's (live, or ended
+    /// and remembered): a client's first connection arriving after its second one had
+    /// already asked for the session again.
+    SessionInUse,
 }
 
 impl fmt::Display for ResumeViolation {
@@ -153,6 +157,9 @@ impl fmt::Display for ResumeViolation {
             ),
             ResumeViolation::WindowExceeded => {
                 f.write_str("more DATA frames in flight than the receive window allows")
+            }
+            ResumeViolation::SessionInUse => {
+                f.write_str("a HELLO opened a session under an id already in use")
             }
         }
     }
