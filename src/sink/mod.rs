@@ -434,6 +434,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
             Some(Tag {
                 volatile,
                 promise: Some(promise),
+                control: false,
             }),
         );
         Ok(delivery)
@@ -483,6 +484,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
             Some(Tag {
                 volatile,
                 promise: Some(promise),
+                control: false,
             }),
         );
         Ok(())
@@ -506,6 +508,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         let tag = volatile.then_some(Tag {
             volatile,
             promise: None,
+            control: false,
         });
         self.core.accept(message, tag);
         Ok(())
@@ -560,6 +563,7 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         let tag = promise.map(|promise| Tag {
             volatile: false,
             promise: Some(promise),
+            control: false,
         });
         self.core.accept_framed(message, id, prompt, tag);
     }
@@ -583,7 +587,12 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         if matches!(self.core.state, State::Idle | State::Closing { .. }) {
             return Err(Error::NotDialed);
         }
-        self.core.accept(message, None);
+        let tag = Tag {
+            volatile: false,
+            promise: None,
+            control: true,
+        };
+        self.core.accept_as(message, None, Some(tag));
         Ok(())
     }
 

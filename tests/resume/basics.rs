@@ -304,3 +304,30 @@ async fn a_client_past_the_servers_byte_window_is_closed_with_1002() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn take_undelivered_hands_back_the_applications_messages_and_nothing_of_the_protocols() {
+    let harness = Harness::start(
+        ServerConfig::default(),
+        App::Numbered {
+            send: 0,
+            pace: None,
+        },
+    )
+    .await;
+    let proxy = ws_reconnect::testing::FaultProxy::start(harness.addr)
+        .await
+        .unwrap();
+    let mut ws = client(&format!("ws://{}/", proxy.addr()), ResumeConfig::default()).await;
+    proxy.inject(ws_reconnect::testing::Fault::Freeze);
+    for i in 1..=3 {
+        ws.feed(Message::text(format!("c{i}"))).await.unwrap();
+    }
+    // The flush asks for an acknowledgement (a standalone PROMPT, a frame of the
+    // protocol's own, kept until confirmed), then waits on the frozen path.
+    let _ = timeout(Duration::from_millis(300), ws.flush()).await;
+    let taken = ws.take_undelivered();
+    let expected: Vec<Message> = (1..=3).map(|i| Message::text(format!("c{i}"))).collect();
+    assert_eq!(taken, expected);
+    assert_eq!(ws.unacknowledged_count(), 0);
+}

@@ -108,7 +108,7 @@ impl ResumeBuilder {
         let builder = self
             .builder
             .acknowledged(acks, config.max_unacked_frames)
-            .framed(ResumeFraming::new(Arc::clone(&cell)))
+            .framed(ResumeFraming::new(Arc::clone(&cell), Arc::clone(&plain)))
             .ack_timeout(config.ack_timeout)
             .max_queued_inbound(config.recv_window_frames + INBOX_SLACK)
             .on_connect_with(hello_hook(

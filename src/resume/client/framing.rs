@@ -3,7 +3,8 @@
 //! after a reconnection) frames one with its sequence number, its PROMPT flag, and the
 //! acknowledgement owed to the server at that moment.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::resume::frame::DataWriter;
 use crate::sink::Framing;
@@ -14,13 +15,15 @@ use super::state::{lock, Cell};
 /// The sink's [`Framing`] in resume mode; see the [module docs](self).
 pub(super) struct ResumeFraming {
     cell: Cell,
+    plain: Arc<AtomicBool>,
     writer: DataWriter,
 }
 
 impl ResumeFraming {
-    pub(super) fn new(cell: Cell) -> Self {
+    pub(super) fn new(cell: Cell, plain: Arc<AtomicBool>) -> Self {
         ResumeFraming {
             cell,
+            plain,
             writer: DataWriter::default(),
         }
     }
@@ -42,6 +45,10 @@ impl ResumeFraming {
 impl Framing for ResumeFraming {
     #[inline]
     fn frame(&mut self, message: &Message, seq: u64, prompt: bool) -> Message {
+        if self.plain.load(Ordering::Relaxed) {
+            // The server did not choose the subprotocol: messages go as they are.
+            return message.clone();
+        }
         let (text, payload): (bool, &[u8]) = match message {
             Message::Text(text) => (true, text.as_bytes()),
             Message::Binary(bytes) => (false, bytes),

@@ -291,15 +291,13 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
-        let resuming = !self.plain.load(Ordering::Relaxed);
         let taken = self.inner.take_owed();
         self.in_flight.clear(&self.cell);
         taken
             .into_iter()
-            // Untracked Binary messages are this layer's control frames (ACK, REPLAY,
-            // BYE): the application's own are all tracked.
-            .filter(|o| !resuming || o.tracked || !matches!(o.message, Message::Binary(_)))
-            .map(|o: Owed| o.message)
+            // This layer's own frames (ACK, REPLAY, BYE) stay behind.
+            .filter(|o: &Owed| !o.control)
+            .map(|o| o.message)
             .collect()
     }
 }

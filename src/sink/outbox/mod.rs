@@ -33,10 +33,15 @@ use super::kept::{Arena, Kept};
 use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
 use crate::Message;
 
-/// What a message sent with an outcome, or volatile, carries into the outbox.
+/// What a message sent with an outcome, volatile, or a protocol's own control message
+/// carries into the outbox.
 pub(crate) struct Tag {
     pub(crate) volatile: bool,
     pub(crate) promise: Option<Promise>,
+    /// A control message of a protocol layered on acknowledged mode
+    /// ([`ReconnectingSink::start_send_control`](super::ReconnectingSink::start_send_control)):
+    /// never handed back to the application.
+    pub(crate) control: bool,
 }
 
 #[derive(Debug)]
@@ -49,14 +54,16 @@ struct Entry {
     resent: bool,
     /// Handed to the framing at each write (see [`Framing`]).
     prompt: bool,
+    /// A protocol's control message (see [`Tag::control`]).
+    control: bool,
 }
 
 /// A message handed back by [`Outbox::take_owed`].
 #[derive(Debug)]
 pub(crate) struct Owed {
     pub(crate) message: Message,
-    /// It had an acknowledgement id.
-    pub(crate) tracked: bool,
+    /// A protocol's control message (see [`Tag::control`]).
+    pub(crate) control: bool,
 }
 
 #[derive(Debug)]
@@ -177,13 +184,17 @@ impl Outbox {
     /// and counts it if volatile.
     #[inline]
     fn push_kept(&mut self, kept: Kept, id: Option<u64>, prompt: bool, tag: Option<Tag>) {
-        let (ticket, volatile) = match tag {
-            None => (None, false),
-            Some(Tag { volatile, promise }) => {
+        let (ticket, volatile, control) = match tag {
+            None => (None, false, false),
+            Some(Tag {
+                volatile,
+                promise,
+                control,
+            }) => {
                 let ticket = promise.map(|promise| self.ledger.open(promise));
                 self.tickets += usize::from(ticket.is_some());
                 self.volatile += usize::from(volatile);
-                (ticket, volatile)
+                (ticket, volatile, control)
             }
         };
         self.push_entry(Entry {
@@ -193,6 +204,7 @@ impl Outbox {
             volatile,
             resent: false,
             prompt,
+            control,
         });
     }
 
@@ -319,7 +331,8 @@ impl Outbox {
         self.take_owed().into_iter().map(|o| o.message).collect()
     }
 
-    /// [`take_all`](Self::take_all), saying which messages were tracked.
+    /// [`take_all`](Self::take_all), saying which messages are a protocol's control
+    /// messages.
     pub(crate) fn take_owed(&mut self) -> Vec<Owed> {
         self.batches.clear();
         self.unconfirmed = 0;
@@ -343,7 +356,7 @@ impl Outbox {
                 }
                 Owed {
                     message,
-                    tracked: e.id.is_some(),
+                    control: e.control,
                 }
             })
             .collect();
