@@ -38,12 +38,23 @@ pub(super) struct Counters {
     pub(super) violations: AtomicU64,
 }
 
+/// What the table remembers of an ended session.
+#[derive(Debug, Clone, Copy)]
+struct Tomb {
+    /// The next sequence number it would have sent.
+    send_next: u64,
+    /// The session started for the client that came back for it. Until its WELCOME
+    /// reaches the client, the client asks for the ended one again: it is given this
+    /// one again, with the same gap, rather than a third session (which would pass
+    /// over what this one's application sent meanwhile).
+    successor: Option<SessionId>,
+}
+
 #[derive(Debug, Default)]
 struct Table {
     sessions: HashMap<SessionId, Arc<Cell>>,
-    /// Ended sessions: the next sequence number each would have sent, so that a client
-    /// that comes back learns exactly what it missed.
-    tombstones: HashMap<SessionId, u64>,
+    /// Ended sessions, so that a client that comes back learns exactly what it missed.
+    tombstones: HashMap<SessionId, Tomb>,
     order: VecDeque<SessionId>,
 }
 
@@ -52,7 +63,11 @@ impl Table {
         if max == 0 {
             return;
         }
-        if self.tombstones.insert(id, send_next).is_none() {
+        let tomb = Tomb {
+            send_next,
+            successor: None,
+        };
+        if self.tombstones.insert(id, tomb).is_none() {
             self.order.push_back(id);
         }
         while self.order.len() > max {
@@ -134,11 +149,14 @@ impl Shared {
                 Found::Gone(gap) if gap.reason == GapReason::SessionUnknown => {
                     (Some(gap), Some(id))
                 }
-                Found::Gone(gap) => (Some(gap), None),
+                Found::Gone(gap) => return self.succeed(&mut table, id, &hello, gap),
             },
             Claim::Resume(id, epoch) if epoch == self.epoch => {
                 match self.find(&table, id, &hello)? {
                     Found::Attached(attached) => return Ok(attached),
+                    Found::Gone(gap) if gap.reason == GapReason::Expired => {
+                        return self.succeed(&mut table, id, &hello, gap)
+                    }
                     Found::Gone(gap) => (Some(gap), None),
                 }
             }
@@ -150,36 +168,70 @@ impl Shared {
         self.start(&mut table, &hello, lost, id)
     }
 
+    /// Starts the session that takes over from the ended session `ended`, whose client
+    /// is told of `gap`, and remembers it in the tombstone.
+    fn succeed(
+        self: &Arc<Self>,
+        table: &mut Table,
+        ended: SessionId,
+        hello: &Hello,
+        gap: Gap,
+    ) -> Result<Attached, Refusal> {
+        let attached = self.start(table, hello, Some(gap), None)?;
+        if let Some(tomb) = table.tombstones.get_mut(&ended) {
+            tomb.successor = Some(attached.welcome.session);
+        }
+        Ok(attached)
+    }
+
     /// Resumes session `id` of this epoch for a connection that said `hello`, or says
-    /// what the client missed of it if it is gone.
+    /// what the client missed of it if it is gone. A session that ended and was
+    /// succeeded by one whose WELCOME the client never read gives that one again, with
+    /// the same gap.
     fn find(&self, table: &Table, id: SessionId, hello: &Hello) -> Result<Found, Refusal> {
         if let Some(cell) = table.sessions.get(&id).cloned() {
-            if let Some(attached) = self.resume(cell, id, hello)? {
+            if let Some(attached) = self.resume(cell, id, hello, None)? {
                 return Ok(Found::Attached(attached));
             }
         }
-        Ok(Found::Gone(match table.tombstones.get(&id) {
-            Some(&send_next) => Gap::new(
+        let Some(&tomb) = table.tombstones.get(&id) else {
+            return Ok(Found::Gone(Gap::new(
                 hello.recv_next,
-                Some(send_next.max(hello.recv_next)),
-                GapReason::Expired,
-            ),
-            None => Gap::new(hello.recv_next, None, GapReason::SessionUnknown),
-        }))
+                None,
+                GapReason::SessionUnknown,
+            )));
+        };
+        let gap = Gap::new(
+            hello.recv_next,
+            Some(tomb.send_next.max(hello.recv_next)),
+            GapReason::Expired,
+        );
+        let successor = tomb
+            .successor
+            .and_then(|next| Some((next, table.sessions.get(&next).cloned()?)));
+        if let Some((next, cell)) = successor {
+            if let Some(attached) = self.resume(cell, next, hello, Some(gap))? {
+                return Ok(Found::Attached(attached));
+            }
+        }
+        Ok(Found::Gone(gap))
     }
 
     /// Resumes session `id` for a connection that said `hello`; `None` when the session
-    /// has expired (its handle has not let go of it yet).
+    /// has expired (its handle has not let go of it yet). `replacing`: the session is
+    /// new to the client, which asked for an ended one; this gap goes first.
     fn resume(
         &self,
         cell: Arc<Cell>,
         id: SessionId,
         hello: &Hello,
+        replacing: Option<Gap>,
     ) -> Result<Option<Attached>, Refusal> {
         let mut state = cell.lock();
         if state.ending == Some(Ending::Expired) {
             return Ok(None);
         }
+        let resumed = replacing.is_none();
         let point = state
             .out
             .resume_from(hello.recv_next)
@@ -189,9 +241,11 @@ impl Shared {
         state.wake_conn();
         state.link = Link::Attached;
         state.cursor = point.cursor;
-        state.pending_gap = point
-            .lost
-            .map(|r| Gap::new(r.start, Some(r.end), GapReason::Overflow));
+        state.pending_gap = replacing.or_else(|| {
+            point
+                .lost
+                .map(|r| Gap::new(r.start, Some(r.end), GapReason::Overflow))
+        });
         state.peer_window = hello.window;
         state.ack_again = true;
         state.attached();
@@ -208,12 +262,16 @@ impl Shared {
             }
         }
         state.wake_writer();
-        tracing::debug!(session = %id, generation = state.generation, cursor = state.cursor, "session resumed");
-        self.counters.resumed.fetch_add(1, Ordering::Relaxed);
+        if resumed {
+            tracing::debug!(session = %id, generation = state.generation, cursor = state.cursor, "session resumed");
+            self.counters.resumed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::debug!(session = %id, "the session that replaced an ended one, asked for again");
+        }
         let welcome = Welcome {
             session: id,
             epoch: self.epoch,
-            resumed: true,
+            resumed,
             recv_next: state.inbound.received(),
             window: self.config.recv_window(),
         };

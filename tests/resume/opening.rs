@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,12 +16,17 @@ use ws_reconnect::server::{Server, ServerConfig};
 use ws_reconnect::{Message, ResumeConfig, PROTOCOL};
 
 use crate::harness::{client, next_item};
-use crate::support::BOUND;
+use crate::support::{eventually, BOUND};
 
 /// A server whose application, on each new session `k` (counted from 1), sends `s{k}-1`,
 /// `s{k}-2` and `s{k}-3`, then reads until the session ends.
 async fn announcing_server() -> (Server, SocketAddr) {
-    let (server, mut sessions) = Server::new(ServerConfig::default());
+    announcing_server_with(ServerConfig::default()).await
+}
+
+/// [`announcing_server`] with `config`.
+async fn announcing_server_with(config: ServerConfig) -> (Server, SocketAddr) {
+    let (server, mut sessions) = Server::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server.clone().serve(listener));
@@ -224,4 +230,65 @@ async fn a_first_connection_read_after_the_second_is_refused() {
     .expect("the late OPEN was not refused");
     assert_eq!(close.map(|c| u16::from(c.code)), Some(1002));
     assert_eq!(server.stats().sessions, 1, "no second session");
+}
+
+/// The next binary message on `ws`, bounded.
+async fn next_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+) -> Vec<u8> {
+    loop {
+        match timeout(BOUND, ws.next()).await.expect("nothing came") {
+            Some(Ok(Message::Binary(bytes))) => return bytes.to_vec(),
+            Some(Ok(_)) => {}
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_session_that_replaced_an_ended_one_is_given_again_until_its_welcome_arrives() {
+    let ttl = Duration::from_millis(300);
+    let (server, addr) = announcing_server_with(ServerConfig::default().session_ttl(ttl)).await;
+    // Connection 1 opens the session; its application sends s1-1 to s1-3. The client
+    // goes away for longer than the session lives.
+    let mut first = raw(addr).await;
+    first.send(Message::binary(open([4; 16]))).await.unwrap();
+    assert_eq!(next_frame(&mut first).await[0], 0x04, "WELCOME");
+    drop(first);
+    eventually("the session expires", || server.stats().expired == 1).await;
+    // Connection 2 asks for it again: a new session, whose application sends s2-1 to
+    // s2-3; its WELCOME never reaches the client.
+    let mut second = raw(addr).await;
+    second
+        .send(Message::binary(hello_again([4; 16])))
+        .await
+        .unwrap();
+    eventually("a new session starts", || server.stats().sessions == 2).await;
+    drop(second);
+    // Connection 3 asks for the ended session once more: the new one again, told as new,
+    // with the same gap, then everything its application sent.
+    let mut third = raw(addr).await;
+    third
+        .send(Message::binary(hello_again([4; 16])))
+        .await
+        .unwrap();
+    let welcome = next_frame(&mut third).await;
+    assert_eq!(welcome[0], 0x04, "WELCOME, RESUMED clear: {welcome:x?}");
+    assert_ne!(
+        &welcome[2..18],
+        &[4; 16],
+        "the new session, not the ended one"
+    );
+    // GAP with END: from 1 to 4, reason 2 (Expired): s1-1 to s1-3.
+    assert_eq!(next_frame(&mut third).await, [0x15, 1, 4, 2]);
+    let mut texts = Vec::new();
+    while texts.len() < 3 {
+        let frame = next_frame(&mut third).await;
+        if frame[0] & 0x0f == 0x01 {
+            // DATA: seq (one byte here), then the payload.
+            texts.push(String::from_utf8(frame[2..].to_vec()).unwrap());
+        }
+    }
+    assert_eq!(texts, ["s2-1", "s2-2", "s2-3"], "nothing of it passed over");
+    assert_eq!(server.stats().sessions, 2, "no third session");
 }
