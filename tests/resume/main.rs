@@ -3,6 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | `acks.rs` | when the server acknowledges a waiting application |
+//! | `backlog.rs` | the acknowledgement a resent DATA frame carries, on a connection slow to take it |
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
 //! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |
 //! | `streams.rs` | numbered streams both ways through resets, on a fast and a slow path |
@@ -14,6 +15,7 @@
 mod support;
 
 mod acks;
+mod backlog;
 mod basics;
 mod bounds;
 mod gaps;
