@@ -6,10 +6,20 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::server::{negotiate, AttachError, Server, ServerConfig};
-use ws_reconnect::{Error, Message, ResumeConfig, PROTOCOL};
+use ws_reconnect::{Error, Message, ResumeConfig};
 
-use crate::harness::{client, next_item, quick, App, Harness};
+use crate::harness::{client, next_item, quick, raw, App, Harness};
 use crate::support::{echo, eventually, serve, Reply, BOUND};
+
+/// A WELCOME as a server sends it to a new client: new session `07…07`, epoch 1,
+/// `recv_next` 1, a window of 1024 frames and 4 MiB.
+fn welcome() -> Message {
+    let mut welcome = vec![0x04, 1];
+    welcome.extend_from_slice(&[7; 16]);
+    welcome.extend_from_slice(&1u64.to_be_bytes());
+    welcome.extend_from_slice(&[0x01, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02]);
+    Message::binary(welcome)
+}
 
 #[tokio::test]
 async fn messages_go_both_ways_and_close_ends_the_session() {
@@ -130,12 +140,7 @@ async fn a_data_frame_the_client_cannot_read_is_asked_for_again() {
             .await
             .unwrap();
         let _hello = ws.next().await;
-        // WELCOME: new session, epoch 1, recv_next 1, window 1024 frames, 4 MiB.
-        let mut welcome = vec![0x04, 1];
-        welcome.extend_from_slice(&[7; 16]);
-        welcome.extend_from_slice(&1u64.to_be_bytes());
-        welcome.extend_from_slice(&[0x01, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02]);
-        ws.send(Message::binary(welcome)).await.unwrap();
+        ws.send(welcome()).await.unwrap();
         // DATA seq 1, "x", with the reserved flag 0x80.
         ws.send(Message::binary(vec![0x81, 1, b'x'])).await.unwrap();
         while let Some(Ok(message)) = ws.next().await {
@@ -172,15 +177,7 @@ async fn a_client_that_does_not_say_hello_is_closed_with_1002() {
         let (tcp, _) = listener.accept().await.unwrap();
         server.accept(tcp).await
     });
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{addr}/"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = raw(addr).await;
     ws.send(Message::text("hello?")).await.unwrap();
     match timeout(BOUND, ws.next()).await.unwrap() {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1002),
@@ -219,12 +216,7 @@ async fn an_acknowledgement_carried_by_server_data_completes_a_flush() {
             .await
             .unwrap();
         let _hello = ws.next().await;
-        // WELCOME: new session, epoch 1, recv_next 1, window 1024 frames, 4 MiB.
-        let mut welcome = vec![0x04, 1];
-        welcome.extend_from_slice(&[7; 16]);
-        welcome.extend_from_slice(&1u64.to_be_bytes());
-        welcome.extend_from_slice(&[0x01, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02]);
-        ws.send(Message::binary(welcome)).await.unwrap();
+        ws.send(welcome()).await.unwrap();
         // The client's DATA 1, then ours: DATA seq 1 carrying ACK 1, payload "x".
         while let Some(Ok(message)) = ws.next().await {
             if matches!(&message, Message::Binary(b) if b.first().map(|k| k & 0x0f) == Some(1)) {
@@ -261,15 +253,7 @@ async fn a_client_past_the_servers_byte_window_is_closed_with_1002() {
         let (tcp, _) = listener.accept().await.unwrap();
         server.accept(tcp).await
     });
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{addr}/"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = raw(addr).await;
     // HELLO: no session, recv_next 1, send_first 1, window 1024 frames, 4 MiB.
     let hello = vec![0x03, 1, 1, 1, 0x80, 0x08, 0x80, 0x80, 0x80, 0x02];
     ws.send(Message::binary(hello)).await.unwrap();

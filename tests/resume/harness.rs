@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use ws_reconnect::server::{Server, ServerConfig, Session, SessionError};
-use ws_reconnect::{Error, Gap, Message, ReconnectingSink, ResumeConfig, ResumingSink};
+use ws_reconnect::{Error, Gap, Message, ReconnectingSink, ResumeConfig, ResumingSink, PROTOCOL};
 
 use crate::support::BOUND;
 
@@ -239,6 +239,27 @@ pub async fn client(url: &str, config: ResumeConfig) -> ResumingSink {
         .await
         .expect("connect hung")
         .expect("connect")
+}
+
+/// A WebSocket connection of the test's own, speaking frames by hand.
+pub type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw connection to `addr` that offers the resume subprotocol, bounded.
+pub async fn raw(addr: SocketAddr) -> RawWs {
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
+    let (ws, _) = timeout(BOUND, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect hung")
+        .unwrap();
+    ws
 }
 
 /// The next item of `ws`, bounded.

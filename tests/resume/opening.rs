@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use ws_reconnect::server::{Server, ServerConfig};
-use ws_reconnect::{Message, ResumeConfig, PROTOCOL};
+use ws_reconnect::{Message, ResumeConfig};
 
-use crate::harness::{client, next_item};
+use crate::harness::{client, next_item, raw, RawWs};
 use crate::support::{eventually, BOUND};
 
 /// A server whose application, on each new session `k` (counted from 1), sends `s{k}-1`,
@@ -132,25 +132,6 @@ async fn a_first_connection_lost_before_welcome_resumes_the_same_session() {
     assert_eq!(ws.unacknowledged_count(), 0);
 }
 
-/// A raw connection to `addr` that offers the subprotocol, bounded.
-async fn raw(
-    addr: SocketAddr,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{addr}/"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", PROTOCOL.parse().unwrap());
-    let (ws, _) = timeout(BOUND, tokio_tungstenite::connect_async(request))
-        .await
-        .unwrap()
-        .unwrap();
-    ws
-}
-
 /// The first HELLO of a client that names its session `id`: OPEN, `recv_next` 1,
 /// `send_first` 1, a window of 1024 frames and 4 MiB.
 fn open(id: [u8; 16]) -> Vec<u8> {
@@ -233,9 +214,7 @@ async fn a_first_connection_read_after_the_second_is_refused() {
 }
 
 /// The next binary message on `ws`, bounded.
-async fn next_frame(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
-) -> Vec<u8> {
+async fn next_frame(ws: &mut RawWs) -> Vec<u8> {
     loop {
         match timeout(BOUND, ws.next()).await.expect("nothing came") {
             Some(Ok(Message::Binary(bytes))) => return bytes.to_vec(),
