@@ -144,12 +144,12 @@ impl Shared {
             }
             Claim::Reopen(id) => match self.find(&table, id, &hello)? {
                 Found::Attached(attached) => return Ok(attached),
+                Found::Gone(gap) if gap.reason == GapReason::Expired => {
+                    return self.succeed(&mut table, id, &hello, gap)
+                }
                 // Never started, or lost in a restart: the new session keeps the id the
                 // client knows it by.
-                Found::Gone(gap) if gap.reason == GapReason::SessionUnknown => {
-                    (Some(gap), Some(id))
-                }
-                Found::Gone(gap) => return self.succeed(&mut table, id, &hello, gap),
+                Found::Gone(gap) => (Some(gap), Some(id)),
             },
             Claim::Resume(id, epoch) if epoch == self.epoch => {
                 match self.find(&table, id, &hello)? {

@@ -102,15 +102,14 @@ impl Standing {
     /// welcomed, then the welcomed one.
     pub(super) fn claim(&mut self) -> Claim {
         match self {
-            Standing::Opening { id, asked: false } => {
-                let claim = Claim::Open(*id);
-                *self = Standing::Opening {
-                    id: *id,
-                    asked: true,
-                };
-                claim
+            Standing::Opening { id, asked } => {
+                let again = std::mem::replace(asked, true);
+                if again {
+                    Claim::Reopen(*id)
+                } else {
+                    Claim::Open(*id)
+                }
             }
-            Standing::Opening { id, asked: true } => Claim::Reopen(*id),
             Standing::Welcomed { id, epoch } => Claim::Resume(*id, *epoch),
         }
     }
