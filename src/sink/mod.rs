@@ -574,6 +574,29 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.take_owed()
     }
 
+    /// The protocol layered on acknowledged mode ended with no connection live: its
+    /// control messages are dropped, and what it tracked is kept as untracked messages
+    /// are (written again on the next connection, as they are, and not acknowledged).
+    pub(crate) fn untrack(&mut self) {
+        let dropped = self.core.books.outbox.untrack();
+        tracing::debug!(
+            dropped,
+            kept = self.core.books.outbox.len(),
+            "acknowledgements no longer tracked"
+        );
+    }
+
+    /// Queues `error` for the reader, after the messages already queued.
+    pub(crate) fn queue_error(&mut self, error: Error) {
+        self.core.books.inbox.push_error(error);
+    }
+
+    /// Starts dialing again from a failed sink, as [`dial`](Self::dial) does, without
+    /// waiting: the next poll of either half drives it.
+    pub(crate) fn redial(&mut self) {
+        self.core.dial();
+    }
+
     /// Takes a control message of a protocol layered on acknowledged mode (resume mode's
     /// ACK, REPLAY and BYE frames): untracked, and past the outbox and window bounds, so
     /// that an acknowledgement never waits behind the data it would let through. It is

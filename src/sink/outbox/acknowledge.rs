@@ -1,6 +1,6 @@
 //! Applying a cumulative acknowledgement to the tracked entries.
 
-use super::{Entry, Outbox};
+use super::{Entry, Outbox, UndeliveredReason};
 
 impl Outbox {
     /// Applies a cumulative acknowledgement: drops every tracked entry with an id at or
@@ -69,5 +69,24 @@ impl Outbox {
         self.unflushed_bytes = unflushed_bytes;
         self.tracked -= removed;
         popped + removed
+    }
+}
+
+impl Outbox {
+    /// The protocol layered on acknowledged mode ended (resume mode fell back to plain
+    /// mode): its control messages leave, and the rest are kept as untracked messages
+    /// are, to be written again from the first, as they are. Returns how many control
+    /// messages were dropped. Called with no connection live.
+    pub(crate) fn untrack(&mut self) -> usize {
+        let dropped = self.remove_where(|_, e| e.control, || UndeliveredReason::Discarded);
+        for entry in &mut self.queue {
+            entry.id = None;
+            entry.prompt = false;
+        }
+        self.tracked = 0;
+        self.ids_in_order = true;
+        self.last_id = None;
+        self.rewind();
+        dropped
     }
 }

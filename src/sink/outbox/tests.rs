@@ -135,3 +135,26 @@ fn acknowledging_keeps_the_written_index_consistent() {
     o.flushed(None);
     assert!(o.is_empty());
 }
+
+#[test]
+fn untracked_entries_lose_their_ids_and_control_messages_leave() {
+    let mut o = Outbox::new(100, 1000);
+    let control = || {
+        Some(Tag {
+            volatile: false,
+            promise: None,
+            control: true,
+        })
+    };
+    o.push_framed(Message::text("d1"), 1, true, None);
+    o.push(Message::binary(vec![2, 1]), None, control());
+    o.push_framed(Message::text("d2"), 2, false, None);
+    o.mark_written();
+    assert_eq!(o.tracked(), 2);
+    assert_eq!(o.untrack(), 1, "the control message is dropped");
+    assert_eq!(o.tracked(), 0);
+    assert_eq!(o.acknowledge(2), 0, "no id to acknowledge any more");
+    assert_eq!(texts(&mut o), ["d1", "d2"], "written again from the first");
+    o.flushed(None);
+    assert!(o.is_empty(), "a flush delivers them, as untracked messages");
+}
