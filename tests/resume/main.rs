@@ -5,6 +5,7 @@
 //! | `acks.rs` | when the server acknowledges a waiting application |
 //! | `backlog.rs` | the acknowledgement a resent DATA frame carries, on a connection slow to take it |
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
+//! | `fallback.rs` | a server replaced mid-session by one without resume mode |
 //! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |
 //! | `streams.rs` | numbered streams both ways through resets, on a fast and a slow path |
 //! | `opening.rs` | a first connection lost before WELCOME; a session asked for again |
@@ -18,6 +19,7 @@ mod acks;
 mod backlog;
 mod basics;
 mod bounds;
+mod fallback;
 mod gaps;
 mod harness;
 mod opening;

@@ -67,8 +67,13 @@ impl ResumeConfig {
 
     /// Whether a server that does not choose the `ws-reconnect.v1` subprotocol is an error
     /// ([`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported), the default), or is spoken to in plain mode: no
-    /// envelope, no resume, the guarantees of acknowledged-less delivery. The choice is
-    /// made on the first connection and kept.
+    /// envelope, no resume, the guarantees of acknowledged-less delivery, for good.
+    ///
+    /// A server replaced mid-session by one without resume mode is the same refusal, on a
+    /// reconnection: with `false`, the sink switches to plain mode there and tells each
+    /// half once, with `Error::ResumeUnsupported` at the place where resume mode ended;
+    /// the messages it kept go to the new server unframed (see
+    /// `docs/resume-protocol.md`, section 2).
     ///
     /// ```
     /// use ws_reconnect::ResumeConfig;

@@ -22,6 +22,7 @@
 mod acks;
 mod builder;
 mod config;
+mod fallback;
 mod framing;
 mod handshake;
 mod read;
@@ -41,12 +42,13 @@ use futures_sink::Sink;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::resume::frame::{Data, SessionId};
-use crate::sink::{DefaultConnector, Delivery, Owed, ReconnectingSink, Undelivered};
+use crate::sink::{DefaultConnector, Delivery, Half, Owed, ReconnectingSink, Undelivered};
 use crate::Message;
 
 use self::acks::ResumeAcks;
 pub use self::builder::ResumeBuilder;
 pub use self::config::{ResumeConfig, ResumeStats};
+use self::fallback::Switch;
 use self::handshake::{hello_hook, is_unsupported, map_unsupported, offer_hook, MapErrItem};
 use self::state::{lock, Cell, Common, InFlight, Shared, Standing};
 
@@ -137,6 +139,8 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The stream has ended (the server said BYE).
     ended: bool,
+    /// Where each half stands after a switch to plain mode.
+    switch: Switch,
 }
 
 impl<M: MakeConnection> ResumingSink<M> {
@@ -158,13 +162,15 @@ impl<M: MakeConnection> ResumingSink<M> {
             ack_timer: None,
             close_timer: None,
             ended: false,
+            switch: Switch::default(),
         }
     }
 
     /// Connects (see [`ReconnectingSink::dial`]). A server that does not choose the
     /// `ws-reconnect.v1` subprotocol fails the dial with [`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported),
     /// unless [`ResumeConfig::required`] is `false`: then the sink dials again in plain
-    /// mode, for good.
+    /// mode, for good. After a connection in resume mode, the reader is told of that
+    /// switch at its place in the stream (see [`ResumeConfig::required`]).
     ///
     /// # Errors
     /// As [`ReconnectingSink::dial`], and [`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported).
@@ -191,8 +197,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                 if self.config.required || self.plain.load(Ordering::Relaxed) {
                     return Err(Error::ResumeUnsupported);
                 }
-                tracing::warn!("the server does not speak resume mode: plain mode from now on");
-                self.plain.store(true, Ordering::Relaxed);
+                self.fall_back(Half::Write);
                 self.inner.dial().await
             }
             other => other,

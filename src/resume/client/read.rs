@@ -44,7 +44,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        if self.plain.load(Ordering::Relaxed) {
+        if self.switch.reader_plain {
             return self.inner.poll_next(cx).map_err_item();
         }
         loop {
@@ -95,7 +95,14 @@ impl<M: MakeConnection> ResumingSink<M> {
                     );
                     self.rewind();
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(map_unsupported(e)))),
+                Poll::Ready(Some(Err(e))) => {
+                    let e = self.screen(e, Half::Read);
+                    if matches!(e, Error::ResumeUnsupported) && self.plain.load(Ordering::Relaxed) {
+                        // Where resume mode ended: plain messages from here on.
+                        self.switch.reader_plain = true;
+                    }
+                    return Poll::Ready(Some(Err(e)));
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {
                     self.poll_ack(Half::Read, cx);
@@ -151,6 +158,9 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// Sends an acknowledgement when one is due (the server prompted for it, a quarter
     /// window was taken, or `ack_delay` passed), and flushes one written before.
     pub(super) fn poll_ack(&mut self, half: Half, cx: &mut Context<'_>) {
+        if self.plain.load(Ordering::Relaxed) {
+            return;
+        }
         let owed = AckOwed::of(&lock(&self.cell), &self.config);
         self.settle_ack(owed, half, cx);
     }
@@ -192,6 +202,10 @@ impl<M: MakeConnection> ResumingSink<M> {
 
     /// Writes a control frame past the window and flushes it.
     pub(super) fn send_control(&mut self, frame: Frame, half: Half, cx: &mut Context<'_>) {
+        // A plain server would take it for the application's.
+        if self.plain.load(Ordering::Relaxed) {
+            return;
+        }
         if self.inner.start_send_control(frame.to_message()).is_ok() {
             self.unflushed_ack = self.inner.poll_flush_written(half, cx).is_pending();
         }

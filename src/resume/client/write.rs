@@ -30,6 +30,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// ```
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.plain.load(Ordering::Relaxed) {
+            self.tell_writer()?;
             return self.inner.poll_ready(cx).map_err(map_unsupported);
         }
         if self.ended || self.cell.bye.load(Ordering::Acquire) {
@@ -38,7 +39,9 @@ impl<M: MakeConnection> ResumingSink<M> {
         if self.cell.owed.load(Ordering::Acquire) {
             self.poll_ack(Half::Write, cx);
         }
-        ready!(self.inner.poll_ready(cx)).map_err(map_unsupported)?;
+        if let Err(e) = ready!(self.inner.poll_ready(cx)) {
+            return Poll::Ready(Err(self.screen(e, Half::Write)));
+        }
         loop {
             if self.in_flight.room(&self.config, &self.cell) {
                 return Poll::Ready(Ok(()));
@@ -46,7 +49,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             // Wait for acknowledgements: the flush reads them.
             match self.inner.poll_flush(cx) {
                 Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(map_unsupported(e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.screen(e, Half::Write))),
                 Poll::Pending => {
                     // Registered before the last look: an acknowledgement stored after
                     // it wakes this task.
@@ -163,6 +166,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// ```
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.plain.load(Ordering::Relaxed) {
+            self.tell_writer()?;
             return self.inner.poll_flush(cx).map_err(map_unsupported);
         }
         self.poll_ack(Half::Write, cx);
@@ -179,7 +183,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                 // A connection came up meanwhile (with a WELCOME): ask on it. `prompt`
                 // sends on a live connection, so this goes round once.
                 Poll::Pending if self.needs_prompt() => continue,
-                polled => return polled.map_err(map_unsupported),
+                polled => return polled.map_err(|e| self.screen(e, Half::Write)),
             }
         }
     }
