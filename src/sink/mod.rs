@@ -51,8 +51,8 @@ use self::driver::{Core, State};
 pub(crate) use self::framing::Framing;
 pub use self::hello::ConnectInfo;
 pub use self::keepalive::Keepalive;
-pub(crate) use self::outbox::Owed;
 use self::outbox::Tag;
+pub(crate) use self::outbox::{Owed, Unacked};
 pub(crate) use self::outcome::Promise;
 pub use self::outcome::{Delivery, Outgoing, Undelivered, UndeliveredReason};
 pub use self::state::{CloseAction, ClosePolicy, ConnectionState};
@@ -584,6 +584,12 @@ impl<M: MakeConnection> ReconnectingSink<M> {
             kept = self.core.books.outbox.len(),
             "acknowledgements no longer tracked"
         );
+    }
+
+    /// Tracked messages not yet acknowledged, and their bytes.
+    #[inline]
+    pub(crate) fn unacked(&self) -> Unacked {
+        self.core.books.outbox.unacked()
     }
 
     /// Queues `error` for the reader, after the messages already queued.

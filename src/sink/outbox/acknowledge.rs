@@ -9,34 +9,7 @@ impl Outbox {
         if self.tracked == 0 {
             return 0;
         }
-        // The common case: tracked ids in order at the front. Pop them.
-        let mut popped = 0;
-        while let Some(front) = self.queue.front() {
-            match front.id {
-                Some(id) if id <= acked => {}
-                _ => break,
-            }
-            let len = front.kept.len();
-            if let Some(mut entry) = self.queue.pop_front() {
-                Self::delivered(
-                    &mut self.ledger,
-                    &mut self.tickets,
-                    &mut self.volatile,
-                    &mut entry,
-                );
-            }
-            if self.flushed > 0 {
-                self.flushed -= 1;
-                self.written -= 1;
-            } else {
-                if self.written > 0 {
-                    self.written -= 1;
-                }
-                self.unflushed_bytes -= len;
-            }
-            self.tracked -= 1;
-            popped += 1;
-        }
+        let popped = self.pop_acknowledged(acked);
         // Done unless an acknowledged id may still sit further back: behind an untracked
         // entry, or out of order.
         match self.queue.front() {
@@ -49,6 +22,7 @@ impl Outbox {
         }
         let (mut index, mut removed) = (0, 0);
         let (mut before_written, mut before_flushed, mut unflushed_bytes) = (0, 0, 0);
+        let mut removed_bytes = 0;
         let (written, flushed) = (self.written, self.flushed);
         let (ledger, tickets, volatile) = (&mut self.ledger, &mut self.tickets, &mut self.volatile);
         self.queue.retain_mut(|e| {
@@ -56,6 +30,7 @@ impl Outbox {
             if drop {
                 Self::delivered(ledger, tickets, volatile, e);
                 removed += 1;
+                removed_bytes += e.kept.len();
                 before_written += usize::from(index < written);
                 before_flushed += usize::from(index < flushed);
             } else if index >= flushed {
@@ -68,11 +43,50 @@ impl Outbox {
         self.flushed -= before_flushed;
         self.unflushed_bytes = unflushed_bytes;
         self.tracked -= removed;
+        self.tracked_bytes -= removed_bytes;
         popped + removed
     }
 }
 
 impl Outbox {
+    /// The common case of [`acknowledge`](Self::acknowledge): the acknowledged entries
+    /// are the first ones, tracked in order. Measures them in one look, then drops them
+    /// together. Returns how many.
+    #[inline]
+    fn pop_acknowledged(&mut self, acked: u64) -> usize {
+        let (mut count, mut bytes, mut unflushed) = (0, 0, 0);
+        for entry in &self.queue {
+            match entry.id {
+                Some(id) if id <= acked => {}
+                _ => break,
+            }
+            let len = entry.kept.len();
+            bytes += len;
+            if count >= self.flushed {
+                unflushed += len;
+            }
+            count += 1;
+        }
+        if count == 0 {
+            return 0;
+        }
+        self.flushed -= count.min(self.flushed);
+        self.written -= count.min(self.written);
+        self.unflushed_bytes -= unflushed;
+        self.tracked -= count;
+        self.tracked_bytes -= bytes;
+        if self.tickets == 0 && self.volatile == 0 {
+            self.queue.drain(..count);
+        } else {
+            let (ledger, tickets, volatile) =
+                (&mut self.ledger, &mut self.tickets, &mut self.volatile);
+            for mut entry in self.queue.drain(..count) {
+                Self::delivered(ledger, tickets, volatile, &mut entry);
+            }
+        }
+        count
+    }
+
     /// The protocol layered on acknowledged mode ended (resume mode fell back to plain
     /// mode): its control messages leave, and the rest are kept as untracked messages
     /// are, to be written again from the first, as they are. Returns how many control
@@ -84,6 +98,7 @@ impl Outbox {
             entry.prompt = false;
         }
         self.tracked = 0;
+        self.tracked_bytes = 0;
         self.ids_in_order = true;
         self.last_id = None;
         self.rewind();

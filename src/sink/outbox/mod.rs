@@ -58,6 +58,14 @@ struct Entry {
     control: bool,
 }
 
+/// What acknowledged mode has in flight: tracked messages not yet acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unacked {
+    pub(crate) messages: usize,
+    /// Their payload bytes.
+    pub(crate) bytes: usize,
+}
+
 /// A message handed back by [`Outbox::take_owed`].
 #[derive(Debug)]
 pub(crate) struct Owed {
@@ -83,6 +91,8 @@ pub(crate) struct Outbox {
     /// Bytes of the entries at `flushed..`.
     unflushed_bytes: usize,
     tracked: usize,
+    /// Bytes of the tracked entries.
+    tracked_bytes: usize,
     /// Tracked ids were pushed in increasing order (so acknowledged ones form a prefix
     /// of the tracked entries).
     ids_in_order: bool,
@@ -112,6 +122,7 @@ impl Outbox {
             flushed: 0,
             unflushed_bytes: 0,
             tracked: 0,
+            tracked_bytes: 0,
             ids_in_order: true,
             last_id: None,
             max_messages: max_messages.max(1),
@@ -148,6 +159,15 @@ impl Outbox {
     /// Tracked messages not yet acknowledged.
     pub(crate) fn tracked(&self) -> usize {
         self.tracked
+    }
+
+    /// Tracked messages not yet acknowledged, and their payload bytes.
+    #[inline]
+    pub(crate) fn unacked(&self) -> Unacked {
+        Unacked {
+            messages: self.tracked,
+            bytes: self.tracked_bytes,
+        }
     }
 
     /// Keeps `message`, about to be written, without taking it: small untracked payloads
@@ -218,7 +238,10 @@ impl Outbox {
             self.last_id = Some(id);
         }
         self.unflushed_bytes += len;
-        self.tracked += usize::from(id.is_some());
+        if id.is_some() {
+            self.tracked += 1;
+            self.tracked_bytes += len;
+        }
         self.queue.push_back(entry);
     }
 
@@ -340,6 +363,7 @@ impl Outbox {
         self.flushed = 0;
         self.unflushed_bytes = 0;
         self.tracked = 0;
+        self.tracked_bytes = 0;
         self.ids_in_order = true;
         self.last_id = None;
         self.tickets = 0;
@@ -402,19 +426,22 @@ impl Outbox {
         reason: impl Fn() -> UndeliveredReason,
     ) -> usize {
         let mut removed = 0;
-        let (ledger, tickets, volatile, tracked, arena) = (
+        let (ledger, tickets, volatile, arena) = (
             &mut self.ledger,
             &mut self.tickets,
             &mut self.volatile,
-            &mut self.tracked,
             &mut self.arena,
         );
+        let (tracked, tracked_bytes) = (&mut self.tracked, &mut self.tracked_bytes);
         self.queue.retain_mut(|e| {
             if !condition(arena, e) {
                 return true;
             }
             removed += 1;
-            *tracked -= usize::from(e.id.is_some());
+            if e.id.is_some() {
+                *tracked -= 1;
+                *tracked_bytes -= e.kept.len();
+            }
             *volatile -= usize::from(e.volatile);
             if let Some(ticket) = e.ticket.take() {
                 *tickets -= 1;

@@ -158,3 +158,42 @@ fn untracked_entries_lose_their_ids_and_control_messages_leave() {
     o.flushed(None);
     assert!(o.is_empty(), "a flush delivers them, as untracked messages");
 }
+
+#[test]
+fn what_is_in_flight_is_counted_through_acknowledgements_and_take_backs() {
+    let mut o = Outbox::new(100, 1000);
+    let none = Unacked {
+        messages: 0,
+        bytes: 0,
+    };
+    o.push(Message::text("plain"), None, None);
+    for (id, text) in [(1, "a"), (2, "bb"), (3, "ccc")] {
+        o.push_framed(Message::text(text), id, false, None);
+    }
+    o.mark_written();
+    o.mark_written();
+    o.flushed(None);
+    assert_eq!(
+        o.unacked(),
+        Unacked {
+            messages: 3,
+            bytes: 6
+        }
+    );
+    // "plain" was delivered by the flush; "a" is flushed, the rest not even written.
+    assert_eq!(o.acknowledge(2), 2);
+    assert_eq!(
+        o.unacked(),
+        Unacked {
+            messages: 1,
+            bytes: 3
+        }
+    );
+    assert_eq!(texts(&mut o), ["ccc"], "the marks moved with what left");
+    o.push_framed(Message::text("dddd"), 4, false, None);
+    assert_eq!(o.take_all().len(), 2);
+    assert_eq!(o.unacked(), none);
+    o.push_framed(Message::text("e"), 5, false, None);
+    o.untrack();
+    assert_eq!(o.unacked(), none);
+}
