@@ -3,8 +3,8 @@
 //! Most of it sits behind one lock ([`Shared`]). What the writer reads for every message
 //! sits beside it in atomics ([`Common`]), each written by one side only: the
 //! acknowledgement reader writes what the server acknowledged and its window, the
-//! writer what it sent and what it still holds. The writer keeps its own ledger of what
-//! is in flight and trims it by the acknowledgement it reads.
+//! writer what it sent and what it took back. What is in flight is the sink's outbox's
+//! to count: it keeps every message until the server acknowledges it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,10 +13,10 @@ use std::task::Waker;
 
 use tokio::time::Instant;
 
-use crate::resume::buffer::ReplayBuffer;
 use crate::resume::frame::{Claim, ResumeViolation, SessionId, Window};
 use crate::resume::inbound::{Inbound, PendingGaps};
 use crate::resume::prompt::PromptCadence;
+use crate::sink::Unacked;
 
 use super::*;
 
@@ -141,8 +141,8 @@ pub(super) struct Common {
     pub(super) peer_bytes: AtomicU64,
     /// The last sequence number handed to the sink (0: none). Written by the writer.
     pub(super) sent: AtomicU64,
-    /// The lowest sequence number the writer has not let go of (acknowledged or taken
-    /// back): with `acked`, HELLO's `send_first`. Written by the writer.
+    /// Past the last message the application took back (1: none): with `acked`, HELLO's
+    /// `send_first`. Written by the writer.
     pub(super) front: AtomicU64,
     /// WELCOMEs read: which connection is the current one.
     pub(super) welcomes: AtomicU64,
@@ -178,11 +178,14 @@ pub(super) struct Numbered {
     pub(super) prompt: bool,
 }
 
-/// What the writer has sent and not yet seen acknowledged: sequence numbers and payload
-/// lengths (the sink underneath holds the messages themselves). Owned by the writer.
+/// The writer's numbering: the next sequence number, when to ask for an
+/// acknowledgement, and the window. What is in flight is the sink's to keep: its outbox
+/// holds every message until the server acknowledges it, and says how many and how many
+/// bytes ([`Unacked`]). Owned by the writer.
 #[derive(Debug)]
 pub(super) struct InFlight {
-    ledger: ReplayBuffer<()>,
+    /// The next sequence number.
+    next: u64,
     cadence: PromptCadence,
     /// What the last PROMPT covered.
     prompted: Prompted,
@@ -208,22 +211,28 @@ impl Prompted {
 impl InFlight {
     pub(super) fn new() -> Self {
         InFlight {
-            ledger: ReplayBuffer::new(1),
+            next: 1,
             cadence: PromptCadence::default(),
             prompted: Prompted::default(),
         }
     }
 
-    /// Numbers the next message of `len` payload bytes.
+    /// Numbers the next message, of `len` payload bytes, with `unacked` in flight before
+    /// it.
     #[inline]
-    pub(super) fn push(&mut self, len: usize, config: &ResumeConfig, common: &Common) -> Numbered {
-        self.trim(common);
-        let after_idle = self.ledger.is_empty();
-        let seq = self.ledger.push((), len);
+    pub(super) fn push(
+        &mut self,
+        len: usize,
+        unacked: Unacked,
+        config: &ResumeConfig,
+        common: &Common,
+    ) -> Numbered {
+        let seq = self.next;
+        self.next += 1;
         common.sent.store(seq, Ordering::Release);
         let prompt = self
             .cadence
-            .next(after_idle, len, self.window(config, common));
+            .next(unacked.messages == 0, len, window(config, common));
         if prompt {
             self.prompted = Prompted::now(seq, common);
         }
@@ -231,55 +240,41 @@ impl InFlight {
     }
 
     /// Whether a flush has to ask for an acknowledgement itself (a standalone PROMPT):
-    /// messages are unacknowledged that no PROMPT on the current connection covers.
-    pub(super) fn needs_prompt(&mut self, common: &Common) -> bool {
-        self.trim(common);
-        let last = Prompted::now(self.ledger.next() - 1, common);
-        !self.ledger.is_empty() && self.prompted != last
+    /// messages are unacknowledged (`unacked`) that no PROMPT on the current connection
+    /// covers.
+    pub(super) fn needs_prompt(&self, unacked: Unacked, common: &Common) -> bool {
+        unacked.messages > 0 && self.prompted != Prompted::now(self.next - 1, common)
     }
 
     /// A standalone PROMPT went out, covering everything sent.
     pub(super) fn prompted(&mut self, common: &Common) {
         self.cadence.restart();
-        self.prompted = Prompted::now(self.ledger.next() - 1, common);
+        self.prompted = Prompted::now(self.next - 1, common);
     }
 
-    /// Lets go of what the server acknowledged.
-    #[inline]
-    pub(super) fn trim(&mut self, common: &Common) {
-        let acked = common.acked.load(Ordering::Acquire);
-        if acked >= self.ledger.front() {
-            // Never past `sent`: the reader checks before it stores.
-            let _ = self.ledger.ack(acked);
-            common.front.store(self.ledger.front(), Ordering::Release);
-        }
-    }
-
-    /// Lets go of everything: the application took it back.
+    /// Everything sent was let go of (the application took it back): HELLO's
+    /// `send_first` moves past it.
     pub(super) fn clear(&mut self, common: &Common) {
-        while self.ledger.drop_oldest().is_some() {}
-        common.front.store(self.ledger.front(), Ordering::Release);
+        common.front.store(self.next, Ordering::Release);
     }
 
-    /// The window in effect: ours, and the server's.
+    /// Whether one more message fits in the window in effect, with `unacked` in flight.
     #[inline]
-    fn window(&self, config: &ResumeConfig, common: &Common) -> Window {
-        let peer_frames = common.peer_frames.load(Ordering::Acquire).max(1);
-        let peer_bytes = common.peer_bytes.load(Ordering::Acquire);
-        Window {
-            frames: (config.max_unacked_frames as u64).min(peer_frames),
-            bytes: (config.max_unacked_bytes as u64).min(peer_bytes),
-        }
+    pub(super) fn room(unacked: Unacked, config: &ResumeConfig, common: &Common) -> bool {
+        let window = window(config, common);
+        unacked.messages == 0
+            || ((unacked.messages as u64) < window.frames && (unacked.bytes as u64) < window.bytes)
     }
+}
 
-    /// Whether one more message fits in the window in effect.
-    #[inline]
-    pub(super) fn room(&mut self, config: &ResumeConfig, common: &Common) -> bool {
-        self.trim(common);
-        let window = self.window(config, common);
-        self.ledger.is_empty()
-            || ((self.ledger.len() as u64) < window.frames
-                && (self.ledger.bytes() as u64) < window.bytes)
+/// The window in effect: ours, and the server's.
+#[inline]
+fn window(config: &ResumeConfig, common: &Common) -> Window {
+    let peer_frames = common.peer_frames.load(Ordering::Acquire).max(1);
+    let peer_bytes = common.peer_bytes.load(Ordering::Acquire);
+    Window {
+        frames: (config.max_unacked_frames as u64).min(peer_frames),
+        bytes: (config.max_unacked_bytes as u64).min(peer_bytes),
     }
 }
 

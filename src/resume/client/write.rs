@@ -43,7 +43,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             return Poll::Ready(Err(self.screen(e, Half::Write)));
         }
         loop {
-            if self.in_flight.room(&self.config, &self.cell) {
+            if InFlight::room(self.inner.unacked(), &self.config, &self.cell) {
                 return Poll::Ready(Ok(()));
             }
             // Wait for acknowledgements: the flush reads them.
@@ -55,7 +55,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                     // it wakes this task.
                     let mut shared = lock(&self.cell);
                     shared.writer = Some(cx.waker().clone());
-                    if self.in_flight.room(&self.config, &self.cell) {
+                    if InFlight::room(self.inner.unacked(), &self.config, &self.cell) {
                         shared.writer = None;
                         return Poll::Ready(Ok(()));
                     }
@@ -143,7 +143,10 @@ impl<M: MakeConnection> ResumingSink<M> {
         self.inner.ready_to_take()?;
         // The sink takes it now: the number is used. The sink keeps the message as it
         // is, and frames it at each write (`ResumeFraming`).
-        let Numbered { seq, prompt } = self.in_flight.push(message.len(), &self.config, &self.cell);
+        let unacked = self.inner.unacked();
+        let Numbered { seq, prompt } =
+            self.in_flight
+                .push(message.len(), unacked, &self.config, &self.cell);
         self.inner.take_framed(message, seq, prompt, promise);
         Ok(())
     }
@@ -190,7 +193,10 @@ impl<M: MakeConnection> ResumingSink<M> {
 
     /// Whether `prompt` would send now.
     fn needs_prompt(&mut self) -> bool {
-        self.inner.is_connected() && self.in_flight.needs_prompt(&self.cell)
+        self.inner.is_connected()
+            && self
+                .in_flight
+                .needs_prompt(self.inner.unacked(), &self.cell)
     }
 
     /// Asks the server to acknowledge at once what no PROMPT covers yet: a flush waits
