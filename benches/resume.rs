@@ -24,7 +24,7 @@
 //! Options: `--rounds N` (default 3), `--quick` (smaller counts, for a smoke run),
 //! `--profile plain|resume [SIZE]` (that mode, 64 B or SIZE on loopback, over and over, for a
 //! profiler; with `--slow`, through the 20 ms delay line; with `--fresh`, a buffer per
-//! message).
+//! message; with `--messages N`, N messages a round, e.g. fewer under valgrind).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -226,7 +226,7 @@ fn main() {
         let case = Case {
             slow,
             size,
-            n: if slow { 100_000 } else { 1_000_000 },
+            n: flag_value(&args, "--messages").unwrap_or(if slow { 100_000 } else { 1_000_000 }),
             payload: if args.iter().any(|a| a == "--fresh") {
                 Payload::Fresh
             } else {
