@@ -18,6 +18,7 @@ impl PromptCadence {
     /// Whether the next DATA frame, of `len` payload bytes, carries a PROMPT. `idle`:
     /// nothing else is unacknowledged. `window`: the window in effect for this
     /// direction (the receiver's, capped by the sender's own bounds).
+    #[inline]
     pub(crate) fn next(&mut self, idle: bool, len: usize, window: Window) -> bool {
         self.frames += 1;
         self.bytes = self.bytes.saturating_add(len as u64);
