@@ -574,15 +574,18 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.take_owed()
     }
 
-    /// The protocol layered on acknowledged mode ended with no connection live: its
-    /// control messages are dropped, and what it tracked is kept as untracked messages
-    /// are (written again on the next connection, as they are, and not acknowledged).
-    pub(crate) fn untrack(&mut self) {
+    /// Acknowledged mode ends, with no connection live (the protocol layered on it ended:
+    /// resume mode fell back to plain mode). Its control messages are dropped, what it
+    /// tracked is kept as untracked messages are (written again on the next connection,
+    /// as they are), and the sink is a plain one from then on: no acknowledgement is
+    /// waited for, and a reader that falls behind is met with backpressure.
+    pub(crate) fn leave_acknowledged_mode(&mut self) {
         let dropped = self.core.books.outbox.untrack();
+        self.core.books.acks = None;
         tracing::debug!(
             dropped,
             kept = self.core.books.outbox.len(),
-            "acknowledgements no longer tracked"
+            "acknowledged mode ended"
         );
     }
 

@@ -16,8 +16,12 @@
 //! - each half is told once, with [`Error::ResumeUnsupported`]: the reader at the place
 //!   in its stream where resume mode ended (after the messages of the session already
 //!   received), the writer at its next operation, unless it met the refusal itself.
-//!   The first dial's switch, before any connection in resume mode, tells no one: there
-//!   was no session.
+//!   A switch before any connection in resume mode (the first dial's) tells no one:
+//!   there was no session.
+//!
+//! A `close()` that meets the refusal does not switch: it reports
+//! [`Error::ResumeUnsupported`], and the sink stops with what it kept (for
+//! `take_undelivered`), as with resume mode required.
 
 use std::sync::atomic::Ordering;
 
@@ -42,33 +46,36 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// An error from the sink underneath, as this layer reports it to `half`: a refusal
     /// of the subprotocol reads as [`Error::ResumeUnsupported`] and, when resume mode is
     /// not required, switches to plain mode and dials again (see the
-    /// [module docs](self)).
-    pub(super) fn screen(&mut self, error: Error, half: Half) -> Error {
+    /// [module docs](self)). `None`: switched before any connection in resume mode, with
+    /// nothing to tell; the caller polls again, in plain mode.
+    pub(super) fn screen(&mut self, error: Error, half: Half) -> Option<Error> {
         if !is_unsupported(&error) {
-            return error;
+            return Some(error);
         }
-        if !self.config.required && !self.plain.load(Ordering::Relaxed) {
-            self.fall_back(half);
-            self.inner.redial();
+        if self.config.required || self.plain.load(Ordering::Relaxed) {
+            return Some(Error::ResumeUnsupported);
         }
-        Error::ResumeUnsupported
+        let had_session = self.fall_back(half);
+        self.inner.redial();
+        had_session.then_some(Error::ResumeUnsupported)
     }
 
     /// Plain mode from now on, for this sink's connections and (once it has read what
     /// came before) its reader. `met_by`: the half that met the refusal and is told by
-    /// its caller. No connection is live.
-    pub(super) fn fall_back(&mut self, met_by: Half) {
+    /// its caller. No connection is live. Returns whether a connection in resume mode
+    /// came before (then the halves are told).
+    fn fall_back(&mut self, met_by: Half) -> bool {
         let had_session = self.inner.stats().connects > 0;
         tracing::warn!(
             had_session,
             "the server does not speak resume mode: plain mode from now on"
         );
         self.plain.store(true, Ordering::Relaxed);
-        self.inner.untrack();
+        self.inner.leave_acknowledged_mode();
         self.in_flight.clear(&self.cell);
         if !had_session {
             self.switch.reader_plain = true;
-            return;
+            return false;
         }
         match met_by {
             // After the frames already received: the reader reads them first.
@@ -79,6 +86,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                 self.switch.writer_untold = true;
             }
         }
+        true
     }
 
     /// `Err(ResumeUnsupported)` once for a writer that has not been told of the switch.

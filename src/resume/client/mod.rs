@@ -169,8 +169,10 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// Connects (see [`ReconnectingSink::dial`]). A server that does not choose the
     /// `ws-reconnect.v1` subprotocol fails the dial with [`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported),
     /// unless [`ResumeConfig::required`] is `false`: then the sink dials again in plain
-    /// mode, for good. After a connection in resume mode, the reader is told of that
-    /// switch at its place in the stream (see [`ResumeConfig::required`]).
+    /// mode, for good. After a connection in resume mode (a server replaced by one
+    /// without it), that switch is told: this call returns `ResumeUnsupported` with the
+    /// sink already dialing in plain mode, and the reader meets it at its place in the
+    /// stream (see [`ResumeConfig::required`]).
     ///
     /// # Errors
     /// As [`ReconnectingSink::dial`], and [`Error::ResumeUnsupported`](crate::Error::ResumeUnsupported).
@@ -192,15 +194,13 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub async fn dial(&mut self) -> Result<(), Error> {
-        match self.inner.dial().await {
-            Err(e) if is_unsupported(&e) => {
-                if self.config.required || self.plain.load(Ordering::Relaxed) {
-                    return Err(Error::ResumeUnsupported);
-                }
-                self.fall_back(Half::Write);
-                self.inner.dial().await
-            }
-            other => other,
+        let Err(e) = self.inner.dial().await else {
+            return Ok(());
+        };
+        match self.screen(e, Half::Write) {
+            Some(e) => Err(e),
+            // Plain mode before any connection in resume mode: nothing to tell.
+            None => self.inner.dial().await.map_err(map_unsupported),
         }
     }
 

@@ -96,7 +96,9 @@ impl<M: MakeConnection> ResumingSink<M> {
                     self.rewind();
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let e = self.screen(e, Half::Read);
+                    let Some(e) = self.screen(e, Half::Read) else {
+                        return self.poll_next(cx);
+                    };
                     if matches!(e, Error::ResumeUnsupported) && self.plain.load(Ordering::Relaxed) {
                         // Where resume mode ended: plain messages from here on.
                         self.switch.reader_plain = true;

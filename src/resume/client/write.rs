@@ -40,7 +40,10 @@ impl<M: MakeConnection> ResumingSink<M> {
             self.poll_ack(Half::Write, cx);
         }
         if let Err(e) = ready!(self.inner.poll_ready(cx)) {
-            return Poll::Ready(Err(self.screen(e, Half::Write)));
+            return match self.screen(e, Half::Write) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => self.poll_ready(cx),
+            };
         }
         loop {
             if InFlight::room(self.inner.unacked(), &self.config, &self.cell) {
@@ -49,7 +52,12 @@ impl<M: MakeConnection> ResumingSink<M> {
             // Wait for acknowledgements: the flush reads them.
             match self.inner.poll_flush(cx) {
                 Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.screen(e, Half::Write))),
+                Poll::Ready(Err(e)) => {
+                    return match self.screen(e, Half::Write) {
+                        Some(e) => Poll::Ready(Err(e)),
+                        None => self.poll_ready(cx),
+                    };
+                }
                 Poll::Pending => {
                     // Registered before the last look: an acknowledgement stored after
                     // it wakes this task.
@@ -173,12 +181,19 @@ impl<M: MakeConnection> ResumingSink<M> {
             return self.inner.poll_flush(cx).map_err(map_unsupported);
         }
         self.poll_ack(Half::Write, cx);
-        self.poll_flush_prompted(cx)
+        match ready!(self.poll_flush_prompted(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => match self.screen(e, Half::Write) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => self.poll_flush(cx),
+            },
+        }
     }
 
     /// Flushes until everything sent is acknowledged, asking the server to acknowledge at
     /// once (a standalone PROMPT) what no PROMPT covers yet, on each connection: one that
-    /// came up during the flush is asked too.
+    /// came up during the flush is asked too. Errors are the sink's, for the caller to
+    /// screen.
     fn poll_flush_prompted(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             self.prompt(cx);
@@ -186,7 +201,7 @@ impl<M: MakeConnection> ResumingSink<M> {
                 // A connection came up meanwhile (with a WELCOME): ask on it. `prompt`
                 // sends on a live connection, so this goes round once.
                 Poll::Pending if self.needs_prompt() => continue,
-                polled => return polled.map_err(|e| self.screen(e, Half::Write)),
+                polled => return polled,
             }
         }
     }
@@ -245,7 +260,8 @@ impl<M: MakeConnection> ResumingSink<M> {
             // After the data: the server ends the session once it delivered it all.
             if let Err(e) = ready!(self.poll_flush_prompted(cx)) {
                 self.close_timer = None;
-                return Poll::Ready(Err(e));
+                // Closing: a refusal of resume mode stops the sink, with no switch.
+                return Poll::Ready(Err(map_unsupported(e)));
             }
             if self
                 .inner
