@@ -157,6 +157,18 @@ impl Undelivered {
     pub fn into_message(self) -> Option<Message> {
         self.message
     }
+
+    /// The same, with the error of a [`GaveUp`](UndeliveredReason::GaveUp) or
+    /// [`Refused`](UndeliveredReason::Refused) reason put through `map` (a layer's own
+    /// reading of the sink's errors).
+    pub(crate) fn map_error(mut self, map: impl FnOnce(Error) -> Error) -> Self {
+        self.reason = match self.reason {
+            UndeliveredReason::GaveUp(e) => UndeliveredReason::GaveUp(map(e)),
+            UndeliveredReason::Refused(e) => UndeliveredReason::Refused(map(e)),
+            other => other,
+        };
+        self
+    }
 }
 
 impl fmt::Display for Undelivered {

@@ -10,7 +10,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use ws_reconnect::server::ServerConfig;
 use ws_reconnect::testing::{Fault, FaultProxy};
-use ws_reconnect::{Error, Message, ResumeConfig, ResumingSink};
+use ws_reconnect::{Error, Message, ResumeConfig, ResumingSink, UndeliveredReason};
 
 use crate::harness::{client, next_item, quick, App, Harness};
 use crate::support::{echo, eventually, serve_on, Reply, Server, Ws, BOUND};
@@ -175,6 +175,13 @@ async fn dial_after_the_server_was_replaced_says_so_then_connects_in_plain_mode(
         .expect("dial in plain mode");
     let undelivered = timeout(BOUND, outcome).await.unwrap().unwrap_err();
     assert_eq!(undelivered.message(), Some(&Message::text("c4")));
+    assert!(
+        matches!(
+            undelivered.reason(),
+            UndeliveredReason::GaveUp(Error::ResumeUnsupported)
+        ),
+        "{undelivered}"
+    );
     for n in 1..=3 {
         assert_eq!(text(next_item(&mut ws).await), format!("s{n}"));
     }

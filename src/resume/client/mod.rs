@@ -330,7 +330,10 @@ impl Future for ResumeDelivery {
     type Output = Result<(), Undelivered>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner).poll(cx)
+        // A refusal of the subprotocol reads as resume mode's error, as the sink's do.
+        Pin::new(&mut self.inner)
+            .poll(cx)
+            .map_err(|undelivered| undelivered.map_error(map_unsupported))
     }
 }
 
