@@ -210,8 +210,20 @@ async fn a_close_that_meets_a_plain_server_stops_with_the_messages_kept() {
     // The sink does not dial again behind the application's back: the refused attempt
     // is the plain server's only upgrade.
     let upgrades = plain.upgrades();
+    // Nor does a read after it: the reader takes what came before, is told, and its
+    // stream ends.
+    for n in 1..=3 {
+        assert_eq!(text(next_item(&mut ws).await), format!("s{n}"));
+    }
+    let item = next_item(&mut ws).await;
+    assert!(
+        matches!(item, Some(Err(Error::ResumeUnsupported))),
+        "{item:?}"
+    );
+    assert!(next_item(&mut ws).await.is_none(), "stopped");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(plain.upgrades(), upgrades, "no connection after close()");
+    assert!(ws.is_resuming());
     assert!(!ws.get_ref().is_connected());
     assert_eq!(
         ws.take_undelivered(),

@@ -19,9 +19,9 @@
 //!   A switch before any connection in resume mode (the first dial's) tells no one:
 //!   there was no session.
 //!
-//! A `close()` that meets the refusal does not switch: it reports
-//! [`Error::ResumeUnsupported`], and the sink stops with what it kept (for
-//! `take_undelivered`), as with resume mode required.
+//! A `close()` that meets the refusal does not switch, nor does either half after it
+//! until the application dials again: it reports [`Error::ResumeUnsupported`], and the
+//! sink stops with what it kept (for `take_undelivered`), as with resume mode required.
 
 use std::sync::atomic::Ordering;
 
@@ -40,6 +40,8 @@ pub(super) struct Switch {
     /// The writer has yet to be told: its next operation returns
     /// [`Error::ResumeUnsupported`], once.
     pub(super) writer_untold: bool,
+    /// A `close()` met the refusal: no switch until the application dials again.
+    pub(super) stopped_by_close: bool,
 }
 
 impl<M: MakeConnection> ResumingSink<M> {
@@ -52,7 +54,10 @@ impl<M: MakeConnection> ResumingSink<M> {
         if !is_unsupported(&error) {
             return Some(error);
         }
-        if self.config.required || self.plain.load(Ordering::Relaxed) {
+        if self.config.required
+            || self.switch.stopped_by_close
+            || self.plain.load(Ordering::Relaxed)
+        {
             return Some(Error::ResumeUnsupported);
         }
         let had_session = self.fall_back(half);

@@ -194,6 +194,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok(()) }
     /// ```
     pub async fn dial(&mut self) -> Result<(), Error> {
+        self.switch.stopped_by_close = false;
         let Err(e) = self.inner.dial().await else {
             return Ok(());
         };

@@ -261,6 +261,9 @@ impl<M: MakeConnection> ResumingSink<M> {
             if let Err(e) = ready!(self.poll_flush_prompted(cx)) {
                 self.close_timer = None;
                 // Closing: a refusal of resume mode stops the sink, with no switch.
+                if is_unsupported(&e) {
+                    self.switch.stopped_by_close = true;
+                }
                 return Poll::Ready(Err(map_unsupported(e)));
             }
             if self
