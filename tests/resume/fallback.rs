@@ -28,12 +28,14 @@ async fn resumed_then_frozen() -> (ResumingSink, FaultProxy, Harness) {
     let url = format!("ws://{}/", proxy.addr());
     let mut ws = client(&url, ResumeConfig::default().required(false)).await;
     ws.send(Message::text("c1")).await.unwrap();
-    let deadline = tokio::time::Instant::now() + BOUND;
     // A flush reads what arrives into the sink's inbox.
-    while ws.get_ref().stats().messages_received < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "s1..s3 never came");
-        let _ = timeout(Duration::from_millis(10), ws.flush()).await;
-    }
+    timeout(BOUND, async {
+        while ws.get_ref().stats().messages_received < 3 {
+            let _ = timeout(Duration::from_millis(10), ws.flush()).await;
+        }
+    })
+    .await
+    .expect("s1..s3 never came");
     // Two more, never acknowledged: the path freezes under them.
     proxy.inject(Fault::Freeze);
     ws.feed(Message::text("c2")).await.unwrap();
@@ -56,6 +58,22 @@ async fn replace_with_plain(proxy: FaultProxy) -> Server {
     })
     .await;
     serve_on(addr, |_| Reply::Upgrade, echo).await
+}
+
+/// Reads the session's `s1`..`s3`, as the server's application sent them.
+async fn read_session(ws: &mut ResumingSink) {
+    for n in 1..=3 {
+        assert_eq!(text(next_item(ws).await), format!("s{n}"));
+    }
+}
+
+/// Reads the item that says resume mode ended here.
+async fn read_switch(ws: &mut ResumingSink) {
+    let switch = next_item(ws).await;
+    assert!(
+        matches!(switch, Some(Err(Error::ResumeUnsupported))),
+        "{switch:?}"
+    );
 }
 
 fn text(item: Option<Result<Message, Error>>) -> String {
@@ -89,14 +107,8 @@ async fn a_writer_that_meets_a_plain_server_falls_back_and_the_reader_is_told_in
 
     // The session's messages as the server's application sent them, then the switch,
     // then the plain server's echo of what was kept: no frame of the protocol's.
-    for n in 1..=3 {
-        assert_eq!(text(next_item(&mut ws).await), format!("s{n}"));
-    }
-    let switch = next_item(&mut ws).await;
-    assert!(
-        matches!(switch, Some(Err(Error::ResumeUnsupported))),
-        "{switch:?}"
-    );
+    read_session(&mut ws).await;
+    read_switch(&mut ws).await;
     assert_eq!(text(next_item(&mut ws).await), "c2");
     assert_eq!(text(next_item(&mut ws).await), "c3");
     ws.send(Message::text("plain")).await.unwrap();
@@ -106,16 +118,10 @@ async fn a_writer_that_meets_a_plain_server_falls_back_and_the_reader_is_told_in
 #[tokio::test]
 async fn a_reader_that_meets_a_plain_server_falls_back_and_the_writer_is_told_once() {
     let (mut ws, proxy, _harness) = resumed_then_frozen().await;
-    for n in 1..=3 {
-        assert_eq!(text(next_item(&mut ws).await), format!("s{n}"));
-    }
+    read_session(&mut ws).await;
     let _plain = replace_with_plain(proxy).await;
 
-    let switch = next_item(&mut ws).await;
-    assert!(
-        matches!(switch, Some(Err(Error::ResumeUnsupported))),
-        "{switch:?}"
-    );
+    read_switch(&mut ws).await;
     assert!(!ws.is_resuming());
     assert_eq!(text(next_item(&mut ws).await), "c2");
     assert_eq!(text(next_item(&mut ws).await), "c3");
@@ -182,14 +188,8 @@ async fn dial_after_the_server_was_replaced_says_so_then_connects_in_plain_mode(
         ),
         "{undelivered}"
     );
-    for n in 1..=3 {
-        assert_eq!(text(next_item(&mut ws).await), format!("s{n}"));
-    }
-    let switch = next_item(&mut ws).await;
-    assert!(
-        matches!(switch, Some(Err(Error::ResumeUnsupported))),
-        "{switch:?}"
-    );
+    read_session(&mut ws).await;
+    read_switch(&mut ws).await;
     assert_eq!(text(next_item(&mut ws).await), "c2");
     assert_eq!(text(next_item(&mut ws).await), "c3");
     ws.send(Message::text("plain")).await.unwrap();
@@ -212,9 +212,7 @@ async fn a_close_that_meets_a_plain_server_stops_with_the_messages_kept() {
     let upgrades = plain.upgrades();
     // Nor does a read after it: the reader takes what came before, is told, and its
     // stream ends.
-    for n in 1..=3 {
-        assert_eq!(text(next_item(&mut ws).await), format!("s{n}"));
-    }
+    read_session(&mut ws).await;
     let item = next_item(&mut ws).await;
     assert!(
         matches!(item, Some(Err(Error::ResumeUnsupported))),
@@ -311,11 +309,7 @@ async fn after_the_switch_a_reader_that_falls_behind_is_met_with_backpressure() 
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let switch = next_item(&mut ws).await;
-    assert!(
-        matches!(switch, Some(Err(Error::ResumeUnsupported))),
-        "{switch:?}"
-    );
+    read_switch(&mut ws).await;
     for n in 0..1000 {
         assert_eq!(text(next_item(&mut ws).await), format!("p{n}"));
     }
