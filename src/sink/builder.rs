@@ -639,6 +639,17 @@ impl Builder {
         self
     }
 
+    /// The outbox, within the builder's bounds. A framed protocol numbers its messages in
+    /// order and grants a window: the outbox counts the messages it lets go of until
+    /// they are acknowledged (`Outbox::count_released`).
+    fn outbox(&self) -> Outbox {
+        let mut outbox = Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes);
+        if self.framing.is_some() {
+            outbox.count_released();
+        }
+        outbox
+    }
+
     /// In acknowledged mode, writes each tracked message as `framing` frames it, every
     /// time it is written (see [`Framing`]).
     pub(crate) fn framed(mut self, framing: impl Framing + 'static) -> Self {
@@ -838,12 +849,13 @@ impl Builder {
     where
         M: MakeConnection,
     {
+        let outbox = self.outbox();
         ReconnectingSink::from_parts(
             make,
             target,
             Settings {
                 hello: Hello::new(self.on_connect, self.on_connect_with),
-                outbox: Outbox::new(self.max_unflushed_messages, self.max_unflushed_bytes),
+                outbox,
                 inbox_capacity: self.max_queued_inbound,
                 healthy_after: self.healthy_after,
                 close_timeout: self.close_timeout,

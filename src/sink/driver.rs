@@ -308,6 +308,7 @@ impl<M: MakeConnection> Core<M> {
             reconnect,
             outage: self.record.lost_at.take().map(|at| at.elapsed()),
             resending: outbox.len(),
+            oldest_tracked: None,
         };
         if let Some(retain) = self.config.retain.as_mut().filter(|_| info.resending > 0) {
             let discarded = outbox.retain(|m| retain(&info, m));
@@ -317,6 +318,7 @@ impl<M: MakeConnection> Core<M> {
             }
             info.resending = outbox.len();
         }
+        info.oldest_tracked = outbox.oldest_tracked();
         let hello = self.config.hello.for_connection(&info);
         tracing::info!(hello = hello.len(), resending = outbox.len(), "connected");
         outbox.rewind();

@@ -20,6 +20,9 @@ pub struct ConnectInfo {
     pub outage: Option<Duration>,
     /// Messages the sink will resend on this connection, after the hello.
     pub resending: usize,
+    /// The lowest acknowledgement id among them, if any is tracked: where a protocol
+    /// that numbers its messages says its resending starts (resume mode's HELLO).
+    pub(crate) oldest_tracked: Option<u64>,
 }
 
 /// A hook that computes the hello of each connection.

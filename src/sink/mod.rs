@@ -59,6 +59,7 @@ pub use self::state::{CloseAction, ClosePolicy, ConnectionState};
 pub use self::stats::{Stats, StatsHandle};
 use self::waker::Fanout;
 pub(crate) use self::waker::Half;
+use self::write::Settled;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::limit::ReconnectBudget;
@@ -589,10 +590,30 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         );
     }
 
-    /// Tracked messages not yet acknowledged, and their bytes.
+    /// Tracked messages not yet acknowledged, and their bytes: the ones held, and the
+    /// ones let go of that a framed protocol counts until they are acknowledged (see
+    /// `outbox/released.rs`).
     #[inline]
     pub(crate) fn unacked(&self) -> Unacked {
         self.core.books.outbox.unacked()
+    }
+
+    /// Tracked messages the sink holds, not yet acknowledged.
+    pub(crate) fn held_unacked(&self) -> usize {
+        self.core.books.outbox.tracked()
+    }
+
+    /// Flushes, and waits until every tracked message is acknowledged, the ones let go
+    /// of included (see [`unacked`](Self::unacked)), reconnecting if there is no
+    /// connection to hear it on. For a protocol whose window is full.
+    ///
+    /// - `Ready(Ok(()))`: nothing tracked is unacknowledged.
+    /// - `Ready(Err(e))`: as [`poll_flush`](Self::poll_flush).
+    /// - `Pending`: writing, reconnecting, or waiting for acknowledgements.
+    pub(crate) fn poll_acknowledged(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_with(Half::Write, cx, |core, cx| {
+            core.poll_flush_until(Settled::Acknowledged, cx)
+        })
     }
 
     /// Queues `error` for the reader, after the messages already queued.

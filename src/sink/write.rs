@@ -227,7 +227,8 @@ impl<M: MakeConnection> Core<M> {
                         ..
                     }
             );
-            if self.books.outbox.is_empty() && !dialing {
+            if self.books.outbox.is_empty() && !dialing && !settled.waits_for_released(&self.books)
+            {
                 // Nothing owed and no dial in progress: no reason to wait or reconnect.
                 return Poll::Ready(Ok(()));
             }
@@ -251,9 +252,12 @@ impl<M: MakeConnection> Core<M> {
         };
         ready!(link.poll_flush(&mut self.books, cx))?;
         let books = &mut self.books;
-        let done = |books: &super::books::Books| {
-            books.outbox.tracked() == 0
-                && (settled == Settled::Flushed || !books.outbox.unconfirmed_outcomes())
+        let done = |books: &super::books::Books| match settled {
+            Settled::Flushed => books.outbox.tracked() == 0,
+            Settled::Outcomes => {
+                books.outbox.tracked() == 0 && !books.outbox.unconfirmed_outcomes()
+            }
+            Settled::Acknowledged => books.outbox.all_acknowledged(),
         };
         if done(books) {
             return Poll::Ready(Ok(()));
@@ -273,4 +277,16 @@ pub(super) enum Settled {
     Flushed,
     /// And every flushed message with an outcome is confirmed.
     Outcomes,
+    /// Written, and every tracked message acknowledged: the ones held, and the ones let
+    /// go of that the outbox counts until then (`Outbox::count_released`). What a
+    /// protocol with a window waits on for room; it reconnects to hear the
+    /// acknowledgements if it must.
+    Acknowledged,
+}
+
+impl Settled {
+    /// Whether messages let go of, not yet acknowledged, are reason enough to wait.
+    fn waits_for_released(self, books: &super::books::Books) -> bool {
+        self == Settled::Acknowledged && !books.outbox.all_acknowledged()
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `abandoned.rs` | messages given up or taken back, a `close()` abandoned: the window and the gap |
 //! | `acks.rs` | when the server acknowledges a waiting application |
 //! | `backlog.rs` | the acknowledgement a resent DATA frame carries, on a connection slow to take it |
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
@@ -15,6 +16,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod abandoned;
 mod acks;
 mod backlog;
 mod basics;

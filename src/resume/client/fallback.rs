@@ -77,7 +77,6 @@ impl<M: MakeConnection> ResumingSink<M> {
         );
         self.plain.store(true, Ordering::Relaxed);
         self.inner.leave_acknowledged_mode();
-        self.in_flight.clear(&self.cell);
         if !had_session {
             self.switch.reader_plain = true;
             return false;

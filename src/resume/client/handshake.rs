@@ -26,7 +26,7 @@ pub(super) fn hello_hook(
     plain: Arc<AtomicBool>,
     window: Window,
 ) -> impl FnMut(&ConnectInfo) -> Vec<Message> + Send + 'static {
-    move |_info: &ConnectInfo| {
+    move |info: &ConnectInfo| {
         if plain.load(Ordering::Relaxed) {
             return Vec::new();
         }
@@ -36,7 +36,7 @@ pub(super) fn hello_hook(
         let hello = Hello {
             claim: shared.session.claim(),
             recv_next: shared.inbound.received(),
-            send_first: cell.send_first(),
+            send_first: cell.send_first(info.oldest_tracked),
             window,
         };
         let mut messages = vec![Frame::Hello(hello).to_message()];

@@ -251,7 +251,9 @@ impl<M: MakeConnection> ResumingSink<M> {
         lock(&self.cell).stats
     }
 
-    /// Messages sent and not yet acknowledged by the server.
+    /// Messages the sink holds that the server has not acknowledged yet. Ones given up
+    /// or taken back are not counted, though the server's window may still count them
+    /// until it acknowledges them.
     ///
     /// ```
     /// use ws_reconnect::{ReconnectingSink, ResumeConfig};
@@ -263,8 +265,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn unacknowledged_count(&self) -> usize {
-        let sent = self.cell.sent.load(Ordering::Acquire);
-        (sent + 1 - self.cell.send_first()) as usize
+        self.inner.held_unacked()
     }
 
     /// The sink underneath: its [`state`](ReconnectingSink::state),
@@ -297,9 +298,8 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// # Ok::<(), ws_reconnect::Error>(())
     /// ```
     pub fn take_undelivered(&mut self) -> Vec<Message> {
-        let taken = self.inner.take_owed();
-        self.in_flight.clear(&self.cell);
-        taken
+        self.inner
+            .take_owed()
             .into_iter()
             // This layer's own frames (ACK, REPLAY, BYE) stay behind.
             .filter(|o: &Owed| !o.control)

@@ -141,9 +141,6 @@ pub(super) struct Common {
     pub(super) peer_bytes: AtomicU64,
     /// The last sequence number handed to the sink (0: none). Written by the writer.
     pub(super) sent: AtomicU64,
-    /// Past the last message the application took back (1: none): with `acked`, HELLO's
-    /// `send_first`. Written by the writer.
-    pub(super) front: AtomicU64,
     /// WELCOMEs read: which connection is the current one.
     pub(super) welcomes: AtomicU64,
 }
@@ -158,15 +155,17 @@ impl Common {
             peer_frames: AtomicU64::new(Window::DEFAULT.frames),
             peer_bytes: AtomicU64::new(Window::DEFAULT.bytes),
             sent: AtomicU64::new(0),
-            front: AtomicU64::new(1),
             welcomes: AtomicU64::new(0),
         }
     }
 
-    /// The lowest sequence number this client still holds: `send_first` in HELLO.
-    pub(super) fn send_first(&self) -> u64 {
+    /// HELLO's `send_first`: the lowest sequence number this client still holds
+    /// (`oldest_held`, from the sink's outbox), or the next one when it holds none. What
+    /// it let go of below that (given up, taken back) the server is told of as a gap.
+    pub(super) fn send_first(&self, oldest_held: Option<u64>) -> u64 {
         let acked = self.acked.load(Ordering::Acquire);
-        self.front.load(Ordering::Acquire).max(acked + 1)
+        let next = self.sent.load(Ordering::Acquire) + 1;
+        oldest_held.unwrap_or(next).max(acked + 1)
     }
 }
 
@@ -250,12 +249,6 @@ impl InFlight {
     pub(super) fn prompted(&mut self, common: &Common) {
         self.cadence.restart();
         self.prompted = Prompted::now(self.next - 1, common);
-    }
-
-    /// Everything sent was let go of (the application took it back): HELLO's
-    /// `send_first` moves past it.
-    pub(super) fn clear(&mut self, common: &Common) {
-        common.front.store(self.next, Ordering::Release);
     }
 
     /// Whether one more message fits in the window in effect, with `unacked` in flight.

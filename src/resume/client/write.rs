@@ -49,8 +49,9 @@ impl<M: MakeConnection> ResumingSink<M> {
             if InFlight::room(self.inner.unacked(), &self.config, &self.cell) {
                 return Poll::Ready(Ok(()));
             }
-            // Wait for acknowledgements: the flush reads them.
-            match self.inner.poll_flush(cx) {
+            // Wait for acknowledgements, of the messages given up or taken back too: the
+            // server counts them until it acknowledges them.
+            match self.inner.poll_acknowledged(cx) {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(e)) => {
                     return match self.screen(e, Half::Write) {

@@ -6,6 +6,9 @@ impl Outbox {
     /// Applies a cumulative acknowledgement: drops every tracked entry with an id at or
     /// below `acked`. Returns how many were dropped.
     pub(crate) fn acknowledge(&mut self, acked: u64) -> usize {
+        if !self.released.is_empty() {
+            self.released.acknowledge(acked);
+        }
         if self.tracked == 0 {
             return 0;
         }
@@ -99,6 +102,7 @@ impl Outbox {
         }
         self.tracked = 0;
         self.tracked_bytes = 0;
+        self.released.disable();
         self.ids_in_order = true;
         self.last_id = None;
         self.rewind();

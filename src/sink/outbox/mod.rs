@@ -26,8 +26,10 @@ use tokio::time::Instant;
 
 mod acknowledge;
 mod confirm;
+mod released;
 
 use self::confirm::Batch;
+use self::released::Released;
 use super::framing::Framing;
 use super::kept::{Arena, Kept};
 use super::outcome::{Ledger, Promise, Ticket, Undelivered, UndeliveredReason};
@@ -58,7 +60,8 @@ struct Entry {
     control: bool,
 }
 
-/// What acknowledged mode has in flight: tracked messages not yet acknowledged.
+/// What acknowledged mode has in flight: tracked messages not yet acknowledged, held or
+/// (for a protocol that counts them, see `released.rs`) let go of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Unacked {
     pub(crate) messages: usize,
@@ -107,6 +110,8 @@ pub(crate) struct Outbox {
     volatile: usize,
     /// The copies of small untracked payloads (see `kept.rs`).
     arena: Arena,
+    /// Tracked entries let go of before their acknowledgement (see `released.rs`).
+    released: Released,
 }
 
 impl Outbox {
@@ -131,7 +136,15 @@ impl Outbox {
             tickets: 0,
             volatile: 0,
             arena: Arena::default(),
+            released: Released::default(),
         }
+    }
+
+    /// Tracked entries that leave without an acknowledgement are counted in
+    /// [`unacked`](Self::unacked) until one passes their id (see `released.rs`): for a
+    /// protocol that numbers its messages in order and grants a window.
+    pub(crate) fn count_released(&mut self) {
+        self.released.enable();
     }
 
     /// The unflushed part reached its bound: flush before accepting more.
@@ -161,12 +174,29 @@ impl Outbox {
         self.tracked
     }
 
-    /// Tracked messages not yet acknowledged, and their payload bytes.
+    /// Tracked messages not yet acknowledged, and their payload bytes: the ones held, and
+    /// the ones let go of when they are counted ([`count_released`](Self::count_released)).
     #[inline]
     pub(crate) fn unacked(&self) -> Unacked {
+        let released = self.released.unacked();
         Unacked {
-            messages: self.tracked,
-            bytes: self.tracked_bytes,
+            messages: self.tracked + released.messages,
+            bytes: self.tracked_bytes + released.bytes,
+        }
+    }
+
+    /// Whether every tracked message, held or let go of, is acknowledged.
+    pub(crate) fn all_acknowledged(&self) -> bool {
+        self.tracked == 0 && self.released.is_empty()
+    }
+
+    /// The lowest id of the tracked messages held, if any.
+    pub(crate) fn oldest_tracked(&self) -> Option<u64> {
+        let mut ids = self.queue.iter().filter_map(|e| e.id);
+        if self.ids_in_order {
+            ids.next()
+        } else {
+            ids.min()
         }
     }
 
@@ -368,11 +398,14 @@ impl Outbox {
         self.last_id = None;
         self.tickets = 0;
         self.volatile = 0;
-        let (ledger, arena) = (&mut self.ledger, &mut self.arena);
+        let (ledger, arena, released) = (&mut self.ledger, &mut self.arena, &mut self.released);
         let taken = self
             .queue
             .drain(..)
             .map(|e| {
+                if let Some(id) = e.id {
+                    released.record(id, e.kept.len());
+                }
                 let message = arena.message(&e.kept);
                 if let Some(ticket) = e.ticket {
                     let undelivered = Undelivered::new(UndeliveredReason::Taken, message.clone());
@@ -433,14 +466,16 @@ impl Outbox {
             &mut self.arena,
         );
         let (tracked, tracked_bytes) = (&mut self.tracked, &mut self.tracked_bytes);
+        let released = &mut self.released;
         self.queue.retain_mut(|e| {
             if !condition(arena, e) {
                 return true;
             }
             removed += 1;
-            if e.id.is_some() {
+            if let Some(id) = e.id {
                 *tracked -= 1;
                 *tracked_bytes -= e.kept.len();
+                released.record(id, e.kept.len());
             }
             *volatile -= usize::from(e.volatile);
             if let Some(ticket) = e.ticket.take() {

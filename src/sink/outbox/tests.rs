@@ -197,3 +197,51 @@ fn what_is_in_flight_is_counted_through_acknowledgements_and_take_backs() {
     o.untrack();
     assert_eq!(o.unacked(), none);
 }
+
+#[test]
+fn messages_let_go_of_count_as_unacknowledged_until_an_acknowledgement_passes_them() {
+    let mut o = Outbox::new(100, 1000);
+    o.count_released();
+    let with_outcome = || {
+        let (promise, _delivery) = crate::sink::Delivery::new();
+        Some(Tag {
+            volatile: false,
+            promise: Some(promise),
+            control: false,
+        })
+    };
+    o.push_framed(Message::text("a"), 1, false, None);
+    o.push_framed(Message::text("bb"), 2, false, with_outcome());
+    o.push_framed(Message::text("ccc"), 3, false, None);
+    // The sink gives up on "bb" (it has an outcome): the peer may hold it all the same.
+    assert_eq!(o.give_up(|| UndeliveredReason::Closed), 1);
+    assert_eq!(o.tracked(), 2);
+    assert_eq!(o.oldest_tracked(), Some(1));
+    assert_eq!(
+        o.unacked(),
+        Unacked {
+            messages: 3,
+            bytes: 6
+        }
+    );
+    assert_eq!(o.take_all().len(), 2, "taken back");
+    assert_eq!(o.oldest_tracked(), None);
+    assert_eq!(
+        o.unacked(),
+        Unacked {
+            messages: 3,
+            bytes: 6
+        }
+    );
+    assert!(!o.all_acknowledged());
+    o.acknowledge(2);
+    assert_eq!(
+        o.unacked(),
+        Unacked {
+            messages: 1,
+            bytes: 3
+        }
+    );
+    o.acknowledge(3);
+    assert!(o.all_acknowledged());
+}

@@ -1,0 +1,180 @@
+//! Messages the client let go of without an acknowledgement (given up by a `close()` that
+//! timed out, taken back), and a `close()` abandoned halfway: the session carries on
+//! within the server's window, and the server's application is told of what will never
+//! come, through a path 20 ms each way.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::time::timeout;
+use ws_reconnect::server::{Server, ServerConfig, Session, SessionError, Sessions};
+use ws_reconnect::testing::{Fault, FaultProxy, Link};
+use ws_reconnect::{Error, GapReason, Message, ResumeConfig, ResumingSink};
+
+use crate::harness::quick;
+use crate::support::BOUND;
+
+/// Each way.
+const LATENCY: Duration = Duration::from_millis(20);
+
+/// A server with `config` behind a proxy 20 ms each way, and a client of it whose
+/// `close()` gives up after 300 ms.
+async fn through_delay(config: ServerConfig) -> (FaultProxy, ResumingSink, Session, Sessions) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (server, mut sessions) = Server::new(config);
+    tokio::spawn(server.serve(listener));
+    let proxy = FaultProxy::start_with(addr, Link::new().latency(LATENCY))
+        .await
+        .expect("proxy");
+    let ws = timeout(
+        BOUND,
+        quick()
+            .close_timeout(Duration::from_millis(300))
+            .resume(ResumeConfig::default())
+            .connect(format!("ws://{}/", proxy.addr())),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    let session = timeout(BOUND, sessions.next())
+        .await
+        .expect("no session")
+        .expect("sessions ended");
+    (proxy, ws, session, sessions)
+}
+
+/// The next `n` items of `session`, as text, bounded; an error item is a failure.
+async fn read_texts(session: &mut Session, n: usize) -> Vec<String> {
+    let mut texts = Vec::with_capacity(n);
+    while texts.len() < n {
+        match timeout(BOUND, session.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => texts.push(text.to_string()),
+            other => panic!("after {} messages: {other:?}", texts.len()),
+        }
+    }
+    texts
+}
+
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[tokio::test]
+async fn messages_given_up_that_the_server_holds_still_count_against_its_window() {
+    // 256 frames: the smallest window a server holds a client to.
+    let config = ServerConfig::default().recv_window_frames(256);
+    let (_proxy, mut ws, session, _sessions) = through_delay(config).await;
+    // The server's application does not read yet: nothing is acknowledged, and the
+    // close times out with all of them given up.
+    let mut outcomes = Vec::new();
+    for text in numbered("m", 256) {
+        outcomes.push(ws.feed_outgoing(Message::text(text)).await.unwrap());
+    }
+    let closed = timeout(BOUND, ws.close()).await.expect("close() hung");
+    assert!(
+        matches!(closed, Err(Error::CloseIncomplete { .. })),
+        "{closed:?}"
+    );
+    for outcome in outcomes {
+        assert!(outcome.await.is_err(), "a given-up message resolved Ok");
+    }
+    timeout(BOUND, ws.dial())
+        .await
+        .expect("dial() hung")
+        .unwrap();
+    the_window_holds_until_the_server_acknowledges(ws, session).await;
+}
+
+#[tokio::test]
+async fn messages_taken_back_that_the_server_holds_still_count_against_its_window() {
+    let config = ServerConfig::default().recv_window_frames(256);
+    let (_proxy, mut ws, session, _sessions) = through_delay(config).await;
+    for text in numbered("m", 256) {
+        ws.feed(Message::text(text)).await.unwrap();
+    }
+    // Written, never acknowledged: the server's application does not read yet.
+    assert!(timeout(Duration::from_millis(300), ws.flush())
+        .await
+        .is_err());
+    assert_eq!(ws.take_undelivered().len(), 256);
+    the_window_holds_until_the_server_acknowledges(ws, session).await;
+}
+
+/// The server received m0..m255 and holds them for its application, which has not read
+/// yet; the client let go of them. The window is full until the server acknowledges
+/// them, whatever the client let go of: n0 waits. Then the application reads, and gets
+/// m0..m255, n0..n255, with no gap and no violation.
+async fn the_window_holds_until_the_server_acknowledges(
+    mut ws: ResumingSink,
+    mut session: Session,
+) {
+    assert!(
+        timeout(Duration::from_millis(300), ws.feed(Message::text("n0")))
+            .await
+            .is_err(),
+        "the client sent past the server's window"
+    );
+    let reader = tokio::spawn(async move { read_texts(&mut session, 512).await });
+    for text in numbered("n", 256) {
+        timeout(BOUND, ws.feed(Message::text(text)))
+            .await
+            .expect("feed() hung")
+            .unwrap();
+    }
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("flush() hung")
+        .unwrap();
+    let got = crate::support::join(reader, "the server's reader").await;
+    let mut expected = numbered("m", 256);
+    expected.extend(numbered("n", 256));
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn given_up_messages_the_server_never_had_are_a_gap_as_soon_as_the_client_is_back() {
+    let (proxy, mut ws, mut session, _sessions) = through_delay(ServerConfig::default()).await;
+    let (sent, got) = tokio::join!(
+        timeout(BOUND, ws.send(Message::text("c0"))),
+        read_texts(&mut session, 1)
+    );
+    sent.expect("send() hung").unwrap();
+    assert_eq!(got, ["c0"]);
+    // c1..c3 go into a black hole; the close gives them up.
+    proxy.inject(Fault::HalfOpen);
+    let mut outcomes = Vec::new();
+    for i in 1..=3 {
+        let text = format!("c{i}");
+        outcomes.push(ws.feed_outgoing(Message::text(text)).await.unwrap());
+    }
+    let closed = timeout(BOUND, ws.close()).await.expect("close() hung");
+    assert!(
+        matches!(closed, Err(Error::CloseIncomplete { .. })),
+        "{closed:?}"
+    );
+    for outcome in outcomes {
+        assert!(outcome.await.is_err(), "a given-up message resolved Ok");
+    }
+    assert_eq!(ws.unacknowledged_count(), 0, "the sink holds none of them");
+    proxy.inject(Fault::Reset);
+    timeout(BOUND, ws.dial())
+        .await
+        .expect("dial() hung")
+        .unwrap();
+    // The server's application is told at once, with nothing sent after them.
+    match timeout(BOUND, session.next()).await {
+        Ok(Some(Err(SessionError::Gap(gap)))) => {
+            assert_eq!((gap.from, gap.to), (2, Some(5)), "{gap}");
+            assert_eq!(gap.reason, GapReason::Abandoned);
+        }
+        other => panic!("the server's application was not told of c1..c3: {other:?}"),
+    }
+    let (sent, got) = tokio::join!(
+        timeout(BOUND, ws.send(Message::text("c4"))),
+        read_texts(&mut session, 1)
+    );
+    sent.expect("send() hung").unwrap();
+    assert_eq!(got, ["c4"]);
+}
