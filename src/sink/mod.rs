@@ -598,6 +598,13 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.unacked()
     }
 
+    /// Drops the protocol's control messages `pick` picks that the peer has not been
+    /// sent: queued, or written on a connection that is no longer live. Returns how many.
+    pub(crate) fn discard_control(&mut self, pick: impl Fn(&Message) -> bool) -> usize {
+        let live = matches!(self.core.state, State::Connected(_));
+        self.core.books.outbox.discard_control(pick, live)
+    }
+
     /// Tracked messages the sink holds, not yet acknowledged.
     pub(crate) fn held_unacked(&self) -> usize {
         self.core.books.outbox.tracked()

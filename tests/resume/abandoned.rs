@@ -178,3 +178,45 @@ async fn given_up_messages_the_server_never_had_are_a_gap_as_soon_as_the_client_
     sent.expect("send() hung").unwrap();
     assert_eq!(got, ["c4"]);
 }
+
+#[tokio::test]
+async fn a_close_dropped_after_its_bye_then_a_dial_keeps_the_session() {
+    let (proxy, mut ws, mut session, _sessions) = through_delay(ServerConfig::default()).await;
+    let (sent, got) = tokio::join!(
+        timeout(BOUND, ws.send(Message::text("c1"))),
+        read_texts(&mut session, 1)
+    );
+    sent.expect("send() hung").unwrap();
+    assert_eq!(got, ["c1"]);
+    let id = ws.session();
+    // Everything is acknowledged: the close queues BYE at once, which sticks in the
+    // frozen path. The application gives up on the close.
+    proxy.inject(Fault::Freeze);
+    assert!(
+        timeout(Duration::from_millis(200), ws.close())
+            .await
+            .is_err(),
+        "close() completed on a frozen path"
+    );
+    proxy.inject(Fault::Reset);
+    timeout(BOUND, ws.dial())
+        .await
+        .expect("dial() hung")
+        .unwrap();
+    let (sent, got) = tokio::join!(
+        timeout(BOUND, ws.send(Message::text("c2"))),
+        read_texts(&mut session, 1)
+    );
+    sent.expect("send() hung").unwrap();
+    assert_eq!(got, ["c2"]);
+    assert_eq!(ws.session(), id, "the same session");
+    // It goes on: the server's application can still send in it.
+    let (sent, read) = tokio::join!(
+        timeout(BOUND, session.send(Message::text("s1"))),
+        timeout(BOUND, ws.next())
+    );
+    sent.expect("the server's send() hung")
+        .expect("the session ended on the server");
+    let read = read.expect("next() hung").expect("the stream ended");
+    assert_eq!(read.unwrap(), Message::text("s1"));
+}

@@ -41,7 +41,7 @@ use futures_sink::Sink;
 
 use crate::connect::MakeConnection;
 use crate::error::Error;
-use crate::resume::frame::{Data, SessionId};
+use crate::resume::frame::{Data, Frame, SessionId};
 use crate::sink::{DefaultConnector, Delivery, Half, Owed, ReconnectingSink, Undelivered};
 use crate::Message;
 
@@ -195,6 +195,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// ```
     pub async fn dial(&mut self) -> Result<(), Error> {
         self.switch.stopped_by_close = false;
+        self.abandon_close();
         let Err(e) = self.inner.dial().await else {
             return Ok(());
         };
@@ -203,6 +204,18 @@ impl<M: MakeConnection> ResumingSink<M> {
             // Plain mode before any connection in resume mode: nothing to tell.
             None => self.inner.dial().await.map_err(map_unsupported),
         }
+    }
+
+    /// A `close()` left unfinished is abandoned: its bound goes, and its BYE, unless the
+    /// server was sent it on the connection still live. The session carries on.
+    fn abandon_close(&mut self) {
+        self.close_timer = None;
+        if !std::mem::take(&mut self.bye_queued) {
+            return;
+        }
+        let bye = Frame::Bye.to_message();
+        let dropped = self.inner.discard_control(|m| *m == bye);
+        tracing::debug!(dropped, "dial() abandons a close: its BYE is not sent");
     }
 
     /// Whether resume mode is in effect: `false` after falling back to plain mode (see

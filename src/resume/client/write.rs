@@ -150,6 +150,8 @@ impl<M: MakeConnection> ResumingSink<M> {
             ping_or_pong => return as_is(&mut self.inner, ping_or_pong, promise),
         }
         self.inner.ready_to_take()?;
+        // A `close()` dropped before its BYE: the next one has a bound of its own.
+        self.close_timer = None;
         // The sink takes it now: the number is used. The sink keeps the message as it
         // is, and frames it at each write (`ResumeFraming`).
         let unacked = self.inner.unacked();

@@ -432,6 +432,33 @@ impl Outbox {
         dropped
     }
 
+    /// Drops the control messages `pick` picks (see [`Tag::control`]), but not one
+    /// already written on a live connection (`live`): that one is the peer's. Returns
+    /// how many were dropped.
+    pub(crate) fn discard_control(&mut self, pick: impl Fn(&Message) -> bool, live: bool) -> usize {
+        let from = if live { self.written } else { 0 };
+        let mut index = 0;
+        let dropped = self.remove_where(
+            |arena, e| {
+                index += 1;
+                index > from && e.control && pick(&arena.message(&e.kept))
+            },
+            || UndeliveredReason::Discarded,
+        );
+        if dropped > 0 && live {
+            // Only unwritten entries left: the marks before them stand.
+            self.unflushed_bytes = self
+                .queue
+                .iter()
+                .skip(self.flushed)
+                .map(|e| e.kept.len())
+                .sum();
+        } else if dropped > 0 {
+            self.rewind();
+        }
+        dropped
+    }
+
     /// The sink gives up on the messages that have an outcome: they leave the outbox and
     /// their outcomes fail, handing them back. Messages without one stay. Called with no
     /// connection live.

@@ -245,3 +245,34 @@ fn messages_let_go_of_count_as_unacknowledged_until_an_acknowledgement_passes_th
     o.acknowledge(3);
     assert!(o.all_acknowledged());
 }
+
+#[test]
+fn a_control_message_is_discarded_unless_written_on_the_live_connection() {
+    let control = || {
+        Some(Tag {
+            volatile: false,
+            promise: None,
+            control: true,
+        })
+    };
+    let bye = Message::binary(vec![9]);
+    let mut o = Outbox::new(100, 1000);
+    o.push_framed(Message::text("d1"), 1, false, None);
+    o.push(bye.clone(), None, control());
+    o.mark_written();
+    o.mark_written();
+    assert_eq!(o.discard_control(|m| *m == bye, true), 0, "the peer has it");
+    assert_eq!(o.len(), 2);
+    // The connection is gone: written again on the next one, unless discarded.
+    assert_eq!(o.discard_control(|m| *m == bye, false), 1);
+    assert_eq!(texts(&mut o), ["d1"]);
+    o.push(bye.clone(), None, control());
+    o.push(Message::text("u"), None, None);
+    assert_eq!(
+        o.discard_control(|m| *m == bye, true),
+        1,
+        "queued, never written"
+    );
+    assert_eq!(o.len(), 2);
+    assert_eq!(o.next_unwritten(None), Some(Message::text("u")));
+}
