@@ -1,7 +1,7 @@
 //! Messages the client let go of without an acknowledgement (given up by a `close()` that
 //! timed out, taken back), and a `close()` abandoned halfway: the session carries on
-//! within the server's window, and the server's application is told of what will never
-//! come, through a path 20 ms each way.
+//! within the server's window (or a new server's, after a restart), and the server's
+//! application is told of what will never come, through a path 20 ms each way.
 
 use std::time::Duration;
 
@@ -219,4 +219,69 @@ async fn a_close_dropped_after_its_bye_then_a_dial_keeps_the_session() {
         .expect("the session ended on the server");
     let read = read.expect("next() hung").expect("the stream ended");
     assert_eq!(read.unwrap(), Message::text("s1"));
+}
+
+#[tokio::test]
+async fn messages_given_up_before_a_server_restart_count_against_no_window_of_the_new_session() {
+    let config = || ServerConfig::default().recv_window_frames(256);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (server, mut sessions) = Server::new(config());
+    let serving = tokio::spawn(server.serve(listener));
+    let proxy = FaultProxy::start_with(addr, Link::new().latency(LATENCY))
+        .await
+        .expect("proxy");
+    let mut ws = timeout(
+        BOUND,
+        quick()
+            .close_timeout(Duration::from_millis(300))
+            .resume(ResumeConfig::default())
+            .connect(format!("ws://{}/", proxy.addr())),
+    )
+    .await
+    .expect("connect hung")
+    .expect("connect");
+    let _old = timeout(BOUND, sessions.next()).await.expect("no session");
+    // The old server holds a full window for its application, which never reads; the
+    // close gives them up.
+    let mut outcomes = Vec::new();
+    for text in numbered("m", 256) {
+        outcomes.push(ws.feed_outgoing(Message::text(text)).await.unwrap());
+    }
+    let closed = timeout(BOUND, ws.close()).await.expect("close() hung");
+    assert!(
+        matches!(closed, Err(Error::CloseIncomplete { .. })),
+        "{closed:?}"
+    );
+    for outcome in outcomes {
+        assert!(outcome.await.is_err(), "a given-up message resolved Ok");
+    }
+    // A new server on the same address: the session is lost with the old one.
+    serving.abort();
+    let _ = serving.await;
+    let listener = TcpListener::bind(addr).await.expect("bind again");
+    let (server, mut sessions) = Server::new(config());
+    tokio::spawn(server.serve(listener));
+    timeout(BOUND, ws.dial())
+        .await
+        .expect("dial() hung")
+        .unwrap();
+    let mut session = timeout(BOUND, sessions.next())
+        .await
+        .expect("no new session")
+        .expect("sessions ended");
+    // The new session has none of m0..m255: its window is the client's to fill.
+    let reader = tokio::spawn(async move { read_texts(&mut session, 10).await });
+    for text in numbered("n", 10) {
+        timeout(BOUND, ws.feed(Message::text(text)))
+            .await
+            .expect("feed() hung: the window of the new session is taken")
+            .unwrap();
+    }
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("flush() hung")
+        .unwrap();
+    let got = crate::support::join(reader, "the new session's reader").await;
+    assert_eq!(got, numbered("n", 10));
 }
