@@ -285,3 +285,30 @@ async fn messages_given_up_before_a_server_restart_count_against_no_window_of_th
     let got = crate::support::join(reader, "the new session's reader").await;
     assert_eq!(got, numbered("n", 10));
 }
+
+#[tokio::test]
+async fn a_close_dropped_before_its_bye_leaves_no_old_deadline_to_the_next_one() {
+    let (_proxy, mut ws, mut session, _sessions) = through_delay(ServerConfig::default()).await;
+    // c1 is not taken yet: the close waits for its acknowledgement, and is dropped.
+    ws.feed(Message::text("c1")).await.unwrap();
+    assert!(timeout(Duration::from_millis(100), ws.close())
+        .await
+        .is_err());
+    // Well past that close's bound (300 ms), the application goes on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (sent, got) = tokio::join!(
+        timeout(BOUND, ws.send(Message::text("c2"))),
+        read_texts(&mut session, 2)
+    );
+    sent.expect("send() hung").unwrap();
+    assert_eq!(got, ["c1", "c2"]);
+    // A close of its own: everything is acknowledged, so BYE goes and the session ends.
+    timeout(BOUND, ws.close())
+        .await
+        .expect("close() hung")
+        .unwrap();
+    match timeout(BOUND, session.next()).await {
+        Ok(None) => {}
+        other => panic!("the session did not end with the client's BYE: {other:?}"),
+    }
+}

@@ -51,6 +51,7 @@ pub use self::config::{ResumeConfig, ResumeStats};
 use self::fallback::Switch;
 use self::handshake::{hello_hook, is_unsupported, map_unsupported, offer_hook, MapErrItem};
 use self::state::{lock, Cell, Common, InFlight, Shared, Standing};
+use self::write::CloseBound;
 
 /// Violations kept for the reader at most; more are counted in the logs only.
 const MAX_VIOLATIONS: usize = 16;
@@ -136,7 +137,7 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     /// unacknowledged take.
     ack_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The bound on `close()`, from its first call.
-    close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    close_timer: Option<CloseBound>,
     /// The stream has ended (the server said BYE).
     ended: bool,
     /// Where each half stands after a switch to plain mode.

@@ -1,6 +1,7 @@
 //! The writing half: sequence numbers, the window, flushing until acknowledged, BYE.
 
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll};
 
@@ -150,8 +151,6 @@ impl<M: MakeConnection> ResumingSink<M> {
             ping_or_pong => return as_is(&mut self.inner, ping_or_pong, promise),
         }
         self.inner.ready_to_take()?;
-        // A `close()` dropped before its BYE: the next one has a bound of its own.
-        self.close_timer = None;
         // The sink takes it now: the number is used. The sink keeps the message as it
         // is, and frames it at each write (`ResumeFraming`).
         let unacked = self.inner.unacked();
@@ -254,11 +253,17 @@ impl<M: MakeConnection> ResumingSink<M> {
             return self.inner.poll_close(cx);
         }
         let timeout = self.inner.close_timeout();
-        let timer = self
-            .close_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        let deadline = timer.deadline();
-        let expired = timer.as_mut().poll(cx).is_ready();
+        let taken = self.cell.sent.load(Ordering::Acquire);
+        if self.close_timer.as_ref().is_some_and(|b| b.taken != taken) {
+            // A `close()` dropped before, and messages sent since: a bound of its own.
+            self.close_timer = None;
+        }
+        let timer = self.close_timer.get_or_insert_with(|| CloseBound {
+            taken,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        });
+        let deadline = timer.sleep.deadline();
+        let expired = timer.sleep.as_mut().poll(cx).is_ready();
         if !expired && !self.bye_queued && !self.ended {
             // After the data: the server ends the session once it delivered it all.
             if let Err(e) = ready!(self.poll_flush_prompted(cx)) {
@@ -284,6 +289,13 @@ impl<M: MakeConnection> ResumingSink<M> {
         self.close_timer = None;
         Poll::Ready(closed)
     }
+}
+
+/// The bound on `close()`, from its first call.
+pub(super) struct CloseBound {
+    /// The last sequence number taken when it started.
+    taken: u64,
+    sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 /// A message the sink takes as it is (plain mode, Ping, Pong), with its outcome if any.
