@@ -298,6 +298,9 @@ impl Shared {
         let out_first = lost.and_then(|g| g.to).unwrap_or(hello.recv_next);
         let mut state = State::new(out_first, hello.send_first, hello.window);
         state.pending_gap = lost;
+        // Nothing before the client's `send_first` is owed to this session: acknowledged
+        // at once, so that what the client let go of before it counts in no window.
+        state.ack_again = true;
         let id = id.unwrap_or_else(SessionId::random);
         let cell = Arc::new(Cell::new(id, state));
         let session = Session::new(Arc::clone(&cell), Arc::clone(self) as Arc<dyn Host>);

@@ -66,12 +66,7 @@ impl Acknowledge for ResumeAcks {
                 shared.wake_reader();
                 shared.wake_writer();
             }
-            Frame::Welcome(welcome) => {
-                self.welcome(&mut shared, &welcome);
-                if let Some(passed) = self.new_session_passes(&shared, &welcome) {
-                    return Some(passed);
-                }
-            }
+            Frame::Welcome(welcome) => self.welcome(&mut shared, &welcome),
             Frame::Gap(gap) => {
                 if let Some(gap) = shared.inbound.on_gap(gap) {
                     shared.gaps.push(gap);
@@ -157,22 +152,6 @@ impl ResumeAcks {
             }
         }
         shared.wake_writer();
-    }
-
-    /// What the sink may take as acknowledged when a WELCOME starts a session that has
-    /// received nothing from this client (not resumed, and expecting the last HELLO's
-    /// `send_first`): everything below that. The messages the client let go of there
-    /// (given up, taken back) are in no window of the new session; the ones it holds
-    /// start there. A session that replaced an ended one may have received messages on a
-    /// connection lost before its WELCOME, and counts them: `None`, as for a resumed one.
-    /// Not an acknowledgement of the old session's: `acked` stays.
-    fn new_session_passes(&self, shared: &Shared, welcome: &Welcome) -> Option<u64> {
-        if welcome.resumed || welcome.recv_next != shared.send_first {
-            return None;
-        }
-        let sent = self.cell.sent.load(Ordering::Acquire);
-        let acked = self.cell.acked.load(Ordering::Acquire);
-        Some(welcome.recv_next.saturating_sub(1).min(sent).max(acked))
     }
 
     /// Takes in a cumulative acknowledgement from the server: the writer trims its

@@ -93,7 +93,6 @@ impl ResumeBuilder {
             inbound: Inbound::new(1),
             gaps: PendingGaps::default(),
             replay_from: None,
-            send_first: 1,
             violations: VecDeque::new(),
             bye_at: None,
             owed_since: None,

@@ -33,11 +33,10 @@ pub(super) fn hello_hook(
         let mut shared = lock(&cell);
         // HELLO asks for everything from `recv_next`: a pending replay is covered.
         shared.replay_from = None;
-        shared.send_first = cell.send_first(info.oldest_tracked);
         let hello = Hello {
             claim: shared.session.claim(),
             recv_next: shared.inbound.received(),
-            send_first: shared.send_first,
+            send_first: cell.send_first(info.oldest_tracked),
             window,
         };
         let mut messages = vec![Frame::Hello(hello).to_message()];

@@ -28,8 +28,6 @@ pub(super) struct Shared {
     pub(super) gaps: PendingGaps,
     /// Ask the server to send again from here.
     pub(super) replay_from: Option<u64>,
-    /// The `send_first` of the last HELLO.
-    pub(super) send_first: u64,
     pub(super) violations: VecDeque<ResumeViolation>,
     /// The server said BYE after the message before this position.
     pub(super) bye_at: Option<u64>,
