@@ -305,7 +305,8 @@ impl<M: MakeConnection> Link<M> {
         Ok(())
     }
 
-    /// The connection's timers: the acknowledgement timer (while tracked messages wait),
+    /// The connection's timers: the acknowledgement timer (while tracked messages wait,
+    /// held or let go of),
     /// the confirmation of flushed messages whose outcomes wait, the fence Ping,
     /// and the keepalive (held while the socket is left unread), with the flush of a
     /// Ping they wrote.
@@ -316,7 +317,7 @@ impl<M: MakeConnection> Link<M> {
         cx: &mut Context<'_>,
     ) -> Result<(), End> {
         if let Some(timer) = &mut self.ack_timer {
-            timer.poll(books.outbox.tracked() > 0, cx)?;
+            timer.poll(!books.outbox.all_acknowledged(), cx)?;
         }
         self.poll_confirmation(books, signals, cx)?;
         self.send_fence(books, cx)?;

@@ -4,14 +4,22 @@ use super::{Entry, Outbox, UndeliveredReason};
 
 impl Outbox {
     /// Applies a cumulative acknowledgement: drops every tracked entry with an id at or
-    /// below `acked`. Returns how many were dropped.
+    /// below `acked`, and passes the ones let go of (see `released.rs`). Returns how many
+    /// it dropped or passed.
     pub(crate) fn acknowledge(&mut self, acked: u64) -> usize {
-        if !self.released.is_empty() {
-            self.released.acknowledge(acked);
-        }
+        let passed = if self.released.is_empty() {
+            0
+        } else {
+            self.released.acknowledge(acked)
+        };
         if self.tracked == 0 {
-            return 0;
+            return passed;
         }
+        passed + self.acknowledge_held(acked)
+    }
+
+    /// Drops every tracked entry with an id at or below `acked`. Returns how many.
+    fn acknowledge_held(&mut self, acked: u64) -> usize {
         let popped = self.pop_acknowledged(acked);
         // Done unless an acknowledged id may still sit further back: behind an untracked
         // entry, or out of order.

@@ -55,9 +55,10 @@ impl Released {
         self.bytes += bytes;
     }
 
-    /// The peer acknowledged everything up to `acked`.
+    /// The peer acknowledged everything up to `acked`. Returns how many it passed.
     #[inline]
-    pub(super) fn acknowledge(&mut self, acked: u64) {
+    pub(super) fn acknowledge(&mut self, acked: u64) -> usize {
+        let before = self.entries.len();
         while let Some(first) = self.entries.front() {
             if first.id > acked {
                 break;
@@ -65,6 +66,7 @@ impl Released {
             self.bytes -= first.bytes;
             self.entries.pop_front();
         }
+        before - self.entries.len()
     }
 
     #[inline]
@@ -106,9 +108,9 @@ mod tests {
             released.record(id, bytes);
         }
         assert_eq!(counted(&released), (4, 140));
-        released.acknowledge(3);
+        assert_eq!(released.acknowledge(3), 2);
         assert_eq!(counted(&released), (2, 90));
-        released.acknowledge(9);
+        assert_eq!(released.acknowledge(9), 2);
         assert_eq!(counted(&released), (0, 0));
         assert!(released.is_empty());
     }
