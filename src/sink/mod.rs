@@ -605,6 +605,28 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.discard_control(pick, live)
     }
 
+    /// The highest acknowledgement id among the tracked messages the sink holds, if any.
+    pub(crate) fn newest_held(&self) -> Option<u64> {
+        self.core.books.outbox.newest_tracked()
+    }
+
+    /// Queues a control message of the protocol layered on acknowledged mode, to be
+    /// written on the next connection after what the sink resends there. Only with no
+    /// connection live (`false`, and nothing queued, otherwise): after a `close()` or a
+    /// failure for good, before `dial()`.
+    pub(crate) fn queue_control_for_next_connection(&mut self, message: Message) -> bool {
+        if matches!(self.core.state, State::Connected(_)) {
+            return false;
+        }
+        let tag = Tag {
+            volatile: false,
+            promise: None,
+            control: true,
+        };
+        self.core.books.outbox.push(message, None, Some(tag));
+        true
+    }
+
     /// Tracked messages the sink holds, not yet acknowledged.
     pub(crate) fn held_unacked(&self) -> usize {
         self.core.books.outbox.tracked()

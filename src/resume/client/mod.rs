@@ -42,6 +42,7 @@ use futures_sink::Sink;
 use crate::connect::MakeConnection;
 use crate::error::Error;
 use crate::resume::frame::{Data, Frame, SessionId};
+use crate::resume::{Gap, GapReason};
 use crate::sink::{DefaultConnector, Delivery, Half, Owed, ReconnectingSink, Undelivered};
 use crate::Message;
 
@@ -142,6 +143,8 @@ pub struct ResumingSink<M: MakeConnection = DefaultConnector> {
     ended: bool,
     /// Where each half stands after a switch to plain mode.
     switch: Switch,
+    /// The server is told of the messages let go of below this (a GAP queued by `dial()`).
+    tail_told: u64,
 }
 
 impl<M: MakeConnection> ResumingSink<M> {
@@ -164,6 +167,7 @@ impl<M: MakeConnection> ResumingSink<M> {
             close_timer: None,
             ended: false,
             switch: Switch::default(),
+            tail_told: 0,
         }
     }
 
@@ -197,6 +201,7 @@ impl<M: MakeConnection> ResumingSink<M> {
     pub async fn dial(&mut self) -> Result<(), Error> {
         self.switch.stopped_by_close = false;
         self.abandon_close();
+        self.tell_released_tail();
         let Err(e) = self.inner.dial().await else {
             return Ok(());
         };
@@ -217,6 +222,33 @@ impl<M: MakeConnection> ResumingSink<M> {
         let bye = Frame::Bye.to_message();
         let dropped = self.inner.discard_control(|m| *m == bye);
         tracing::debug!(dropped, "dial() abandons a close: its BYE is not sent");
+    }
+
+    /// Messages let go of (given up) after the last one the sink still holds: HELLO's
+    /// `send_first` does not pass them, and no later message shows the hole, so the server
+    /// is told with a GAP written after the resent messages on the next connection. Once
+    /// per range.
+    fn tell_released_tail(&mut self) {
+        if self.plain.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(newest) = self.inner.newest_held() else {
+            // Nothing held: `send_first` is the next number, past everything let go of.
+            return;
+        };
+        let next = self.cell.sent.load(Ordering::Acquire) + 1;
+        let from = (newest + 1).max(self.tail_told);
+        if from >= next {
+            return;
+        }
+        let gap = Gap::new(from, Some(next), GapReason::Abandoned);
+        if self
+            .inner
+            .queue_control_for_next_connection(Frame::Gap(gap).to_message())
+        {
+            tracing::debug!(%gap, "messages given up after the last one held: the server is told");
+            self.tail_told = next;
+        }
     }
 
     /// Whether resume mode is in effect: `false` after falling back to plain mode (see

@@ -208,6 +208,16 @@ impl Outbox {
         }
     }
 
+    /// The highest id of the tracked messages held, if any.
+    pub(crate) fn newest_tracked(&self) -> Option<u64> {
+        let mut ids = self.queue.iter().rev().filter_map(|e| e.id);
+        if self.ids_in_order {
+            ids.next()
+        } else {
+            ids.max()
+        }
+    }
+
     /// Keeps `message`, about to be written, without taking it: small untracked payloads
     /// as a copy, the rest as a clone. `tag`: its outcome and volatility, if it has them.
     #[inline]
