@@ -1,5 +1,5 @@
-//! The bounds either way hold against a caller that skips `poll_ready`, and `close()`
-//! returns within its bound.
+//! The bounds either way hold against a caller that skips `poll_ready` (with messages
+//! taken back too), and `close()` returns within its bound.
 
 use std::time::Duration;
 
@@ -95,4 +95,21 @@ async fn ack_delay_sends_the_acknowledgement_without_another_read() {
         }
         _ = ws.flush() => panic!("the flush completed, yet c1 was never taken"),
     }
+}
+
+#[tokio::test]
+async fn start_send_without_room_is_refused_on_the_client_with_messages_taken_back() {
+    let resume = ResumeConfig::default().max_unacked_frames(4);
+    // The server's application never reads: nothing is acknowledged.
+    let (_server, mut ws, _session) = pair(ServerConfig::default(), resume).await;
+    let mut accepted = 0;
+    for _ in 0..100 {
+        while ws.start_send(Message::text(format!("m{accepted}"))).is_ok() {
+            accepted += 1;
+            assert!(accepted <= 4, "start_send past the window");
+        }
+        // Taken back, still unacknowledged: the server may hold them.
+        ws.take_undelivered();
+    }
+    assert_eq!(accepted, 4);
 }

@@ -79,7 +79,8 @@ impl<M: MakeConnection> ResumingSink<M> {
     /// which keeps it until the server acknowledges it.
     ///
     /// # Errors
-    /// As [`ReconnectingSink::start_send`]; the message was not taken.
+    /// As [`ReconnectingSink::start_send`]; [`Error::NotReady`] also when the window has no
+    /// room (a caller that skipped `poll_ready`). The message was not taken.
     ///
     /// ```no_run
     /// # async fn run(mut ws: ws_reconnect::ResumingSink) -> Result<(), ws_reconnect::Error> {
@@ -151,9 +152,14 @@ impl<M: MakeConnection> ResumingSink<M> {
             ping_or_pong => return as_is(&mut self.inner, ping_or_pong, promise),
         }
         self.inner.ready_to_take()?;
+        let unacked = self.inner.unacked();
+        if !InFlight::room(unacked, &self.config, &self.cell) {
+            // A caller that skipped `poll_ready`: refused, so that what is in flight
+            // (held or let go of) stays within the window.
+            return Err(Error::NotReady);
+        }
         // The sink takes it now: the number is used. The sink keeps the message as it
         // is, and frames it at each write (`ResumeFraming`).
-        let unacked = self.inner.unacked();
         let Numbered { seq, prompt } =
             self.in_flight
                 .push(message.len(), unacked, &self.config, &self.cell);
