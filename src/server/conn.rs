@@ -32,7 +32,7 @@ use super::error::AttachError;
 use super::session::{Cell, Ending, Item, State};
 use super::store::{Refusal, Shared};
 use crate::error::BoxError;
-use crate::resume::frame::{Data, Frame, ResumeViolation};
+use crate::resume::frame::{BatchIter, Data, Frame, ResumeViolation};
 use crate::resume::inbound::Arrival;
 use crate::resume::{Gap, GapReason};
 use crate::Message;
@@ -228,6 +228,14 @@ impl Conn {
         let mut freed = 0;
         match frame {
             Frame::Data(data) => freed += self.receive_data(&mut state, data)?,
+            Frame::Batch(body) => {
+                // Each DATA in turn, as if it came alone: the window, the order and the
+                // acknowledgements work per message.
+                for data in BatchIter::new(body) {
+                    let data = data.map_err(End::Violation)?;
+                    freed += self.receive_data(&mut state, data)?;
+                }
+            }
             Frame::Ack(ack) => freed += apply_ack(&mut state, ack)?,
             Frame::Prompt(ack) => {
                 freed += apply_ack(&mut state, ack)?;

@@ -79,7 +79,7 @@ impl Acknowledge for ResumeAcks {
                 self.cell.bye.store(true, Ordering::Release);
                 shared.wake_reader();
             }
-            Frame::Hello(_) | Frame::Replay(_) => {
+            Frame::Hello(_) | Frame::Replay(_) | Frame::Batch(_) => {
                 let kind = frame.kind_name();
                 shared.violation(ResumeViolation::Unexpected { kind });
             }

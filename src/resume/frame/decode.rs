@@ -14,7 +14,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
         HELLO => HELLO_SESSION | HELLO_OPEN,
         WELCOME => WELCOME_RESUMED,
         GAP => GAP_END,
-        REPLAY | BYE => 0,
+        REPLAY | BYE | BATCH => 0,
         _ => return Err(ResumeViolation::UnknownKind(kind)),
     };
     if flags & !allowed != 0 {
@@ -26,6 +26,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Frame, ResumeViolation> {
     };
     let frame = match kind {
         DATA => return data(bytes, flags, &mut r),
+        BATCH => return Ok(Frame::Batch(bytes.slice(1..))),
         ACK if flags & ACK_PROMPT != 0 => Frame::Prompt(r.varint("acknowledgement")?),
         ACK => Frame::Ack(r.varint("acknowledgement")?),
         HELLO => hello(flags, &mut r)?,
@@ -61,6 +62,55 @@ fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeVio
         prompt,
         payload,
     }))
+}
+
+/// The DATA frames of a BATCH body, in order, each a slice of it (no copy). An entry
+/// that is not a well-formed DATA frame (a BATCH in a BATCH included) is a violation; a
+/// length past the body's end ends the iteration.
+pub(crate) struct BatchIter {
+    body: Bytes,
+    pos: usize,
+}
+
+impl BatchIter {
+    pub(crate) fn new(body: Bytes) -> Self {
+        BatchIter { body, pos: 0 }
+    }
+}
+
+impl Iterator for BatchIter {
+    type Item = Result<Data, ResumeViolation>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.body.len() {
+            return None;
+        }
+        let mut r = Reader {
+            buf: &self.body[self.pos..],
+            pos: 0,
+        };
+        let len = match r.varint("batch entry length") {
+            Ok(len) => len as usize,
+            Err(e) => {
+                self.pos = self.body.len();
+                return Some(Err(e));
+            }
+        };
+        let start = self.pos + r.pos;
+        let Some(end) = start.checked_add(len).filter(|&end| end <= self.body.len()) else {
+            self.pos = self.body.len();
+            return Some(Err(ResumeViolation::Truncated {
+                field: "batch entry",
+            }));
+        };
+        self.pos = end;
+        let inner = self.body.slice(start..end);
+        Some(match decode(&inner) {
+            Ok(Frame::Data(data)) => Ok(data),
+            Ok(_) => Err(ResumeViolation::Unexpected { kind: "BATCH" }),
+            Err(e) => Err(e),
+        })
+    }
 }
 
 fn hello(flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeViolation> {

@@ -64,6 +64,10 @@ impl Frame {
                 put_varint(&mut out, *from);
             }
             Frame::Bye => out.push(BYE),
+            Frame::Batch(body) => {
+                out.push(BATCH);
+                out.extend_from_slice(body);
+            }
         }
         out
     }
@@ -176,6 +180,43 @@ impl DataWriter {
         self.scratch.extend_from_slice(payload);
         self.scratch.split().freeze()
     }
+}
+
+impl DataWriter {
+    /// A BATCH of the DATA frames `entries` gives (sequence number, text, PROMPT,
+    /// payload), written into the scratch buffer and handed out as one `Bytes`: one
+    /// WebSocket message for all of them. `ack` goes on the first frame. `hint`: an upper
+    /// bound of the batch's length ([`BATCH_OVERHEAD`](Self::BATCH_OVERHEAD) per entry
+    /// beside its payload, and one byte).
+    #[inline]
+    pub(crate) fn batch<'a>(
+        &mut self,
+        ack: Option<u64>,
+        hint: usize,
+        entries: impl Iterator<Item = (u64, bool, bool, &'a [u8])>,
+    ) -> Bytes {
+        if self.scratch.capacity() < hint {
+            let want = Self::SCRATCH.max(hint);
+            if !self.scratch.try_reclaim(want) {
+                self.scratch = BytesMut::with_capacity(want);
+            }
+        }
+        self.scratch.extend_from_slice(&[BATCH]);
+        let mut ack = ack;
+        for (seq, text, prompt, payload) in entries {
+            let header = DataHeader::new(seq, ack.take(), text, prompt);
+            let mut len = [0; MAX_VARINT];
+            let n = write_varint(&mut len, (header.len + payload.len()) as u64);
+            self.scratch.extend_from_slice(&len[..n]);
+            self.scratch.extend_from_slice(header.bytes());
+            self.scratch.extend_from_slice(payload);
+        }
+        self.scratch.split().freeze()
+    }
+
+    /// The most bytes a batch entry adds besides its payload: its length and its DATA
+    /// header.
+    pub(crate) const BATCH_OVERHEAD: usize = 1 + 3 * MAX_VARINT;
 }
 
 /// Appends `value` as an unsigned LEB128 varint.

@@ -14,6 +14,7 @@
 //! GAP     5 | END 0x10            | from | [to] | reason:u8
 //! REPLAY  6 |                     | from
 //! BYE     7 |                     |
+//! BATCH   8 |                     | (length | DATA frame)* (client to server only)
 //! ```
 
 mod decode;
@@ -26,7 +27,7 @@ use std::fmt;
 
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
-pub(crate) use self::decode::decode;
+pub(crate) use self::decode::{decode, BatchIter};
 #[cfg(any(feature = "server", test))]
 pub(crate) use self::encode::encode_data;
 pub(crate) use self::encode::DataWriter;
@@ -52,6 +53,8 @@ const WELCOME: u8 = 4;
 const GAP: u8 = 5;
 const REPLAY: u8 = 6;
 const BYE: u8 = 7;
+/// Several DATA frames in one WebSocket message, each after its length.
+const BATCH: u8 = 8;
 
 const DATA_TEXT: u8 = 0x10;
 const DATA_ACK: u8 = 0x20;
@@ -224,6 +227,8 @@ pub(crate) enum Frame {
     Gap(Gap),
     Replay(u64),
     Bye,
+    /// The body of a BATCH (after its kind byte), read with [`BatchIter`].
+    Batch(Bytes),
 }
 
 impl Frame {
@@ -237,6 +242,7 @@ impl Frame {
             Frame::Gap(_) => "GAP",
             Frame::Replay(_) => "REPLAY",
             Frame::Bye => "BYE",
+            Frame::Batch(_) => "BATCH",
         }
     }
 

@@ -300,3 +300,64 @@ fn the_writers_scratch_is_written_again_once_no_frame_in_it_is_held() {
         (2..200u64).any(|seq| writer.data(seq, None, false, false, &[2; 1000]).as_ptr() == start);
     assert!(back, "the scratch buffer was written again");
 }
+
+/// `entries` (sequence number, text, PROMPT, payload) as a BATCH, its acknowledgement
+/// `ack` on the first.
+fn batch_of(ack: Option<u64>, entries: &[(u64, bool, bool, &[u8])]) -> Bytes {
+    let mut writer = DataWriter::default();
+    let bytes: usize = entries.iter().map(|e| e.3.len()).sum();
+    let hint = 1 + bytes + entries.len() * DataWriter::BATCH_OVERHEAD;
+    writer.batch(ack, hint, entries.iter().copied())
+}
+
+#[test]
+fn a_batch_reads_back_as_the_data_frames_it_was_made_of() {
+    let batch = batch_of(
+        Some(9),
+        &[
+            (5, true, false, b"a"),
+            (6, false, true, &[0; 300]),
+            (7, true, false, b""),
+        ],
+    );
+    let Ok(Frame::Batch(body)) = decode(&batch) else {
+        panic!("not a BATCH");
+    };
+    let data: Vec<Data> = BatchIter::new(body).map(Result::unwrap).collect();
+    let expected = [
+        (5, Some(9), true, false, Bytes::from_static(b"a")),
+        (6, None, false, true, Bytes::from(vec![0; 300])),
+        (7, None, true, false, Bytes::new()),
+    ];
+    assert_eq!(data.len(), expected.len());
+    for (d, (seq, ack, text, prompt, payload)) in data.iter().zip(expected) {
+        assert_eq!((d.seq, d.ack, d.text, d.prompt), (seq, ack, text, prompt));
+        assert_eq!(d.payload, payload);
+    }
+}
+
+#[test]
+fn a_batch_entry_that_is_not_whole_data_is_a_violation() {
+    // An entry longer than what is left.
+    let body = Bytes::from_static(&[5, 0x01, 1, b'x']);
+    let items: Vec<_> = BatchIter::new(body).collect();
+    assert!(
+        matches!(items[..], [Err(ResumeViolation::Truncated { .. })]),
+        "{items:?}"
+    );
+    // A BATCH inside a BATCH, then a DATA.
+    let body = Bytes::from_static(&[1, 0x08, 3, 0x01, 1, b'x']);
+    let items: Vec<_> = BatchIter::new(body).collect();
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_err(), "{items:?}");
+    // Flags on BATCH.
+    assert!(decode(&Bytes::from_static(&[0x18])).is_err());
+}
+
+proptest! {
+    /// A BATCH body of garbage never panics: each entry is a DATA frame or a typed error.
+    #[test]
+    fn garbage_in_a_batch_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        for _ in BatchIter::new(Bytes::from(bytes)) {}
+    }
+}
