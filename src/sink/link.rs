@@ -142,7 +142,8 @@ impl<M: MakeConnection> Link<M> {
     ) -> Poll<Result<usize, End>> {
         let mut resent = 0usize;
         loop {
-            if self.preamble_done() && outbox.all_written() {
+            // What is held back goes as one, at the flush (see `outbox/deferred.rs`).
+            if self.preamble_done() && outbox.all_written_or_deferred() {
                 return Poll::Ready(Ok(resent));
             }
             // Ready before the message is made: framing one may have an effect (resume
@@ -168,6 +169,25 @@ impl<M: MakeConnection> Link<M> {
             }
             self.needs_flush = true;
         }
+    }
+
+    /// Writes the messages held back for a batch, if any, as one: what a flush covers is
+    /// written (see `outbox/deferred.rs`).
+    fn poll_write_deferred(
+        &mut self,
+        books: &mut Books,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), End>> {
+        if books.outbox.deferred().count == 0 || !self.preamble_done() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_ready(cx))?;
+        let (outbox, framing) = books.writing();
+        if let Some(gathered) = framing.and_then(|framing| outbox.gather(framing)) {
+            self.write(gathered.message)?;
+            outbox.mark_written_n(gathered.entries);
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Whether the connection can take a message now.
@@ -196,6 +216,7 @@ impl<M: MakeConnection> Link<M> {
         books: &mut Books,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), End>> {
+        ready!(self.poll_write_deferred(books, cx))?;
         let flushed = self.conn.as_mut().poll_flush(cx);
         self.write_blocked = flushed.is_pending();
         ready!(flushed).map_err(|e| Lost::new(e.into()))?;

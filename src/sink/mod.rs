@@ -48,7 +48,7 @@ use self::builder::Settings;
 pub use self::builder::{Builder, DefaultConnector};
 pub use self::confirm::ConfirmBy;
 use self::driver::{Core, State};
-pub(crate) use self::framing::Framing;
+pub(crate) use self::framing::{Framing, Tracked};
 pub use self::hello::ConnectInfo;
 pub use self::keepalive::Keepalive;
 use self::outbox::Tag;

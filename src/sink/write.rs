@@ -21,7 +21,7 @@ impl<M: MakeConnection> Core<M> {
         // The steady state, once per message: connected, nothing to resend, no check or
         // flush due. Straight to the connection.
         let books = &self.books;
-        let steady = books.outbox.all_written()
+        let steady = books.outbox.all_written_or_deferred()
             && !books.outbox.needs_flush()
             && !books.due_for_check()
             && !books.window_full();
@@ -131,6 +131,8 @@ impl<M: MakeConnection> Core<M> {
     #[inline]
     pub(super) fn accept_as(&mut self, message: Message, id: Option<u64>, tag: Option<Tag>) {
         self.accepting(message.len());
+        // What was held back goes first: this one keeps its place after it.
+        self.write_deferred();
         let books = &mut self.books;
         match &mut self.state {
             // Kept without taking the message (a copy of a small payload), which goes to
@@ -161,6 +163,19 @@ impl<M: MakeConnection> Core<M> {
         self.accepting(message.len());
         let books = &mut self.books;
         let framing = books.acks.as_mut().and_then(|a| a.framing.as_deref_mut());
+        let limit = framing.as_ref().map_or(0, |f| f.batch_limit());
+        if limit > 1 {
+            if matches!(self.state, State::Connected(_)) && books.outbox.all_written_or_deferred() {
+                // Held back, to be written with the ones after it (see `outbox/deferred.rs`).
+                books.outbox.push_deferred(message, id, prompt, tag);
+                if books.outbox.deferred_full(limit) {
+                    self.write_deferred();
+                }
+            } else {
+                books.outbox.push_framed(message, id, prompt, tag);
+            }
+            return;
+        }
         let wire = match (&self.state, framing) {
             (State::Connected(_), Some(framing)) if books.outbox.all_written() => {
                 Some(framing.frame(&message, id, prompt))
@@ -171,6 +186,30 @@ impl<M: MakeConnection> Core<M> {
         if let (Some(wire), State::Connected(link)) = (wire, &mut self.state) {
             let written = link.write(wire);
             self.written(written);
+        }
+    }
+
+    /// Writes the messages held back for a batch, if any, as one (after `poll_ready`:
+    /// one message). A write that fails ends the connection; they stay, and are resent on
+    /// the next one.
+    #[inline]
+    fn write_deferred(&mut self) {
+        if self.books.outbox.deferred().count == 0 {
+            return;
+        }
+        let State::Connected(link) = &mut self.state else {
+            return;
+        };
+        let (outbox, framing) = self.books.writing();
+        let Some(gathered) = framing.and_then(|framing| outbox.gather(framing)) else {
+            return;
+        };
+        match link.write(gathered.message) {
+            Ok(()) => self.books.outbox.mark_written_n(gathered.entries),
+            Err(end) => {
+                let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+                self.end_connection(end, &mut cx);
+            }
         }
     }
 

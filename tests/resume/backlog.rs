@@ -1,7 +1,9 @@
 //! A resent DATA frame carries the acknowledgement owed when it is written. The frame is
 //! made only once the connection can take it: making it marks that acknowledgement sent,
 //! so a frame made while the connection's `poll_ready` is Pending, then dropped, would
-//! leave the server without it. The server's side is the test's own frames, in memory.
+//! leave the server without it. And messages fed without a flush go as BATCH frames, in
+//! order with what is written between them. The server's side is the test's own frames,
+//! in memory.
 
 use std::collections::VecDeque;
 use std::io;
@@ -158,6 +160,9 @@ async fn a_message_taken_while_the_backlog_waits_is_acknowledged_when_it_goes() 
     timeout(BOUND, ws.dial()).await.unwrap().unwrap();
     let c1 = ws.feed(Message::text("c1"));
     timeout(BOUND, c1).await.unwrap().unwrap();
+    // Held back for a batch until a flush, which writes it and waits for its
+    // acknowledgement.
+    assert!(ws.flush().now_or_never().is_none(), "c1 is unacknowledged");
     let c1_written = a.written().iter().any(|f| f.starts_with(&[0x51, 1]));
     assert!(c1_written, "c1 on the first connection");
 
@@ -200,4 +205,80 @@ async fn a_message_taken_while_the_backlog_waits_is_acknowledged_when_it_goes() 
     })
     .await;
     assert!(acked.is_ok(), "no ACK of s1 in {seen:x?}");
+}
+
+/// The DATA frames in a BATCH client frame, by sequence number (entries of fewer than
+/// 128 bytes, one-byte sequence numbers).
+fn batch_seqs(frame: &[u8]) -> Vec<u8> {
+    assert_eq!(frame[0], 0x08, "a BATCH");
+    let (mut seqs, mut at) = (Vec::new(), 1);
+    while at < frame.len() {
+        let len = frame[at] as usize;
+        seqs.push(frame[at + 2]);
+        at += 1 + len;
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn messages_fed_without_a_flush_go_as_batches_in_order_around_a_ping() {
+    let (first, mut a) = Peer::pair(None);
+    let conns = Arc::new(Mutex::new(VecDeque::from([first])));
+    let make = tower::service_fn(move |_: Target| {
+        let conn = conns.lock().unwrap().pop_front();
+        async move { conn.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused)) }
+    });
+    let mut ws = ReconnectingSink::builder()
+        .resume(ResumeConfig::default())
+        .build_over(make, Target::new("ws://mock/").unwrap())
+        .unwrap();
+    a.send(&welcome(false));
+    timeout(BOUND, ws.dial()).await.unwrap().unwrap();
+    for i in 1..=40 {
+        timeout(BOUND, ws.feed(Message::text(format!("m{i}"))))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    timeout(BOUND, ws.feed(Message::Ping(vec![9].into())))
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 41..=43 {
+        timeout(BOUND, ws.feed(Message::text(format!("m{i}"))))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Held back until a flush, which writes them, then waits for their acknowledgement.
+    let before_flush = a.from_client.try_recv().into_iter().count();
+    assert!(
+        ws.flush().now_or_never().is_none(),
+        "nothing is acknowledged"
+    );
+    let written: Vec<Message> = std::iter::from_fn(|| a.from_client.try_recv().ok()).collect();
+    assert_eq!(
+        before_flush, 1,
+        "HELLO, then nothing but full batches before the Ping"
+    );
+    let kinds: Vec<String> = written
+        .iter()
+        .map(|m| match m {
+            Message::Binary(b) if b[0] == 0x08 => format!("batch {:?}", batch_seqs(b)),
+            Message::Binary(b) => format!("kind {:#04x}", b[0]),
+            Message::Ping(p) => format!("ping {:?}", &p[..]),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let seqs = |r: std::ops::RangeInclusive<u8>| format!("batch {:?}", r.collect::<Vec<_>>());
+    // (Then the flush's own frames: a PROMPT, the Ping that confirms the flush.)
+    assert_eq!(
+        kinds[..4],
+        [
+            seqs(1..=32),
+            seqs(33..=40),
+            "ping [9]".to_owned(),
+            seqs(41..=43)
+        ]
+    );
 }

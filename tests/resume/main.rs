@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `abandoned.rs` | messages given up or taken back, a `close()` abandoned: the window and the gap |
 //! | `acks.rs` | when the server acknowledges a waiting application |
-//! | `backlog.rs` | the acknowledgement a resent DATA frame carries, on a connection slow to take it |
+//! | `backlog.rs` | the acknowledgement a resent DATA frame carries, on a connection slow to take it; BATCH frames |
 //! | `basics.rs` | a round trip, negotiation, broken frames either way |
 //! | `fallback.rs` | a server replaced mid-session by one without resume mode |
 //! | `bounds.rs` | bounds against callers that skip `poll_ready`; `close()` within its bound |

@@ -15,7 +15,9 @@ impl Outbox {
         if self.tracked == 0 {
             return passed;
         }
-        passed + self.acknowledge_held(acked)
+        let dropped = self.acknowledge_held(acked);
+        self.check_deferred();
+        passed + dropped
     }
 
     /// Drops every tracked entry with an id at or below `acked`. Returns how many.

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `acknowledge.rs` | a cumulative acknowledgement; the end of the protocol that tracks |
 //! | `confirm.rs` | untracked entries waiting for the peer to confirm their flush |
+//! | `deferred.rs` | tracked entries held back to be written as one |
 //! | `released.rs` | tracked entries let go of before their acknowledgement |
 //! | `remove.rs` | entries that leave otherwise: handed back, discarded, given up |
 //!
@@ -33,10 +34,12 @@ use tokio::time::Instant;
 
 mod acknowledge;
 mod confirm;
+mod deferred;
 mod released;
 mod remove;
 
 use self::confirm::Batch;
+pub(crate) use self::deferred::Deferred;
 use self::released::Released;
 use super::framing::Framing;
 use super::kept::{Arena, Kept};
@@ -120,6 +123,9 @@ pub(crate) struct Outbox {
     arena: Arena,
     /// Tracked entries let go of before their acknowledgement (see `released.rs`).
     released: Released,
+    /// The unwritten entries at the end held back to be written as one (see
+    /// `deferred.rs`).
+    deferred: Deferred,
 }
 
 impl Outbox {
@@ -145,6 +151,7 @@ impl Outbox {
             volatile: 0,
             arena: Arena::default(),
             released: Released::default(),
+            deferred: Deferred::default(),
         }
     }
 
@@ -284,6 +291,8 @@ impl Outbox {
 
     #[inline]
     fn push_entry(&mut self, entry: Entry) {
+        // A new end of the queue (`push_deferred` claims it again).
+        self.forget_deferred();
         let (len, id) = (entry.kept.len(), entry.id);
         if let Some(id) = id {
             if self.last_id.is_some_and(|last| id <= last) {
@@ -319,6 +328,7 @@ impl Outbox {
     pub(crate) fn mark_written(&mut self) {
         debug_assert!(self.written < self.queue.len());
         self.written += 1;
+        self.check_deferred();
     }
 
     #[inline]
@@ -328,6 +338,7 @@ impl Outbox {
 
     /// The connection was lost: everything still owed is to be written again.
     pub(crate) fn rewind(&mut self) {
+        self.forget_deferred();
         self.batches.clear();
         self.unconfirmed = 0;
         self.written = 0;

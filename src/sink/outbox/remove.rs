@@ -15,6 +15,7 @@ impl Outbox {
     /// [`take_all`](Self::take_all), saying which messages are a protocol's control
     /// messages.
     pub(crate) fn take_owed(&mut self) -> Vec<Owed> {
+        self.forget_deferred();
         self.batches.clear();
         self.unconfirmed = 0;
         self.written = 0;
@@ -106,6 +107,7 @@ impl Outbox {
         mut condition: impl FnMut(&Arena, &Entry) -> bool,
         reason: impl Fn() -> UndeliveredReason,
     ) -> usize {
+        self.forget_deferred();
         let mut removed = 0;
         let (ledger, tickets, volatile, arena) = (
             &mut self.ledger,

@@ -276,3 +276,76 @@ fn a_control_message_is_discarded_unless_written_on_the_live_connection() {
     assert_eq!(o.len(), 2);
     assert_eq!(o.next_unwritten(None), Some(Message::text("u")));
 }
+
+/// A framing that writes a message as its text, and a batch as the texts joined by `+`.
+struct Joining;
+
+impl Framing for Joining {
+    fn frame(&mut self, message: &Message, _id: u64, _prompt: bool) -> Message {
+        message.clone()
+    }
+
+    fn batch_limit(&self) -> usize {
+        3
+    }
+
+    fn frame_batch(
+        &mut self,
+        entries: &mut dyn Iterator<Item = crate::sink::Tracked<'_>>,
+        _count: usize,
+        _bytes: usize,
+    ) -> Message {
+        let texts: Vec<&str> = entries.map(|t| t.message.to_text().unwrap()).collect();
+        Message::text(texts.join("+"))
+    }
+}
+
+#[test]
+fn messages_held_back_are_written_as_one_and_marked_written_together() {
+    let mut o = Outbox::new(100, 1000);
+    for (id, text) in [(1, "a"), (2, "b")] {
+        o.push_deferred(Message::text(text), id, false, None);
+    }
+    assert!(o.all_written_or_deferred() && !o.all_written());
+    assert!(!o.deferred_full(3));
+    o.push_deferred(Message::text("c"), 3, false, None);
+    assert!(o.deferred_full(3));
+    let gathered = o.gather(&mut Joining).unwrap();
+    assert_eq!(
+        (gathered.message, gathered.entries),
+        (Message::text("a+b+c"), 3)
+    );
+    o.mark_written_n(3);
+    assert!(o.all_written());
+    assert!(o.gather(&mut Joining).is_none());
+    // One alone is framed as one.
+    o.push_deferred(Message::text("d"), 4, false, None);
+    assert_eq!(o.gather(&mut Joining).unwrap().message, Message::text("d"));
+}
+
+#[test]
+fn anything_else_that_changes_the_queue_makes_what_was_held_back_ordinary_backlog() {
+    let mut o = Outbox::new(100, 1000);
+    o.push_deferred(Message::text("a"), 1, false, None);
+    // A message pushed otherwise (not connected, or untracked): the held-back one is
+    // written before it, one by one.
+    o.push(Message::text("u"), None, None);
+    assert_eq!(o.deferred().count, 0);
+    assert!(!o.all_written_or_deferred());
+    assert_eq!(texts(&mut o), ["a", "u"]);
+    // A lost connection.
+    o.push_deferred(Message::text("b"), 2, false, None);
+    o.rewind();
+    assert_eq!(o.deferred().count, 0);
+    // An acknowledgement that reaches an unwritten one.
+    let mut o = Outbox::new(100, 1000);
+    o.push_deferred(Message::text("a"), 1, false, None);
+    o.push_deferred(Message::text("b"), 2, false, None);
+    o.acknowledge(1);
+    assert_eq!(o.deferred().count, 0, "a was never written");
+    assert_eq!(texts(&mut o), ["b"]);
+    // Taken back.
+    o.push_deferred(Message::text("c"), 3, false, None);
+    o.take_all();
+    assert!(o.all_written_or_deferred() && o.deferred().count == 0);
+}
