@@ -67,17 +67,20 @@ fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeVio
 /// The DATA frames of a BATCH body, in order, each a slice of it (no copy). An entry
 /// that is not a well-formed DATA frame (a BATCH in a BATCH included) is a violation; a
 /// length past the body's end ends the iteration.
+#[cfg(any(feature = "server", test))]
 pub(crate) struct BatchIter {
     body: Bytes,
     pos: usize,
 }
 
+#[cfg(any(feature = "server", test))]
 impl BatchIter {
     pub(crate) fn new(body: Bytes) -> Self {
         BatchIter { body, pos: 0 }
     }
 }
 
+#[cfg(any(feature = "server", test))]
 impl Iterator for BatchIter {
     type Item = Result<Data, ResumeViolation>;
 

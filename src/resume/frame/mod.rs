@@ -27,7 +27,9 @@ use std::fmt;
 
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
-pub(crate) use self::decode::{decode, BatchIter};
+pub(crate) use self::decode::decode;
+#[cfg(any(feature = "server", test))]
+pub(crate) use self::decode::BatchIter;
 #[cfg(any(feature = "server", test))]
 pub(crate) use self::encode::encode_data;
 pub(crate) use self::encode::DataWriter;
