@@ -173,7 +173,7 @@ impl<M: MakeConnection> Link<M> {
 
     /// Writes the messages held back for a batch, if any, as one: what a flush covers is
     /// written (see `outbox/deferred.rs`).
-    fn poll_write_deferred(
+    pub(super) fn poll_write_deferred(
         &mut self,
         books: &mut Books,
         cx: &mut Context<'_>,

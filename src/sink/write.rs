@@ -22,6 +22,7 @@ impl<M: MakeConnection> Core<M> {
         // flush due. Straight to the connection.
         let books = &self.books;
         let steady = books.outbox.all_written_or_deferred()
+            && !books.outbox.deferred().full()
             && !books.outbox.needs_flush()
             && !books.due_for_check()
             && !books.window_full();
@@ -81,6 +82,10 @@ impl<M: MakeConnection> Core<M> {
             }
             // Flushed: a new batch starts, with its look at what arrived.
             return self.poll_room(cx);
+        }
+        if books.outbox.deferred().full() {
+            // A batch a large message filled on its own: written before the next.
+            ready!(link.poll_write_deferred(books, cx))?;
         }
         link.poll_ready(cx)
     }
@@ -165,15 +170,7 @@ impl<M: MakeConnection> Core<M> {
         let framing = books.acks.as_mut().and_then(|a| a.framing.as_deref_mut());
         let limit = framing.as_ref().map_or(0, |f| f.batch_limit());
         if limit > 1 {
-            if matches!(self.state, State::Connected(_)) && books.outbox.all_written_or_deferred() {
-                // Held back, to be written with the ones after it (see `outbox/deferred.rs`).
-                books.outbox.push_deferred(message, id, prompt, tag);
-                if books.outbox.deferred_full(limit) {
-                    self.write_deferred();
-                }
-            } else {
-                books.outbox.push_framed(message, id, prompt, tag);
-            }
+            self.accept_batched(message, id, prompt, tag, limit);
             return;
         }
         let wire = match (&self.state, framing) {
@@ -186,6 +183,34 @@ impl<M: MakeConnection> Core<M> {
         if let (Some(wire), State::Connected(link)) = (wire, &mut self.state) {
             let written = link.write(wire);
             self.written(written);
+        }
+    }
+
+    /// [`accept_framed`](Self::accept_framed) for a framing that batches: held back, to
+    /// be written with the ones after it (see `outbox/deferred.rs`). At most one write:
+    /// the batch before it if it does not fit, or the batch it fills; a batch it fills
+    /// on its own (a large message, after the write of the one before) waits for the next
+    /// `poll_ready` or flush.
+    fn accept_batched(
+        &mut self,
+        message: Message,
+        id: u64,
+        prompt: bool,
+        tag: Option<Tag>,
+        limit: usize,
+    ) {
+        let fits = self.books.outbox.deferred().fits(message.len());
+        if !fits {
+            self.write_deferred();
+        }
+        let outbox = &mut self.books.outbox;
+        if matches!(self.state, State::Connected(_)) && outbox.all_written_or_deferred() {
+            outbox.push_deferred(message, id, prompt, tag, limit);
+            if fits && outbox.deferred().full() {
+                self.write_deferred();
+            }
+        } else {
+            outbox.push_framed(message, id, prompt, tag);
         }
     }
 

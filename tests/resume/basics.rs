@@ -315,3 +315,46 @@ async fn take_undelivered_hands_back_the_applications_messages_and_nothing_of_th
     assert_eq!(taken, expected);
     assert_eq!(ws.unacknowledged_count(), 0);
 }
+
+#[tokio::test]
+async fn a_batch_stays_within_a_message_size_the_server_allows_each_message() {
+    const LIMIT: usize = 64 * 1024;
+    let websocket = ws_reconnect::WebSocketConfig::default()
+        .max_frame_size(Some(LIMIT))
+        .max_message_size(Some(LIMIT));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (server, mut sessions) = Server::new(ServerConfig::default().websocket_config(websocket));
+    tokio::spawn(server.serve(listener));
+    let mut ws = client(&url, ResumeConfig::default()).await;
+    let mut session = timeout(BOUND, sessions.next()).await.unwrap().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            match timeout(BOUND, session.next()).await {
+                Ok(Some(Ok(m))) => got.push(m.len()),
+                other => panic!("after {got:?}: {other:?}"),
+            }
+        }
+        got
+    });
+    timeout(BOUND, ws.send(Message::text("warm")))
+        .await
+        .unwrap()
+        .unwrap();
+    // A small message held back, then one that alone is near the server's limit: the
+    // two would not fit in one message of the limit's size.
+    ws.feed(Message::text("small")).await.unwrap();
+    let near = LIMIT - 8;
+    ws.feed(Message::binary(vec![7; near])).await.unwrap();
+    // The large one fills a batch alone: written before the next.
+    ws.feed(Message::text("tail")).await.unwrap();
+    timeout(BOUND, ws.flush()).await.unwrap().unwrap();
+    let got = crate::support::join(reader, "the server's reader").await;
+    assert_eq!(got, [4, 5, near, 4]);
+    assert_eq!(
+        ws.get_ref().stats().connects,
+        1,
+        "the server never refused a message"
+    );
+}

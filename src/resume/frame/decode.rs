@@ -64,9 +64,10 @@ fn data(bytes: &Bytes, flags: u8, r: &mut Reader<'_>) -> Result<Frame, ResumeVio
     }))
 }
 
-/// The DATA frames of a BATCH body, in order, each a slice of it (no copy). An entry
-/// that is not a well-formed DATA frame (a BATCH in a BATCH included) is a violation; a
-/// length past the body's end ends the iteration.
+/// The DATA frames of a BATCH body, in order, each payload copied out of it (a message
+/// waiting for the application holds only its own bytes). An entry that is not a
+/// well-formed DATA frame (a BATCH in a BATCH included) is a violation; a length past the
+/// body's end ends the iteration.
 #[cfg(any(feature = "server", test))]
 pub(crate) struct BatchIter {
     body: Bytes,
@@ -93,7 +94,8 @@ impl Iterator for BatchIter {
             pos: 0,
         };
         let len = match r.varint("batch entry length") {
-            Ok(len) => len as usize,
+            // Past the address space: past the body too.
+            Ok(len) => usize::try_from(len).unwrap_or(usize::MAX),
             Err(e) => {
                 self.pos = self.body.len();
                 return Some(Err(e));
@@ -109,7 +111,12 @@ impl Iterator for BatchIter {
         self.pos = end;
         let inner = self.body.slice(start..end);
         Some(match decode(&inner) {
-            Ok(Frame::Data(data)) => Ok(data),
+            Ok(Frame::Data(mut data)) => {
+                // Its own bytes: a slice would keep the whole BATCH alive as long as the
+                // message waits for the application, beyond what the window counts.
+                data.payload = Bytes::copy_from_slice(&data.payload);
+                Ok(data)
+            }
             Ok(_) => Err(ResumeViolation::Unexpected { kind: "BATCH" }),
             Err(e) => Err(e),
         })

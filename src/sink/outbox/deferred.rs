@@ -5,9 +5,14 @@
 //! A message accepted on a live connection with nothing else waiting to be written is
 //! held back at the end of the queue instead of being written at once. The held-back
 //! messages are written as one when there are [`Framing::batch_limit`] of them or
-//! [`BATCH_BYTES`] of payload, before a flush (a flush waits for them: what a flush
-//! covers is written), and before any message that is not held back (an untracked or a
-//! control message keeps its place after them). That is when a message written at once
+//! [`BATCH_BYTES`] of payload, before a message that would take them past that (which
+//! starts the next batch: a batch is never larger than its largest message or
+//! `BATCH_BYTES`, so a peer's limit on a message's size that each message meets, the
+//! batch meets too), before a flush (a flush waits for them: what a flush covers is
+//! written), and before any message that is not held back (an untracked or a control
+//! message keeps its place after them). Each of those writes is one message after one
+//! `poll_ready`, but for a message that is not held back: it follows the batch at once,
+//! as the protocol's control messages are written when they are made. That is when a message written at once
 //! would have left the connection's own write buffer too: a `Sink` sends what it was
 //! given at a flush.
 //!
@@ -27,11 +32,27 @@ use crate::Message;
 pub(crate) const BATCH_BYTES: usize = 4 * 1024;
 
 /// The last `count` entries of the queue, unwritten and tracked, held back; their
-/// payload bytes.
+/// payload bytes; the most the framing gathers in one message.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Deferred {
     pub(crate) count: usize,
     pub(crate) bytes: usize,
+    pub(crate) limit: usize,
+}
+
+impl Deferred {
+    /// Whether a message of `len` payload bytes fits in the batch with these: a batch
+    /// stays within [`BATCH_BYTES`] unless a message alone is larger (it goes alone).
+    #[inline]
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        self.count == 0 || self.bytes + len <= BATCH_BYTES
+    }
+
+    /// Whether these are enough to be written now.
+    #[inline]
+    pub(crate) fn full(&self) -> bool {
+        self.count > 0 && (self.count >= self.limit || self.bytes >= BATCH_BYTES)
+    }
 }
 
 /// A message made of held-back entries, and how many it covers.
@@ -43,7 +64,8 @@ pub(crate) struct Gathered {
 
 impl Outbox {
     /// Keeps a tracked `message` for the framing, held back to be written with the ones
-    /// after it. Only when everything before it is written or held back.
+    /// after it, in batches of at most `limit`. Only when everything before it is written
+    /// or held back, and it [`fits`](Deferred::fits).
     #[inline]
     pub(crate) fn push_deferred(
         &mut self,
@@ -51,12 +73,17 @@ impl Outbox {
         id: u64,
         prompt: bool,
         tag: Option<super::Tag>,
+        limit: usize,
     ) {
-        debug_assert!(self.all_written_or_deferred());
+        debug_assert!(self.all_written_or_deferred() && self.deferred.fits(message.len()));
         let (count, bytes) = (self.deferred.count + 1, self.deferred.bytes + message.len());
         self.push_framed(message, id, prompt, tag);
         // `push_framed` dropped the claim, as any other push does.
-        self.deferred = Deferred { count, bytes };
+        self.deferred = Deferred {
+            count,
+            bytes,
+            limit,
+        };
     }
 
     /// The messages held back.
@@ -71,17 +98,11 @@ impl Outbox {
         self.written + self.deferred.count == self.queue.len()
     }
 
-    /// Whether the messages held back are enough to be written now.
-    #[inline]
-    pub(crate) fn deferred_full(&self, limit: usize) -> bool {
-        self.deferred.count >= limit || self.deferred.bytes >= BATCH_BYTES
-    }
-
     /// The messages held back as one message, framed by `framing` (one alone as
     /// [`Framing::frame`] frames it); `None` when none is. Mark them written with
     /// [`mark_written_n`](Self::mark_written_n) once it is written.
     pub(crate) fn gather(&self, framing: &mut dyn Framing) -> Option<Gathered> {
-        let Deferred { count, bytes } = self.deferred;
+        let Deferred { count, bytes, .. } = self.deferred;
         let start = self.queue.len() - count;
         let message = match count {
             0 => return None,

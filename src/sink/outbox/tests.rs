@@ -304,12 +304,12 @@ impl Framing for Joining {
 fn messages_held_back_are_written_as_one_and_marked_written_together() {
     let mut o = Outbox::new(100, 1000);
     for (id, text) in [(1, "a"), (2, "b")] {
-        o.push_deferred(Message::text(text), id, false, None);
+        o.push_deferred(Message::text(text), id, false, None, 3);
     }
     assert!(o.all_written_or_deferred() && !o.all_written());
-    assert!(!o.deferred_full(3));
-    o.push_deferred(Message::text("c"), 3, false, None);
-    assert!(o.deferred_full(3));
+    assert!(!o.deferred().full());
+    o.push_deferred(Message::text("c"), 3, false, None, 3);
+    assert!(o.deferred().full());
     let gathered = o.gather(&mut Joining).unwrap();
     assert_eq!(
         (gathered.message, gathered.entries),
@@ -319,14 +319,14 @@ fn messages_held_back_are_written_as_one_and_marked_written_together() {
     assert!(o.all_written());
     assert!(o.gather(&mut Joining).is_none());
     // One alone is framed as one.
-    o.push_deferred(Message::text("d"), 4, false, None);
+    o.push_deferred(Message::text("d"), 4, false, None, 3);
     assert_eq!(o.gather(&mut Joining).unwrap().message, Message::text("d"));
 }
 
 #[test]
 fn anything_else_that_changes_the_queue_makes_what_was_held_back_ordinary_backlog() {
     let mut o = Outbox::new(100, 1000);
-    o.push_deferred(Message::text("a"), 1, false, None);
+    o.push_deferred(Message::text("a"), 1, false, None, 3);
     // A message pushed otherwise (not connected, or untracked): the held-back one is
     // written before it, one by one.
     o.push(Message::text("u"), None, None);
@@ -334,18 +334,18 @@ fn anything_else_that_changes_the_queue_makes_what_was_held_back_ordinary_backlo
     assert!(!o.all_written_or_deferred());
     assert_eq!(texts(&mut o), ["a", "u"]);
     // A lost connection.
-    o.push_deferred(Message::text("b"), 2, false, None);
+    o.push_deferred(Message::text("b"), 2, false, None, 3);
     o.rewind();
     assert_eq!(o.deferred().count, 0);
     // An acknowledgement that reaches an unwritten one.
     let mut o = Outbox::new(100, 1000);
-    o.push_deferred(Message::text("a"), 1, false, None);
-    o.push_deferred(Message::text("b"), 2, false, None);
+    o.push_deferred(Message::text("a"), 1, false, None, 3);
+    o.push_deferred(Message::text("b"), 2, false, None, 3);
     o.acknowledge(1);
     assert_eq!(o.deferred().count, 0, "a was never written");
     assert_eq!(texts(&mut o), ["b"]);
     // Taken back.
-    o.push_deferred(Message::text("c"), 3, false, None);
+    o.push_deferred(Message::text("c"), 3, false, None, 3);
     o.take_all();
     assert!(o.all_written_or_deferred() && o.deferred().count == 0);
 }
