@@ -35,6 +35,8 @@ use tokio::time::Instant;
 mod acknowledge;
 mod confirm;
 mod deferred;
+#[cfg(test)]
+mod deferred_model;
 mod released;
 mod remove;
 
