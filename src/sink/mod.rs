@@ -605,12 +605,6 @@ impl<M: MakeConnection> ReconnectingSink<M> {
         self.core.books.outbox.discard_control(pick, live)
     }
 
-    /// Whether tracked messages let go of are counted in [`unacked`](Self::unacked).
-    #[inline]
-    pub(crate) fn has_released(&self) -> bool {
-        self.core.books.outbox.has_released()
-    }
-
     /// The highest acknowledgement id among the tracked messages the sink holds, if any.
     pub(crate) fn newest_held(&self) -> Option<u64> {
         self.core.books.outbox.newest_tracked()

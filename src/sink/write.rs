@@ -191,6 +191,7 @@ impl<M: MakeConnection> Core<M> {
     /// the batch before it if it does not fit, or the batch it fills; a batch it fills
     /// on its own (a large message, after the write of the one before) waits for the next
     /// `poll_ready` or flush.
+    #[inline]
     fn accept_batched(
         &mut self,
         message: Message,

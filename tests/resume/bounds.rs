@@ -113,3 +113,34 @@ async fn start_send_without_room_is_refused_on_the_client_with_messages_taken_ba
     }
     assert_eq!(accepted, 4);
 }
+
+#[tokio::test]
+async fn start_send_without_room_is_refused_within_the_servers_window() {
+    // The server's window is far below the client's own bound (16,384).
+    let config = ServerConfig::default().recv_window_frames(256);
+    let (server, mut ws, mut session) = pair(config, ResumeConfig::default()).await;
+    let mut accepted = 0;
+    while accepted < 600 {
+        match ws.start_send(Message::text(format!("m{accepted}"))) {
+            Ok(()) => accepted += 1,
+            Err(Error::NotReady) => break,
+            Err(e) => panic!("start_send: {e}"),
+        }
+    }
+    assert!(
+        accepted <= 256,
+        "{accepted} accepted past the server's window"
+    );
+    let reader = tokio::spawn(async move {
+        for i in 0..accepted {
+            let item = timeout(BOUND, session.next()).await.expect("next() hung");
+            assert_eq!(item.unwrap().unwrap(), Message::text(format!("m{i}")));
+        }
+    });
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("flush() hung")
+        .unwrap();
+    crate::support::join(reader, "the server's reader").await;
+    assert_eq!(server.stats().violations, 0);
+}

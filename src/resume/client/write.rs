@@ -153,9 +153,9 @@ impl<M: MakeConnection> ResumingSink<M> {
         }
         self.inner.ready_to_take()?;
         let unacked = self.inner.unacked();
-        if self.inner.has_released() && !InFlight::room(unacked, &self.config, &self.cell) {
-            // A caller that skipped `poll_ready` after messages were let go of: refused,
-            // so that those stay within the window (the sink bounds what it holds).
+        if !InFlight::room(unacked, &self.config, &self.cell) {
+            // A caller that skipped `poll_ready`: refused, so that what is in flight (held
+            // or let go of) stays within the window, the server's included.
             return Err(Error::NotReady);
         }
         // The sink takes it now: the number is used. The sink keeps the message as it

@@ -202,12 +202,6 @@ impl Outbox {
         }
     }
 
-    /// Whether tracked messages let go of are counted (see `released.rs`).
-    #[inline]
-    pub(crate) fn has_released(&self) -> bool {
-        !self.released.is_empty()
-    }
-
     /// Whether every tracked message, held or let go of, is acknowledged.
     pub(crate) fn all_acknowledged(&self) -> bool {
         self.tracked == 0 && self.released.is_empty()
