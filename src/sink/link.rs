@@ -182,12 +182,21 @@ impl<M: MakeConnection> Link<M> {
             return Poll::Ready(Ok(()));
         }
         ready!(self.poll_ready(cx))?;
+        Poll::Ready(self.write_deferred(books))
+    }
+
+    /// Writes the messages held back for a batch, if any, as one, once the hello
+    /// messages are written: after `poll_ready` (see `outbox/deferred.rs`).
+    pub(super) fn write_deferred(&mut self, books: &mut Books) -> Result<(), End> {
+        if !self.preamble_done() {
+            return Ok(());
+        }
         let (outbox, framing) = books.writing();
         if let Some(gathered) = framing.and_then(|framing| outbox.gather(framing)) {
             self.write(gathered.message)?;
             outbox.mark_written_n(gathered.entries);
         }
-        Poll::Ready(Ok(()))
+        Ok(())
     }
 
     /// Whether the connection can take a message now.

@@ -226,16 +226,8 @@ impl<M: MakeConnection> Core<M> {
         let State::Connected(link) = &mut self.state else {
             return;
         };
-        let (outbox, framing) = self.books.writing();
-        let Some(gathered) = framing.and_then(|framing| outbox.gather(framing)) else {
-            return;
-        };
-        match link.write(gathered.message) {
-            Ok(()) => self.books.outbox.mark_written_n(gathered.entries),
-            Err(end) => {
-                let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-                self.end_connection(end, &mut cx);
-            }
+        if let Err(end) = link.write_deferred(&mut self.books) {
+            self.write_failed(end);
         }
     }
 
@@ -256,13 +248,16 @@ impl<M: MakeConnection> Core<M> {
     fn written(&mut self, result: Result<(), End>) {
         match result {
             Ok(()) => self.books.outbox.mark_written(),
-            // (A write fails only with a lost connection, never a Close frame to answer:
-            // no waker is needed.)
-            Err(end) => {
-                let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-                self.end_connection(end, &mut cx);
-            }
+            Err(end) => self.write_failed(end),
         }
+    }
+
+    /// A write when a message was accepted failed: the connection ends (the messages
+    /// stay, and are resent on the next one). A write fails only with a lost
+    /// connection, never a Close frame to answer: no waker is needed.
+    fn write_failed(&mut self, end: End) {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        self.end_connection(end, &mut cx);
     }
 
     /// Flushes; a message with an outcome is waited for until its outcome resolves

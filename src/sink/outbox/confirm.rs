@@ -79,7 +79,7 @@ impl Outbox {
             self.unconfirmed += untracked;
         }
         self.flushed = upto;
-        self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.kept.len()).sum();
+        self.recount_unflushed();
         // The window is bounded as the unflushed part is: past it, the oldest are taken
         // as delivered, without a confirmation (counted, see `take_presumed`).
         while self.unconfirmed > self.max_messages {

@@ -3,6 +3,7 @@
 //! counts, and the held-back claim (exactly the unwritten tracked end of the queue, with
 //! its bytes) hold, and everything left is written in the end.
 use super::deferred::BATCH_BYTES;
+use super::tests::Joining;
 use super::*;
 use crate::sink::outcome::Delivery;
 use proptest::prelude::*;
@@ -48,29 +49,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::DiscardControl),
         1 => Just(Op::Untrack),
     ]
-}
-
-struct Framer;
-impl Framing for Framer {
-    fn frame(&mut self, message: &Message, id: u64, _: bool) -> Message {
-        Message::text(format!("[{id}:{}]", message.to_text().unwrap()))
-    }
-    fn batch_limit(&self) -> usize {
-        4
-    }
-    fn frame_batch(
-        &mut self,
-        entries: &mut dyn Iterator<Item = crate::sink::Tracked<'_>>,
-        count: usize,
-        bytes: usize,
-    ) -> Message {
-        let v: Vec<String> = entries
-            .map(|t| format!("[{}:{}]", t.id, t.message.to_text().unwrap()))
-            .collect();
-        assert_eq!(v.len(), count, "count given to frame_batch");
-        let _ = bytes;
-        Message::text(v.join(""))
-    }
 }
 
 fn check(o: &Outbox, step: usize, op: &Op) {
@@ -164,12 +142,12 @@ proptest! {
                 }
                 Op::WriteOne => {
                     if !o.all_written_or_deferred() {
-                        o.next_unwritten(Some(&mut Framer)).unwrap();
+                        o.next_unwritten(Some(&mut Joining)).unwrap();
                         o.mark_written();
                     }
                 }
                 Op::Gather => {
-                    if let Some(g) = o.gather(&mut Framer) {
+                    if let Some(g) = o.gather(&mut Joining) {
                         o.mark_written_n(g.entries);
                     }
                 }
@@ -194,10 +172,10 @@ proptest! {
             guard += 1;
             assert!(guard < 1000, "stuck");
             if !o.all_written_or_deferred() {
-                o.next_unwritten(Some(&mut Framer)).unwrap();
+                o.next_unwritten(Some(&mut Joining)).unwrap();
                 o.mark_written();
             } else {
-                let g = o.gather(&mut Framer).expect("held back but nothing gathered");
+                let g = o.gather(&mut Joining).expect("held back but nothing gathered");
                 o.mark_written_n(g.entries);
             }
             check(&o, usize::MAX, &Op::WriteOne);

@@ -358,7 +358,7 @@ impl Outbox {
         if self.tracked == self.queue.len() {
             // Everything is tracked: nothing to drop, only the flushed mark moves.
             self.flushed = upto;
-            self.unflushed_bytes = self.queue.iter().skip(upto).map(|e| e.kept.len()).sum();
+            self.recount_unflushed();
             return;
         }
         if self.tracked == 0 {
@@ -401,6 +401,11 @@ impl Outbox {
             self.written = upto - removed;
             self.flushed = self.written;
         }
+        self.recount_unflushed();
+    }
+
+    /// Counts the bytes of the entries from `flushed` on again.
+    fn recount_unflushed(&mut self) {
         self.unflushed_bytes = self
             .queue
             .iter()

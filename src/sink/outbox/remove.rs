@@ -76,12 +76,7 @@ impl Outbox {
         );
         if dropped > 0 && live {
             // Only unwritten entries left: the marks before them stand.
-            self.unflushed_bytes = self
-                .queue
-                .iter()
-                .skip(self.flushed)
-                .map(|e| e.kept.len())
-                .sum();
+            self.recount_unflushed();
         } else if dropped > 0 {
             self.rewind();
         }

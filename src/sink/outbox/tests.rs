@@ -277,8 +277,9 @@ fn a_control_message_is_discarded_unless_written_on_the_live_connection() {
     assert_eq!(o.next_unwritten(None), Some(Message::text("u")));
 }
 
-/// A framing that writes a message as its text, and a batch as the texts joined by `+`.
-struct Joining;
+/// A framing that writes a message as its text, and a batch as the texts joined by `+`
+/// (checking the count it is given).
+pub(super) struct Joining;
 
 impl Framing for Joining {
     fn frame(&mut self, message: &Message, _id: u64, _prompt: bool) -> Message {
@@ -292,10 +293,11 @@ impl Framing for Joining {
     fn frame_batch(
         &mut self,
         entries: &mut dyn Iterator<Item = crate::sink::Tracked<'_>>,
-        _count: usize,
+        count: usize,
         _bytes: usize,
     ) -> Message {
         let texts: Vec<&str> = entries.map(|t| t.message.to_text().unwrap()).collect();
+        assert_eq!(texts.len(), count, "the count given to frame_batch");
         Message::text(texts.join("+"))
     }
 }
