@@ -97,6 +97,21 @@ async fn read_texts(session: &mut Session, n: usize) -> Vec<String> {
     texts
 }
 
+/// Feeds `texts`, each within BOUND (`hung` says what a feed that hangs means), then
+/// flushes within BOUND.
+async fn send_all(ws: &mut ResumingSink, texts: Vec<String>, hung: &str) {
+    for text in texts {
+        timeout(BOUND, ws.feed(Message::text(text)))
+            .await
+            .expect(hung)
+            .unwrap();
+    }
+    timeout(BOUND, ws.flush())
+        .await
+        .expect("flush() hung")
+        .unwrap();
+}
+
 fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
@@ -157,16 +172,7 @@ async fn the_window_holds_until_the_server_acknowledges(
         "the client sent past the server's window"
     );
     let reader = tokio::spawn(async move { read_texts(&mut session, 512).await });
-    for text in numbered("n", 256) {
-        timeout(BOUND, ws.feed(Message::text(text)))
-            .await
-            .expect("feed() hung")
-            .unwrap();
-    }
-    timeout(BOUND, ws.flush())
-        .await
-        .expect("flush() hung")
-        .unwrap();
+    send_all(&mut ws, numbered("n", 256), "feed() hung").await;
     let got = crate::support::join(reader, "the server's reader").await;
     let mut expected = numbered("m", 256);
     expected.extend(numbered("n", 256));
@@ -312,16 +318,8 @@ async fn messages_given_up_before_a_server_restart_count_against_no_window_of_th
         .expect("sessions ended");
     // The new session has none of m0..m255: its window is the client's to fill.
     let reader = tokio::spawn(async move { read_texts(&mut session, 10).await });
-    for text in numbered("n", 10) {
-        timeout(BOUND, ws.feed(Message::text(text)))
-            .await
-            .expect("feed() hung: the window of the new session is taken")
-            .unwrap();
-    }
-    timeout(BOUND, ws.flush())
-        .await
-        .expect("flush() hung")
-        .unwrap();
+    let taken = "feed() hung: the window of the new session is taken";
+    send_all(&mut ws, numbered("n", 10), taken).await;
     let got = crate::support::join(reader, "the new session's reader").await;
     assert_eq!(got, numbered("n", 10));
 }
